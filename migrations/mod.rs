@@ -1,0 +1,30 @@
+//! Ordered schema migrations. Step N brings a file from schema N-1 to N; `store::migrate`
+//! applies the missing steps on open, each in its own durable transaction. Never edit a step
+//! that has shipped: add the next one and bump `store::tables::SCHEMA_VERSION`.
+
+#[path = "0001_initial.rs"]
+mod m0001_initial;
+#[path = "0002_kv_tombstones.rs"]
+mod m0002_kv_tombstones;
+
+use crate::store::Result;
+use redb::WriteTransaction;
+
+pub struct Migration {
+    pub version: u64,
+    pub name: &'static str,
+    pub apply: fn(&WriteTransaction) -> Result<()>,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial: meta, table_index, kv",
+        apply: m0001_initial::apply,
+    },
+    Migration {
+        version: 2,
+        name: "kv_tombstones (graveyard for prefix indexes)",
+        apply: m0002_kv_tombstones::apply,
+    },
+];

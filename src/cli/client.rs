@@ -1,0 +1,136 @@
+//! The HTTP client the CLI commands share, configured as the consul CLI's is: `-http-addr`
+//! (or `CONSUL_HTTP_ADDR`), `-token` / `-token-file` (or `CONSUL_HTTP_TOKEN`), `-datacenter`,
+//! `-stale`.
+
+use reqwest::{Method, StatusCode};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HttpFlags {
+    /// Address of the agent's HTTP API.
+    #[arg(long = "http-addr", env = "CONSUL_HTTP_ADDR", default_value = "127.0.0.1:8500")]
+    pub http_addr: String,
+    /// ACL token for the request.
+    #[arg(long = "token", env = "CONSUL_HTTP_TOKEN")]
+    pub token: Option<String>,
+    /// File holding the ACL token.
+    #[arg(long = "token-file", env = "CONSUL_HTTP_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    #[arg(long = "datacenter")]
+    pub datacenter: Option<String>,
+    /// Allow any agent to answer (accepted; a single node is always consistent).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stale: Option<bool>,
+}
+
+/// A response: status and body.
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text, for error messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    datacenter: Option<String>,
+}
+
+impl Client {
+    pub fn new(flags: &HttpFlags) -> Result<Client, String> {
+        let addr = flags.http_addr.trim_end_matches('/');
+        let base = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let token = match (&flags.token, &flags.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("Error reading token file {}: {e}", file.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        Ok(Client {
+            http: reqwest::Client::new(),
+            base,
+            token,
+            datacenter: flags.datacenter.clone(),
+        })
+    }
+
+    /// Sends a request to `path` (which starts with `/v1/`) with `query` pairs appended.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, String> {
+        let mut url = format!("{}{}", self.base, path);
+        let mut pairs: Vec<(&str, String)> = query.to_vec();
+        if let Some(dc) = &self.datacenter {
+            pairs.push(("dc", dc.clone()));
+        }
+        if !pairs.is_empty() {
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            url.push('?');
+            url.push_str(&encoded);
+        }
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.header("X-Consul-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Ok(Response { status, body })
+    }
+
+    /// Like `send`, and any status but 200 becomes the consul CLI's error text.
+    pub async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, String> {
+        let response = self.send(method, path, query, body).await?;
+        if response.status != StatusCode::OK {
+            return Err(format!(
+                "Unexpected response code: {} ({})",
+                response.status.as_u16(),
+                response.text()
+            ));
+        }
+        Ok(response)
+    }
+}
+
+/// Reads a command's DATA argument as the consul CLI does: `@file`, `-` for stdin, else literal.
+pub fn read_data(arg: &str) -> Result<Vec<u8>, String> {
+    if let Some(path) = arg.strip_prefix('@') {
+        return std::fs::read(path).map_err(|e| format!("Failed to read file: {e}"));
+    }
+    if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| format!("Failed to read stdin: {e}"))?;
+        return Ok(buf);
+    }
+    Ok(arg.as_bytes().to_vec())
+}

@@ -1,0 +1,136 @@
+//! The `legate` command line, mirroring `consul`'s commands and Go-style flags (`-flag`,
+//! `-flag=value`, `-flag value`). Every command but `agent` is an HTTP client of a running agent.
+
+pub mod client;
+pub mod kv;
+
+use crate::config::{AgentFlags, Config};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "legate", version, about = "A durable, single-node, Consul-compatible agent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the agent.
+    Agent(AgentFlags),
+    /// Interacts with the key-value store.
+    Kv {
+        #[command(subcommand)]
+        command: kv::KvCommand,
+    },
+    /// Prints the version.
+    Version,
+}
+
+/// Go's flag package accepts `-name` for long flags; clap wants `--name`. Rewrites every
+/// single-dash word longer than one letter (up to a bare `--`), leaving `-` (stdin) alone.
+pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if passthrough || arg == "--" {
+            passthrough = true;
+            out.push(arg);
+        } else if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && !is_number(&arg) {
+            out.push(format!("-{arg}"));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+fn is_number(arg: &str) -> bool {
+    arg[1..].parse::<f64>().is_ok()
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(normalize_go_flags(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match cli.command {
+        Command::Agent(flags) => runtime.block_on(run_agent(flags)),
+        Command::Kv { command } => runtime.block_on(kv::run(command)),
+        Command::Version => {
+            println!("Legate v{} (Consul API v{})", env!("CARGO_PKG_VERSION"), crate::config::CONSUL_VERSION);
+            0
+        }
+    }
+}
+
+async fn run_agent(flags: AgentFlags) -> i32 {
+    let config = match Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("==> {e}");
+            return 1;
+        }
+    };
+    init_logging(&config);
+    for notice in &config.notices {
+        tracing::info!("{notice}");
+    }
+    match crate::agent::run(config).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("==> {e}");
+            1
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = match config.log_level.as_str() {
+        "err" => "error",
+        other => other,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_flags_become_long_flags() {
+        let args = ["legate", "agent", "-dev", "-data-dir=/x", "-http-port", "-1", "-", "--", "-keep"];
+        let out = normalize_go_flags(args.iter().map(|s| s.to_string()));
+        assert_eq!(out, ["legate", "agent", "--dev", "--data-dir=/x", "--http-port", "-1", "-", "--", "-keep"]);
+    }
+
+    #[test]
+    fn agent_flags_parse() {
+        let cli = Cli::try_parse_from(normalize_go_flags(
+            ["legate", "agent", "-dev", "-server=false", "-config-file", "a.json", "-config-file=b.hcl", "-node", "n1"]
+                .iter()
+                .map(|s| s.to_string()),
+        ))
+        .unwrap();
+        let Command::Agent(flags) = cli.command else { panic!() };
+        assert_eq!(flags.dev, Some(true));
+        assert_eq!(flags.server, Some(false));
+        assert_eq!(flags.config_file.len(), 2);
+        assert!(Cli::try_parse_from(["legate", "agent", "--no-such-flag"]).is_err());
+    }
+}

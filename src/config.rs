@@ -1,0 +1,597 @@
+//! Agent configuration: `consul agent`'s flags and its JSON/HCL config files, merged into one
+//! validated `Config` (low → high: raw file values → `FileConfig` → `Config`).
+//!
+//! Precedence as Consul's: built-in defaults (dev defaults with `-dev`), then config files and
+//! directories in order, then `-hcl` fragments, then flags. Keys that only matter in a cluster
+//! are accepted and ignored with a log line; an unknown key or a bad value stops the start with
+//! an error naming it.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The Consul version whose API this agent implements (reported by `/v1/agent/self`).
+pub const CONSUL_VERSION: &str = "1.22.0";
+
+/// `consul agent` flags (the `legate agent` command line).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentFlags {
+    /// Development mode: a throwaway data dir (unless -data-dir is given), server, bound to 127.0.0.1.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dev: Option<bool>,
+    /// Directory for the agent's durable state.
+    #[arg(long = "data-dir")]
+    pub data_dir: Option<PathBuf>,
+    /// A JSON or HCL config file (repeatable).
+    #[arg(long = "config-file")]
+    pub config_file: Vec<PathBuf>,
+    /// A directory of .json/.hcl config files, read in lexical order (repeatable).
+    #[arg(long = "config-dir")]
+    pub config_dir: Vec<PathBuf>,
+    /// Inline HCL config fragment (repeatable).
+    #[arg(long = "hcl")]
+    pub hcl: Vec<String>,
+    #[arg(long = "node")]
+    pub node: Option<String>,
+    #[arg(long = "node-id")]
+    pub node_id: Option<String>,
+    #[arg(long = "datacenter")]
+    pub datacenter: Option<String>,
+    /// Address the HTTP API binds to.
+    #[arg(long = "client")]
+    pub client: Option<String>,
+    #[arg(long = "bind")]
+    pub bind: Option<String>,
+    #[arg(long = "advertise")]
+    pub advertise: Option<String>,
+    #[arg(long = "http-port", allow_negative_numbers = true)]
+    pub http_port: Option<i32>,
+    #[arg(long = "dns-port", allow_negative_numbers = true)]
+    pub dns_port: Option<i32>,
+    #[arg(long = "grpc-port", allow_negative_numbers = true)]
+    pub grpc_port: Option<i32>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub server: Option<bool>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub bootstrap: Option<bool>,
+    #[arg(long = "bootstrap-expect")]
+    pub bootstrap_expect: Option<u32>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ui: Option<bool>,
+    #[arg(long = "log-level")]
+    pub log_level: Option<String>,
+    #[arg(long = "log-json", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub log_json: Option<bool>,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "enable-script-checks", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_script_checks: Option<bool>,
+    #[arg(long = "enable-local-script-checks", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_local_script_checks: Option<bool>,
+    /// Cluster flags accepted for compatibility and ignored on a single node.
+    #[arg(long = "retry-join")]
+    pub retry_join: Vec<String>,
+    #[arg(long = "join")]
+    pub join: Vec<String>,
+    #[arg(long = "encrypt")]
+    pub encrypt: Option<String>,
+}
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dev: bool,
+    pub datacenter: String,
+    pub primary_datacenter: String,
+    pub node_name: String,
+    pub node_id: Option<String>,
+    /// `None` only in `-dev` without `-data-dir`: a throwaway directory is made at start.
+    pub data_dir: Option<PathBuf>,
+    pub server: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: u32,
+    pub client_addr: IpAddr,
+    pub bind_addr: IpAddr,
+    pub advertise_addr: IpAddr,
+    pub ports: Ports,
+    /// `addresses.http`, when set, overrides `client_addr` for the HTTP API.
+    pub http_addr: Option<IpAddr>,
+    pub log_level: String,
+    pub log_json: bool,
+    pub pid_file: Option<PathBuf>,
+    pub enable_script_checks: bool,
+    pub enable_local_script_checks: bool,
+    pub ui: bool,
+    pub limits: Limits,
+    pub default_query_time: Duration,
+    pub max_query_time: Duration,
+    pub node_meta: BTreeMap<String, String>,
+    /// The `acl` block, kept for the ACL work.
+    pub acl: Value,
+    /// `services`/`service` and `checks`/`check` definitions, for the agent-services work.
+    pub services: Vec<Value>,
+    pub checks: Vec<Value>,
+    /// Files and directories read, so `reload` can read them again.
+    pub config_files: Vec<PathBuf>,
+    pub config_dirs: Vec<PathBuf>,
+    /// Things worth logging once logging is set up (keys ignored on a single node).
+    pub notices: Vec<String>,
+}
+
+/// A port of -1 disables the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub http: i32,
+    pub https: i32,
+    pub dns: i32,
+    pub grpc: i32,
+    pub grpc_tls: i32,
+    pub server: i32,
+    pub serf_lan: i32,
+    pub serf_wan: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub kv_max_value_size: u64,
+    pub txn_max_req_len: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            kv_max_value_size: 512 * 1024,
+            txn_max_req_len: 512 * 1024,
+        }
+    }
+}
+
+/// A startup configuration error, naming what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Error parsing {file}: {reason}")]
+    Parse { file: String, reason: String },
+    #[error("Error reading {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a config file may hold. Unknown keys are refused; cluster-only keys are kept as
+/// raw values only to be reported as ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    datacenter: Option<String>,
+    primary_datacenter: Option<String>,
+    node_name: Option<String>,
+    node_id: Option<String>,
+    data_dir: Option<PathBuf>,
+    server: Option<bool>,
+    bootstrap: Option<bool>,
+    bootstrap_expect: Option<u32>,
+    client_addr: Option<String>,
+    bind_addr: Option<String>,
+    advertise_addr: Option<String>,
+    ports: Option<FilePorts>,
+    addresses: Option<FileAddresses>,
+    log_level: Option<String>,
+    log_json: Option<bool>,
+    pid_file: Option<PathBuf>,
+    enable_script_checks: Option<bool>,
+    enable_local_script_checks: Option<bool>,
+    ui: Option<bool>,
+    ui_config: Option<Value>,
+    limits: Option<FileLimits>,
+    performance: Option<FilePerformance>,
+    default_query_time: Option<String>,
+    max_query_time: Option<String>,
+    node_meta: Option<BTreeMap<String, String>>,
+    acl: Option<Value>,
+    service: Option<Value>,
+    services: Option<Value>,
+    check: Option<Value>,
+    checks: Option<Value>,
+}
+
+/// Cluster and transport keys a single node has no use for: accepted, logged, ignored.
+const IGNORED_KEYS: &[&str] = &[
+    "retry_join", "retry_join_wan", "start_join", "start_join_wan", "retry_interval", "retry_max",
+    "rejoin_after_leave", "leave_on_terminate", "skip_leave_on_interrupt", "encrypt",
+    "encrypt_verify_incoming", "encrypt_verify_outgoing", "serf_lan", "serf_wan",
+    "advertise_addr_wan", "translate_wan_addrs", "raft_protocol", "raft_snapshot_threshold",
+    "raft_snapshot_interval", "raft_trailing_logs", "autopilot", "reconnect_timeout",
+    "reconnect_timeout_wan", "disable_update_check", "disable_remote_exec", "disable_host_node_id",
+    "domain", "recursors", "dns_config", "telemetry", "tls", "auto_encrypt", "connect", "license_path",
+];
+
+// Every field is parsed so a bad value stops the start; those a single node has no use for
+// are not read afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePorts {
+    http: Option<i32>,
+    https: Option<i32>,
+    dns: Option<i32>,
+    grpc: Option<i32>,
+    grpc_tls: Option<i32>,
+    server: Option<i32>,
+    serf_lan: Option<i32>,
+    serf_wan: Option<i32>,
+    sidecar_min_port: Option<i32>,
+    sidecar_max_port: Option<i32>,
+    expose_min_port: Option<i32>,
+    expose_max_port: Option<i32>,
+}
+
+// Every field is parsed so a bad value stops the start; those a single node has no use for
+// are not read afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAddresses {
+    http: Option<String>,
+    https: Option<String>,
+    dns: Option<String>,
+    grpc: Option<String>,
+    grpc_tls: Option<String>,
+}
+
+// Every field is parsed so a bad value stops the start; those a single node has no use for
+// are not read afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    kv_max_value_size: Option<u64>,
+    txn_max_req_len: Option<u64>,
+    http_max_conns_per_client: Option<u64>,
+    https_handshake_timeout: Option<String>,
+    rpc_handshake_timeout: Option<String>,
+    rpc_max_burst: Option<u64>,
+    rpc_max_conns_per_client: Option<u64>,
+    rpc_rate: Option<f64>,
+    request_limits: Option<Value>,
+}
+
+// Every field is parsed so a bad value stops the start; those a single node has no use for
+// are not read afterwards.
+#[allow(dead_code)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePerformance {
+    raft_multiplier: Option<u32>,
+    leave_drain_time: Option<String>,
+    rpc_hold_timeout: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from flags and the files they name.
+    pub fn load(flags: &AgentFlags) -> Result<Config, ConfigError> {
+        let mut merged = Value::Object(Map::new());
+        for file in &flags.config_file {
+            merge(&mut merged, read_file(file)?);
+        }
+        for dir in &flags.config_dir {
+            for file in config_dir_files(dir)? {
+                merge(&mut merged, read_file(&file)?);
+            }
+        }
+        for (i, fragment) in flags.hcl.iter().enumerate() {
+            merge(&mut merged, parse_text(&format!("-hcl fragment {}", i + 1), fragment, true)?);
+        }
+        let mut notices = Vec::new();
+        if let Value::Object(map) = &mut merged {
+            for key in IGNORED_KEYS {
+                if map.remove(*key).is_some() {
+                    notices.push(format!("config key {key:?} ignored: it only applies to a multi-node cluster"));
+                }
+            }
+        }
+        let file: FileConfig = serde_json::from_value(merged).map_err(|e| ConfigError::Parse {
+            file: "config".into(),
+            reason: e.to_string(),
+        })?;
+        if !flags.retry_join.is_empty() || !flags.join.is_empty() || flags.encrypt.is_some() {
+            notices.push("-join, -retry-join and -encrypt are ignored: this agent is a single node".into());
+        }
+        Self::build(flags, file, notices)
+    }
+
+    fn build(flags: &AgentFlags, file: FileConfig, notices: Vec<String>) -> Result<Config, ConfigError> {
+        let dev = flags.dev.unwrap_or(false);
+        let data_dir = flags.data_dir.clone().or(file.data_dir);
+        if !dev && data_dir.is_none() {
+            return Err(ConfigError::Invalid(
+                "data_dir cannot be empty: set -data-dir or data_dir in a config file (or use -dev)".into(),
+            ));
+        }
+        let datacenter = flags
+            .datacenter
+            .clone()
+            .or(file.datacenter)
+            .unwrap_or_else(|| "dc1".into())
+            .to_lowercase();
+        if datacenter.is_empty() || !datacenter.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ConfigError::Invalid(format!(
+                "datacenter {datacenter:?} cannot contain characters other than letters, digits, '-' and '_'"
+            )));
+        }
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        let parse_ip = |what: &str, text: Option<String>| -> Result<Option<IpAddr>, ConfigError> {
+            text.map(|t| {
+                t.parse()
+                    .map_err(|_| ConfigError::Invalid(format!("{what}: invalid IP address {t:?}")))
+            })
+            .transpose()
+        };
+        let client_addr = parse_ip("client_addr", flags.client.clone().or(file.client_addr))?.unwrap_or(loopback);
+        let bind_addr = parse_ip("bind_addr", flags.bind.clone().or(file.bind_addr))?.unwrap_or(loopback);
+        let advertise_addr =
+            parse_ip("advertise_addr", flags.advertise.clone().or(file.advertise_addr))?.unwrap_or(
+                if bind_addr.is_unspecified() { loopback } else { bind_addr },
+            );
+        let addresses = file.addresses.unwrap_or_default();
+        let http_addr = parse_ip("addresses.http", addresses.http)?;
+        let fp = file.ports.unwrap_or_default();
+        let ports = Ports {
+            http: flags.http_port.or(fp.http).unwrap_or(8500),
+            https: fp.https.unwrap_or(-1),
+            dns: flags.dns_port.or(fp.dns).unwrap_or(8600),
+            grpc: flags.grpc_port.or(fp.grpc).unwrap_or(if dev { 8502 } else { -1 }),
+            grpc_tls: fp.grpc_tls.unwrap_or(if dev { 8503 } else { -1 }),
+            server: fp.server.unwrap_or(8300),
+            serf_lan: fp.serf_lan.unwrap_or(8301),
+            serf_wan: fp.serf_wan.unwrap_or(8302),
+        };
+        for (name, port) in [("ports.http", ports.http), ("ports.dns", ports.dns), ("ports.server", ports.server)] {
+            if !(-1..=65535).contains(&port) {
+                return Err(ConfigError::Invalid(format!("{name}: invalid port {port}")));
+            }
+        }
+        let log_level = flags
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into())
+            .to_lowercase();
+        if !["trace", "debug", "info", "warn", "err", "error"].contains(&log_level.as_str()) {
+            return Err(ConfigError::Invalid(format!("log_level: invalid level {log_level:?}")));
+        }
+        let fl = file.limits.unwrap_or_default();
+        let defaults = Limits::default();
+        let limits = Limits {
+            kv_max_value_size: fl.kv_max_value_size.unwrap_or(defaults.kv_max_value_size),
+            txn_max_req_len: fl.txn_max_req_len.unwrap_or(defaults.txn_max_req_len),
+        };
+        if let Some(perf) = file.performance {
+            if let Some(m) = perf.raft_multiplier.filter(|m| !(1..=10).contains(m)) {
+                return Err(ConfigError::Invalid(format!(
+                    "performance.raft_multiplier cannot be {m}. Must be between 1 and 10"
+                )));
+            }
+        }
+        let duration = |key: &str, text: Option<String>, default: u64| -> Result<Duration, ConfigError> {
+            match text {
+                None => Ok(Duration::from_secs(default)),
+                Some(t) => crate::duration::parse(&t)
+                    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))),
+            }
+        };
+        let node_name = flags
+            .node
+            .clone()
+            .or(file.node_name)
+            .unwrap_or_else(hostname);
+        let server = dev || flags.server.or(file.server).unwrap_or(false);
+        Ok(Config {
+            dev,
+            primary_datacenter: file.primary_datacenter.unwrap_or_else(|| datacenter.clone()),
+            datacenter,
+            node_name,
+            node_id: flags.node_id.clone().or(file.node_id),
+            data_dir,
+            server,
+            bootstrap: flags.bootstrap.or(file.bootstrap).unwrap_or(dev),
+            bootstrap_expect: flags.bootstrap_expect.or(file.bootstrap_expect).unwrap_or(0),
+            client_addr,
+            bind_addr,
+            advertise_addr,
+            ports,
+            http_addr,
+            log_level,
+            log_json: flags.log_json.or(file.log_json).unwrap_or(false),
+            pid_file: flags.pid_file.clone().or(file.pid_file),
+            enable_script_checks: flags.enable_script_checks.or(file.enable_script_checks).unwrap_or(false),
+            enable_local_script_checks: flags
+                .enable_local_script_checks
+                .or(file.enable_local_script_checks)
+                .unwrap_or(false),
+            ui: flags
+                .ui
+                .or(file.ui)
+                .or(file.ui_config.as_ref().and_then(|u| u.get("enabled")).and_then(Value::as_bool))
+                .unwrap_or(dev),
+            limits,
+            default_query_time: duration("default_query_time", file.default_query_time, 300)?,
+            max_query_time: duration("max_query_time", file.max_query_time, 600)?,
+            node_meta: file.node_meta.unwrap_or_default(),
+            acl: file.acl.unwrap_or(Value::Null),
+            services: definitions(file.service, file.services),
+            checks: definitions(file.check, file.checks),
+            config_files: flags.config_file.clone(),
+            config_dirs: flags.config_dir.clone(),
+            notices,
+        })
+    }
+
+    /// The address the HTTP API listens on, or `None` when `ports.http` is -1.
+    pub fn http_socket(&self) -> Option<std::net::SocketAddr> {
+        (self.ports.http >= 0).then(|| (self.http_addr.unwrap_or(self.client_addr), self.ports.http as u16).into())
+    }
+
+    /// This node's server RPC address (what `/v1/status/leader` reports).
+    pub fn server_address(&self) -> String {
+        std::net::SocketAddr::from((self.advertise_addr, self.ports.server.max(0) as u16)).to_string()
+    }
+}
+
+/// `service`/`services` (and `check`/`checks`) may each be one object or a list.
+fn definitions(single: Option<Value>, many: Option<Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for v in [single, many].into_iter().flatten() {
+        match v {
+            Value::Array(items) => out.extend(items),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "legate".into())
+}
+
+fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Read {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let is_hcl = path.extension().and_then(|e| e.to_str()) == Some("hcl");
+    parse_text(&path.display().to_string(), &text, is_hcl)
+}
+
+/// Parses one config source into a JSON object (HCL blocks become nested objects).
+pub fn parse_text(name: &str, text: &str, hcl: bool) -> Result<Value, ConfigError> {
+    let parsed: Result<Value, String> = if hcl {
+        hcl::from_str(text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    };
+    let value = parsed.map_err(|reason| ConfigError::Parse {
+        file: name.to_string(),
+        reason,
+    })?;
+    if !value.is_object() {
+        return Err(ConfigError::Parse {
+            file: name.to_string(),
+            reason: "top level must be an object".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// Merges `next` into `base` as Consul merges config sources: objects merge key by key,
+/// lists append, anything else is replaced.
+fn merge(base: &mut Value, next: Value) {
+    match (base, next) {
+        (Value::Object(b), Value::Object(n)) => {
+            for (k, v) in n {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(n)) => b.extend(n),
+        (b, n) => *b = n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(flags: AgentFlags) -> Result<Config, ConfigError> {
+        Config::load(&flags)
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn json_and_hcl_files_merge_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = write(dir.path(), "a.json", r#"{"datacenter":"east","ports":{"http":9500},"node_name":"n1"}"#);
+        let hcl = write(
+            dir.path(),
+            "b.hcl",
+            "data_dir = \"/tmp/x\"\nports { dns = -1 }\nlimits { kv_max_value_size = 1024 }\nretry_join = [\"a\"]\n",
+        );
+        let cfg = load(AgentFlags {
+            config_file: vec![json, hcl],
+            node: Some("flagged".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.datacenter, "east");
+        assert_eq!((cfg.ports.http, cfg.ports.dns), (9500, -1));
+        assert_eq!(cfg.limits.kv_max_value_size, 1024);
+        assert_eq!(cfg.node_name, "flagged");
+        assert_eq!(cfg.data_dir.as_deref(), Some(Path::new("/tmp/x")));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "a.json", r#"{"data_dir":"/x","no_such_key":1}"#);
+        let err = load(AgentFlags { config_file: vec![f], ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("no_such_key"), "{err}");
+        let f = write(dir.path(), "b.json", r#"{"data_dir":"/x","ports":{"http":"abc"}}"#);
+        let err = load(AgentFlags { config_file: vec![f], ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        let err = load(AgentFlags {
+            dev: Some(true),
+            hcl: vec!["max_query_time = \"forever\"".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("max_query_time"), "{err}");
+    }
+
+    #[test]
+    fn data_dir_is_required_without_dev() {
+        let err = load(AgentFlags::default()).unwrap_err();
+        assert!(err.to_string().contains("data_dir"));
+        let cfg = load(AgentFlags { dev: Some(true), ..Default::default() }).unwrap();
+        assert!(cfg.server && cfg.data_dir.is_none());
+        assert_eq!(cfg.http_socket().unwrap().to_string(), "127.0.0.1:8500");
+    }
+
+    #[test]
+    fn config_dir_reads_json_and_hcl_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "1.json", r#"{"data_dir":"/d","datacenter":"one"}"#);
+        write(dir.path(), "2.hcl", "datacenter = \"two\"\nservice { name = \"web\" }\n");
+        write(dir.path(), "notes.txt", "ignored");
+        let cfg = load(AgentFlags { config_dir: vec![dir.path().into()], ..Default::default() }).unwrap();
+        assert_eq!(cfg.datacenter, "two");
+        assert_eq!(cfg.services.len(), 1);
+    }
+}

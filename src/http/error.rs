@@ -1,0 +1,55 @@
+//! API errors as Consul sends them: a status and a plain-text body. This is the only place a
+//! `StoreError` meets HTTP.
+
+use crate::store::StoreError;
+use warp::http::StatusCode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Methods to list in `Allow` (405 only).
+    pub allow: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+    pub fn method_not_allowed(method: &str, allow: String) -> Self {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("method {method} not allowed"),
+            allow: Some(allow),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Invalid(msg) => ApiError::bad_request(msg),
+            StoreError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down"),
+            other => {
+                tracing::error!(error = %other, "store fault");
+                ApiError::internal(other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`), put (`flags`,
+//! `cas`, `acquire`, `release`) and delete (`recurse`, `cas`), as Consul's `kvs_endpoint.go`.
+
+use super::blocking::blocking;
+use super::error::ApiError;
+use super::reply::Reply;
+use super::{Ctx, Request};
+use crate::store::kv;
+use warp::http::{Method, StatusCode};
+
+const PREFIX: &str = "/v1/kv/";
+
+pub async fn handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    match req.method {
+        Method::GET => get(ctx, req).await,
+        Method::PUT => put(ctx, req).await,
+        _ => delete(ctx, req).await,
+    }
+}
+
+fn missing_key() -> ApiError {
+    ApiError::bad_request("Missing key name")
+}
+
+/// Consul refuses more than one of these flags together, echoing the whole query.
+fn conflicting(req: &Request, flags: &[&str]) -> Result<(), ApiError> {
+    if flags.iter().filter(|f| req.params.has(f)).count() > 1 {
+        return Err(ApiError::bad_request(format!(
+            "Conflicting flags: {}",
+            req.params.encode_sorted()
+        )));
+    }
+    Ok(())
+}
+
+async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let key = req.tail(PREFIX).to_string();
+    let store = &ctx.store;
+    if req.params.has("keys") {
+        let separator = req
+            .params
+            .get("separator")
+            .or_else(|| req.params.get("seperator"))
+            .unwrap_or("")
+            .to_string();
+        let got = blocking(store, &opts, |r, ws| kv::keys(r, ws, &key, &separator)).await?;
+        if got.value.is_empty() && !key.is_empty() {
+            return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
+        }
+        return Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index));
+    }
+    if req.params.has("recurse") {
+        let got = blocking(store, &opts, |r, ws| kv::list(r, ws, &key)).await?;
+        if got.value.is_empty() {
+            return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
+        }
+        return Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index));
+    }
+    if key.is_empty() {
+        return Err(missing_key());
+    }
+    let got = blocking(store, &opts, |r, ws| kv::get(r, ws, &key)).await?;
+    let Some(entry) = got.value else {
+        return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
+    };
+    if req.params.has("raw") {
+        return Ok(Reply::bytes(entry.value, Some("text/plain"))
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Content-Security-Policy", "sandbox")
+            .read_meta(got.index));
+    }
+    Ok(Reply::json(&[entry], opts.pretty)?.read_meta(got.index))
+}
+
+async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let key = req.tail(PREFIX).to_string();
+    if key.is_empty() {
+        return Err(missing_key());
+    }
+    conflicting(&req, &["cas", "acquire", "release"])?;
+    let flags = req.params.u64("flags")?.unwrap_or(0);
+    let cas = req.params.u64("cas")?;
+    if let Some(session) = req.params.get("acquire") {
+        // No session can exist before the sessions work lands, so an acquire fails as Consul's
+        // does for an unknown session.
+        return Err(ApiError::internal(format!("invalid session {session:?}")));
+    }
+    let release = req.params.get("release").map(str::to_string);
+    let value = req.body(&ctx).await?;
+    kv::validate_key(&key)?;
+    let written = ctx
+        .store
+        .write(move |tx| match (cas, release) {
+            (_, Some(session)) => kv::unlock(tx, &key, value, flags, &session),
+            (Some(cas), None) => kv::set_cas(tx, &key, value, flags, cas),
+            (None, None) => kv::set(tx, &key, value, flags),
+        })
+        .await?;
+    Reply::json(&written, opts.pretty)
+}
+
+async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    conflicting(&req, &["recurse", "cas"])?;
+    let key = req.tail(PREFIX).to_string();
+    let deleted = if req.params.has("recurse") {
+        ctx.store.write(move |tx| kv::delete_tree(tx, &key).map(|_| true)).await?
+    } else {
+        if key.is_empty() {
+            return Err(missing_key());
+        }
+        match req.params.u64("cas")? {
+            Some(cas) => ctx.store.write(move |tx| kv::delete_cas(tx, &key, cas)).await?,
+            None => ctx.store.write(move |tx| kv::delete(tx, &key).map(|_| true)).await?,
+        }
+    };
+    Reply::json(&deleted, opts.pretty)
+}

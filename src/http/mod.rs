@@ -1,0 +1,308 @@
+//! The HTTP API. Every `/v1` route is listed once in `ROUTES` (path, methods, handler, body
+//! limit); one warp filter hands each request to `dispatch`, which answers `OPTIONS` and wrong
+//! methods as Consul does, reads the body within the route's limit, and renders errors.
+//! Handlers parse and render; they call `store` domain functions and never touch tables.
+
+pub mod agent;
+pub mod blocking;
+pub mod error;
+pub mod kv;
+pub mod query;
+pub mod reply;
+pub mod status;
+pub mod txn;
+
+use crate::config::Config;
+use crate::store::Store;
+use bytes::Bytes;
+use error::ApiError;
+use futures_util::{Stream, StreamExt};
+use query::{Defaults, Params, QueryOptions};
+use reply::Reply;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::Filter;
+
+/// What every handler can reach: the store and the agent's configuration.
+pub struct AgentContext {
+    pub store: Store,
+    pub config: Config,
+    /// This node's ID (a UUID, kept in the data dir across restarts).
+    pub node_id: String,
+    /// Notified to stop the agent (`/v1/agent/leave`, signals).
+    pub shutdown: tokio::sync::Notify,
+}
+
+pub type Ctx = Arc<AgentContext>;
+
+impl AgentContext {
+    /// This node as a serf member (`/v1/agent/self`, `/v1/agent/members`).
+    pub fn member(&self) -> serde_json::Value {
+        let c = &self.config;
+        serde_json::json!({
+            "Name": c.node_name,
+            "Addr": c.advertise_addr.to_string(),
+            "Port": c.ports.serf_lan,
+            "Tags": {
+                "role": "consul",
+                "dc": c.datacenter,
+                "segment": "",
+                "id": self.node_id,
+                "port": c.ports.server.to_string(),
+                "build": format!("{}:legate-{}", crate::config::CONSUL_VERSION, env!("CARGO_PKG_VERSION")),
+                "vsn": "2",
+                "vsn_min": "2",
+                "vsn_max": "3",
+                "raft_vsn": "3",
+                "expect": c.bootstrap_expect.to_string(),
+                "bootstrap": if c.bootstrap { "1" } else { "0" },
+                "acls": "0",
+                "ft_fs": "1",
+                "ft_si": "1",
+                "wan_join_port": c.ports.serf_wan.to_string(),
+                "grpc_port": c.ports.grpc.to_string(),
+            },
+            "Status": 1,
+            "ProtocolMin": 1,
+            "ProtocolMax": 5,
+            "ProtocolCur": 2,
+            "DelegateMin": 2,
+            "DelegateMax": 5,
+            "DelegateCur": 4,
+        })
+    }
+
+    /// The node's metadata, with the keys Consul always adds.
+    pub fn node_meta(&self) -> std::collections::BTreeMap<String, String> {
+        let mut meta = self.config.node_meta.clone();
+        meta.insert("consul-network-segment".into(), String::new());
+        meta.insert("consul-version".into(), crate::config::CONSUL_VERSION.into());
+        meta
+    }
+
+    pub fn query_options(&self, req: &Request) -> Result<QueryOptions, ApiError> {
+        QueryOptions::parse(
+            &req.params,
+            &req.headers,
+            &Defaults {
+                datacenter: &self.config.datacenter,
+                default_wait: self.config.default_query_time,
+                max_wait: self.config.max_query_time,
+            },
+        )
+    }
+}
+
+type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// A parsed request as handlers see it.
+pub struct Request {
+    pub method: Method,
+    /// The percent-decoded path.
+    pub path: String,
+    pub params: Params,
+    pub headers: HeaderMap,
+    body: Option<BodyStream>,
+    body_limit: BodyLimit,
+}
+
+/// How large a route's body may be, and the message Consul gives past it.
+#[derive(Clone, Copy)]
+pub enum BodyLimit {
+    /// KV values: `limits.kv_max_value_size`.
+    KvValue,
+    /// Transactions: the larger of `txn_max_req_len` and `kv_max_value_size`.
+    Txn,
+    /// Any other JSON body.
+    Default,
+}
+
+/// Largest body accepted by routes without a Consul-specified limit.
+const DEFAULT_BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+impl Request {
+    /// The path after `prefix` (for routes like `/v1/kv/<key>`).
+    pub fn tail(&self, prefix: &str) -> &str {
+        self.path.strip_prefix(prefix).unwrap_or("")
+    }
+
+    /// Reads the whole body, refusing it once it exceeds the route's limit (whether or not the
+    /// client announced a length) with Consul's 413 text.
+    pub async fn body(&mut self, ctx: &AgentContext) -> Result<Vec<u8>, ApiError> {
+        let limits = &ctx.config.limits;
+        let (limit, setting) = match self.body_limit {
+            BodyLimit::KvValue => (limits.kv_max_value_size, Some("kv_max_value_size")),
+            BodyLimit::Txn => (
+                limits.txn_max_req_len.max(limits.kv_max_value_size),
+                Some("txn_max_req_len"),
+            ),
+            BodyLimit::Default => (DEFAULT_BODY_LIMIT, None),
+        };
+        let too_large = |size: Option<u64>| {
+            let see = setting
+                .map(|s| format!(" See https://developer.hashicorp.com/docs/agent/config/config-files#{s}."))
+                .unwrap_or_default();
+            ApiError::too_large(match size {
+                Some(size) => format!("Request body({size} bytes) too large, max size: {limit} bytes.{see}"),
+                None => format!("Request body too large, max size: {limit} bytes.{see}"),
+            })
+        };
+        let announced = self
+            .headers
+            .get("Content-Length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(size) = announced.filter(|&s| s > limit) {
+            return Err(too_large(Some(size)));
+        }
+        let mut out = Vec::new();
+        if let Some(mut stream) = self.body.take() {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Failed to read body: {e}")))?;
+                if (out.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large(None));
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
+        Ok(out)
+    }
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
+type Handler = fn(Ctx, Request) -> HandlerFuture;
+
+struct Route {
+    path: &'static str,
+    /// Whether `path` is a prefix (routes that take the rest of the path as an argument).
+    prefix: bool,
+    methods: &'static [Method],
+    body: BodyLimit,
+    handler: Handler,
+}
+
+macro_rules! route {
+    ($path:expr, prefix, [$($m:ident),*], $body:ident, $handler:path) => {
+        Route { path: $path, prefix: true, methods: &[$(Method::$m),*], body: BodyLimit::$body,
+                handler: |c, r| Box::pin($handler(c, r)) }
+    };
+    ($path:expr, exact, [$($m:ident),*], $body:ident, $handler:path) => {
+        Route { path: $path, prefix: false, methods: &[$(Method::$m),*], body: BodyLimit::$body,
+                handler: |c, r| Box::pin($handler(c, r)) }
+    };
+}
+
+/// Every route of the API (Consul's `http_register.go`).
+static ROUTES: &[Route] = &[
+    route!("/v1/kv/", prefix, [GET, PUT, DELETE], KvValue, kv::handle),
+    route!("/v1/txn", exact, [PUT], Txn, txn::handle),
+    route!("/v1/agent/self", exact, [GET], Default, agent::self_info),
+    route!("/v1/status/leader", exact, [GET], Default, status::leader),
+    route!("/v1/status/peers", exact, [GET], Default, status::peers),
+    route!("/v1/catalog/datacenters", exact, [GET], Default, status::datacenters),
+];
+
+fn find_route(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| {
+        if r.prefix {
+            path.starts_with(r.path)
+        } else {
+            path == r.path
+        }
+    })
+}
+
+async fn dispatch(
+    ctx: Ctx,
+    method: Method,
+    raw_path: String,
+    raw_query: String,
+    headers: HeaderMap,
+    body: BodyStream,
+) -> Reply {
+    let path = percent_encoding::percent_decode_str(&raw_path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let Some(route) = find_route(&path) else {
+        let message = if path.contains("/v1/") {
+            "Invalid URL path: not a recognized HTTP API endpoint\n"
+        } else {
+            "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n"
+        };
+        return ApiError::not_found(message).into();
+    };
+    let allow = || {
+        let mut names = vec!["OPTIONS"];
+        names.extend(route.methods.iter().map(Method::as_str));
+        names.join(",")
+    };
+    if method == Method::OPTIONS {
+        return Reply::empty(StatusCode::OK).header("Allow", allow());
+    }
+    if !route.methods.contains(&method) {
+        return ApiError::method_not_allowed(method.as_str(), allow()).into();
+    }
+    let request = Request {
+        method,
+        path,
+        params: Params::parse(&raw_query),
+        headers,
+        body: Some(body),
+        body_limit: route.body,
+    };
+    let pretty = request.params.has("pretty");
+    let mut reply = match (route.handler)(ctx, request).await {
+        Ok(reply) => reply,
+        Err(err) => err.into(),
+    };
+    if pretty && reply.content_type == Some("application/json") && !reply.body.ends_with(b"\n") {
+        // Bodies built without the pretty flag (true/false answers) still end with a newline.
+        reply.body.push(b'\n');
+    }
+    reply.header("X-Consul-Default-ACL-Policy", "allow")
+}
+
+/// The warp filter serving the whole API.
+pub fn api(ctx: Ctx) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify();
+    warp::any()
+        .map(move || ctx.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(|ctx, method, full: warp::path::FullPath, query, headers, body| {
+            let body: BodyStream = Box::pin(
+                futures_util::StreamExt::map(body, |chunk: Result<_, warp::Error>| {
+                    chunk.map(|mut buf| {
+                        let len = bytes::Buf::remaining(&buf);
+                        bytes::Buf::copy_to_bytes(&mut buf, len)
+                    })
+                }),
+            );
+            let path = full.as_str().to_string();
+            async move {
+                dispatch(ctx, method, path, query, headers, body)
+                    .await
+                    .into_response()
+            }
+        })
+}
+
+/// Serves the API on `addr` until `shutdown` resolves. Returns the bound address.
+pub async fn serve(
+    ctx: Ctx,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let server = warp::serve(api(ctx)).incoming(listener).graceful(shutdown);
+    Ok((bound, tokio::spawn(server.run())))
+}

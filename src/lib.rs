@@ -1,0 +1,16 @@
+//! Legate: a durable, single-node, Consul-compatible agent.
+//!
+//! Request flow: `http` parses a request into query options and a typed body, then calls a
+//! domain function of `store` — reads on a `ReadTx` snapshot (through `http::blocking` for
+//! blocking queries, which registers the read's `WatchSet`), writes through `Store::write`,
+//! which group-commits them (`store::batch`) and wakes only the watchers whose data changed.
+//! `agent` runs the process (config, store, HTTP server, signals); `cli` is the `legate`
+//! command line, an HTTP client of the agent.
+
+pub mod duration;
+pub mod store;
+pub mod types;
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod http;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(legate::cli::run(std::env::args().collect()));
+}

@@ -1,0 +1,325 @@
+//! The KV domain: entries, tombstones and their indexes (Consul's `state/kvs.go`).
+//!
+//! Index rules, as Consul's: a single-key read reports the KV table's index; a prefix read
+//! reports the highest index among the prefix's entries and tombstones (the table's index when
+//! the prefix is empty or nothing matched). Watches are as narrow as the read: the key, or the
+//! prefix.
+
+use super::error::{Result, StoreError};
+use super::tables::{KV, KV_TOMBSTONES};
+use super::{ReadTx, WatchSet, WriteTx};
+use crate::types::KvEntry;
+use bincode::{Decode, Encode};
+
+/// Marks a deleted key so the index of any prefix containing it cannot go backwards.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Tombstone {
+    /// Index of the delete.
+    pub index: u64,
+    /// When the delete happened (seconds since the Unix epoch), for reaping.
+    pub deleted_at: u64,
+}
+
+impl super::codec::Record for Tombstone {
+    const VERSION: u8 = 1;
+}
+
+/// Refuses keys a client could use to escape a directory when keys are mapped to paths
+/// (`..` segments). Everything else Consul has long accepted stays accepted.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.split('/').any(|segment| segment == "..") {
+        return Err(StoreError::Invalid(format!(
+            "Invalid key {key:?}: path traversal segments (\"..\") are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// The KV table's index, counting deletes (tombstones) too.
+pub fn max_index(r: &ReadTx) -> Result<u64> {
+    Ok(r.table_index(KV.name)?.max(r.table_index(KV_TOMBSTONES.name)?))
+}
+
+pub fn get(r: &ReadTx, ws: &mut WatchSet, key: &str) -> Result<(u64, Option<KvEntry>)> {
+    ws.key(KV.name, key);
+    Ok((max_index(r)?, r.get(KV, key)?))
+}
+
+pub fn list(r: &ReadTx, ws: &mut WatchSet, prefix: &str) -> Result<(u64, Vec<KvEntry>)> {
+    ws.prefix(KV.name, prefix);
+    let entries: Vec<KvEntry> = r.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect();
+    let highest = entries.iter().map(|e| e.modify_index).max().unwrap_or(0);
+    Ok((prefix_index(r, prefix, highest)?, entries))
+}
+
+/// Keys under `prefix`; with a separator, keys below the next separator collapse into one
+/// entry ending with it (a "directory").
+pub fn keys(
+    r: &ReadTx,
+    ws: &mut WatchSet,
+    prefix: &str,
+    separator: &str,
+) -> Result<(u64, Vec<String>)> {
+    ws.prefix(KV.name, prefix);
+    let mut highest = 0;
+    let mut keys: Vec<String> = Vec::new();
+    for (key, entry) in r.scan_prefix(KV, prefix)? {
+        highest = highest.max(entry.modify_index);
+        let folded = match key[prefix.len()..].find(separator) {
+            Some(at) if !separator.is_empty() => key[..prefix.len() + at + separator.len()].to_string(),
+            _ => key,
+        };
+        if keys.last() != Some(&folded) {
+            keys.push(folded);
+        }
+    }
+    Ok((prefix_index(r, prefix, highest)?, keys))
+}
+
+fn prefix_index(r: &ReadTx, prefix: &str, highest_entry: u64) -> Result<u64> {
+    let table = max_index(r)?;
+    if prefix.is_empty() {
+        return Ok(table);
+    }
+    let tombstones = r
+        .scan_prefix(KV_TOMBSTONES, prefix)?
+        .into_iter()
+        .map(|(_, t)| t.index)
+        .max()
+        .unwrap_or(0);
+    let sub = highest_entry.max(tombstones);
+    Ok(if sub != 0 { sub } else { table })
+}
+
+/// Writes `key`, keeping its creation index and lock holder. As in Consul, the lock index is
+/// reset (a plain write carries none) and an identical rewrite changes nothing, not even the
+/// entry's `ModifyIndex`.
+pub fn set(tx: &mut WriteTx, key: &str, value: Vec<u8>, flags: u64) -> Result<bool> {
+    let existing = tx.get(KV, key)?;
+    store_entry(tx, key, value, flags, existing.as_ref())?;
+    Ok(true)
+}
+
+/// Check-and-set: with `cas == 0` only creates; otherwise only replaces the entry whose
+/// `ModifyIndex` equals `cas`. Returns whether it wrote.
+pub fn set_cas(tx: &mut WriteTx, key: &str, value: Vec<u8>, flags: u64, cas: u64) -> Result<bool> {
+    let existing = tx.get(KV, key)?;
+    let matches = match &existing {
+        None => cas == 0,
+        Some(e) => cas != 0 && e.modify_index == cas,
+    };
+    if matches {
+        store_entry(tx, key, value, flags, existing.as_ref())?;
+    }
+    Ok(matches)
+}
+
+fn store_entry(
+    tx: &mut WriteTx,
+    key: &str,
+    value: Vec<u8>,
+    flags: u64,
+    existing: Option<&KvEntry>,
+) -> Result<()> {
+    validate_key(key)?;
+    let entry = KvEntry {
+        lock_index: 0,
+        key: key.to_string(),
+        flags,
+        value,
+        session: existing.map(|e| e.session.clone()).unwrap_or_default(),
+        create_index: existing.map_or(tx.index(), |e| e.create_index),
+        modify_index: tx.index(),
+    };
+    if let Some(e) = existing {
+        let unchanged = KvEntry {
+            modify_index: e.modify_index,
+            ..entry.clone()
+        };
+        if &unchanged == e {
+            return Ok(());
+        }
+    }
+    tx.put(KV, key, &entry)
+}
+
+/// Deletes `key` if present (deleting a missing key succeeds, as in Consul).
+pub fn delete(tx: &mut WriteTx, key: &str) -> Result<()> {
+    if tx.delete(KV, key)?.is_some() {
+        bury(tx, key)?;
+    }
+    Ok(())
+}
+
+/// Deletes `key` only if its `ModifyIndex` equals `cas`; a missing key counts as deleted.
+pub fn delete_cas(tx: &mut WriteTx, key: &str, cas: u64) -> Result<bool> {
+    match tx.get(KV, key)? {
+        None => Ok(true),
+        Some(e) if e.modify_index == cas => {
+            delete(tx, key)?;
+            Ok(true)
+        }
+        Some(_) => Ok(false),
+    }
+}
+
+/// Deletes every key starting with `prefix`. As Consul's, one tombstone at the prefix records
+/// the delete (none for the empty prefix, where the table index already covers it).
+pub fn delete_tree(tx: &mut WriteTx, prefix: &str) -> Result<()> {
+    let mut deleted = false;
+    for (key, _) in tx.scan_prefix(KV, prefix)? {
+        deleted |= tx.delete(KV, &key)?.is_some();
+    }
+    if deleted && !prefix.is_empty() {
+        bury(tx, prefix)?;
+    }
+    Ok(())
+}
+
+/// Releases the lock `session` holds on `key`, writing `value` and `flags` (Consul's unlock).
+/// Returns false when the key is missing or held by another session.
+pub fn unlock(tx: &mut WriteTx, key: &str, value: Vec<u8>, flags: u64, session: &str) -> Result<bool> {
+    let Some(existing) = tx.get(KV, key)? else {
+        return Ok(false);
+    };
+    if existing.session != session {
+        return Ok(false);
+    }
+    let entry = KvEntry {
+        flags,
+        value,
+        session: String::new(),
+        modify_index: tx.index(),
+        ..existing
+    };
+    tx.put(KV, key, &entry)?;
+    Ok(true)
+}
+
+fn bury(tx: &mut WriteTx, key: &str) -> Result<()> {
+    let tombstone = Tombstone {
+        index: tx.index(),
+        deleted_at: unix_now(),
+    };
+    tx.put(KV_TOMBSTONES, key, &tombstone)
+}
+
+/// Removes tombstones older than `ttl_secs`, so the graveyard does not grow forever. As in
+/// Consul, reaping moves no table index. Returns how many were reaped.
+pub fn reap_tombstones(tx: &mut WriteTx, ttl_secs: u64) -> Result<usize> {
+    let cutoff = unix_now().saturating_sub(ttl_secs);
+    let mut reaped = 0;
+    for (key, t) in tx.scan_prefix(KV_TOMBSTONES, "")? {
+        if t.deleted_at <= cutoff {
+            tx.purge(KV_TOMBSTONES, &key)?;
+            reaped += 1;
+        }
+    }
+    Ok(reaped)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// KV lookups shared by read snapshots and writes in progress, so Txn's read verbs run the same
+/// code in a read-only transaction and inside a write.
+pub trait KvRead {
+    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>>;
+    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>>;
+}
+
+impl KvRead for ReadTx {
+    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        self.get(KV, key)
+    }
+    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
+        Ok(self.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+impl KvRead for WriteTx<'_> {
+    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
+        self.get(KV, key)
+    }
+    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
+        Ok(self.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn set_keeps_create_index_and_bumps_modify_index() {
+        let (_d, store) = store().await;
+        store.write(|tx| set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
+        store.write(|tx| set(tx, "a", b"2".to_vec(), 5)).await.unwrap();
+        let r = store.read().unwrap();
+        let (idx, e) = get(&r, &mut WatchSet::new(), "a").unwrap();
+        let e = e.unwrap();
+        assert_eq!((e.create_index, e.modify_index, e.flags, idx), (1, 2, 5, 2));
+    }
+
+    #[tokio::test]
+    async fn cas_zero_only_creates() {
+        let (_d, store) = store().await;
+        assert!(store.write(|tx| set_cas(tx, "a", vec![], 0, 0)).await.unwrap());
+        assert!(!store.write(|tx| set_cas(tx, "a", vec![], 0, 0)).await.unwrap());
+        assert!(!store.write(|tx| set_cas(tx, "a", vec![], 0, 99)).await.unwrap());
+        assert!(store.write(|tx| set_cas(tx, "a", vec![], 0, 1)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn prefix_index_does_not_go_backwards_after_delete() {
+        let (_d, store) = store().await;
+        store.write(|tx| set(tx, "p/a", vec![], 0)).await.unwrap();
+        store.write(|tx| set(tx, "p/b", vec![], 0)).await.unwrap();
+        store.write(|tx| set(tx, "q", vec![], 0)).await.unwrap();
+        store.write(|tx| delete(tx, "p/b")).await.unwrap();
+        let r = store.read().unwrap();
+        let (idx, entries) = list(&r, &mut WatchSet::new(), "p/").unwrap();
+        assert_eq!((idx, entries.len()), (4, 1));
+        let (idx, keys) = keys(&r, &mut WatchSet::new(), "", "/").unwrap();
+        assert_eq!(keys, ["p/", "q"]);
+        assert_eq!(idx, 4);
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_leaves_no_trace() {
+        let (_d, store) = store().await;
+        store.write(|tx| set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
+        let err = store
+            .write(|tx| {
+                set(tx, "a", b"2".to_vec(), 0)?;
+                set(tx, "b", b"2".to_vec(), 0)?;
+                Err::<(), _>(StoreError::Invalid("abort".into()))
+            })
+            .await;
+        assert!(err.is_err());
+        let r = store.read().unwrap();
+        assert_eq!(r.get(KV, "a").unwrap().unwrap().value, b"1");
+        assert!(r.get(KV, "b").unwrap().is_none());
+        assert_eq!((r.global_index().unwrap(), max_index(&r).unwrap()), (1, 1));
+    }
+
+    #[test]
+    fn traversal_keys_are_refused() {
+        assert!(validate_key("a/../b").is_err());
+        assert!(validate_key("../b").is_err());
+        assert!(validate_key("a/..").is_err());
+        assert!(validate_key("a..b/c.json").is_ok());
+        assert!(validate_key("weird key?&=").is_ok());
+    }
+}

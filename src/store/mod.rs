@@ -1,0 +1,138 @@
+//! The durable store: redb tables (see `tables`), one monotonic global index, group commit
+//! (`batch`) and watches for blocking queries (`watch`). Domain modules (`kv`, `txn`, ...) own
+//! their tables and expose read functions over `ReadTx` and write functions over `WriteTx`.
+
+pub mod batch;
+pub mod codec;
+pub mod error;
+pub mod kv;
+pub mod migrate;
+pub mod tables;
+pub mod tx;
+pub mod txn;
+pub mod watch;
+
+pub use error::{Result, StoreError};
+pub use tx::{ReadTx, WriteTx};
+pub use watch::{Watch, WatchSet, Watches};
+
+use redb::{Database, ReadableDatabase};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "legate.redb";
+
+/// A handle to the store; cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    watches: Arc<Watches>,
+    writer: Mutex<Option<mpsc::Sender<batch::Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`, created with mode 0700 since it holds
+    /// secrets, and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked(data_dir.display().to_string())
+            }
+            other => StoreError::storage(other),
+        })?;
+        migrate::run(&db, tables::SCHEMA_VERSION)?;
+        Self::start(db, path)
+    }
+
+    fn start(db: Database, path: PathBuf) -> Result<Store> {
+        let db = Arc::new(db);
+        let index = tx::read_global_index(&db.begin_read()?)?;
+        let watches = Watches::new(index);
+        let (writer, handle) = batch::spawn_writer(db.clone(), watches.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                watches,
+                writer: Mutex::new(Some(writer)),
+                writer_thread: Mutex::new(Some(handle)),
+                path,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A consistent read snapshot.
+    pub fn read(&self) -> Result<ReadTx> {
+        Ok(ReadTx {
+            txn: self.inner.db.begin_read()?,
+        })
+    }
+
+    pub fn watches(&self) -> &Arc<Watches> {
+        &self.inner.watches
+    }
+
+    /// Queues `op` for the next group commit and resolves with its result once that commit is
+    /// durable. An `Err` from `op` rolls back everything `op` wrote and nothing else.
+    pub async fn write<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteTx) -> Result<R> + Send + 'static,
+    {
+        let (send, recv) = tokio::sync::oneshot::channel();
+        let job: batch::Job = Box::new(move |tx: &mut WriteTx| {
+            let result = op(tx);
+            let ok = result.is_ok();
+            let done: batch::Completion = Box::new(move |commit: Result<()>| {
+                let _ = send.send(commit.and(result));
+            });
+            (ok, done)
+        });
+        {
+            let writer = self.inner.writer.lock().unwrap();
+            let writer = writer.as_ref().ok_or(StoreError::Closed)?;
+            writer.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        recv.await
+            .unwrap_or_else(|_| Err(StoreError::Storage("write was dropped by a failed batch".into())))
+    }
+
+    /// Stops accepting writes and waits for the writer to finish what is queued.
+    pub fn close(&self) {
+        self.inner.writer.lock().unwrap().take();
+        if let Some(handle) = self.inner.writer_thread.lock().unwrap().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Storage(format!("cannot create data dir {}: {e}", dir.display())))?;
+    }
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| StoreError::Storage(format!("cannot read data dir {}: {e}", dir.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            StoreError::Storage(format!("cannot restrict data dir {} to 0700: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
+}

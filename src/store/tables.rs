@@ -1,0 +1,82 @@
+//! Every table of the store, in one place. Keys are strings; record values are
+//! `codec`-encoded envelopes of the named type.
+//!
+//! Changing what a table holds means a new record version (see `codec`) or a migration
+//! (`migrations/`) plus a bump of `SCHEMA_VERSION`; `schema_is_pinned` below catches a
+//! change made without one.
+
+use redb::TableDefinition;
+use std::marker::PhantomData;
+
+/// The schema this build writes. `migrations/` holds one step per version up to this one.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
+/// (strictly increasing; every committed write carries a larger one than any before it).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+pub const META_INDEX: &str = "index";
+
+/// `table_index`: table name → the global index of the last write that touched it
+/// (Consul's `index` table, the source of `X-Consul-Index` for table-wide reads).
+pub const TABLE_INDEX: TableDefinition<&str, u64> = TableDefinition::new("table_index");
+
+/// A table of records of type `T`, keyed by string.
+pub struct Table<T> {
+    pub name: &'static str,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T> Table<T> {
+    pub const fn new(name: &'static str) -> Self {
+        Table {
+            name,
+            record: PhantomData,
+        }
+    }
+
+    pub fn def(&self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        raw(self.name)
+    }
+}
+
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Table<T> {}
+
+/// The untyped definition of a record table, for code that moves bytes without decoding them
+/// (undo log, snapshots).
+pub fn raw(name: &'static str) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// `kv`: KV key → `KvEntry`. Keys are stored exactly as given (case-sensitive).
+pub const KV: Table<crate::types::KvEntry> = Table::new("kv");
+
+/// `kv_tombstones`: deleted KV key → `Tombstone`. Keeps the index of a listed prefix from going
+/// backwards after a delete (Consul's graveyard); reaped once older than the tombstone TTL.
+pub const KV_TOMBSTONES: Table<super::kv::Tombstone> = Table::new("kv_tombstones");
+
+/// Every record table, with the record type it holds, in creation order.
+pub const RECORD_TABLES: &[(&str, &str)] = &[
+    (KV.name, "KvEntry"),
+    (KV_TOMBSTONES.name, "Tombstone"),
+];
+
+#[cfg(test)]
+mod tests {
+    /// A golden list of the schema: if this fails, the stored shape changed; add a migration
+    /// and bump SCHEMA_VERSION, then update the list.
+    #[test]
+    fn schema_is_pinned() {
+        let described: Vec<String> = super::RECORD_TABLES
+            .iter()
+            .map(|(name, ty)| format!("{name}:{ty}"))
+            .collect();
+        assert_eq!(described, ["kv:KvEntry", "kv_tombstones:Tombstone"]);
+        assert_eq!(super::SCHEMA_VERSION, 2);
+    }
+}

@@ -1,0 +1,264 @@
+//! Read and write transactions as the domain modules see them.
+//!
+//! A `WriteTx` spans one group-commit batch; each queued write runs as an *operation* inside
+//! it with its own global index. redb cannot roll back part of a transaction once tables are
+//! open (no savepoints), so every write keeps an undo record and a failed operation is undone
+//! by replaying them; operations that succeed share the batch's single commit and fsync.
+//! Functions that take `&mut WriteTx` compose and never commit (Consul's `*Txn` convention).
+
+use super::codec::{self, Record};
+use super::error::Result;
+use super::tables::{self, Table, META, META_INDEX, TABLE_INDEX};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use std::collections::{HashMap, HashSet};
+
+/// A consistent snapshot for reads (redb MVCC: never blocks the writer).
+pub struct ReadTx {
+    pub(super) txn: ReadTransaction,
+}
+
+impl ReadTx {
+    pub fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
+        let Some(t) = open_read(&self.txn, table.name)? else {
+            return Ok(None);
+        };
+        match t.get(key)? {
+            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
+        let Some(t) = open_read(&self.txn, table.name)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The global index of the last write that touched `table` (0 if none).
+    pub fn table_index(&self, table: &str) -> Result<u64> {
+        match self.txn.open_table(TABLE_INDEX) {
+            Ok(t) => Ok(t.get(table)?.map(|v| v.value()).unwrap_or(0)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The last global index handed out as of this snapshot.
+    pub fn global_index(&self) -> Result<u64> {
+        read_global_index(&self.txn)
+    }
+}
+
+fn open_read(
+    txn: &ReadTransaction,
+    name: &'static str,
+) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>> {
+    match txn.open_table(tables::raw(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn read_global_index(txn: &ReadTransaction) -> Result<u64> {
+    match txn.open_table(META) {
+        Ok(t) => Ok(t.get(META_INDEX)?.map(|v| v.value()).unwrap_or(0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct Undo {
+    table: &'static str,
+    key: String,
+    previous: Option<Vec<u8>>,
+}
+
+/// The state of one operation inside a batch: what to undo and what it touched.
+#[derive(Default)]
+struct OpState {
+    undo: Vec<Undo>,
+    touched: Vec<(&'static str, String)>,
+    table_indexes: Vec<(&'static str, Option<u64>)>,
+}
+
+/// A write transaction shared by one batch of operations.
+pub struct WriteTx<'a> {
+    txn: &'a WriteTransaction,
+    /// Last index used by a successful operation (persisted in `meta` at commit).
+    last_index: u64,
+    /// Per-table last index, cached across batches by the writer.
+    table_indexes: &'a mut HashMap<&'static str, u64>,
+    dirty_tables: HashSet<&'static str>,
+    op: OpState,
+    touched: HashSet<(&'static str, String)>,
+}
+
+impl<'a> WriteTx<'a> {
+    pub(super) fn new(
+        txn: &'a WriteTransaction,
+        last_index: u64,
+        table_indexes: &'a mut HashMap<&'static str, u64>,
+    ) -> Self {
+        WriteTx {
+            txn,
+            last_index,
+            table_indexes,
+            dirty_tables: HashSet::new(),
+            op: OpState::default(),
+            touched: HashSet::new(),
+        }
+    }
+
+    /// The index of the operation in progress: one above the last successful one.
+    pub fn index(&self) -> u64 {
+        self.last_index + 1
+    }
+
+    pub fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
+        let t = self.txn.open_table(table.def())?;
+        let value = t.get(key)?;
+        match value {
+            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
+        let t = self.txn.open_table(table.def())?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The last index that touched `table`, as seen by the operation in progress.
+    pub fn table_index(&self, table: &'static str) -> u64 {
+        self.table_indexes.get(table).copied().unwrap_or(0)
+    }
+
+    pub fn put<T: Record>(&mut self, table: Table<T>, key: &str, value: &T) -> Result<()> {
+        let bytes = codec::encode(value);
+        let previous = {
+            let mut t = self.txn.open_table(table.def())?;
+            let old = t.insert(key, bytes.as_slice())?;
+            old.map(|v| v.value().to_vec())
+        };
+        self.record(table.name, key, previous);
+        Ok(())
+    }
+
+    /// Removes `key`; returns the record that was there.
+    pub fn delete<T: Record>(&mut self, table: Table<T>, key: &str) -> Result<Option<T>> {
+        let previous = {
+            let mut t = self.txn.open_table(table.def())?;
+            let old = t.remove(key)?;
+            old.map(|v| v.value().to_vec())
+        };
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let decoded = codec::decode(table.name, key, &previous)?;
+        self.record(table.name, key, Some(previous));
+        Ok(Some(decoded))
+    }
+
+    /// Removes `key` without moving the table's index: for housekeeping (tombstone reaping)
+    /// that changes no result a reader could observe through that index.
+    pub fn purge<T: Record>(&mut self, table: Table<T>, key: &str) -> Result<()> {
+        let previous = {
+            let mut t = self.txn.open_table(table.def())?;
+            let old = t.remove(key)?;
+            old.map(|v| v.value().to_vec())
+        };
+        if previous.is_some() {
+            self.op.undo.push(Undo {
+                table: table.name,
+                key: key.to_string(),
+                previous,
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, table: &'static str, key: &str, previous: Option<Vec<u8>>) {
+        let index = self.index();
+        let before = self.table_indexes.insert(table, index);
+        self.op.table_indexes.push((table, before));
+        self.dirty_tables.insert(table);
+        self.op.undo.push(Undo {
+            table,
+            key: key.to_string(),
+            previous,
+        });
+        self.op.touched.push((table, key.to_string()));
+    }
+
+    pub(super) fn begin_op(&mut self) {
+        self.op = OpState::default();
+    }
+
+    /// Keeps the operation's writes; it consumed an index only if it wrote something.
+    pub(super) fn finish_op(&mut self) {
+        let op = std::mem::take(&mut self.op);
+        if !op.undo.is_empty() {
+            self.last_index += 1;
+            self.touched.extend(op.touched);
+        }
+    }
+
+    /// Undoes every write of the operation in progress, newest first.
+    pub(super) fn rollback_op(&mut self) -> Result<()> {
+        let op = std::mem::take(&mut self.op);
+        for undo in op.undo.into_iter().rev() {
+            let mut t = self.txn.open_table(tables::raw(undo.table))?;
+            match undo.previous {
+                Some(bytes) => {
+                    t.insert(undo.key.as_str(), bytes.as_slice())?;
+                }
+                None => {
+                    t.remove(undo.key.as_str())?;
+                }
+            }
+        }
+        for (table, before) in op.table_indexes.into_iter().rev() {
+            match before {
+                Some(i) => self.table_indexes.insert(table, i),
+                None => self.table_indexes.remove(table),
+            };
+        }
+        Ok(())
+    }
+
+    /// Persists the batch's index bookkeeping; returns the last index and what was touched.
+    pub(super) fn finish_batch(self) -> Result<(u64, HashSet<(&'static str, String)>)> {
+        {
+            let mut meta = self.txn.open_table(META)?;
+            meta.insert(META_INDEX, self.last_index)?;
+            let mut idx = self.txn.open_table(TABLE_INDEX)?;
+            for table in &self.dirty_tables {
+                if let Some(i) = self.table_indexes.get(table) {
+                    idx.insert(*table, *i)?;
+                }
+            }
+        }
+        Ok((self.last_index, self.touched))
+    }
+}

@@ -199,13 +199,40 @@ struct FileConfig {
 
 /// Cluster and transport keys a single node has no use for: accepted, logged, ignored.
 const IGNORED_KEYS: &[&str] = &[
-    "retry_join", "retry_join_wan", "start_join", "start_join_wan", "retry_interval", "retry_max",
-    "rejoin_after_leave", "leave_on_terminate", "skip_leave_on_interrupt", "encrypt",
-    "encrypt_verify_incoming", "encrypt_verify_outgoing", "serf_lan", "serf_wan",
-    "advertise_addr_wan", "translate_wan_addrs", "raft_protocol", "raft_snapshot_threshold",
-    "raft_snapshot_interval", "raft_trailing_logs", "autopilot", "reconnect_timeout",
-    "reconnect_timeout_wan", "disable_update_check", "disable_remote_exec", "disable_host_node_id",
-    "domain", "recursors", "dns_config", "telemetry", "tls", "auto_encrypt", "connect", "license_path",
+    "retry_join",
+    "retry_join_wan",
+    "start_join",
+    "start_join_wan",
+    "retry_interval",
+    "retry_max",
+    "rejoin_after_leave",
+    "leave_on_terminate",
+    "skip_leave_on_interrupt",
+    "encrypt",
+    "encrypt_verify_incoming",
+    "encrypt_verify_outgoing",
+    "serf_lan",
+    "serf_wan",
+    "advertise_addr_wan",
+    "translate_wan_addrs",
+    "raft_protocol",
+    "raft_snapshot_threshold",
+    "raft_snapshot_interval",
+    "raft_trailing_logs",
+    "autopilot",
+    "reconnect_timeout",
+    "reconnect_timeout_wan",
+    "disable_update_check",
+    "disable_remote_exec",
+    "disable_host_node_id",
+    "domain",
+    "recursors",
+    "dns_config",
+    "telemetry",
+    "tls",
+    "auto_encrypt",
+    "connect",
+    "license_path",
 ];
 
 // Every field is parsed so a bad value stops the start; those a single node has no use for
@@ -282,13 +309,18 @@ impl Config {
             }
         }
         for (i, fragment) in flags.hcl.iter().enumerate() {
-            merge(&mut merged, parse_text(&format!("-hcl fragment {}", i + 1), fragment, true)?);
+            merge(
+                &mut merged,
+                parse_text(&format!("-hcl fragment {}", i + 1), fragment, true)?,
+            );
         }
         let mut notices = Vec::new();
         if let Value::Object(map) = &mut merged {
             for key in IGNORED_KEYS {
                 if map.remove(*key).is_some() {
-                    notices.push(format!("config key {key:?} ignored: it only applies to a multi-node cluster"));
+                    notices.push(format!(
+                        "config key {key:?} ignored: it only applies to a multi-node cluster"
+                    ));
                 }
             }
         }
@@ -297,12 +329,18 @@ impl Config {
             reason: e.to_string(),
         })?;
         if !flags.retry_join.is_empty() || !flags.join.is_empty() || flags.encrypt.is_some() {
-            notices.push("-join, -retry-join and -encrypt are ignored: this agent is a single node".into());
+            notices.push(
+                "-join, -retry-join and -encrypt are ignored: this agent is a single node".into(),
+            );
         }
         Self::build(flags, file, notices)
     }
 
-    fn build(flags: &AgentFlags, file: FileConfig, notices: Vec<String>) -> Result<Config, ConfigError> {
+    fn build(
+        flags: &AgentFlags,
+        file: FileConfig,
+        notices: Vec<String>,
+    ) -> Result<Config, ConfigError> {
         let dev = flags.dev.unwrap_or(false);
         let data_dir = flags.data_dir.clone().or(file.data_dir);
         if !dev && data_dir.is_none() {
@@ -316,7 +354,11 @@ impl Config {
             .or(file.datacenter)
             .unwrap_or_else(|| "dc1".into())
             .to_lowercase();
-        if datacenter.is_empty() || !datacenter.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if datacenter.is_empty()
+            || !datacenter
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(ConfigError::Invalid(format!(
                 "datacenter {datacenter:?} cannot contain characters other than letters, digits, '-' and '_'"
             )));
@@ -329,12 +371,19 @@ impl Config {
             })
             .transpose()
         };
-        let client_addr = parse_ip("client_addr", flags.client.clone().or(file.client_addr))?.unwrap_or(loopback);
-        let bind_addr = parse_ip("bind_addr", flags.bind.clone().or(file.bind_addr))?.unwrap_or(loopback);
-        let advertise_addr =
-            parse_ip("advertise_addr", flags.advertise.clone().or(file.advertise_addr))?.unwrap_or(
-                if bind_addr.is_unspecified() { loopback } else { bind_addr },
-            );
+        let client_addr =
+            parse_ip("client_addr", flags.client.clone().or(file.client_addr))?.unwrap_or(loopback);
+        let bind_addr =
+            parse_ip("bind_addr", flags.bind.clone().or(file.bind_addr))?.unwrap_or(loopback);
+        let advertise_addr = parse_ip(
+            "advertise_addr",
+            flags.advertise.clone().or(file.advertise_addr),
+        )?
+        .unwrap_or(if bind_addr.is_unspecified() {
+            loopback
+        } else {
+            bind_addr
+        });
         let addresses = file.addresses.unwrap_or_default();
         let http_addr = parse_ip("addresses.http", addresses.http)?;
         let fp = file.ports.unwrap_or_default();
@@ -342,13 +391,20 @@ impl Config {
             http: flags.http_port.or(fp.http).unwrap_or(8500),
             https: fp.https.unwrap_or(-1),
             dns: flags.dns_port.or(fp.dns).unwrap_or(8600),
-            grpc: flags.grpc_port.or(fp.grpc).unwrap_or(if dev { 8502 } else { -1 }),
+            grpc: flags
+                .grpc_port
+                .or(fp.grpc)
+                .unwrap_or(if dev { 8502 } else { -1 }),
             grpc_tls: fp.grpc_tls.unwrap_or(if dev { 8503 } else { -1 }),
             server: fp.server.unwrap_or(8300),
             serf_lan: fp.serf_lan.unwrap_or(8301),
             serf_wan: fp.serf_wan.unwrap_or(8302),
         };
-        for (name, port) in [("ports.http", ports.http), ("ports.dns", ports.dns), ("ports.server", ports.server)] {
+        for (name, port) in [
+            ("ports.http", ports.http),
+            ("ports.dns", ports.dns),
+            ("ports.server", ports.server),
+        ] {
             if !(-1..=65535).contains(&port) {
                 return Err(ConfigError::Invalid(format!("{name}: invalid port {port}")));
             }
@@ -360,7 +416,9 @@ impl Config {
             .unwrap_or_else(|| "info".into())
             .to_lowercase();
         if !["trace", "debug", "info", "warn", "err", "error"].contains(&log_level.as_str()) {
-            return Err(ConfigError::Invalid(format!("log_level: invalid level {log_level:?}")));
+            return Err(ConfigError::Invalid(format!(
+                "log_level: invalid level {log_level:?}"
+            )));
         }
         let fl = file.limits.unwrap_or_default();
         let defaults = Limits::default();
@@ -375,13 +433,14 @@ impl Config {
                 )));
             }
         }
-        let duration = |key: &str, text: Option<String>, default: u64| -> Result<Duration, ConfigError> {
-            match text {
-                None => Ok(Duration::from_secs(default)),
-                Some(t) => crate::duration::parse(&t)
-                    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))),
-            }
-        };
+        let duration =
+            |key: &str, text: Option<String>, default: u64| -> Result<Duration, ConfigError> {
+                match text {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(t) => crate::duration::parse(&t)
+                        .map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))),
+                }
+            };
         let node_name = flags
             .node
             .clone()
@@ -390,14 +449,19 @@ impl Config {
         let server = dev || flags.server.or(file.server).unwrap_or(false);
         Ok(Config {
             dev,
-            primary_datacenter: file.primary_datacenter.unwrap_or_else(|| datacenter.clone()),
+            primary_datacenter: file
+                .primary_datacenter
+                .unwrap_or_else(|| datacenter.clone()),
             datacenter,
             node_name,
             node_id: flags.node_id.clone().or(file.node_id),
             data_dir,
             server,
             bootstrap: flags.bootstrap.or(file.bootstrap).unwrap_or(dev),
-            bootstrap_expect: flags.bootstrap_expect.or(file.bootstrap_expect).unwrap_or(0),
+            bootstrap_expect: flags
+                .bootstrap_expect
+                .or(file.bootstrap_expect)
+                .unwrap_or(0),
             client_addr,
             bind_addr,
             advertise_addr,
@@ -406,7 +470,10 @@ impl Config {
             log_level,
             log_json: flags.log_json.or(file.log_json).unwrap_or(false),
             pid_file: flags.pid_file.clone().or(file.pid_file),
-            enable_script_checks: flags.enable_script_checks.or(file.enable_script_checks).unwrap_or(false),
+            enable_script_checks: flags
+                .enable_script_checks
+                .or(file.enable_script_checks)
+                .unwrap_or(false),
             enable_local_script_checks: flags
                 .enable_local_script_checks
                 .or(file.enable_local_script_checks)
@@ -414,7 +481,11 @@ impl Config {
             ui: flags
                 .ui
                 .or(file.ui)
-                .or(file.ui_config.as_ref().and_then(|u| u.get("enabled")).and_then(Value::as_bool))
+                .or(file
+                    .ui_config
+                    .as_ref()
+                    .and_then(|u| u.get("enabled"))
+                    .and_then(Value::as_bool))
                 .unwrap_or(dev),
             limits,
             default_query_time: duration("default_query_time", file.default_query_time, 300)?,
@@ -431,12 +502,19 @@ impl Config {
 
     /// The address the HTTP API listens on, or `None` when `ports.http` is -1.
     pub fn http_socket(&self) -> Option<std::net::SocketAddr> {
-        (self.ports.http >= 0).then(|| (self.http_addr.unwrap_or(self.client_addr), self.ports.http as u16).into())
+        (self.ports.http >= 0).then(|| {
+            (
+                self.http_addr.unwrap_or(self.client_addr),
+                self.ports.http as u16,
+            )
+                .into()
+        })
     }
 
     /// This node's server RPC address (what `/v1/status/leader` reports).
     pub fn server_address(&self) -> String {
-        std::net::SocketAddr::from((self.advertise_addr, self.ports.server.max(0) as u16)).to_string()
+        std::net::SocketAddr::from((self.advertise_addr, self.ports.server.max(0) as u16))
+            .to_string()
     }
 }
 
@@ -467,7 +545,9 @@ fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl")))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -538,7 +618,11 @@ mod tests {
     #[test]
     fn json_and_hcl_files_merge_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
-        let json = write(dir.path(), "a.json", r#"{"datacenter":"east","ports":{"http":9500},"node_name":"n1"}"#);
+        let json = write(
+            dir.path(),
+            "a.json",
+            r#"{"datacenter":"east","ports":{"http":9500},"node_name":"n1"}"#,
+        );
         let hcl = write(
             dir.path(),
             "b.hcl",
@@ -561,10 +645,22 @@ mod tests {
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "a.json", r#"{"data_dir":"/x","no_such_key":1}"#);
-        let err = load(AgentFlags { config_file: vec![f], ..Default::default() }).unwrap_err();
+        let err = load(AgentFlags {
+            config_file: vec![f],
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("no_such_key"), "{err}");
-        let f = write(dir.path(), "b.json", r#"{"data_dir":"/x","ports":{"http":"abc"}}"#);
-        let err = load(AgentFlags { config_file: vec![f], ..Default::default() }).unwrap_err();
+        let f = write(
+            dir.path(),
+            "b.json",
+            r#"{"data_dir":"/x","ports":{"http":"abc"}}"#,
+        );
+        let err = load(AgentFlags {
+            config_file: vec![f],
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
         let err = load(AgentFlags {
             dev: Some(true),
@@ -579,7 +675,11 @@ mod tests {
     fn data_dir_is_required_without_dev() {
         let err = load(AgentFlags::default()).unwrap_err();
         assert!(err.to_string().contains("data_dir"));
-        let cfg = load(AgentFlags { dev: Some(true), ..Default::default() }).unwrap();
+        let cfg = load(AgentFlags {
+            dev: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
         assert!(cfg.server && cfg.data_dir.is_none());
         assert_eq!(cfg.http_socket().unwrap().to_string(), "127.0.0.1:8500");
     }
@@ -587,10 +687,22 @@ mod tests {
     #[test]
     fn config_dir_reads_json_and_hcl_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "1.json", r#"{"data_dir":"/d","datacenter":"one"}"#);
-        write(dir.path(), "2.hcl", "datacenter = \"two\"\nservice { name = \"web\" }\n");
+        write(
+            dir.path(),
+            "1.json",
+            r#"{"data_dir":"/d","datacenter":"one"}"#,
+        );
+        write(
+            dir.path(),
+            "2.hcl",
+            "datacenter = \"two\"\nservice { name = \"web\" }\n",
+        );
         write(dir.path(), "notes.txt", "ignored");
-        let cfg = load(AgentFlags { config_dir: vec![dir.path().into()], ..Default::default() }).unwrap();
+        let cfg = load(AgentFlags {
+            config_dir: vec![dir.path().into()],
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(cfg.datacenter, "two");
         assert_eq!(cfg.services.len(), 1);
     }

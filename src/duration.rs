@@ -40,7 +40,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60e9,
             "h" => 3600e9,
             "" => return Err(format!("time: missing unit in duration \"{text}\"")),
-            unit => return Err(format!("time: unknown unit \"{unit}\" in duration \"{text}\"")),
+            unit => {
+                return Err(format!(
+                    "time: unknown unit \"{unit}\" in duration \"{text}\""
+                ))
+            }
         };
         rest = &rest[unit_len..];
         total_nanos += value * nanos_per_unit;

@@ -7,10 +7,10 @@
 //! `agent` runs the process (config, store, HTTP server, signals); `cli` is the `legate`
 //! command line, an HTTP client of the agent.
 
-pub mod duration;
-pub mod store;
-pub mod types;
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod duration;
 pub mod http;
+pub mod store;
+pub mod types;

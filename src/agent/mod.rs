@@ -24,6 +24,7 @@ pub struct Agent {
     pub ctx: http::Ctx,
     pub http_addr: Option<std::net::SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
     /// Keeps a `-dev` throwaway data dir alive until shutdown.
     _dev_dir: Option<tempfile::TempDir>,
 }
@@ -52,18 +53,26 @@ impl Agent {
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
                 let stop = ctx.clone();
-                let (bound, handle) = http::serve(ctx.clone(), addr, async move { stop.shutdown.notified().await })
+                let (bound, handle) =
+                    http::serve(
+                        ctx.clone(),
+                        addr,
+                        async move { stop.shutdown.notified().await },
+                    )
                     .await
-                    .map_err(|e| AgentError::Io(format!("cannot listen on {addr} (HTTP API): {e}")))?;
+                    .map_err(|e| {
+                        AgentError::Io(format!("cannot listen on {addr} (HTTP API): {e}"))
+                    })?;
                 (Some(bound), Some(handle))
             }
             None => (None, None),
         };
-        tokio::spawn(reap_tombstones(ctx.store.clone()));
+        let background = vec![tokio::spawn(reap_tombstones(ctx.store.clone()))];
         Ok(Agent {
             ctx,
             http_addr,
             server,
+            background,
             _dev_dir: dev_dir,
         })
     }
@@ -71,8 +80,17 @@ impl Agent {
     /// Stops serving and closes the store once every queued write is durable.
     pub async fn stop(mut self) {
         self.ctx.shutdown.notify_waiters();
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        if let Some(mut server) = self.server.take() {
+            // Graceful: in-flight requests finish; idle keep-alive connections don't hold us up.
+            if tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+        for task in self.background.drain(..) {
+            task.abort();
         }
         let store = self.ctx.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
@@ -84,8 +102,9 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
     let pid_file = config.pid_file.clone();
     let agent = Agent::start(config).await?;
     if let Some(pid_file) = &pid_file {
-        std::fs::write(pid_file, std::process::id().to_string())
-            .map_err(|e| AgentError::Io(format!("cannot write pid file {}: {e}", pid_file.display())))?;
+        std::fs::write(pid_file, std::process::id().to_string()).map_err(|e| {
+            AgentError::Io(format!("cannot write pid file {}: {e}", pid_file.display()))
+        })?;
     }
     let c = &agent.ctx.config;
     tracing::info!(
@@ -120,7 +139,8 @@ fn node_id(data_dir: &Path, configured: Option<&str>) -> Result<String, AgentErr
     let file: PathBuf = data_dir.join("node-id");
     let id = match configured {
         Some(id) => {
-            uuid::Uuid::parse_str(id).map_err(|_| AgentError::Io(format!("node_id {id:?} is not a valid UUID")))?;
+            uuid::Uuid::parse_str(id)
+                .map_err(|_| AgentError::Io(format!("node_id {id:?} is not a valid UUID")))?;
             id.to_lowercase()
         }
         None => match std::fs::read_to_string(&file) {
@@ -128,7 +148,8 @@ fn node_id(data_dir: &Path, configured: Option<&str>) -> Result<String, AgentErr
             _ => uuid::Uuid::new_v4().to_string(),
         },
     };
-    std::fs::write(&file, &id).map_err(|e| AgentError::Io(format!("cannot write {}: {e}", file.display())))?;
+    std::fs::write(&file, &id)
+        .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", file.display())))?;
     Ok(id)
 }
 
@@ -138,7 +159,10 @@ async fn reap_tombstones(store: Store) {
     loop {
         tick.tick().await;
         let ttl = TOMBSTONE_TTL.as_secs();
-        match store.write(move |tx| crate::store::kv::reap_tombstones(tx, ttl)).await {
+        match store
+            .write(move |tx| crate::store::kv::reap_tombstones(tx, ttl))
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::debug!(reaped = n, "reaped KV tombstones"),
             Err(crate::store::StoreError::Closed) => return,

@@ -7,7 +7,11 @@ use reqwest::{Method, StatusCode};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpFlags {
     /// Address of the agent's HTTP API.
-    #[arg(long = "http-addr", env = "CONSUL_HTTP_ADDR", default_value = "127.0.0.1:8500")]
+    #[arg(
+        long = "http-addr",
+        env = "CONSUL_HTTP_ADDR",
+        default_value = "127.0.0.1:8500"
+    )]
     pub http_addr: String,
     /// ACL token for the request.
     #[arg(long = "token", env = "CONSUL_HTTP_TOKEN")]

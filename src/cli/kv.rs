@@ -127,14 +127,20 @@ fn one_key(args: &[String], required: bool) -> Result<String, String> {
         [] if required => Err("Error! Missing KEY argument".into()),
         [] => Ok(String::new()),
         [key] => Ok(key.clone()),
-        more => Err(format!("Too many arguments (expected 1, got {})", more.len())),
+        more => Err(format!(
+            "Too many arguments (expected 1, got {})",
+            more.len()
+        )),
     }
 }
 
 fn kv_path(key: &str) -> String {
     let encoded: String = key
         .split('/')
-        .map(|seg| percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC).to_string())
+        .map(|seg| {
+            percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("/");
     format!("/v1/kv/{encoded}")
@@ -149,7 +155,11 @@ fn render_value(value: &[u8], base64: bool) -> String {
 }
 
 fn detailed(entry: &KvEntry, base64: bool, with_value: bool) -> String {
-    let session = if entry.session.is_empty() { "-" } else { &entry.session };
+    let session = if entry.session.is_empty() {
+        "-"
+    } else {
+        &entry.session
+    };
     let mut rows = vec![
         ("CreateIndex", entry.create_index.to_string()),
         ("Flags", entry.flags.to_string()),
@@ -161,7 +171,10 @@ fn detailed(entry: &KvEntry, base64: bool, with_value: bool) -> String {
     if with_value {
         rows.push(("Value", render_value(&entry.value, base64)));
     }
-    rows.iter().map(|(k, v)| format!("{k:<17}{v}")).collect::<Vec<_>>().join("\n")
+    rows.iter()
+        .map(|(k, v)| format!("{k:<17}{v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn get(a: GetArgs) -> Result<(), String> {
@@ -178,7 +191,10 @@ async fn get(a: GetArgs) -> Result<(), String> {
         if !recurse {
             query.push(("separator", a.separator.clone()));
         }
-        let resp = client.send(Method::GET, &kv_path(&key), &query, None).await.map_err(query_err)?;
+        let resp = client
+            .send(Method::GET, &kv_path(&key), &query, None)
+            .await
+            .map_err(query_err)?;
         if resp.status == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -190,7 +206,12 @@ async fn get(a: GetArgs) -> Result<(), String> {
     }
     if recurse {
         let resp = client
-            .send(Method::GET, &kv_path(&key), &[("recurse", String::new())], None)
+            .send(
+                Method::GET,
+                &kv_path(&key),
+                &[("recurse", String::new())],
+                None,
+            )
             .await
             .map_err(query_err)?;
         let entries: Vec<KvEntry> = if resp.status == StatusCode::NOT_FOUND {
@@ -209,16 +230,25 @@ async fn get(a: GetArgs) -> Result<(), String> {
             })
             .collect();
         if !blocks.is_empty() {
-            println!("{}", blocks.join(if on(a.detailed) { "\n\n" } else { "\n" }));
+            println!(
+                "{}",
+                blocks.join(if on(a.detailed) { "\n\n" } else { "\n" })
+            );
         }
         return Ok(());
     }
-    let resp = client.send(Method::GET, &kv_path(&key), &[], None).await.map_err(query_err)?;
+    let resp = client
+        .send(Method::GET, &kv_path(&key), &[], None)
+        .await
+        .map_err(query_err)?;
     if resp.status == StatusCode::NOT_FOUND {
         return Err(format!("Error! No key exists at: {key}"));
     }
     let entries: Vec<KvEntry> = parse(&resp.body).map_err(query_err)?;
-    let entry = entries.into_iter().next().ok_or_else(|| format!("Error! No key exists at: {key}"))?;
+    let entry = entries
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("Error! No key exists at: {key}"))?;
     if on(a.detailed) {
         println!("{}", detailed(&entry, on(a.base64), true));
     } else {
@@ -235,8 +265,16 @@ async fn put(a: PutArgs) -> Result<(), String> {
     let (key, data) = match a.args.as_slice() {
         [] => return Err("Error! Missing KEY argument".into()),
         [key] => (key.clone(), Vec::new()),
-        [key, data] => (key.clone(), read_data(data).map_err(|e| format!("Error! {e}"))?),
-        more => return Err(format!("Error! Too many arguments (expected 1 or 2, got {})", more.len())),
+        [key, data] => (
+            key.clone(),
+            read_data(data).map_err(|e| format!("Error! {e}"))?,
+        ),
+        more => {
+            return Err(format!(
+                "Error! Too many arguments (expected 1 or 2, got {})",
+                more.len()
+            ))
+        }
     };
     if key.starts_with('/') {
         return Err(format!(
@@ -294,7 +332,10 @@ async fn delete(a: DeleteArgs) -> Result<(), String> {
     let key = one_key(&a.args, !recurse)?;
     let key = key.strip_prefix('/').unwrap_or(&key).to_string();
     if cas && a.modify_index == 0 {
-        return Err("Cannot delete a key that does not exist. Provide a -modify-index greater than than 0.".into());
+        return Err(
+            "Cannot delete a key that does not exist. Provide a -modify-index greater than than 0."
+                .into(),
+        );
     }
     if a.modify_index != 0 && !cas {
         return Err("Cannot specify -modify-index without -cas!".into());
@@ -305,13 +346,22 @@ async fn delete(a: DeleteArgs) -> Result<(), String> {
     let client = connect(&a.http)?;
     if recurse {
         client
-            .ok(Method::DELETE, &kv_path(&key), &[("recurse", String::new())], None)
+            .ok(
+                Method::DELETE,
+                &kv_path(&key),
+                &[("recurse", String::new())],
+                None,
+            )
             .await
             .map_err(|e| format!("Error! Did not delete prefix {key}: {e}"))?;
         println!("Success! Deleted keys with prefix: {key}");
         return Ok(());
     }
-    let query = if cas { vec![("cas", a.modify_index.to_string())] } else { Vec::new() };
+    let query = if cas {
+        vec![("cas", a.modify_index.to_string())]
+    } else {
+        Vec::new()
+    };
     let resp = client
         .ok(Method::DELETE, &kv_path(&key), &query, None)
         .await
@@ -327,7 +377,12 @@ async fn export(a: ExportArgs) -> Result<(), String> {
     let prefix = one_key(&a.args, false)?;
     let client = connect(&a.http)?;
     let resp = client
-        .send(Method::GET, &kv_path(&prefix), &[("recurse", String::new())], None)
+        .send(
+            Method::GET,
+            &kv_path(&prefix),
+            &[("recurse", String::new())],
+            None,
+        )
         .await
         .map_err(|e| format!("Error querying Consul agent: {e}"))?;
     let entries: Vec<KvEntry> = if resp.status == StatusCode::NOT_FOUND {
@@ -355,7 +410,12 @@ async fn import(a: ImportArgs) -> Result<(), String> {
     let data = match a.args.as_slice() {
         [] => return Err("Error! Missing DATA argument".into()),
         [data] => read_data(data).map_err(|e| format!("Error! {e}"))?,
-        more => return Err(format!("Error! Too many arguments (expected 1, got {})", more.len())),
+        more => {
+            return Err(format!(
+                "Error! Too many arguments (expected 1, got {})",
+                more.len()
+            ))
+        }
     };
     if data.is_empty() {
         return Err("Error! Empty DATA argument".into());
@@ -368,7 +428,11 @@ async fn import(a: ImportArgs) -> Result<(), String> {
             .decode(&entry.value)
             .map_err(|e| format!("Error base 64 decoding value for key {}: {e}", entry.key))?;
         let key = join_prefix(&a.prefix, &entry.key);
-        let query = if entry.flags != 0 { vec![("flags", entry.flags.to_string())] } else { Vec::new() };
+        let query = if entry.flags != 0 {
+            vec![("flags", entry.flags.to_string())]
+        } else {
+            Vec::new()
+        };
         client
             .ok(Method::PUT, &kv_path(&key), &query, Some(value))
             .await
@@ -383,7 +447,11 @@ fn join_prefix(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         return key.to_string();
     }
-    let joined = format!("{}/{}", prefix.trim_end_matches('/'), key.trim_start_matches('/'));
+    let joined = format!(
+        "{}/{}",
+        prefix.trim_end_matches('/'),
+        key.trim_start_matches('/')
+    );
     let joined = joined.trim_end_matches('/').to_string();
     if key.ends_with('/') {
         format!("{joined}/")

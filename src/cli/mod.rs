@@ -8,7 +8,11 @@ use crate::config::{AgentFlags, Config};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "legate", version, about = "A durable, single-node, Consul-compatible agent")]
+#[command(
+    name = "legate",
+    version,
+    about = "A durable, single-node, Consul-compatible agent"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,7 +40,11 @@ pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String>
         if passthrough || arg == "--" {
             passthrough = true;
             out.push(arg);
-        } else if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") && !is_number(&arg) {
+        } else if arg.len() > 2
+            && arg.starts_with('-')
+            && !arg.starts_with("--")
+            && !is_number(&arg)
+        {
             out.push(format!("-{arg}"));
         } else {
             out.push(arg);
@@ -66,7 +74,11 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Agent(flags) => runtime.block_on(run_agent(flags)),
         Command::Kv { command } => runtime.block_on(kv::run(command)),
         Command::Version => {
-            println!("Legate v{} (Consul API v{})", env!("CARGO_PKG_VERSION"), crate::config::CONSUL_VERSION);
+            println!(
+                "Legate v{} (Consul API v{})",
+                env!("CARGO_PKG_VERSION"),
+                crate::config::CONSUL_VERSION
+            );
             0
         }
     }
@@ -100,7 +112,9 @@ fn init_logging(config: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_json {
         builder.json().init();
     } else {
@@ -114,20 +128,55 @@ mod tests {
 
     #[test]
     fn go_style_flags_become_long_flags() {
-        let args = ["legate", "agent", "-dev", "-data-dir=/x", "-http-port", "-1", "-", "--", "-keep"];
+        let args = [
+            "legate",
+            "agent",
+            "-dev",
+            "-data-dir=/x",
+            "-http-port",
+            "-1",
+            "-",
+            "--",
+            "-keep",
+        ];
         let out = normalize_go_flags(args.iter().map(|s| s.to_string()));
-        assert_eq!(out, ["legate", "agent", "--dev", "--data-dir=/x", "--http-port", "-1", "-", "--", "-keep"]);
+        assert_eq!(
+            out,
+            [
+                "legate",
+                "agent",
+                "--dev",
+                "--data-dir=/x",
+                "--http-port",
+                "-1",
+                "-",
+                "--",
+                "-keep"
+            ]
+        );
     }
 
     #[test]
     fn agent_flags_parse() {
         let cli = Cli::try_parse_from(normalize_go_flags(
-            ["legate", "agent", "-dev", "-server=false", "-config-file", "a.json", "-config-file=b.hcl", "-node", "n1"]
-                .iter()
-                .map(|s| s.to_string()),
+            [
+                "legate",
+                "agent",
+                "-dev",
+                "-server=false",
+                "-config-file",
+                "a.json",
+                "-config-file=b.hcl",
+                "-node",
+                "n1",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
         ))
         .unwrap();
-        let Command::Agent(flags) = cli.command else { panic!() };
+        let Command::Agent(flags) = cli.command else {
+            panic!()
+        };
         assert_eq!(flags.dev, Some(true));
         assert_eq!(flags.server, Some(false));
         assert_eq!(flags.config_file.len(), 2);

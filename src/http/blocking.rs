@@ -26,7 +26,11 @@ enum Want<'a> {
     Hash(&'a str),
 }
 
-pub async fn blocking<T, F>(store: &Store, opts: &QueryOptions, query: F) -> Result<Blocked<T>, ApiError>
+pub async fn blocking<T, F>(
+    store: &Store,
+    opts: &QueryOptions,
+    query: F,
+) -> Result<Blocked<T>, ApiError>
 where
     F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, T)>,
     T: Serialize,
@@ -36,7 +40,11 @@ where
 
 /// Like `blocking`, and the result carries its `X-Consul-ContentHash`; `?hash=` blocks until
 /// the hash differs.
-pub async fn blocking_hashed<T, F>(store: &Store, opts: &QueryOptions, query: F) -> Result<Blocked<T>, ApiError>
+pub async fn blocking_hashed<T, F>(
+    store: &Store,
+    opts: &QueryOptions,
+    query: F,
+) -> Result<Blocked<T>, ApiError>
 where
     F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, T)>,
     T: Serialize,
@@ -44,7 +52,12 @@ where
     run(store, opts, true, query).await
 }
 
-async fn run<T, F>(store: &Store, opts: &QueryOptions, hashed: bool, query: F) -> Result<Blocked<T>, ApiError>
+async fn run<T, F>(
+    store: &Store,
+    opts: &QueryOptions,
+    hashed: bool,
+    query: F,
+) -> Result<Blocked<T>, ApiError>
 where
     F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, T)>,
     T: Serialize,
@@ -62,7 +75,11 @@ where
         let read_index = read.global_index()?;
         drop(read);
         let index = index.max(1);
-        let hash = if hashed { Some(content_hash(&value)?) } else { None };
+        let hash = if hashed {
+            Some(content_hash(&value)?)
+        } else {
+            None
+        };
         let fresh = match &want {
             None => true,
             Some(Want::Index(min)) => index > *min,
@@ -92,7 +109,10 @@ fn jitter(wait: std::time::Duration) -> std::time::Duration {
 pub fn content_hash<T: Serialize>(value: &T) -> Result<String, ApiError> {
     let json = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &json);
-    Ok(digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -113,7 +133,10 @@ mod tests {
     async fn wakes_on_a_change_to_the_watched_key_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.write(|tx| kv::set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| kv::set(tx, "a", b"1".to_vec(), 0))
+            .await
+            .unwrap();
         let reader = store.clone();
         let waiter = tokio::spawn(async move {
             let started = Instant::now();
@@ -124,11 +147,17 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         // An unrelated key does not wake the reader...
-        store.write(|tx| kv::set(tx, "b", b"x".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| kv::set(tx, "b", b"x".to_vec(), 0))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiter.is_finished());
         // ...a change to its key does.
-        store.write(|tx| kv::set(tx, "a", b"2".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| kv::set(tx, "a", b"2".to_vec(), 0))
+            .await
+            .unwrap();
         let (index, value, elapsed) = waiter.await.unwrap();
         assert_eq!((index, value.as_slice()), (3, &b"2"[..]));
         assert!(elapsed < Duration::from_secs(2));
@@ -149,7 +178,10 @@ mod tests {
     async fn hash_blocking_returns_when_the_content_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.write(|tx| kv::set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| kv::set(tx, "a", b"1".to_vec(), 0))
+            .await
+            .unwrap();
         let first = blocking_hashed(&store, &opts(0, 100), |r, ws| kv::get(r, ws, "a"))
             .await
             .unwrap();
@@ -159,10 +191,16 @@ mod tests {
         o.hash = Some(hash.clone());
         let reader = store.clone();
         let waiter = tokio::spawn(async move {
-            blocking_hashed(&reader, &o, |r, ws| kv::get(r, ws, "a")).await.unwrap().hash
+            blocking_hashed(&reader, &o, |r, ws| kv::get(r, ws, "a"))
+                .await
+                .unwrap()
+                .hash
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        store.write(|tx| kv::set(tx, "a", b"2".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| kv::set(tx, "a", b"2".to_vec(), 0))
+            .await
+            .unwrap();
         assert_ne!(waiter.await.unwrap().unwrap(), hash);
     }
 }

@@ -45,7 +45,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Invalid(msg) => ApiError::bad_request(msg),
-            StoreError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down"),
+            StoreError::Closed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down")
+            }
             other => {
                 tracing::error!(error = %other, "store fault");
                 ApiError::internal(other.to_string())

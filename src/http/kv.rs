@@ -106,14 +106,24 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     conflicting(&req, &["recurse", "cas"])?;
     let key = req.tail(PREFIX).to_string();
     let deleted = if req.params.has("recurse") {
-        ctx.store.write(move |tx| kv::delete_tree(tx, &key).map(|_| true)).await?
+        ctx.store
+            .write(move |tx| kv::delete_tree(tx, &key).map(|_| true))
+            .await?
     } else {
         if key.is_empty() {
             return Err(missing_key());
         }
         match req.params.u64("cas")? {
-            Some(cas) => ctx.store.write(move |tx| kv::delete_cas(tx, &key, cas)).await?,
-            None => ctx.store.write(move |tx| kv::delete(tx, &key).map(|_| true)).await?,
+            Some(cas) => {
+                ctx.store
+                    .write(move |tx| kv::delete_cas(tx, &key, cas))
+                    .await?
+            }
+            None => {
+                ctx.store
+                    .write(move |tx| kv::delete(tx, &key).map(|_| true))
+                    .await?
+            }
         }
     };
     Reply::json(&deleted, opts.pretty)

@@ -79,7 +79,10 @@ impl AgentContext {
     pub fn node_meta(&self) -> std::collections::BTreeMap<String, String> {
         let mut meta = self.config.node_meta.clone();
         meta.insert("consul-network-segment".into(), String::new());
-        meta.insert("consul-version".into(), crate::config::CONSUL_VERSION.into());
+        meta.insert(
+            "consul-version".into(),
+            crate::config::CONSUL_VERSION.into(),
+        );
         meta
     }
 
@@ -143,10 +146,16 @@ impl Request {
         };
         let too_large = |size: Option<u64>| {
             let see = setting
-                .map(|s| format!(" See https://developer.hashicorp.com/docs/agent/config/config-files#{s}."))
+                .map(|s| {
+                    format!(
+                        " See https://developer.hashicorp.com/docs/agent/config/config-files#{s}."
+                    )
+                })
                 .unwrap_or_default();
             ApiError::too_large(match size {
-                Some(size) => format!("Request body({size} bytes) too large, max size: {limit} bytes.{see}"),
+                Some(size) => {
+                    format!("Request body({size} bytes) too large, max size: {limit} bytes.{see}")
+                }
                 None => format!("Request body too large, max size: {limit} bytes.{see}"),
             })
         };
@@ -161,7 +170,8 @@ impl Request {
         let mut out = Vec::new();
         if let Some(mut stream) = self.body.take() {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Failed to read body: {e}")))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::bad_request(format!("Failed to read body: {e}")))?;
                 if (out.len() + chunk.len()) as u64 > limit {
                     return Err(too_large(None));
                 }
@@ -202,7 +212,13 @@ static ROUTES: &[Route] = &[
     route!("/v1/agent/self", exact, [GET], Default, agent::self_info),
     route!("/v1/status/leader", exact, [GET], Default, status::leader),
     route!("/v1/status/peers", exact, [GET], Default, status::peers),
-    route!("/v1/catalog/datacenters", exact, [GET], Default, status::datacenters),
+    route!(
+        "/v1/catalog/datacenters",
+        exact,
+        [GET],
+        Default,
+        status::datacenters
+    ),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {
@@ -266,10 +282,10 @@ async fn dispatch(
 }
 
 /// The warp filter serving the whole API.
-pub fn api(ctx: Ctx) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    let raw_query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+pub fn api(
+    ctx: Ctx,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
         .map(move || ctx.clone())
         .and(warp::method())
@@ -277,22 +293,25 @@ pub fn api(ctx: Ctx) -> impl Filter<Extract = (warp::reply::Response,), Error = 
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(|ctx, method, full: warp::path::FullPath, query, headers, body| {
-            let body: BodyStream = Box::pin(
-                futures_util::StreamExt::map(body, |chunk: Result<_, warp::Error>| {
-                    chunk.map(|mut buf| {
-                        let len = bytes::Buf::remaining(&buf);
-                        bytes::Buf::copy_to_bytes(&mut buf, len)
-                    })
-                }),
-            );
-            let path = full.as_str().to_string();
-            async move {
-                dispatch(ctx, method, path, query, headers, body)
-                    .await
-                    .into_response()
-            }
-        })
+        .then(
+            |ctx, method, full: warp::path::FullPath, query, headers, body| {
+                let body: BodyStream = Box::pin(futures_util::StreamExt::map(
+                    body,
+                    |chunk: Result<_, warp::Error>| {
+                        chunk.map(|mut buf| {
+                            let len = bytes::Buf::remaining(&buf);
+                            bytes::Buf::copy_to_bytes(&mut buf, len)
+                        })
+                    },
+                ));
+                let path = full.as_str().to_string();
+                async move {
+                    dispatch(ctx, method, path, query, headers, body)
+                        .await
+                        .into_response()
+                }
+            },
+        )
 }
 
 /// Serves the API on `addr` until `shutdown` resolves. Returns the bound address.

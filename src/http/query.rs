@@ -15,11 +15,18 @@ pub struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn parse(raw: &str) -> Self {
-        Params(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
+        Params(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
     /// The first value of `name`, if present (`Some("")` for a flag without a value).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -75,13 +82,21 @@ impl QueryOptions {
         check_tenancy(params, headers)?;
         let index = match params.get("index") {
             None | Some("") => 0,
-            Some(v) => v.parse().map_err(|_| ApiError::bad_request("Invalid index"))?,
+            Some(v) => v
+                .parse()
+                .map_err(|_| ApiError::bad_request("Invalid index"))?,
         };
         let wait = match params.get("wait") {
             None | Some("") => agent.default_wait,
-            Some(v) => crate::duration::parse(v).map_err(|_| ApiError::bad_request("Invalid wait time"))?,
+            Some(v) => {
+                crate::duration::parse(v).map_err(|_| ApiError::bad_request("Invalid wait time"))?
+            }
         };
-        let wait = if wait.is_zero() { agent.default_wait } else { wait.min(agent.max_wait) };
+        let wait = if wait.is_zero() {
+            agent.default_wait
+        } else {
+            wait.min(agent.max_wait)
+        };
         let stale = params.has("stale");
         let consistent = params.has("consistent");
         if stale && consistent {
@@ -91,12 +106,18 @@ impl QueryOptions {
         }
         Ok(QueryOptions {
             index,
-            hash: params.get("hash").filter(|h| !h.is_empty()).map(str::to_string),
+            hash: params
+                .get("hash")
+                .filter(|h| !h.is_empty())
+                .map(str::to_string),
             wait,
             stale,
             consistent,
             pretty: params.has("pretty"),
-            filter: params.get("filter").filter(|f| !f.is_empty()).map(str::to_string),
+            filter: params
+                .get("filter")
+                .filter(|f| !f.is_empty())
+                .map(str::to_string),
             token: token(params, headers),
         })
     }
@@ -179,7 +200,10 @@ mod tests {
     fn contradictions_and_foreign_datacenters_are_refused() {
         let err = parse("stale&consistent").unwrap_err();
         assert_eq!(err.status, 400);
-        assert_eq!(parse("dc=dc2").unwrap_err().message, "No path to datacenter");
+        assert_eq!(
+            parse("dc=dc2").unwrap_err().message,
+            "No path to datacenter"
+        );
         assert!(parse("dc=dc1&ns=default&partition=default").is_ok());
         assert_eq!(
             parse("ns=team").unwrap_err().message,

@@ -107,7 +107,11 @@ impl WriterState {
                 tx.begin_op();
                 let (ok, done) = job(&mut tx);
                 completions.push(done);
-                let undo = if ok { Ok(tx.finish_op()) } else { tx.rollback_op() };
+                let undo = if ok {
+                    Ok(tx.finish_op())
+                } else {
+                    tx.rollback_op()
+                };
                 if let Err(e) = undo {
                     failure = Some(e);
                     break;

@@ -37,7 +37,8 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 /// The KV table's index, counting deletes (tombstones) too.
 pub fn max_index(r: &ReadTx) -> Result<u64> {
-    Ok(r.table_index(KV.name)?.max(r.table_index(KV_TOMBSTONES.name)?))
+    Ok(r.table_index(KV.name)?
+        .max(r.table_index(KV_TOMBSTONES.name)?))
 }
 
 pub fn get(r: &ReadTx, ws: &mut WatchSet, key: &str) -> Result<(u64, Option<KvEntry>)> {
@@ -47,7 +48,11 @@ pub fn get(r: &ReadTx, ws: &mut WatchSet, key: &str) -> Result<(u64, Option<KvEn
 
 pub fn list(r: &ReadTx, ws: &mut WatchSet, prefix: &str) -> Result<(u64, Vec<KvEntry>)> {
     ws.prefix(KV.name, prefix);
-    let entries: Vec<KvEntry> = r.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect();
+    let entries: Vec<KvEntry> = r
+        .scan_prefix(KV, prefix)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
     let highest = entries.iter().map(|e| e.modify_index).max().unwrap_or(0);
     Ok((prefix_index(r, prefix, highest)?, entries))
 }
@@ -66,7 +71,9 @@ pub fn keys(
     for (key, entry) in r.scan_prefix(KV, prefix)? {
         highest = highest.max(entry.modify_index);
         let folded = match key[prefix.len()..].find(separator) {
-            Some(at) if !separator.is_empty() => key[..prefix.len() + at + separator.len()].to_string(),
+            Some(at) if !separator.is_empty() => {
+                key[..prefix.len() + at + separator.len()].to_string()
+            }
             _ => key,
         };
         if keys.last() != Some(&folded) {
@@ -178,7 +185,13 @@ pub fn delete_tree(tx: &mut WriteTx, prefix: &str) -> Result<()> {
 
 /// Releases the lock `session` holds on `key`, writing `value` and `flags` (Consul's unlock).
 /// Returns false when the key is missing or held by another session.
-pub fn unlock(tx: &mut WriteTx, key: &str, value: Vec<u8>, flags: u64, session: &str) -> Result<bool> {
+pub fn unlock(
+    tx: &mut WriteTx,
+    key: &str,
+    value: Vec<u8>,
+    flags: u64,
+    session: &str,
+) -> Result<bool> {
     let Some(existing) = tx.get(KV, key)? else {
         return Ok(false);
     };
@@ -237,7 +250,11 @@ impl KvRead for ReadTx {
         self.get(KV, key)
     }
     fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
-        Ok(self.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect())
+        Ok(self
+            .scan_prefix(KV, prefix)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
     }
 }
 
@@ -246,7 +263,11 @@ impl KvRead for WriteTx<'_> {
         self.get(KV, key)
     }
     fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
-        Ok(self.scan_prefix(KV, prefix)?.into_iter().map(|(_, e)| e).collect())
+        Ok(self
+            .scan_prefix(KV, prefix)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
     }
 }
 
@@ -264,8 +285,14 @@ mod tests {
     #[tokio::test]
     async fn set_keeps_create_index_and_bumps_modify_index() {
         let (_d, store) = store().await;
-        store.write(|tx| set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
-        store.write(|tx| set(tx, "a", b"2".to_vec(), 5)).await.unwrap();
+        store
+            .write(|tx| set(tx, "a", b"1".to_vec(), 0))
+            .await
+            .unwrap();
+        store
+            .write(|tx| set(tx, "a", b"2".to_vec(), 5))
+            .await
+            .unwrap();
         let r = store.read().unwrap();
         let (idx, e) = get(&r, &mut WatchSet::new(), "a").unwrap();
         let e = e.unwrap();
@@ -275,10 +302,22 @@ mod tests {
     #[tokio::test]
     async fn cas_zero_only_creates() {
         let (_d, store) = store().await;
-        assert!(store.write(|tx| set_cas(tx, "a", vec![], 0, 0)).await.unwrap());
-        assert!(!store.write(|tx| set_cas(tx, "a", vec![], 0, 0)).await.unwrap());
-        assert!(!store.write(|tx| set_cas(tx, "a", vec![], 0, 99)).await.unwrap());
-        assert!(store.write(|tx| set_cas(tx, "a", vec![], 0, 1)).await.unwrap());
+        assert!(store
+            .write(|tx| set_cas(tx, "a", vec![], 0, 0))
+            .await
+            .unwrap());
+        assert!(!store
+            .write(|tx| set_cas(tx, "a", vec![], 0, 0))
+            .await
+            .unwrap());
+        assert!(!store
+            .write(|tx| set_cas(tx, "a", vec![], 0, 99))
+            .await
+            .unwrap());
+        assert!(store
+            .write(|tx| set_cas(tx, "a", vec![], 0, 1))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
@@ -299,7 +338,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_operation_leaves_no_trace() {
         let (_d, store) = store().await;
-        store.write(|tx| set(tx, "a", b"1".to_vec(), 0)).await.unwrap();
+        store
+            .write(|tx| set(tx, "a", b"1".to_vec(), 0))
+            .await
+            .unwrap();
         let err = store
             .write(|tx| {
                 set(tx, "a", b"2".to_vec(), 0)?;

@@ -28,7 +28,11 @@ pub fn run(db: &Database, target: u64) -> Result<()> {
         .iter()
         .filter(|m| m.version > found && m.version <= target)
     {
-        tracing::info!(version = step.version, name = step.name, "applying schema migration");
+        tracing::info!(
+            version = step.version,
+            name = step.name,
+            "applying schema migration"
+        );
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         (step.apply)(&txn)?;
@@ -66,7 +70,10 @@ mod tests {
                     modify_index: 3,
                 };
                 let bytes = codec::encode(&entry);
-                txn.open_table(KV.def()).unwrap().insert("old", bytes.as_slice()).unwrap();
+                txn.open_table(KV.def())
+                    .unwrap()
+                    .insert("old", bytes.as_slice())
+                    .unwrap();
                 txn.open_table(META).unwrap().insert("index", 3).unwrap();
             }
             txn.commit().unwrap();
@@ -94,9 +101,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join(DB_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert(META_SCHEMA_VERSION, 99).unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA_VERSION, 99)
+            .unwrap();
         txn.commit().unwrap();
         let err = run(&db, SCHEMA_VERSION).unwrap_err();
-        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,7 @@ pub use watch::{Watch, WatchSet, Watches};
 
 use redb::{Database, ReadableDatabase};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "legate.redb";
@@ -30,7 +30,9 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    /// Taken out by `close`, which releases the file (and its lock) even while clones of the
+    /// `Store` are still held elsewhere.
+    db: RwLock<Option<Arc<Database>>>,
     watches: Arc<Watches>,
     writer: Mutex<Option<mpsc::Sender<batch::Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -60,7 +62,7 @@ impl Store {
         let (writer, handle) = batch::spawn_writer(db.clone(), watches.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
                 watches,
                 writer: Mutex::new(Some(writer)),
                 writer_thread: Mutex::new(Some(handle)),
@@ -75,8 +77,10 @@ impl Store {
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<ReadTx> {
+        let db = self.inner.db.read().unwrap();
+        let db = db.as_ref().ok_or(StoreError::Closed)?;
         Ok(ReadTx {
-            txn: self.inner.db.begin_read()?,
+            txn: db.begin_read()?,
         })
     }
 
@@ -105,16 +109,21 @@ impl Store {
             let writer = writer.as_ref().ok_or(StoreError::Closed)?;
             writer.send(job).map_err(|_| StoreError::Closed)?;
         }
-        recv.await
-            .unwrap_or_else(|_| Err(StoreError::Storage("write was dropped by a failed batch".into())))
+        recv.await.unwrap_or_else(|_| {
+            Err(StoreError::Storage(
+                "write was dropped by a failed batch".into(),
+            ))
+        })
     }
 
-    /// Stops accepting writes and waits for the writer to finish what is queued.
+    /// Stops accepting writes, waits for the writer to finish what is queued, and closes the
+    /// database file. Later reads and writes fail with `StoreError::Closed`.
     pub fn close(&self) {
         self.inner.writer.lock().unwrap().take();
         if let Some(handle) = self.inner.writer_thread.lock().unwrap().take() {
             let _ = handle.join();
         }
+        self.inner.db.write().unwrap().take();
     }
 }
 
@@ -125,13 +134,18 @@ fn create_private_dir(dir: &Path) -> Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| StoreError::Storage(format!("cannot create data dir {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                StoreError::Storage(format!("cannot create data dir {}: {e}", dir.display()))
+            })?;
     }
     let meta = std::fs::metadata(dir)
         .map_err(|e| StoreError::Storage(format!("cannot read data dir {}: {e}", dir.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            StoreError::Storage(format!("cannot restrict data dir {} to 0700: {e}", dir.display()))
+            StoreError::Storage(format!(
+                "cannot restrict data dir {} to 0700: {e}",
+                dir.display()
+            ))
         })?;
     }
     Ok(())

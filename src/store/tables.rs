@@ -61,10 +61,8 @@ pub const KV: Table<crate::types::KvEntry> = Table::new("kv");
 pub const KV_TOMBSTONES: Table<super::kv::Tombstone> = Table::new("kv_tombstones");
 
 /// Every record table, with the record type it holds, in creation order.
-pub const RECORD_TABLES: &[(&str, &str)] = &[
-    (KV.name, "KvEntry"),
-    (KV_TOMBSTONES.name, "Tombstone"),
-];
+pub const RECORD_TABLES: &[(&str, &str)] =
+    &[(KV.name, "KvEntry"), (KV_TOMBSTONES.name, "Tombstone")];
 
 #[cfg(test)]
 mod tests {

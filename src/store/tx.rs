@@ -29,7 +29,11 @@ impl ReadTx {
     }
 
     /// Every record whose key starts with `prefix`, in key order.
-    pub fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
+    pub fn scan_prefix<T: Record>(
+        &self,
+        table: Table<T>,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>> {
         let Some(t) = open_read(&self.txn, table.name)? else {
             return Ok(Vec::new());
         };
@@ -135,7 +139,11 @@ impl<'a> WriteTx<'a> {
         }
     }
 
-    pub fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
+    pub fn scan_prefix<T: Record>(
+        &self,
+        table: Table<T>,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>> {
         let t = self.txn.open_table(table.def())?;
         let mut out = Vec::new();
         for row in t.range(prefix..)? {

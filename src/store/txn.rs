@@ -9,11 +9,20 @@ use super::{ReadTx, WriteTx};
 use crate::types::{KvEntry, TxnError, TxnKvOp, TxnOp, TxnResult};
 
 /// Verbs that only read.
-const READ_VERBS: &[&str] = &["get", "get-tree", "check-index", "check-session", "check-not-exists"];
+const READ_VERBS: &[&str] = &[
+    "get",
+    "get-tree",
+    "check-index",
+    "check-session",
+    "check-not-exists",
+];
 
 pub fn is_read_only(ops: &[TxnOp]) -> bool {
-    ops.iter()
-        .all(|op| op.kv.as_ref().is_some_and(|kv| READ_VERBS.contains(&kv.verb.as_str())))
+    ops.iter().all(|op| {
+        op.kv
+            .as_ref()
+            .is_some_and(|kv| READ_VERBS.contains(&kv.verb.as_str()))
+    })
 }
 
 /// Runs `ops` inside a write; an error rolls back every operation.
@@ -72,7 +81,11 @@ fn without_value(mut entry: KvEntry) -> Vec<TxnResult> {
 fn kv_op(tx: &mut WriteTx, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
     let key = op.key.as_str();
     let stored = |tx: &WriteTx| -> Result<Vec<TxnResult>, String> {
-        Ok(tx.kv_get(key).map_err(fault)?.map(without_value).unwrap_or_default())
+        Ok(tx
+            .kv_get(key)
+            .map_err(fault)?
+            .map(without_value)
+            .unwrap_or_default())
     };
     match op.verb.as_str() {
         "set" => {
@@ -130,7 +143,9 @@ fn read_verb(r: &impl KvRead, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
             Some(e) => Ok(without_value(e)),
         },
         "check-session" => match r.kv_get(key).map_err(fault)? {
-            None => Err(format!("failed to check session, key {key:?} doesn't exist")),
+            None => Err(format!(
+                "failed to check session, key {key:?} doesn't exist"
+            )),
             Some(e) if e.session != op.session => Err(format!(
                 "failed session check for key {key:?}, current session {:?} != {:?}",
                 e.session, op.session

@@ -1,0 +1,12 @@
+//! Integration tests: each drives a real agent over HTTP (see `common::TestAgent`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod agent;
+mod blocking;
+mod cli;
+mod clients;
+mod kv;
+mod restart;
+mod txn;

@@ -1,0 +1,192 @@
+use crate::common::{b64, TestAgent};
+use serde_json::{json, Value};
+
+async fn txn(a: &TestAgent, ops: Value) -> (u16, Value) {
+    let resp = a
+        .http
+        .put(a.url("/v1/txn"))
+        .json(&ops)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_write_transaction_applies_all_ops_at_one_index() {
+    let a = TestAgent::start().await;
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"KV": {"Verb": "set", "Key": "t/a", "Value": b64("1"), "Flags": 7}},
+            {"KV": {"Verb": "set", "Key": "t/b", "Value": b64("2")}},
+            {"KV": {"Verb": "get", "Key": "t/a"}},
+            {"KV": {"Verb": "check-not-exists", "Key": "t/c"}},
+            {"KV": {"Verb": "delete", "Key": "t/none"}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Errors"], Value::Null);
+    let results = body["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    // set results carry no value; get does.
+    assert_eq!(results[0]["KV"]["Value"], Value::Null);
+    assert_eq!(results[0]["KV"]["Flags"], 7);
+    assert_eq!(results[2]["KV"]["Value"], b64("1"));
+    let index = results[0]["KV"]["ModifyIndex"].as_u64().unwrap();
+    assert_eq!(results[1]["KV"]["ModifyIndex"], index);
+    let (_, kv) = a.get_json("/v1/kv/t/b").await;
+    assert_eq!(kv[0]["ModifyIndex"], index);
+}
+
+#[tokio::test]
+async fn a_failed_transaction_rolls_back_and_reports_every_error() {
+    let a = TestAgent::start().await;
+    a.put_ok("/v1/kv/x", "orig").await;
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"KV": {"Verb": "set", "Key": "x", "Value": b64("changed")}},
+            {"KV": {"Verb": "set", "Key": "new", "Value": b64("v")}},
+            {"KV": {"Verb": "cas", "Key": "x", "Value": b64("v"), "Index": 999}},
+            {"KV": {"Verb": "get", "Key": "missing"}},
+            {"KV": {"Verb": "bogus", "Key": "k"}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["Results"], Value::Null);
+    assert_eq!(
+        body["Errors"],
+        json!([
+            {"OpIndex": 2, "What": "failed to set key \"x\", index is stale"},
+            {"OpIndex": 3, "What": "key \"missing\" doesn't exist"},
+            {"OpIndex": 4, "What": "unknown KV verb \"bogus\""}
+        ])
+    );
+    let (index, kv) = a.get_json("/v1/kv/x").await;
+    assert_eq!(kv[0]["Value"], b64("orig"));
+    assert_eq!(index, 1, "a rolled-back transaction takes no index");
+    assert_eq!(a.get("/v1/kv/new").await.status(), 404);
+}
+
+#[tokio::test]
+async fn check_verbs_and_read_only_transactions() {
+    let a = TestAgent::start().await;
+    a.put_ok("/v1/kv/c/1", "a").await;
+    a.put_ok("/v1/kv/c/2", "b").await;
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"KV": {"Verb": "check-index", "Key": "c/1", "Index": 1}},
+            {"KV": {"Verb": "check-session", "Key": "c/1"}},
+            {"KV": {"Verb": "get-tree", "Key": "c/"}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[3]["KV"]["Value"], b64("b"));
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"KV": {"Verb": "check-index", "Key": "c/1", "Index": 5}},
+            {"KV": {"Verb": "check-session", "Key": "c/1", "Session": "s"}},
+            {"KV": {"Verb": "check-not-exists", "Key": "c/2"}},
+            {"KV": {"Verb": "check-index", "Key": "c/none", "Index": 1}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let whats: Vec<&str> = body["Errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["What"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "failed index check for key \"c/1\", current modify index 1 != 5",
+            "failed session check for key \"c/1\", current session \"\" != \"s\"",
+            "key \"c/2\" exists",
+            "failed to check index, key \"c/none\" doesn't exist",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn delete_verbs() {
+    let a = TestAgent::start().await;
+    for k in ["d/1", "d/2", "e"] {
+        a.put_ok(&format!("/v1/kv/{k}"), "v").await;
+    }
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"KV": {"Verb": "delete-tree", "Key": "d/"}},
+            {"KV": {"Verb": "delete-cas", "Key": "e", "Index": 3}},
+            {"KV": {"Verb": "delete-cas", "Key": "gone", "Index": 9}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Results"], json!([]));
+    assert_eq!(a.get("/v1/kv/?recurse").await.status(), 404);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_transactions_are_refused() {
+    let a = TestAgent::start().await;
+    let resp = a.put("/v1/txn", "not json").await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .starts_with("Failed to parse body: "));
+    let ops: Vec<Value> = (0..129)
+        .map(|i| json!({"KV": {"Verb": "set", "Key": format!("k{i}")}}))
+        .collect();
+    let resp = a
+        .http
+        .put(a.url("/v1/txn"))
+        .json(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "Transaction contains too many operations (129 > 128)"
+    );
+    let resp = a.put("/v1/txn", vec![b' '; 600 * 1024]).await;
+    assert_eq!(resp.status(), 413);
+    let (status, body) = txn(&a, json!([{"KV": {"Verb": "set", "Key": ""}}])).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["Errors"][0]["What"], "Must provide key");
+    let resp = a.get("/v1/txn").await;
+    assert_eq!(resp.status(), 405);
+    assert_eq!(a.get("/v1/kv/?keys").await.text().await.unwrap(), "[]");
+}
+
+#[tokio::test]
+async fn lock_verbs_need_a_session() {
+    let a = TestAgent::start().await;
+    let (status, body) = txn(&a, json!([{"KV": {"Verb": "lock", "Key": "l"}}])).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["Errors"][0]["What"], "missing session");
+    let (status, body) = txn(
+        &a,
+        json!([{"KV": {"Verb": "unlock", "Key": "l", "Session": "s"}}]),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["Errors"][0]["What"],
+        "failed to unlock key \"l\", lock isn't held, or is held by another session"
+    );
+}

@@ -110,3 +110,34 @@ async fn rs_consul_blocking_read_returns_on_change() {
     assert!(second.index > first.index);
     assert_eq!(second.response[0].value.as_deref(), Some("2"));
 }
+
+/// Python's py-consul. It must be installed (`pip install py-consul`, as `.ci/run` does); where it
+/// is not, the test says so and passes only outside CI.
+#[tokio::test]
+async fn py_consul_kv_and_txn() {
+    let has_module = std::process::Command::new("python3")
+        .args(["-c", "import consul"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_module {
+        assert!(std::env::var("CI").is_err(), "py-consul must be installed in CI");
+        eprintln!("skipped: python3 with py-consul is not installed (pip install py-consul)");
+        return;
+    }
+    let a = TestAgent::start().await;
+    let addr = a.base.trim_start_matches("http://").to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/py_consul_kv.py");
+    let out = tokio::process::Command::new("python3")
+        .args([script, host, port])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "py-consul script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -121,7 +121,10 @@ async fn py_consul_kv_and_txn() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !has_module {
-        assert!(std::env::var("CI").is_err(), "py-consul must be installed in CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "py-consul must be installed in CI"
+        );
         eprintln!("skipped: python3 with py-consul is not installed (pip install py-consul)");
         return;
     }

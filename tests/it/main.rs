@@ -8,5 +8,6 @@ mod blocking;
 mod cli;
 mod clients;
 mod kv;
+mod process;
 mod restart;
 mod txn;

@@ -1,0 +1,138 @@
+//! The `legate agent` process: signals, pid file, data dir lock and startup errors.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn agent(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_legate"))
+        .arg("agent")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{base}/v1/status/leader")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("agent at {base} not ready after 20s");
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("agent did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pid_file = dir.path().join("legate.pid");
+    let port = free_port().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let data_arg = data.to_str().unwrap();
+    let mut child = agent(&[
+        "-data-dir",
+        data_arg,
+        "-http-port",
+        &port,
+        "-pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    wait_ready(&base).await;
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        child.id().to_string()
+    );
+
+    // A second agent on the same data dir refuses to start.
+    let mut second = agent(&[
+        "-data-dir",
+        data_arg,
+        "-http-port",
+        &free_port().to_string(),
+    ]);
+    let status = wait_exit(&mut second, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("in use by another agent"), "{err}");
+
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("{base}/v1/kv/kept"))
+        .body("yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.text().await.unwrap(), "true");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(!pid_file.exists(), "pid file removed on clean shutdown");
+
+    let mut child = agent(&["-data-dir", data_arg, "-http-port", &port]);
+    wait_ready(&base).await;
+    let got = client
+        .get(format!("{base}/v1/kv/kept?raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), "yes");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn bad_configuration_stops_the_start_with_a_named_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.json");
+    std::fs::write(&cfg, r#"{"data_dir": "/tmp/x", "bogus_key": true}"#).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-config-file", cfg.to_str().unwrap()], "bogus_key"),
+        (vec!["-dev", "-no-such-flag"], "no-such-flag"),
+        (
+            vec!["-dev", "-hcl", "ports { http = \"x\" }"],
+            "invalid type",
+        ),
+        (vec![], "data_dir"),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_legate"))
+            .arg("agent")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}

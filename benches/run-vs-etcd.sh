@@ -38,8 +38,9 @@ command -v etcd >/dev/null 2>&1 || die "etcd not found after installing etcd-ser
 log "building legate (release) and the kv_load bench"
 cargo build --release --bin legate
 # `--no-run` prints "Executable benches/kv_load.rs (target/release/deps/kv_load-<hash>)".
-BENCH_BIN=$(cargo bench --bench kv_load --no-run 2>&1 | tee /dev/stderr |
-    sed -n 's/.*Executable .*(\(.*kv_load-[^)]*\)).*/\1/p' | tail -n1)
+BUILD_OUT=$(cargo bench --bench kv_load --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
+echo "$BUILD_OUT" >&2
+BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*kv_load-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
 [ -x "$BENCH_BIN" ] || die "could not find the kv_load bench binary"
 
 # --- temp dir and cleanup ----------------------------------------------------------------------

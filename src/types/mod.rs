@@ -1,9 +1,12 @@
 //! Consul's JSON types, shared by the store (which persists them), the HTTP layer (which renders
 //! them) and the CLI (which reads them back). Field names and shapes follow Consul's API.
 
+pub mod catalog;
+pub mod json;
 pub mod kv;
 pub mod txn;
 
+pub use json::JsonValue;
 pub use kv::KvEntry;
 pub use txn::{TxnError, TxnKvOp, TxnOp, TxnResult};
 

@@ -6,6 +6,8 @@
 mod m0001_initial;
 #[path = "0002_kv_tombstones.rs"]
 mod m0002_kv_tombstones;
+#[path = "0003_catalog.rs"]
+mod m0003_catalog;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -26,5 +28,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "kv_tombstones (graveyard for prefix indexes)",
         apply: m0002_kv_tombstones::apply,
+    },
+    Migration {
+        version: 3,
+        name: "catalog: nodes, services, checks and their indexes",
+        apply: m0003_catalog::apply,
     },
 ];

@@ -7,7 +7,7 @@
 
 use super::error::{Result, StoreError};
 use super::tables::{KV, KV_TOMBSTONES};
-use super::{ReadTx, WatchSet, WriteTx};
+use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::KvEntry;
 use bincode::{Decode, Encode};
 
@@ -236,39 +236,6 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// KV lookups shared by read snapshots and writes in progress, so Txn's read verbs run the same
-/// code in a read-only transaction and inside a write.
-pub trait KvRead {
-    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>>;
-    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>>;
-}
-
-impl KvRead for ReadTx {
-    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
-        self.get(KV, key)
-    }
-    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
-        Ok(self
-            .scan_prefix(KV, prefix)?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect())
-    }
-}
-
-impl KvRead for WriteTx<'_> {
-    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>> {
-        self.get(KV, key)
-    }
-    fn kv_list(&self, prefix: &str) -> Result<Vec<KvEntry>> {
-        Ok(self
-            .scan_prefix(KV, prefix)?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect())
-    }
 }
 
 #[cfg(test)]

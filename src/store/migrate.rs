@@ -47,7 +47,7 @@ pub fn run(db: &Database, target: u64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::tables::{KV, SCHEMA_VERSION};
-    use crate::store::{codec, Store, DB_FILE};
+    use crate::store::{codec, Readable, Store, DB_FILE};
     use crate::types::KvEntry;
 
     /// A file written at schema 1 (no tombstone table) opens with today's build, keeps its

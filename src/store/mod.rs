@@ -3,6 +3,7 @@
 //! their tables and expose read functions over `ReadTx` and write functions over `WriteTx`.
 
 pub mod batch;
+pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod kv;
@@ -13,7 +14,7 @@ pub mod txn;
 pub mod watch;
 
 pub use error::{Result, StoreError};
-pub use tx::{ReadTx, WriteTx};
+pub use tx::{ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 
 use redb::{Database, ReadableDatabase};

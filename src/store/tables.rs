@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -60,9 +60,44 @@ pub const KV: Table<crate::types::KvEntry> = Table::new("kv");
 /// backwards after a delete (Consul's graveyard); reaped once older than the tombstone TTL.
 pub const KV_TOMBSTONES: Table<super::kv::Tombstone> = Table::new("kv_tombstones");
 
+/// `catalog_nodes`: lowercased node name → `Node`.
+pub const NODES: Table<crate::types::catalog::Node> = Table::new("catalog_nodes");
+
+/// `catalog_services`: `<lowercased node>\0<service id>` → `ServiceEntry`.
+pub const SERVICES: Table<super::catalog::ServiceEntry> = Table::new("catalog_services");
+
+/// `catalog_service_names`: `<service name>\0<lowercased node>\0<service id>` → `Marker`; an
+/// index of `catalog_services` by name. Invariant: one row per `catalog_services` row.
+pub const SERVICE_NAMES: Table<super::catalog::Marker> = Table::new("catalog_service_names");
+
+/// `catalog_connect_names`: `<destination>\0<lowercased node>\0<service id>` → `Marker`; the
+/// Connect-capable instances for a service: its proxies and, if native, itself.
+pub const CONNECT_NAMES: Table<super::catalog::Marker> = Table::new("catalog_connect_names");
+
+/// `catalog_checks`: `<lowercased node>\0<check id>` → `HealthCheck`.
+pub const CHECKS: Table<crate::types::catalog::HealthCheck> = Table::new("catalog_checks");
+
+/// `catalog_service_checks`: `<lowercased node>\0<service id>\0<check id>` → `Marker`; an index
+/// of `catalog_checks` by service (node-level checks have an empty service id).
+pub const SERVICE_CHECKS: Table<super::catalog::Marker> = Table::new("catalog_service_checks");
+
+/// `catalog_indexes`: `service/<name>`, `connect/<name>`, `node/<lowercased name>` → the last
+/// index that changed anything a read of that service or node returns (Consul's
+/// `service.<name>` entries); blocking reads of one service watch exactly that row.
+pub const CATALOG_INDEXES: Table<super::catalog::IndexEntry> = Table::new("catalog_indexes");
+
 /// Every record table, with the record type it holds, in creation order.
-pub const RECORD_TABLES: &[(&str, &str)] =
-    &[(KV.name, "KvEntry"), (KV_TOMBSTONES.name, "Tombstone")];
+pub const RECORD_TABLES: &[(&str, &str)] = &[
+    (KV.name, "KvEntry"),
+    (KV_TOMBSTONES.name, "Tombstone"),
+    (NODES.name, "Node"),
+    (SERVICES.name, "ServiceEntry"),
+    (SERVICE_NAMES.name, "Marker"),
+    (CONNECT_NAMES.name, "Marker"),
+    (CHECKS.name, "HealthCheck"),
+    (SERVICE_CHECKS.name, "Marker"),
+    (CATALOG_INDEXES.name, "IndexEntry"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -74,7 +109,20 @@ mod tests {
             .iter()
             .map(|(name, ty)| format!("{name}:{ty}"))
             .collect();
-        assert_eq!(described, ["kv:KvEntry", "kv_tombstones:Tombstone"]);
-        assert_eq!(super::SCHEMA_VERSION, 2);
+        assert_eq!(
+            described,
+            [
+                "kv:KvEntry",
+                "kv_tombstones:Tombstone",
+                "catalog_nodes:Node",
+                "catalog_services:ServiceEntry",
+                "catalog_service_names:Marker",
+                "catalog_connect_names:Marker",
+                "catalog_checks:HealthCheck",
+                "catalog_service_checks:Marker",
+                "catalog_indexes:IndexEntry",
+            ]
+        );
+        assert_eq!(super::SCHEMA_VERSION, 3);
     }
 }

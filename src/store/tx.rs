@@ -12,13 +12,22 @@ use super::tables::{self, Table, META, META_INDEX, TABLE_INDEX};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::collections::{HashMap, HashSet};
 
+/// Reads shared by snapshots and writes in progress, so a domain's lookups serve both.
+pub trait Readable {
+    fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>>;
+    /// Every record whose key starts with `prefix`, in key order.
+    fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>>;
+    /// The global index of the last write that touched `table` (0 if none).
+    fn table_index(&self, table: &'static str) -> Result<u64>;
+}
+
 /// A consistent snapshot for reads (redb MVCC: never blocks the writer).
 pub struct ReadTx {
     pub(super) txn: ReadTransaction,
 }
 
-impl ReadTx {
-    pub fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
+impl Readable for ReadTx {
+    fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
         let Some(t) = open_read(&self.txn, table.name)? else {
             return Ok(None);
         };
@@ -29,11 +38,7 @@ impl ReadTx {
     }
 
     /// Every record whose key starts with `prefix`, in key order.
-    pub fn scan_prefix<T: Record>(
-        &self,
-        table: Table<T>,
-        prefix: &str,
-    ) -> Result<Vec<(String, T)>> {
+    fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
         let Some(t) = open_read(&self.txn, table.name)? else {
             return Ok(Vec::new());
         };
@@ -49,15 +54,16 @@ impl ReadTx {
         Ok(out)
     }
 
-    /// The global index of the last write that touched `table` (0 if none).
-    pub fn table_index(&self, table: &str) -> Result<u64> {
+    fn table_index(&self, table: &'static str) -> Result<u64> {
         match self.txn.open_table(TABLE_INDEX) {
             Ok(t) => Ok(t.get(table)?.map(|v| v.value()).unwrap_or(0)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
             Err(e) => Err(e.into()),
         }
     }
+}
 
+impl ReadTx {
     /// The last global index handed out as of this snapshot.
     pub fn global_index(&self) -> Result<u64> {
         read_global_index(&self.txn)
@@ -97,6 +103,36 @@ struct OpState {
     table_indexes: Vec<(&'static str, Option<u64>)>,
 }
 
+impl Readable for WriteTx<'_> {
+    fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
+        let t = self.txn.open_table(table.def())?;
+        let value = t.get(key)?;
+        match value {
+            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
+        let t = self.txn.open_table(table.def())?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// As seen by the operation in progress.
+    fn table_index(&self, table: &'static str) -> Result<u64> {
+        Ok(self.table_indexes.get(table).copied().unwrap_or(0))
+    }
+}
+
 /// A write transaction shared by one batch of operations.
 pub struct WriteTx<'a> {
     txn: &'a WriteTransaction,
@@ -128,38 +164,6 @@ impl<'a> WriteTx<'a> {
     /// The index of the operation in progress: one above the last successful one.
     pub fn index(&self) -> u64 {
         self.last_index + 1
-    }
-
-    pub fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
-        let t = self.txn.open_table(table.def())?;
-        let value = t.get(key)?;
-        match value {
-            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn scan_prefix<T: Record>(
-        &self,
-        table: Table<T>,
-        prefix: &str,
-    ) -> Result<Vec<(String, T)>> {
-        let t = self.txn.open_table(table.def())?;
-        let mut out = Vec::new();
-        for row in t.range(prefix..)? {
-            let (k, v) = row?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
-        }
-        Ok(out)
-    }
-
-    /// The last index that touched `table`, as seen by the operation in progress.
-    pub fn table_index(&self, table: &'static str) -> u64 {
-        self.table_indexes.get(table).copied().unwrap_or(0)
     }
 
     pub fn put<T: Record>(&mut self, table: Table<T>, key: &str, value: &T) -> Result<()> {

@@ -4,8 +4,9 @@
 //! a read snapshot without taking an index.
 
 use super::error::{Result, StoreError};
-use super::kv::{self, KvRead};
-use super::{ReadTx, WriteTx};
+use super::kv;
+use super::tables::KV;
+use super::{ReadTx, Readable, WriteTx};
 use crate::types::{KvEntry, TxnError, TxnKvOp, TxnOp, TxnResult};
 
 /// Verbs that only read.
@@ -82,7 +83,7 @@ fn kv_op(tx: &mut WriteTx, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
     let key = op.key.as_str();
     let stored = |tx: &WriteTx| -> Result<Vec<TxnResult>, String> {
         Ok(tx
-            .kv_get(key)
+            .get(KV, key)
             .map_err(fault)?
             .map(without_value)
             .unwrap_or_default())
@@ -121,20 +122,20 @@ fn kv_op(tx: &mut WriteTx, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
     }
 }
 
-fn read_verb(r: &impl KvRead, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
+fn read_verb(r: &impl Readable, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
     let key = op.key.as_str();
     match op.verb.as_str() {
-        "get" => match r.kv_get(key).map_err(fault)? {
+        "get" => match r.get(KV, key).map_err(fault)? {
             Some(entry) => Ok(vec![TxnResult { kv: entry }]),
             None => Err(format!("key {key:?} doesn't exist")),
         },
         "get-tree" => Ok(r
-            .kv_list(key)
+            .scan_prefix(KV, key)
             .map_err(fault)?
             .into_iter()
-            .map(|kv| TxnResult { kv })
+            .map(|(_, kv)| TxnResult { kv })
             .collect()),
-        "check-index" => match r.kv_get(key).map_err(fault)? {
+        "check-index" => match r.get(KV, key).map_err(fault)? {
             None => Err(format!("failed to check index, key {key:?} doesn't exist")),
             Some(e) if e.modify_index != op.index => Err(format!(
                 "failed index check for key {key:?}, current modify index {} != {}",
@@ -142,7 +143,7 @@ fn read_verb(r: &impl KvRead, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
             )),
             Some(e) => Ok(without_value(e)),
         },
-        "check-session" => match r.kv_get(key).map_err(fault)? {
+        "check-session" => match r.get(KV, key).map_err(fault)? {
             None => Err(format!(
                 "failed to check session, key {key:?} doesn't exist"
             )),
@@ -152,7 +153,7 @@ fn read_verb(r: &impl KvRead, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
             )),
             Some(e) => Ok(without_value(e)),
         },
-        "check-not-exists" => match r.kv_get(key).map_err(fault)? {
+        "check-not-exists" => match r.get(KV, key).map_err(fault)? {
             Some(_) => Err(format!("key {key:?} exists")),
             None => Ok(Vec::new()),
         },

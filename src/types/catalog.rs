@@ -57,7 +57,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { passing: 1, warning: 1 }
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
     }
 }
 
@@ -84,7 +87,11 @@ pub struct NodeService {
     pub tags: Vec<String>,
     #[serde(default)]
     pub address: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub tagged_addresses: BTreeMap<String, ServiceAddress>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub meta: BTreeMap<String, String>,
@@ -124,11 +131,18 @@ impl NodeService {
         if self.kind != "connect-proxy" {
             return None;
         }
-        self.proxy.0.get("DestinationServiceName").and_then(|v| v.as_str())
+        self.proxy
+            .0
+            .get("DestinationServiceName")
+            .and_then(|v| v.as_str())
     }
 
     pub fn is_connect_native(&self) -> bool {
-        self.connect.0.get("Native").and_then(|v| v.as_bool()).unwrap_or(false)
+        self.connect
+            .0
+            .get("Native")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
     }
 }
 

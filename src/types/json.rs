@@ -41,7 +41,8 @@ mod tests {
     fn roundtrips_through_bincode() {
         let v = JsonValue(serde_json::json!({"a": [1, "b", null], "c": {"d": true}}));
         let bytes = bincode::encode_to_vec(&v, bincode::config::standard()).unwrap();
-        let (back, _): (JsonValue, _) = bincode::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        let (back, _): (JsonValue, _) =
+            bincode::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!(back, v);
     }
 }

@@ -8,6 +8,8 @@ mod m0001_initial;
 mod m0002_kv_tombstones;
 #[path = "0003_catalog.rs"]
 mod m0003_catalog;
+#[path = "0004_agent_state.rs"]
+mod m0004_agent_state;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -33,5 +35,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "catalog: nodes, services, checks and their indexes",
         apply: m0003_catalog::apply,
+    },
+    Migration {
+        version: 4,
+        name: "agent local state: services and checks registered through the agent",
+        apply: m0004_agent_state::apply,
     },
 ];

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod filter;
 pub mod http;
 pub mod store;
 pub mod types;

@@ -1,9 +1,18 @@
 //! The agent process: configuration, data directory, store, HTTP server, background work and
 //! signals. `run` returns when the agent has shut down cleanly.
 
+pub mod checks;
+pub mod definition;
+pub mod local;
+
 use crate::config::Config;
 use crate::http::{self, AgentContext};
-use crate::store::Store;
+use crate::store::{catalog, Store};
+use crate::types::catalog::{
+    HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
+    SERF_CHECK_NAME,
+};
+use local::{LocalAgent, Source};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,12 +53,24 @@ impl Agent {
         };
         let store = Store::open(&data_dir)?;
         let node_id = node_id(&data_dir, config.node_id.as_deref())?;
+        let local = LocalAgent::new(
+            store.clone(),
+            config.node_name.clone(),
+            config.enable_script_checks,
+            config.enable_local_script_checks,
+        );
         let ctx = Arc::new(AgentContext {
             store,
             config,
             node_id,
+            local,
             shutdown: tokio::sync::Notify::new(),
         });
+        register_self(&ctx).await?;
+        load_config_definitions(&ctx).await?;
+        ctx.local
+            .resume()
+            .map_err(|e| AgentError::Io(e.to_string()))?;
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
                 let stop = ctx.clone();
@@ -67,7 +88,10 @@ impl Agent {
             }
             None => (None, None),
         };
-        let background = vec![tokio::spawn(reap_tombstones(ctx.store.clone()))];
+        let background = vec![
+            tokio::spawn(reap_tombstones(ctx.store.clone())),
+            tokio::spawn(reap_critical_services(ctx.local.clone())),
+        ];
         Ok(Agent {
             ctx,
             http_addr,
@@ -92,6 +116,7 @@ impl Agent {
         for task in self.background.drain(..) {
             task.abort();
         }
+        self.ctx.local.stop();
         let store = self.ctx.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
@@ -151,6 +176,101 @@ fn node_id(data_dir: &Path, configured: Option<&str>) -> Result<String, AgentErr
     std::fs::write(&file, &id)
         .map_err(|e| AgentError::Io(format!("cannot write {}: {e}", file.display())))?;
     Ok(id)
+}
+
+/// Puts this node in the catalog with its `serfHealth` check and, as a server, the `consul`
+/// service, as a Consul leader registers its own members.
+async fn register_self(ctx: &http::Ctx) -> Result<(), AgentError> {
+    let c = &ctx.config;
+    let addr = c.advertise_addr.to_string();
+    let v4 = c.advertise_addr.is_ipv4();
+    let mut tagged = std::collections::BTreeMap::new();
+    for key in ["lan", "wan"] {
+        tagged.insert(key.to_string(), addr.clone());
+        tagged.insert(
+            format!("{key}_{}", if v4 { "ipv4" } else { "ipv6" }),
+            addr.clone(),
+        );
+    }
+    let node = Node {
+        id: ctx.node_id.clone(),
+        node: c.node_name.clone(),
+        address: addr,
+        datacenter: c.datacenter.clone(),
+        tagged_addresses: tagged,
+        meta: ctx.node_meta(),
+        ..Default::default()
+    };
+    let serf = HealthCheck {
+        node: c.node_name.clone(),
+        check_id: SERF_CHECK_ID.into(),
+        name: SERF_CHECK_NAME.into(),
+        status: PASSING.into(),
+        output: SERF_CHECK_ALIVE_OUTPUT.into(),
+        ..Default::default()
+    };
+    let consul = c.server.then(|| NodeService {
+        id: "consul".into(),
+        service: "consul".into(),
+        port: c.ports.server.max(0) as u16,
+        meta: [
+            ("non_voter", "false"),
+            ("read_replica", "false"),
+            ("raft_version", "3"),
+            ("serf_protocol_current", "2"),
+            ("serf_protocol_min", "1"),
+            ("serf_protocol_max", "5"),
+            ("version", crate::config::CONSUL_VERSION),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..Default::default()
+    });
+    let name = c.node_name.clone();
+    ctx.store
+        .write(move |tx| {
+            catalog::ensure_node(tx, node)?;
+            catalog::ensure_check(tx, serf)?;
+            match consul {
+                Some(svc) => catalog::ensure_service(tx, &name, svc),
+                None => catalog::delete_service(tx, &name, "consul"),
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// Registers the `services` and `checks` of the config files.
+async fn load_config_definitions(ctx: &http::Ctx) -> Result<(), AgentError> {
+    for raw in &ctx.config.services {
+        let def = definition::decode_service(raw.clone())
+            .map_err(|e| AgentError::Io(format!("invalid service definition in config: {e}")))?;
+        ctx.local
+            .register_service(def, false, Source::Config)
+            .await
+            .map_err(|e| AgentError::Io(format!("cannot register service from config: {e}")))?;
+    }
+    for raw in &ctx.config.checks {
+        let def = definition::decode_check(raw.clone())
+            .map_err(|e| AgentError::Io(format!("invalid check definition in config: {e}")))?;
+        ctx.local
+            .register_check(def, Source::Config)
+            .await
+            .map_err(|e| AgentError::Io(format!("cannot register check from config: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Deregisters services whose checks stayed critical past `DeregisterCriticalServiceAfter`.
+async fn reap_critical_services(local: Arc<LocalAgent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = local.reap_critical_services().await {
+            tracing::warn!(error = %e, "critical service reaping failed");
+        }
+    }
 }
 
 /// Removes KV tombstones older than the TTL, once a minute.

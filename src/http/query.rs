@@ -31,6 +31,14 @@ impl Params {
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+    /// Every value of a repeatable parameter (`?tag=a&tag=b`), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
     /// The query re-encoded with keys sorted, as Go's `url.Values.Encode` renders it.
     pub fn encode_sorted(&self) -> String {
         let mut pairs = self.0.clone();
@@ -120,6 +128,28 @@ impl QueryOptions {
                 .map(str::to_string),
             token: token(params, headers),
         })
+    }
+}
+
+impl QueryOptions {
+    /// The parsed `?filter=` expression; an invalid one is a 400 with go-bexpr's message.
+    pub fn parsed_filter(&self) -> Result<Option<crate::filter::Filter>, ApiError> {
+        self.filter
+            .as_deref()
+            .map(|f| {
+                crate::filter::Filter::parse(f).map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Keeps the items the `?filter=` expression selects (all when there is none).
+    pub fn filter_items<T: serde::Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+        match self.parsed_filter()? {
+            Some(f) => f
+                .apply(items)
+                .map_err(|e| ApiError::bad_request(e.to_string())),
+            None => Ok(items),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`batch`) and watches for blocking queries (`watch`). Domain modules (`kv`, `txn`, ...) own
 //! their tables and expose read functions over `ReadTx` and write functions over `WriteTx`.
 
+pub mod agent_state;
 pub mod batch;
 pub mod catalog;
 pub mod codec;

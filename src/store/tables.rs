@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -86,6 +86,12 @@ pub const SERVICE_CHECKS: Table<super::catalog::Marker> = Table::new("catalog_se
 /// `service.<name>` entries); blocking reads of one service watch exactly that row.
 pub const CATALOG_INDEXES: Table<super::catalog::IndexEntry> = Table::new("catalog_indexes");
 
+/// `agent_services`: service ID → `LocalService`, the services registered through this agent.
+pub const AGENT_SERVICES: Table<super::agent_state::LocalService> = Table::new("agent_services");
+
+/// `agent_checks`: check ID → `LocalCheck`, the checks registered through this agent.
+pub const AGENT_CHECKS: Table<super::agent_state::LocalCheck> = Table::new("agent_checks");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -97,6 +103,8 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (CHECKS.name, "HealthCheck"),
     (SERVICE_CHECKS.name, "Marker"),
     (CATALOG_INDEXES.name, "IndexEntry"),
+    (AGENT_SERVICES.name, "LocalService"),
+    (AGENT_CHECKS.name, "LocalCheck"),
 ];
 
 #[cfg(test)]
@@ -121,8 +129,10 @@ mod tests {
                 "catalog_checks:HealthCheck",
                 "catalog_service_checks:Marker",
                 "catalog_indexes:IndexEntry",
+                "agent_services:LocalService",
+                "agent_checks:LocalCheck",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 3);
+        assert_eq!(super::SCHEMA_VERSION, 4);
     }
 }

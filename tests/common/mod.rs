@@ -123,3 +123,59 @@ pub fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// A tiny HTTP server on 127.0.0.1 answering every request with `status` and `body`; returns
+/// its address. It lives as long as the test's runtime.
+pub async fn http_target(status: u16, body: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+impl TestAgent {
+    /// Polls `GET path` until `pred` holds for its JSON body (at most 10 s).
+    pub async fn eventually(
+        &self,
+        path: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let resp = self.get(path).await;
+            let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            if pred(&body) {
+                return body;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("condition on {path} not met within 10s; last body: {body}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn put_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}

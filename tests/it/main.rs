@@ -4,6 +4,7 @@
 mod common;
 
 mod agent;
+mod agent_services;
 mod blocking;
 mod cli;
 mod clients;

@@ -1,0 +1,114 @@
+//! The agent's own registrations (Consul's agent local state), persisted so a restart brings
+//! back every service and check with its runner. Each write goes through the catalog in the
+//! same operation: on a single node the anti-entropy sync is that local write.
+
+use super::catalog;
+use super::error::Result;
+use super::tables::{AGENT_CHECKS, AGENT_SERVICES};
+use super::{Readable, WriteTx};
+use crate::types::catalog::{HealthCheck, NodeService};
+use crate::types::JsonValue;
+use bincode::{Decode, Encode};
+
+/// A service registered through this agent.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct LocalService {
+    pub service: NodeService,
+    /// The parent's ID when this is a sidecar registered with it (removed with the parent).
+    pub sidecar_of: String,
+}
+
+/// A check registered through this agent: its definition (to restart its runner) and, for TTL
+/// checks, when it expires. Its status and output live in the catalog row.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct LocalCheck {
+    pub check_id: String,
+    pub service_id: String,
+    /// The check definition as decoded (canonical Consul keys).
+    pub definition: JsonValue,
+    /// Unix milliseconds at which a TTL check turns critical; 0 when not a TTL check.
+    pub ttl_deadline_ms: u64,
+}
+
+impl super::codec::Record for LocalService {
+    const VERSION: u8 = 1;
+}
+impl super::codec::Record for LocalCheck {
+    const VERSION: u8 = 1;
+}
+
+pub fn services(r: &impl Readable) -> Result<Vec<LocalService>> {
+    Ok(r.scan_prefix(AGENT_SERVICES, "")?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+pub fn service(r: &impl Readable, id: &str) -> Result<Option<LocalService>> {
+    r.get(AGENT_SERVICES, id)
+}
+
+pub fn checks(r: &impl Readable) -> Result<Vec<LocalCheck>> {
+    Ok(r.scan_prefix(AGENT_CHECKS, "")?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+pub fn check(r: &impl Readable, id: &str) -> Result<Option<LocalCheck>> {
+    r.get(AGENT_CHECKS, id)
+}
+
+/// Stores a local service and syncs it to the catalog.
+pub fn put_service(tx: &mut WriteTx, node: &str, local: LocalService) -> Result<()> {
+    catalog::ensure_service(tx, node, local.service.clone())?;
+    tx.put(AGENT_SERVICES, &local.service.id.clone(), &local)
+}
+
+/// Removes a local service, its checks and its sidecar, here and in the catalog.
+pub fn delete_service(tx: &mut WriteTx, node: &str, id: &str) -> Result<()> {
+    for local in checks(&*tx)?.into_iter().filter(|c| c.service_id == id) {
+        tx.delete(AGENT_CHECKS, &local.check_id)?;
+    }
+    for sidecar in services(&*tx)?.into_iter().filter(|s| s.sidecar_of == id) {
+        delete_service(tx, node, &sidecar.service.id)?;
+    }
+    tx.delete(AGENT_SERVICES, id)?;
+    catalog::delete_service(tx, node, id)
+}
+
+/// Stores a local check and its catalog row.
+pub fn put_check(tx: &mut WriteTx, local: LocalCheck, row: HealthCheck) -> Result<()> {
+    catalog::ensure_check(tx, row)?;
+    tx.put(AGENT_CHECKS, &local.check_id.clone(), &local)
+}
+
+/// Removes a local check and its catalog row.
+pub fn delete_check(tx: &mut WriteTx, node: &str, id: &str) -> Result<()> {
+    tx.delete(AGENT_CHECKS, id)?;
+    catalog::delete_check(tx, node, id)
+}
+
+/// Records a check result; for a TTL check also its new deadline.
+pub fn set_check_status(
+    tx: &mut WriteTx,
+    node: &str,
+    id: &str,
+    status: &str,
+    output: &str,
+    ttl_deadline_ms: Option<u64>,
+) -> Result<()> {
+    if let Some(deadline) = ttl_deadline_ms {
+        if let Some(local) = tx.get(AGENT_CHECKS, id)? {
+            tx.put(
+                AGENT_CHECKS,
+                id,
+                &LocalCheck {
+                    ttl_deadline_ms: deadline,
+                    ..local
+                },
+            )?;
+        }
+    }
+    catalog::update_check_status(tx, node, id, status, output)
+}

@@ -32,6 +32,8 @@ pub struct AgentContext {
     pub config: Config,
     /// This node's ID (a UUID, kept in the data dir across restarts).
     pub node_id: String,
+    /// Services and checks registered through this agent, with their runners.
+    pub local: Arc<crate::agent::local::LocalAgent>,
     /// Notified to stop the agent (`/v1/agent/leave`, signals).
     pub shutdown: tokio::sync::Notify,
 }
@@ -205,20 +207,30 @@ macro_rules! route {
     };
 }
 
-/// Every route of the API (Consul's `http_register.go`).
+/// Every route of the API (Consul's `http_register.go`), one line each.
+#[rustfmt::skip]
 static ROUTES: &[Route] = &[
     route!("/v1/kv/", prefix, [GET, PUT, DELETE], KvValue, kv::handle),
     route!("/v1/txn", exact, [PUT], Txn, txn::handle),
     route!("/v1/agent/self", exact, [GET], Default, agent::self_info),
+    route!("/v1/agent/services", exact, [GET], Default, agent::services),
+    route!("/v1/agent/service/register", exact, [PUT], Default, agent::register_service),
+    route!("/v1/agent/service/deregister/", prefix, [PUT], Default, agent::deregister_service),
+    route!("/v1/agent/service/maintenance/", prefix, [PUT], Default, agent::service_maintenance),
+    route!("/v1/agent/service/", prefix, [GET], Default, agent::service),
+    route!("/v1/agent/maintenance", exact, [PUT], Default, agent::node_maintenance),
+    route!("/v1/agent/health/service/id/", prefix, [GET], Default, agent::health_by_id),
+    route!("/v1/agent/health/service/name/", prefix, [GET], Default, agent::health_by_name),
+    route!("/v1/agent/checks", exact, [GET], Default, agent::checks),
+    route!("/v1/agent/check/register", exact, [PUT], Default, agent::register_check),
+    route!("/v1/agent/check/deregister/", prefix, [PUT], Default, agent::deregister_check),
+    route!("/v1/agent/check/pass/", prefix, [PUT, GET], Default, agent::check_ttl),
+    route!("/v1/agent/check/warn/", prefix, [PUT, GET], Default, agent::check_ttl),
+    route!("/v1/agent/check/fail/", prefix, [PUT, GET], Default, agent::check_ttl),
+    route!("/v1/agent/check/update/", prefix, [PUT], Default, agent::check_update),
     route!("/v1/status/leader", exact, [GET], Default, status::leader),
     route!("/v1/status/peers", exact, [GET], Default, status::peers),
-    route!(
-        "/v1/catalog/datacenters",
-        exact,
-        [GET],
-        Default,
-        status::datacenters
-    ),
+    route!("/v1/catalog/datacenters", exact, [GET], Default, status::datacenters),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -293,9 +293,9 @@ impl LocalAgent {
                 });
             }
             let p = proxy.as_object_mut().unwrap();
-            if !p.contains_key("LocalServiceSocketPath")
-                && !(p.contains_key("LocalServiceAddress") && p.contains_key("LocalServicePort"))
-            {
+            let has_target = p.contains_key("LocalServiceSocketPath")
+                || (p.contains_key("LocalServiceAddress") && p.contains_key("LocalServicePort"));
+            if !has_target {
                 p.entry("LocalServiceAddress")
                     .or_insert_with(|| "127.0.0.1".into());
                 p.entry("LocalServicePort")

@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the agent.
-    Agent(AgentFlags),
+    Agent(Box<AgentFlags>),
     /// Interacts with the key-value store.
     Kv {
         #[command(subcommand)]
@@ -71,7 +71,7 @@ pub fn run(args: Vec<String>) -> i32 {
         .build()
         .expect("tokio runtime");
     match cli.command {
-        Command::Agent(flags) => runtime.block_on(run_agent(flags)),
+        Command::Agent(flags) => runtime.block_on(run_agent(*flags)),
         Command::Kv { command } => runtime.block_on(kv::run(command)),
         Command::Version => {
             println!(

@@ -108,7 +108,8 @@ impl WriterState {
                 let (ok, done) = job(&mut tx);
                 completions.push(done);
                 let undo = if ok {
-                    Ok(tx.finish_op())
+                    tx.finish_op();
+                    Ok(())
                 } else {
                     tx.rollback_op()
                 };

@@ -459,12 +459,15 @@ pub fn check_service_nodes(
     Ok((index, out))
 }
 
+/// A node and the services on it.
+pub type NodeWithServices = (Node, Vec<NodeService>);
+
 /// A node with its services (`/v1/catalog/node`); `None` for an unknown node.
 pub fn node_services(
     r: &ReadTx,
     ws: &mut WatchSet,
     node: &str,
-) -> Result<(u64, Option<(Node, Vec<NodeService>)>)> {
+) -> Result<(u64, Option<NodeWithServices>)> {
     let key = node_index_key(node);
     ws.key(CATALOG_INDEXES.name, &key);
     let index = index_row(r, &key)?;

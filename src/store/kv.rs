@@ -1,6 +1,7 @@
 //! The KV domain: entries, tombstones and their indexes (Consul's `state/kvs.go`).
 //!
-//! Index rules, as Consul's: a single-key read reports the KV table's index; a prefix read
+//! Index rules, as Consul's: a single-key read reports the entry's `ModifyIndex` (the table's
+//! index when the key is missing); a prefix read
 //! reports the highest index among the prefix's entries and tombstones (the table's index when
 //! the prefix is empty or nothing matched). Watches are as narrow as the read: the key, or the
 //! prefix.
@@ -41,9 +42,14 @@ pub fn max_index(r: &ReadTx) -> Result<u64> {
         .max(r.table_index(KV_TOMBSTONES.name)?))
 }
 
+/// One key: its own `ModifyIndex` when present, else the table's index (as Consul's
+/// `KVS.Get` reports it).
 pub fn get(r: &ReadTx, ws: &mut WatchSet, key: &str) -> Result<(u64, Option<KvEntry>)> {
     ws.key(KV.name, key);
-    Ok((max_index(r)?, r.get(KV, key)?))
+    match r.get(KV, key)? {
+        Some(entry) => Ok((entry.modify_index, Some(entry))),
+        None => Ok((max_index(r)?, None)),
+    }
 }
 
 pub fn list(r: &ReadTx, ws: &mut WatchSet, prefix: &str) -> Result<(u64, Vec<KvEntry>)> {

@@ -62,11 +62,12 @@ async fn a_prefix_watch_wakes_for_keys_below_it() {
 async fn the_wait_bounds_a_blocking_query() {
     let a = TestAgent::start().await;
     a.put_ok("/v1/kv/k", "1").await;
+    let (index, _) = a.get_json("/v1/kv/k").await;
     let started = Instant::now();
-    let resp = a.get("/v1/kv/k?index=1&wait=300ms").await;
+    let resp = a.get(&format!("/v1/kv/k?index={index}&wait=300ms")).await;
     let elapsed = started.elapsed();
     assert_eq!(resp.status(), 200);
-    assert_eq!(index_of(&resp), 1);
+    assert_eq!(index_of(&resp), index);
     // 300ms plus at most 1/16 jitter (and some scheduling slack).
     assert!(
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(1500),
@@ -78,10 +79,11 @@ async fn the_wait_bounds_a_blocking_query() {
 async fn an_index_ahead_of_the_store_waits_then_returns_the_current_index() {
     let a = TestAgent::start().await;
     a.put_ok("/v1/kv/k", "1").await;
+    let (index, _) = a.get_json("/v1/kv/k").await;
     let started = Instant::now();
     let resp = a.get("/v1/kv/k?index=1000&wait=200ms").await;
     assert!(started.elapsed() >= Duration::from_millis(200));
-    assert_eq!(index_of(&resp), 1);
+    assert_eq!(index_of(&resp), index);
 }
 
 #[tokio::test]
@@ -107,9 +109,10 @@ async fn a_missing_key_blocks_until_it_is_created() {
 async fn many_watchers_are_woken_together_and_then_released() {
     let a = TestAgent::start().await;
     a.put_ok("/v1/kv/fan", "0").await;
+    let (index, _) = a.get_json("/v1/kv/fan").await;
     let mut waiters = Vec::new();
     for _ in 0..50 {
-        let url = a.url("/v1/kv/fan?index=1&wait=10s");
+        let url = a.url(&format!("/v1/kv/fan?index={index}&wait=10s"));
         let http = a.http.clone();
         waiters.push(tokio::spawn(async move {
             index_of(&http.get(url).send().await.unwrap())
@@ -122,6 +125,6 @@ async fn many_watchers_are_woken_together_and_then_released() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(idx, 2);
+        assert_eq!(idx, index + 1);
     }
 }

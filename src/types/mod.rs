@@ -8,7 +8,7 @@ pub mod txn;
 
 pub use json::JsonValue;
 pub use kv::KvEntry;
-pub use txn::{TxnError, TxnKvOp, TxnOp, TxnResult};
+pub use txn::{TxnCheckOp, TxnError, TxnKvOp, TxnNodeOp, TxnOp, TxnResult, TxnServiceOp};
 
 /// Serde helpers for `[]byte` fields: base64 in JSON, `null` for empty (as Go renders a nil slice).
 pub mod base64_bytes {

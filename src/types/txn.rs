@@ -1,37 +1,34 @@
 //! `/v1/txn` request and response bodies.
 
+use super::catalog::{HealthCheck, Node, NodeService};
 use super::KvEntry;
 use serde::{Deserialize, Serialize};
 
-/// One operation of a transaction: one of `KV`, `Node`, `Service`, `Check`, `Session`. This
-/// build executes `KV`; the others are refused by name until the catalog and session work
-/// lands. Unknown fields are ignored, as Go's decoder does.
+/// One operation of a transaction: one of `KV`, `Node`, `Service`, `Check` (and `Session`,
+/// which arrives with the sessions work). Unknown fields are ignored, as Go's decoder does.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TxnOp {
     #[serde(rename = "KV")]
     pub kv: Option<TxnKvOp>,
     #[serde(rename = "Node")]
-    pub node: Option<serde_json::Value>,
+    pub node: Option<TxnNodeOp>,
     #[serde(rename = "Service")]
-    pub service: Option<serde_json::Value>,
+    pub service: Option<TxnServiceOp>,
     #[serde(rename = "Check")]
-    pub check: Option<serde_json::Value>,
+    pub check: Option<TxnCheckOp>,
     #[serde(rename = "Session")]
     pub session: Option<serde_json::Value>,
 }
 
 impl TxnOp {
-    /// The name of the non-KV operation this op carries, if any.
-    pub fn other_kind(&self) -> Option<&'static str> {
-        [
-            ("Node", &self.node),
-            ("Service", &self.service),
-            ("Check", &self.check),
-            ("Session", &self.session),
-        ]
-        .into_iter()
-        .find(|(_, v)| v.is_some())
-        .map(|(name, _)| name)
+    /// The operation's verb, whatever its kind.
+    pub fn verb(&self) -> Option<&str> {
+        self.kv
+            .as_ref()
+            .map(|o| o.verb.as_str())
+            .or(self.node.as_ref().map(|o| o.verb.as_str()))
+            .or(self.service.as_ref().map(|o| o.verb.as_str()))
+            .or(self.check.as_ref().map(|o| o.verb.as_str()))
     }
 }
 
@@ -55,11 +52,39 @@ pub struct TxnKvOp {
     pub partition: Option<String>,
 }
 
-/// One entry of a successful transaction's `Results`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TxnNodeOp {
+    pub verb: String,
+    pub node: Node,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TxnServiceOp {
+    pub verb: String,
+    pub node: String,
+    pub service: NodeService,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TxnCheckOp {
+    pub verb: String,
+    pub check: HealthCheck,
+}
+
+/// One entry of a successful transaction's `Results`: exactly one field is set.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TxnResult {
-    #[serde(rename = "KV")]
-    pub kv: KvEntry,
+    #[serde(rename = "KV", skip_serializing_if = "Option::is_none")]
+    pub kv: Option<KvEntry>,
+    #[serde(rename = "Node", skip_serializing_if = "Option::is_none")]
+    pub node: Option<Node>,
+    #[serde(rename = "Service", skip_serializing_if = "Option::is_none")]
+    pub service: Option<NodeService>,
+    #[serde(rename = "Check", skip_serializing_if = "Option::is_none")]
+    pub check: Option<HealthCheck>,
 }
 
 /// Why a transaction was rolled back: the failing operation's position and a message.

@@ -199,3 +199,69 @@ async fn lock_verbs_need_a_session() {
         "failed to unlock key \"l\", lock isn't held, or is held by another session"
     );
 }
+
+#[tokio::test]
+async fn node_service_and_check_operations() {
+    let a = TestAgent::start().await;
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"Node": {"Verb": "set", "Node": {"Node": "ext-1", "Address": "10.9.9.9"}}},
+            {"Service": {"Verb": "set", "Node": "ext-1", "Service": {"ID": "pay-1", "Service": "pay", "Port": 443}}},
+            {"Check": {"Verb": "set", "Check": {"Node": "ext-1", "CheckID": "pay-alive", "Name": "alive", "Status": "passing", "ServiceID": "pay-1"}}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["Results"].as_array().unwrap();
+    assert_eq!(results[0]["Node"]["Address"], "10.9.9.9");
+    assert_eq!(results[1]["Service"]["Service"], "pay");
+    assert_eq!(results[2]["Check"]["ServiceName"], "pay");
+    let node_index = results[0]["Node"]["ModifyIndex"].as_u64().unwrap();
+
+    // Reads only: no index taken.
+    let (status, body) = txn(
+        &a,
+        json!([{"Node": {"Verb": "get", "Node": {"Node": "ext-1"}}}]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Results"][0]["Node"]["Node"], "ext-1");
+
+    let (status, body) = txn(
+        &a,
+        json!([
+            {"Node": {"Verb": "cas", "Node": {"Node": "ext-1", "Address": "10.0.0.1", "ModifyIndex": node_index + 100}}},
+            {"Service": {"Verb": "get", "Node": "ext-1", "Service": {"ID": "nope", "Service": ""}}},
+            {"Check": {"Verb": "bogus", "Check": {"Node": "ext-1", "CheckID": "x"}}}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let whats: Vec<&str> = body["Errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["What"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "failed to set node \"ext-1\", index is stale",
+            "service \"nope\" on node \"ext-1\" doesn't exist",
+            "unknown Check verb \"bogus\"",
+        ]
+    );
+    let (status, _) = txn(
+        &a,
+        json!([{"Node": {"Verb": "delete", "Node": {"Node": "ext-1"}}}]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = txn(
+        &a,
+        json!([{"Check": {"Verb": "get", "Check": {"Node": "ext-1", "CheckID": "pay-alive"}}}]),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+}

@@ -10,6 +10,8 @@ mod m0002_kv_tombstones;
 mod m0003_catalog;
 #[path = "0004_agent_state.rs"]
 mod m0004_agent_state;
+#[path = "0005_sessions.rs"]
+mod m0005_sessions;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -40,5 +42,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "agent local state: services and checks registered through the agent",
         apply: m0004_agent_state::apply,
+    },
+    Migration {
+        version: 5,
+        name: "sessions, their ties to checks and nodes, held locks and lock-delays",
+        apply: m0005_sessions::apply,
     },
 ];

@@ -108,6 +108,8 @@ pub struct Config {
     pub limits: Limits,
     pub default_query_time: Duration,
     pub max_query_time: Duration,
+    /// The shortest session TTL accepted (`session_ttl_min`, default 10s).
+    pub session_ttl_min: Duration,
     pub node_meta: BTreeMap<String, String>,
     /// The `acl` block, kept for the ACL work.
     pub acl: Value,
@@ -189,6 +191,7 @@ struct FileConfig {
     performance: Option<FilePerformance>,
     default_query_time: Option<String>,
     max_query_time: Option<String>,
+    session_ttl_min: Option<String>,
     node_meta: Option<BTreeMap<String, String>>,
     acl: Option<Value>,
     service: Option<Value>,
@@ -490,6 +493,7 @@ impl Config {
             limits,
             default_query_time: duration("default_query_time", file.default_query_time, 300)?,
             max_query_time: duration("max_query_time", file.max_query_time, 600)?,
+            session_ttl_min: duration("session_ttl_min", file.session_ttl_min, 10)?,
             node_meta: file.node_meta.unwrap_or_default(),
             acl: file.acl.unwrap_or(Value::Null),
             services: definitions(file.service, file.services),

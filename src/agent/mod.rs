@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod definition;
 pub mod local;
+pub mod sessions;
 
 use crate::config::Config;
 use crate::http::{self, AgentContext};
@@ -59,17 +60,27 @@ impl Agent {
             config.enable_script_checks,
             config.enable_local_script_checks,
         );
+        let sessions = sessions::Sessions::new(
+            store.clone(),
+            config.node_name.clone(),
+            config.session_ttl_min,
+        );
         let ctx = Arc::new(AgentContext {
             store,
             config,
             node_id,
             local,
+            sessions,
             shutdown: tokio::sync::Notify::new(),
         });
         register_self(&ctx).await?;
         load_config_definitions(&ctx).await?;
         ctx.local
             .resume()
+            .map_err(|e| AgentError::Io(e.to_string()))?;
+        ctx.sessions
+            .resume()
+            .await
             .map_err(|e| AgentError::Io(e.to_string()))?;
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
@@ -117,6 +128,7 @@ impl Agent {
             task.abort();
         }
         self.ctx.local.stop();
+        self.ctx.sessions.stop();
         let store = self.ctx.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }

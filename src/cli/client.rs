@@ -138,3 +138,26 @@ pub fn read_data(arg: &str) -> Result<Vec<u8>, String> {
     }
     Ok(arg.as_bytes().to_vec())
 }
+
+/// Parses a Go `FlagMapValue` item (`-meta`, `-node-meta`): `key=value`, split at the first `=`.
+pub fn parse_key_value(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => Err(format!("missing \"=\" value in argument: {arg}")),
+    }
+}
+
+/// Builds the client, with the consul CLI's error text.
+pub fn connect(flags: &HttpFlags) -> Result<Client, String> {
+    Client::new(flags).map_err(|e| format!("Error connecting to Consul agent: {e}"))
+}
+
+/// Decodes a JSON response body.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("cannot decode response: {e}"))
+}
+
+/// Percent-encodes one path segment (a service or node name).
+pub fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

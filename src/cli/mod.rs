@@ -1,8 +1,11 @@
 //! The `legate` command line, mirroring `consul`'s commands and Go-style flags (`-flag`,
 //! `-flag=value`, `-flag value`). Every command but `agent` is an HTTP client of a running agent.
 
+pub mod catalog;
 pub mod client;
 pub mod kv;
+pub mod maint;
+pub mod services;
 
 use crate::config::{AgentFlags, Config};
 use clap::{Parser, Subcommand};
@@ -27,6 +30,18 @@ pub enum Command {
         #[command(subcommand)]
         command: kv::KvCommand,
     },
+    /// Interacts with the catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+    },
+    /// Registers or deregisters services with the local agent.
+    Services {
+        #[command(subcommand)]
+        command: services::ServicesCommand,
+    },
+    /// Controls node or service maintenance mode.
+    Maint(maint::MaintArgs),
     /// Prints the version.
     Version,
 }
@@ -73,6 +88,9 @@ pub fn run(args: Vec<String>) -> i32 {
     match cli.command {
         Command::Agent(flags) => runtime.block_on(run_agent(*flags)),
         Command::Kv { command } => runtime.block_on(kv::run(command)),
+        Command::Catalog { command } => runtime.block_on(catalog::run(command)),
+        Command::Services { command } => runtime.block_on(services::run(command)),
+        Command::Maint(args) => runtime.block_on(maint::run(args)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

@@ -255,7 +255,9 @@ fn check(
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Value::Object(map) => out.push(Value::Object(walk_struct(map, schema, path)?)),
+                        Value::Object(map) => {
+                            out.push(Value::Object(walk_struct(map, schema, path)?))
+                        }
                         Value::Null => {}
                         other => return Err(mismatch(json_kind(&other), schema.go_type, path)),
                     }
@@ -293,7 +295,10 @@ mod tests {
     static INNER: Schema = Schema {
         name: "Inner",
         go_type: "pkg.Inner",
-        fields: &[field("Port", PORT), aliased("LongName", &["long_name"], STRING)],
+        fields: &[
+            field("Port", PORT),
+            aliased("LongName", &["long_name"], STRING),
+        ],
         strict: true,
     };
     static OUTER: Schema = Schema {
@@ -336,7 +341,10 @@ mod tests {
             run("[]").unwrap_err(),
             "json: cannot unmarshal array into Go value of type pkg.Outer"
         );
-        assert_eq!(run(r#"{"Bogus":1}"#).unwrap_err(), r#"json: unknown field "Bogus""#);
+        assert_eq!(
+            run(r#"{"Bogus":1}"#).unwrap_err(),
+            r#"json: unknown field "Bogus""#
+        );
         assert_eq!(
             run(r#"{"Node":1}"#).unwrap_err(),
             "json: cannot unmarshal number into Go struct field Outer.Node of type string"
@@ -370,6 +378,9 @@ mod tests {
 
     #[test]
     fn only_the_first_value_is_read() {
-        assert_eq!(run(r#"{"Node":"a"} trailing"#).unwrap(), json!({"Node": "a"}));
+        assert_eq!(
+            run(r#"{"Node":"a"} trailing"#).unwrap(),
+            json!({"Node": "a"})
+        );
     }
 }

@@ -82,20 +82,17 @@ async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     conflicting(&req, &["cas", "acquire", "release"])?;
     let flags = req.params.u64("flags")?.unwrap_or(0);
     let cas = req.params.u64("cas")?;
-    if let Some(session) = req.params.get("acquire") {
-        // No session can exist before the sessions work lands, so an acquire fails as Consul's
-        // does for an unknown session.
-        return Err(ApiError::internal(format!("invalid session {session:?}")));
-    }
+    let acquire = req.params.get("acquire").map(str::to_string);
     let release = req.params.get("release").map(str::to_string);
     let value = req.body(&ctx).await?;
     kv::validate_key(&key)?;
     let written = ctx
         .store
-        .write(move |tx| match (cas, release) {
-            (_, Some(session)) => kv::unlock(tx, &key, value, flags, &session),
-            (Some(cas), None) => kv::set_cas(tx, &key, value, flags, cas),
-            (None, None) => kv::set(tx, &key, value, flags),
+        .write(move |tx| match (cas, acquire, release) {
+            (_, Some(session), _) => kv::lock(tx, &key, value, flags, &session).map(|r| r.is_ok()),
+            (_, _, Some(session)) => kv::unlock(tx, &key, value, flags, &session),
+            (Some(cas), None, None) => kv::set_cas(tx, &key, value, flags, cas),
+            (None, None, None) => kv::set(tx, &key, value, flags),
         })
         .await?;
     Reply::json(&written, opts.pretty)

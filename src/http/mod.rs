@@ -5,10 +5,14 @@
 
 pub mod agent;
 pub mod blocking;
+pub mod catalog;
 pub mod error;
+pub mod gojson;
+pub mod health;
 pub mod kv;
 pub mod query;
 pub mod reply;
+pub mod session;
 pub mod status;
 pub mod txn;
 
@@ -34,6 +38,8 @@ pub struct AgentContext {
     pub node_id: String,
     /// Services and checks registered through this agent, with their runners.
     pub local: Arc<crate::agent::local::LocalAgent>,
+    /// Session lifecycle and TTL timers.
+    pub sessions: Arc<crate::agent::sessions::Sessions>,
     /// Notified to stop the agent (`/v1/agent/leave`, signals).
     pub shutdown: tokio::sync::Notify,
 }
@@ -228,9 +234,28 @@ static ROUTES: &[Route] = &[
     route!("/v1/agent/check/warn/", prefix, [PUT, GET], Default, agent::check_ttl),
     route!("/v1/agent/check/fail/", prefix, [PUT, GET], Default, agent::check_ttl),
     route!("/v1/agent/check/update/", prefix, [PUT], Default, agent::check_update),
+    route!("/v1/session/create", exact, [PUT], Default, session::create),
+    route!("/v1/session/destroy/", prefix, [PUT], Default, session::destroy),
+    route!("/v1/session/renew/", prefix, [PUT], Default, session::renew),
+    route!("/v1/session/info/", prefix, [GET], Default, session::info),
+    route!("/v1/session/node/", prefix, [GET], Default, session::node),
+    route!("/v1/session/list", exact, [GET], Default, session::list),
     route!("/v1/status/leader", exact, [GET], Default, status::leader),
     route!("/v1/status/peers", exact, [GET], Default, status::peers),
     route!("/v1/catalog/datacenters", exact, [GET], Default, status::datacenters),
+    route!("/v1/catalog/register", exact, [PUT], Default, catalog::register),
+    route!("/v1/catalog/deregister", exact, [PUT], Default, catalog::deregister),
+    route!("/v1/catalog/nodes", exact, [GET], Default, catalog::nodes),
+    route!("/v1/catalog/services", exact, [GET], Default, catalog::services),
+    route!("/v1/catalog/service/", prefix, [GET], Default, catalog::service),
+    route!("/v1/catalog/connect/", prefix, [GET], Default, catalog::connect),
+    route!("/v1/catalog/node/", prefix, [GET], Default, catalog::node),
+    route!("/v1/catalog/node-services/", prefix, [GET], Default, catalog::node_services),
+    route!("/v1/health/node/", prefix, [GET], Default, health::node),
+    route!("/v1/health/checks/", prefix, [GET], Default, health::checks),
+    route!("/v1/health/service/", prefix, [GET], Default, health::service),
+    route!("/v1/health/connect/", prefix, [GET], Default, health::connect),
+    route!("/v1/health/state/", prefix, [GET], Default, health::state),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -73,7 +73,7 @@ fn node_index_key(node: &str) -> String {
 }
 
 /// The last part of an index-table key (`a\0b\0c` → `c`).
-fn last_part(key: &str) -> &str {
+pub(super) fn last_part(key: &str) -> &str {
     key.rsplit('\0').next().unwrap_or(key)
 }
 
@@ -251,7 +251,13 @@ pub fn ensure_check(tx: &mut WriteTx, check: HealthCheck) -> Result<()> {
         Some(svc) => bump_service(tx, svc)?,
         None => bump_all_services_of_node(tx, &node.node)?,
     }
-    tx.put(CHECKS, &key, &check)
+    let critical = check.status == CRITICAL;
+    let check_id = check.check_id.clone();
+    tx.put(CHECKS, &key, &check)?;
+    if critical {
+        super::session::invalidate_for_check(tx, &node.node, &check_id)?;
+    }
+    Ok(())
 }
 
 fn bump_for_check(tx: &mut WriteTx, node: &str, check: &HealthCheck) -> Result<()> {
@@ -296,6 +302,7 @@ pub fn delete_check(tx: &mut WriteTx, node: &str, check_id: &str) -> Result<()> 
         SERVICE_CHECKS,
         &service_check_key(node, &check.service_id, check_id),
     )?;
+    super::session::invalidate_for_check(tx, node, check_id)?;
     bump_for_check(tx, node, &check)
 }
 
@@ -310,6 +317,7 @@ pub fn delete_node(tx: &mut WriteTx, node: &str) -> Result<()> {
     for (key, _) in tx.scan_prefix(CHECKS, &format!("{}\0", lower(node)))? {
         delete_check(tx, node, last_part(&key))?;
     }
+    super::session::invalidate_for_node(tx, node)?;
     tx.delete(NODES, &lower(node))?;
     bump(tx, &node_index_key(node))
 }

@@ -158,10 +158,21 @@ fn store_entry(
 
 /// Deletes `key` if present (deleting a missing key succeeds, as in Consul).
 pub fn delete(tx: &mut WriteTx, key: &str) -> Result<()> {
-    if tx.delete(KV, key)?.is_some() {
+    if remove(tx, key)? {
         bury(tx, key)?;
     }
     Ok(())
+}
+
+/// Removes the entry, and the lock its session held on it. Returns whether it existed.
+fn remove(tx: &mut WriteTx, key: &str) -> Result<bool> {
+    let Some(old) = tx.delete(KV, key)? else {
+        return Ok(false);
+    };
+    if !old.session.is_empty() {
+        super::session::forget_lock(tx, &old.session, key)?;
+    }
+    Ok(true)
 }
 
 /// Deletes `key` only if its `ModifyIndex` equals `cas`; a missing key counts as deleted.
@@ -181,7 +192,7 @@ pub fn delete_cas(tx: &mut WriteTx, key: &str, cas: u64) -> Result<bool> {
 pub fn delete_tree(tx: &mut WriteTx, prefix: &str) -> Result<()> {
     let mut deleted = false;
     for (key, _) in tx.scan_prefix(KV, prefix)? {
-        deleted |= tx.delete(KV, &key)?.is_some();
+        deleted |= remove(tx, &key)?;
     }
     if deleted && !prefix.is_empty() {
         bury(tx, prefix)?;
@@ -212,7 +223,76 @@ pub fn unlock(
         ..existing
     };
     tx.put(KV, key, &entry)?;
+    super::session::forget_lock(tx, session, key)?;
     Ok(true)
+}
+
+/// Why an acquire did not take the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockRefused {
+    /// Another session holds it.
+    Held,
+    /// The previous holder's session was invalidated less than its lock-delay ago.
+    Delayed,
+}
+
+/// Acquires `key` for `session`, writing `value` and `flags` (Consul's `kvsLockTxn`): a new
+/// holder increments `LockIndex`; the current holder may rewrite without changing it.
+pub fn lock(
+    tx: &mut WriteTx,
+    key: &str,
+    value: Vec<u8>,
+    flags: u64,
+    session: &str,
+) -> Result<Result<(), LockRefused>> {
+    if session.is_empty() {
+        return Err(StoreError::Invalid("missing session".into()));
+    }
+    if super::session::get(&*tx, session)?.is_none() {
+        return Err(StoreError::Invalid(format!("invalid session {session:?}")));
+    }
+    validate_key(key)?;
+    let existing = tx.get(KV, key)?;
+    let lock_index = match &existing {
+        Some(e) if e.session == session => e.lock_index,
+        Some(e) if !e.session.is_empty() => return Ok(Err(LockRefused::Held)),
+        _ if super::session::lock_delayed(&*tx, key, super::session::now_ms())? => {
+            return Ok(Err(LockRefused::Delayed))
+        }
+        Some(e) => e.lock_index + 1,
+        None => 1,
+    };
+    let index = tx.index();
+    let entry = KvEntry {
+        lock_index,
+        key: key.to_string(),
+        flags,
+        value,
+        session: session.to_string(),
+        create_index: existing.map_or(index, |e| e.create_index),
+        modify_index: index,
+    };
+    tx.put(KV, key, &entry)?;
+    super::session::record_lock(tx, session, key)?;
+    Ok(Ok(()))
+}
+
+/// Clears `session`'s hold on `key`, keeping its value (an invalidated session with the
+/// `release` behavior).
+pub fn release_session(tx: &mut WriteTx, key: &str, session: &str) -> Result<()> {
+    let Some(existing) = tx.get(KV, key)? else {
+        return Ok(());
+    };
+    if existing.session != session {
+        return Ok(());
+    }
+    let entry = KvEntry {
+        session: String::new(),
+        modify_index: tx.index(),
+        ..existing
+    };
+    tx.put(KV, key, &entry)?;
+    super::session::forget_lock(tx, session, key)
 }
 
 fn bury(tx: &mut WriteTx, key: &str) -> Result<()> {

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod error;
 pub mod kv;
 pub mod migrate;
+pub mod session;
 pub mod tables;
 pub mod tx;
 pub mod txn;

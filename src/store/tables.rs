@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -92,6 +92,24 @@ pub const AGENT_SERVICES: Table<super::agent_state::LocalService> = Table::new("
 /// `agent_checks`: check ID → `LocalCheck`, the checks registered through this agent.
 pub const AGENT_CHECKS: Table<super::agent_state::LocalCheck> = Table::new("agent_checks");
 
+/// `sessions`: session ID → `Session`.
+pub const SESSIONS: Table<crate::types::session::Session> = Table::new("sessions");
+
+/// `session_checks`: `<lowercased node>\0<check id>\0<session id>` → `Marker`: the sessions a
+/// check invalidates when it goes critical or away.
+pub const SESSION_CHECKS: Table<super::catalog::Marker> = Table::new("session_checks");
+
+/// `session_nodes`: `<lowercased node>\0<session id>` → `Marker`: the sessions of a node.
+pub const SESSION_NODES: Table<super::catalog::Marker> = Table::new("session_nodes");
+
+/// `session_locks`: `<session id>\0<KV key>` → `Marker`: the locks a session holds.
+/// Invariant: a row exists exactly while the KV entry's `Session` is that session.
+pub const SESSION_LOCKS: Table<super::catalog::Marker> = Table::new("session_locks");
+
+/// `kv_lock_delays`: KV key → `LockDelay`: no acquire before this time, after the holding
+/// session was invalidated.
+pub const KV_LOCK_DELAYS: Table<super::session::LockDelay> = Table::new("kv_lock_delays");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -105,6 +123,11 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (CATALOG_INDEXES.name, "IndexEntry"),
     (AGENT_SERVICES.name, "LocalService"),
     (AGENT_CHECKS.name, "LocalCheck"),
+    (SESSIONS.name, "Session"),
+    (SESSION_CHECKS.name, "Marker"),
+    (SESSION_NODES.name, "Marker"),
+    (SESSION_LOCKS.name, "Marker"),
+    (KV_LOCK_DELAYS.name, "LockDelay"),
 ];
 
 #[cfg(test)]
@@ -131,8 +154,13 @@ mod tests {
                 "catalog_indexes:IndexEntry",
                 "agent_services:LocalService",
                 "agent_checks:LocalCheck",
+                "sessions:Session",
+                "session_checks:Marker",
+                "session_nodes:Marker",
+                "session_locks:Marker",
+                "kv_lock_delays:LockDelay",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 4);
+        assert_eq!(super::SCHEMA_VERSION, 5);
     }
 }

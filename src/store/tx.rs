@@ -192,6 +192,23 @@ impl<'a> WriteTx<'a> {
         Ok(Some(decoded))
     }
 
+    /// Writes `key` without moving the table's index or waking watchers: for bookkeeping no
+    /// reader observes (a session's renewal deadline).
+    pub fn put_quiet<T: Record>(&mut self, table: Table<T>, key: &str, value: &T) -> Result<()> {
+        let bytes = codec::encode(value);
+        let previous = {
+            let mut t = self.txn.open_table(table.def())?;
+            let old = t.insert(key, bytes.as_slice())?;
+            old.map(|v| v.value().to_vec())
+        };
+        self.op.undo.push(Undo {
+            table: table.name,
+            key: key.to_string(),
+            previous,
+        });
+        Ok(())
+    }
+
     /// Removes `key` without moving the table's index: for housekeeping (tombstone reaping)
     /// that changes no result a reader could observe through that index.
     pub fn purge<T: Record>(&mut self, table: Table<T>, key: &str) -> Result<()> {

@@ -148,9 +148,17 @@ fn kv_op(tx: &mut WriteTx, op: &TxnKvOp) -> Result<Vec<TxnResult>, String> {
             }
             stored(tx)
         }
-        // Sessions arrive with the sessions issue; until then no session can exist, so a lock
-        // fails the way Consul fails for an unknown session.
-        "lock" => Err(format!("invalid session {:?}", op.session)),
+        "lock" => {
+            match kv::lock(tx, key, op.value.clone(), op.flags, &op.session).map_err(fault)? {
+                Ok(()) => stored(tx),
+                Err(kv::LockRefused::Held) => {
+                    Err(format!("failed to lock key {key:?}, lock is already held"))
+                }
+                Err(kv::LockRefused::Delayed) => {
+                    Err(format!("failed to lock key {key:?} due to lock delay"))
+                }
+            }
+        }
         _ => read_verb(&*tx, op),
     }
 }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod json;
 pub mod kv;
+pub mod session;
 pub mod txn;
 
 pub use json::JsonValue;

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Blocking-query wake latency and memory: 10,000 watchers parked on /v1/health/service/<name>
+# over 1,000 services, one change at a time (benches/blocking_wake.rs).
+#
+#   bash benches/run-blocking.sh            (from the project root)
+#
+# Builds release, starts an agent on 127.0.0.1 (temp data dir, free port, raised open-file
+# limit), runs the bench with the agent's pid (for its RSS) and prints its RESULT line and
+# markdown table. Targets (wake p99 < 10 ms, RSS < 100 MB) are reported, not asserted; the
+# script fails only if the bench finds unexpected/missed wakeups or errors, or cannot run.
+# Everything started here is stopped and removed on exit.
+#
+# Knobs (environment): SERVICES (default 1000), PER_SERVICE (watchers per service, default 10),
+# ROUNDS (default 100), SETTLE (seconds, default 3), NOFILE (wanted open-file limit, default
+# 65536; the hard limit caps it), BENCH_DIR (parent of the temp dir, default /tmp).
+# Extra arguments are passed to the bench (e.g. --threads 1).
+set -euo pipefail
+
+SERVICES=${SERVICES:-1000}
+PER_SERVICE=${PER_SERVICE:-10}
+ROUNDS=${ROUNDS:-100}
+SETTLE=${SETTLE:-3}
+NOFILE=${NOFILE:-65536}
+BENCH_DIR=${BENCH_DIR:-/tmp}
+
+cd "$(dirname "$0")/.."
+
+log() { echo "== $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || die "curl is needed"
+
+# --- open files: both processes hold one socket per watcher -------------------------------------
+WATCHERS=$((SERVICES * PER_SERVICE))
+ulimit -n "$NOFILE" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((WATCHERS + 256)) ] ||
+    die "open-file limit $(ulimit -n) (hard $(ulimit -Hn)) is too low for $WATCHERS watchers"
+log "open-file limit $(ulimit -n)"
+
+# --- build -------------------------------------------------------------------------------------
+log "building legate (release) and the blocking_wake bench"
+cargo build --release --bin legate
+# `--no-run` prints "Executable benches/blocking_wake.rs (target/release/deps/blocking_wake-<hash>)".
+BUILD_OUT=$(cargo bench --bench blocking_wake --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
+echo "$BUILD_OUT" >&2
+BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*blocking_wake-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
+[ -x "$BENCH_BIN" ] || die "could not find the blocking_wake bench binary"
+
+# --- temp dir and cleanup ----------------------------------------------------------------------
+WORK=$(mktemp -d "$BENCH_DIR/legate-blocking.XXXXXX")
+AGENT_PID=""
+cleanup() {
+    if [ -n "$AGENT_PID" ]; then
+        kill "$AGENT_PID" 2>/dev/null || true
+        wait "$AGENT_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$WORK/data"
+# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
+cp target/release/legate "$WORK/legate-bin"
+cp "$BENCH_BIN" "$WORK/blocking_wake"
+
+# A free loopback TCP port: random, refused on connect.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+PORT=$(free_port)
+URL="http://127.0.0.1:$PORT"
+
+# --- agent ---------------------------------------------------------------------------------------
+"$WORK/legate-bin" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" \
+    -log-level warn >"$WORK/legate.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 1 150); do
+    curl -sf -o /dev/null "$URL/v1/status/leader" && break
+    kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "agent exited"; }
+    sleep 0.2
+done
+curl -sf -o /dev/null "$URL/v1/status/leader" || { tail -n 20 "$WORK/legate.log" >&2; die "agent not ready at $URL"; }
+log "agent pid $AGENT_PID at $URL, data in $WORK ($(df -T "$WORK" | awk 'NR==2 {print $1, $2}'))"
+
+# --- run -----------------------------------------------------------------------------------------
+STATUS=0
+"$WORK/blocking_wake" --url "$URL" --agent-pid "$AGENT_PID" --services "$SERVICES" \
+    --watchers-per-service "$PER_SERVICE" --rounds "$ROUNDS" --settle "$SETTLE" "$@" \
+    >"$WORK/out.txt" || STATUS=$?
+kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "the agent died during the run"; }
+if [ -s "$WORK/legate.log" ]; then
+    log "agent log (last lines):"
+    tail -n 10 "$WORK/legate.log" >&2
+fi
+echo
+cat "$WORK/out.txt"
+echo
+echo "(agent and load generator share this machine's $(nproc) cores; data dir on $(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+[ "$STATUS" -eq 0 ] || die "the bench reported problems (exit $STATUS)"

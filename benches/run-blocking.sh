@@ -94,9 +94,11 @@ STATUS=0
     --watchers-per-service "$PER_SERVICE" --rounds "$ROUNDS" --settle "$SETTLE" "$@" \
     >"$WORK/out.txt" || STATUS=$?
 kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "the agent died during the run"; }
+# Watchers stopped mid-request at the end make hyper log `IncompleteMessage`; show the rest.
 if [ -s "$WORK/legate.log" ]; then
-    log "agent log (last lines):"
-    tail -n 10 "$WORK/legate.log" >&2
+    INCOMPLETE=$(grep -c 'IncompleteMessage' "$WORK/legate.log" || true)
+    log "agent log: $(wc -l <"$WORK/legate.log") lines, $INCOMPLETE of them IncompleteMessage (watchers closed at the end)"
+    grep -v 'IncompleteMessage' "$WORK/legate.log" | tail -n 10 >&2 || true
 fi
 echo
 cat "$WORK/out.txt"

@@ -257,7 +257,7 @@ fn canonicalize(value: Value, schema: &Schema) -> Result<Value, String> {
                 schema
                     .fields
                     .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+                    .find(|(name, _)| same_key(name, &key))
                     .map(|(n, _)| *n)
             })
             .ok_or_else(|| format!("json: unknown field {key:?}"))?;
@@ -289,6 +289,26 @@ fn canonicalize(value: Value, schema: &Schema) -> Result<Value, String> {
         out.insert(canonical.to_string(), v);
     }
     Ok(Value::Object(out))
+}
+
+/// Keys match case-insensitively, and config files' snake_case spelling (`socket_path`) names
+/// the same field as `SocketPath`.
+fn same_key(canonical: &str, key: &str) -> bool {
+    let mut a = canonical
+        .chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase());
+    let mut b = key
+        .chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (x, y) if x == y => continue,
+            _ => return false,
+        }
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -569,6 +589,9 @@ mod tests {
         assert!(check.tls_skip_verify);
         assert_eq!(check.interval.0, Duration::from_secs(10));
         assert_eq!(def.connect.unwrap()["SidecarService"]["Port"], 21000);
+        // Config files spell every key in snake_case.
+        let def = decode_service(json!({"name": "s", "socket_path": "/run/s.sock"})).unwrap();
+        assert_eq!(def.socket_path, "/run/s.sock");
     }
 
     #[test]

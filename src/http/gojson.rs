@@ -27,7 +27,8 @@ pub enum Kind {
     /// An integer in `min..=max`; the Go type's name, for messages.
     Int(&'static str, i128, i128),
     /// A duration: a Go duration string or a number of nanoseconds, normalized to a number of
-    /// nanoseconds; any other type is ignored (Consul's check definitions decode it so).
+    /// nanoseconds (a negative one counts as zero); any other type is ignored (Consul's check
+    /// definitions decode it so).
     Duration,
     /// `[]string`.
     StrList,
@@ -210,7 +211,7 @@ fn check(
                 let d = crate::duration::parse(s)?;
                 Ok(Some(Value::from(d.as_nanos() as u64)))
             }
-            Value::Number(n) => Ok(Some(Value::from(n.as_f64().unwrap_or(0.0) as i64))),
+            Value::Number(n) => Ok(Some(Value::from(n.as_f64().unwrap_or(0.0).max(0.0) as u64))),
             _ => Ok(None),
         },
         Kind::StrList => match value {

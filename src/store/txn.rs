@@ -10,7 +10,7 @@ use super::tables::KV;
 use super::{ReadTx, Readable, WriteTx};
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::{
-    KvEntry, TxnCheckOp, TxnError, TxnKvOp, TxnNodeOp, TxnOp, TxnResult, TxnServiceOp,
+    KvEntry, TxnCheckOp, TxnError, TxnKvOp, TxnNodeOp, TxnOp, TxnResult, TxnServiceOp, TxnSessionOp,
 };
 
 /// KV verbs that only read.
@@ -44,8 +44,10 @@ pub fn apply(tx: &mut WriteTx, ops: &[TxnOp]) -> Result<Vec<TxnResult>> {
             service_op(tx, svc)
         } else if let Some(check) = &op.check {
             check_op(tx, check)
+        } else if let Some(session) = &op.session {
+            session_op(tx, session)
         } else {
-            no_op(op)
+            Ok(Vec::new()) // Consul drops an operation with no type
         }
     })
 }
@@ -62,17 +64,9 @@ pub fn read(r: &ReadTx, ops: &[TxnOp]) -> Result<Vec<TxnResult>> {
         } else if let Some(check) = &op.check {
             get_check(r, &check.check.node, &check.check.check_id)
         } else {
-            no_op(op)
+            Ok(Vec::new())
         }
     })
-}
-
-fn no_op(op: &TxnOp) -> Result<Vec<TxnResult>, String> {
-    if op.session.is_some() {
-        return Err("Session operations are not supported by this agent yet".into());
-    }
-    // Consul drops an operation with no type.
-    Ok(Vec::new())
 }
 
 fn dispatch(
@@ -347,5 +341,16 @@ fn check_op(tx: &mut WriteTx, op: &TxnCheckOp) -> Result<Vec<TxnResult>, String>
                 .map_err(fault)
         }
         verb => Err(format!("unknown Check verb {verb:?}")),
+    }
+}
+
+fn session_op(tx: &mut WriteTx, op: &TxnSessionOp) -> Result<Vec<TxnResult>, String> {
+    match op.verb.as_str() {
+        "delete" => super::session::destroy(tx, &op.session.id)
+            .map(|_| Vec::new())
+            .map_err(|e| format!("failed to delete session: {e}")),
+        verb => Err(format!(
+            "failed to delete session: unknown Session verb {verb:?}"
+        )),
     }
 }

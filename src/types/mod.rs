@@ -9,7 +9,9 @@ pub mod txn;
 
 pub use json::JsonValue;
 pub use kv::KvEntry;
-pub use txn::{TxnCheckOp, TxnError, TxnKvOp, TxnNodeOp, TxnOp, TxnResult, TxnServiceOp};
+pub use txn::{
+    TxnCheckOp, TxnError, TxnKvOp, TxnNodeOp, TxnOp, TxnResult, TxnServiceOp, TxnSessionOp,
+};
 
 /// Serde helpers for `[]byte` fields: base64 in JSON, `null` for empty (as Go renders a nil slice).
 pub mod base64_bytes {

@@ -17,7 +17,7 @@ pub struct TxnOp {
     #[serde(rename = "Check")]
     pub check: Option<TxnCheckOp>,
     #[serde(rename = "Session")]
-    pub session: Option<serde_json::Value>,
+    pub session: Option<TxnSessionOp>,
 }
 
 impl TxnOp {
@@ -29,6 +29,7 @@ impl TxnOp {
             .or(self.node.as_ref().map(|o| o.verb.as_str()))
             .or(self.service.as_ref().map(|o| o.verb.as_str()))
             .or(self.check.as_ref().map(|o| o.verb.as_str()))
+            .or(self.session.as_ref().map(|o| o.verb.as_str()))
     }
 }
 
@@ -72,6 +73,20 @@ pub struct TxnServiceOp {
 pub struct TxnCheckOp {
     pub verb: String,
     pub check: HealthCheck,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TxnSessionOp {
+    pub verb: String,
+    pub session: TxnSessionRef,
+}
+
+/// The session an operation names (only its ID matters).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TxnSessionRef {
+    #[serde(rename = "ID")]
+    pub id: String,
 }
 
 /// One entry of a successful transaction's `Results`: exactly one field is set.

@@ -401,3 +401,21 @@ async fn sessions_locks_and_deadlines_survive_a_restart() {
     assert_eq!(info, json!([]));
     drop(data_dir);
 }
+
+#[tokio::test]
+async fn txn_can_delete_a_session() {
+    let a = TestAgent::start().await;
+    let id = create(&a, json!({"LockDelay": "0s"})).await;
+    assert!(acquire(&a, "txn-held", &id, "v").await);
+    let resp = a
+        .http
+        .put(a.url("/v1/txn"))
+        .json(&json!([{"Session": {"Verb": "delete", "Session": {"ID": id}}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, info) = a.get_json(&format!("/v1/session/info/{id}")).await;
+    assert_eq!(info, json!([]));
+    assert!(holder(&a, "txn-held").await.get("Session").is_none());
+}

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod filter;
+pub mod gojson;
 pub mod http;
 pub mod store;
 pub mod types;

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod client;
 pub mod kv;
+pub mod lock;
 pub mod maint;
 pub mod services;
 
@@ -42,6 +43,8 @@ pub enum Command {
     },
     /// Controls node or service maintenance mode.
     Maint(maint::MaintArgs),
+    /// Executes a command holding a lock (or a semaphore slot).
+    Lock(lock::LockArgs),
     /// Prints the version.
     Version,
 }
@@ -74,7 +77,13 @@ fn is_number(arg: &str) -> bool {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(args: Vec<String>) -> i32 {
-    let cli = match Cli::try_parse_from(normalize_go_flags(args)) {
+    // `lock` stops reading its flags at PREFIX: the child's arguments reach it as given.
+    let args = if args.get(1).is_some_and(|a| a == "lock") {
+        lock::normalize_go_flags(args)
+    } else {
+        normalize_go_flags(args)
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -91,6 +100,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Catalog { command } => runtime.block_on(catalog::run(command)),
         Command::Services { command } => runtime.block_on(services::run(command)),
         Command::Maint(args) => runtime.block_on(maint::run(args)),
+        Command::Lock(args) => runtime.block_on(lock::run(args)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

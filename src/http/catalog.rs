@@ -8,14 +8,15 @@
 
 use super::blocking::blocking;
 use super::error::ApiError;
-use super::gojson::{self, aliased, field, Kind, Schema, INT, PORT, STRING, UINT64};
 use super::query::QueryOptions;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::filter::Filter;
+use crate::gojson::{self, field, Kind, Schema, STRING, UINT64};
 use crate::store::catalog::{self as store, Lookup};
 use crate::store::{ReadTx, StoreError, WatchSet, WriteTx};
 use crate::types::catalog::{HealthCheck, Node, NodeService, ServiceAddress, ServiceNode, Weights};
+use crate::types::schemas::{HEALTH_CHECK, LOCALITY, NODE_SERVICE};
 use crate::types::JsonValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -114,157 +115,6 @@ pub(super) fn path_arg(req: &Request, prefix: &str, missing: &str) -> Result<Str
 
 // ----- register / deregister -----
 
-static LOCALITY: Schema = Schema {
-    name: "Locality",
-    go_type: "structs.Locality",
-    fields: &[field("Region", STRING), field("Zone", STRING)],
-    strict: true,
-};
-
-static WEIGHTS: Schema = Schema {
-    name: "Weights",
-    go_type: "structs.Weights",
-    fields: &[field("Passing", INT), field("Warning", INT)],
-    strict: true,
-};
-
-static SERVICE_ADDRESS: Schema = Schema {
-    name: "ServiceAddress",
-    go_type: "structs.ServiceAddress",
-    fields: &[field("Address", STRING), field("Port", PORT)],
-    strict: true,
-};
-
-/// `ConnectProxyConfig`: strict (`lib.UnmarshalJSON`), with Consul's snake_case aliases; the
-/// nested structures are kept as they are.
-static PROXY: Schema = Schema {
-    name: "ConnectProxyConfig",
-    go_type: "structs.ConnectProxyConfig",
-    fields: &[
-        aliased("EnvoyExtensions", &["envoy_extensions"], Kind::Any),
-        aliased(
-            "DestinationServiceName",
-            &["destination_service_name"],
-            STRING,
-        ),
-        aliased("DestinationServiceID", &["destination_service_id"], STRING),
-        aliased("LocalServiceAddress", &["local_service_address"], STRING),
-        aliased("LocalServicePort", &["local_service_port"], INT),
-        aliased(
-            "LocalServiceSocketPath",
-            &["local_service_socket_path"],
-            STRING,
-        ),
-        field("Mode", Kind::Str("structs.ProxyMode")),
-        field("Config", Kind::Any),
-        field("Upstreams", Kind::Any),
-        aliased("MeshGateway", &["mesh_gateway"], Kind::Any),
-        field("Expose", Kind::Any),
-        aliased("TransparentProxy", &["transparent_proxy"], Kind::Any),
-        aliased("AccessLogs", &["access_logs"], Kind::Any),
-    ],
-    strict: true,
-};
-
-/// `ServiceConnect`: decoded leniently by Consul (plain `json.Unmarshal`).
-static CONNECT: Schema = Schema {
-    name: "ServiceConnect",
-    go_type: "structs.ServiceConnect",
-    fields: &[
-        field("Native", Kind::Bool),
-        aliased("SidecarService", &["sidecar_service"], Kind::Any),
-        field("PeerMeta", Kind::Any),
-    ],
-    strict: false,
-};
-
-static NODE_SERVICE: Schema = Schema {
-    name: "NodeService",
-    go_type: "structs.NodeService",
-    fields: &[
-        field("Kind", Kind::Str("structs.ServiceKind")),
-        field("ID", STRING),
-        field("Service", STRING),
-        field("Tags", Kind::StrList),
-        field("Address", STRING),
-        field(
-            "TaggedAddresses",
-            Kind::Map(&SERVICE_ADDRESS, "map[string]structs.ServiceAddress"),
-        ),
-        field("Meta", Kind::StrMap),
-        field("Port", PORT),
-        field("SocketPath", STRING),
-        field("Weights", Kind::Struct(&WEIGHTS)),
-        field("EnableTagOverride", Kind::Bool),
-        field("Locality", Kind::Struct(&LOCALITY)),
-        field("Proxy", Kind::Struct(&PROXY)),
-        field("Connect", Kind::Struct(&CONNECT)),
-        field("PeerName", STRING),
-        field("CreateIndex", UINT64),
-        field("ModifyIndex", UINT64),
-    ],
-    strict: true,
-};
-
-/// `HealthCheckDefinition`: decoded leniently by its own `UnmarshalJSON`; durations are Go
-/// duration strings or nanoseconds.
-static DEFINITION: Schema = Schema {
-    name: "HealthCheckDefinition",
-    go_type: "structs.HealthCheckDefinition",
-    fields: &[
-        field("HTTP", STRING),
-        field("TLSServerName", STRING),
-        field("TLSSkipVerify", Kind::Bool),
-        field("Header", Kind::Any),
-        field("Method", STRING),
-        field("Body", STRING),
-        field("DisableRedirects", Kind::Bool),
-        field("TCP", STRING),
-        field("UDP", STRING),
-        field("H2PING", STRING),
-        field("OSService", STRING),
-        field("H2PingUseTLS", Kind::Bool),
-        field("Interval", Kind::Duration),
-        field("OutputMaxSize", Kind::Int("uint", 0, u32::MAX as i128)),
-        field("Timeout", Kind::Duration),
-        field("DeregisterCriticalServiceAfter", Kind::Duration),
-        field("ScriptArgs", Kind::StrList),
-        field("DockerContainerID", STRING),
-        field("Shell", STRING),
-        field("GRPC", STRING),
-        field("GRPCUseTLS", Kind::Bool),
-        field("AliasNode", STRING),
-        field("AliasService", STRING),
-        field("TTL", Kind::Duration),
-    ],
-    strict: false,
-};
-
-static HEALTH_CHECK: Schema = Schema {
-    name: "HealthCheck",
-    go_type: "structs.HealthCheck",
-    fields: &[
-        field("Node", STRING),
-        field("CheckID", Kind::Str("types.CheckID")),
-        field("Name", STRING),
-        field("Status", STRING),
-        field("Notes", STRING),
-        field("Output", STRING),
-        field("ServiceID", STRING),
-        field("ServiceName", STRING),
-        field("ServiceTags", Kind::StrList),
-        field("Type", STRING),
-        field("Interval", STRING),
-        field("Timeout", STRING),
-        field("ExposedPort", PORT),
-        field("PeerName", STRING),
-        field("Definition", Kind::Struct(&DEFINITION)),
-        field("CreateIndex", UINT64),
-        field("ModifyIndex", UINT64),
-    ],
-    strict: true,
-};
-
 static REGISTER_REQUEST: Schema = Schema {
     name: "RegisterRequest",
     go_type: "structs.RegisterRequest",
@@ -285,6 +135,7 @@ static REGISTER_REQUEST: Schema = Schema {
         field("CreateIndex", UINT64),
         field("ModifyIndex", UINT64),
     ],
+    base: None,
     strict: true,
 };
 
@@ -301,6 +152,7 @@ static DEREGISTER_REQUEST: Schema = Schema {
         field("Token", STRING),
         field("Address", STRING),
     ],
+    base: None,
     strict: true,
 };
 

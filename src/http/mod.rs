@@ -7,7 +7,6 @@ pub mod agent;
 pub mod blocking;
 pub mod catalog;
 pub mod error;
-pub mod gojson;
 pub mod health;
 pub mod kv;
 pub mod query;

@@ -101,6 +101,8 @@ struct OpState {
     undo: Vec<Undo>,
     touched: Vec<(&'static str, String)>,
     table_indexes: Vec<(&'static str, Option<u64>)>,
+    /// The global index before `raise_index` moved it, to put back on rollback.
+    raised_from: Option<u64>,
 }
 
 impl Readable for WriteTx<'_> {
@@ -227,11 +229,64 @@ impl<'a> WriteTx<'a> {
         Ok(())
     }
 
-    fn record(&mut self, table: &'static str, key: &str, previous: Option<Vec<u8>>) {
+    /// Writes raw `bytes` (an already encoded record) at `key` of the record table `name`
+    /// (snapshot restore); undone and announced like `put`.
+    pub fn put_raw(&mut self, name: &'static str, key: &str, bytes: &[u8]) -> Result<()> {
+        let previous = {
+            let mut t = self.txn.open_table(tables::raw(name))?;
+            let old = t.insert(key, bytes)?;
+            old.map(|v| v.value().to_vec())
+        };
+        self.record(name, key, previous);
+        Ok(())
+    }
+
+    /// Removes every row of the record table `name` (snapshot restore); each row is undone and
+    /// announced like `delete`.
+    pub fn clear_table(&mut self, name: &'static str) -> Result<()> {
+        let rows = {
+            let mut t = self.txn.open_table(tables::raw(name))?;
+            let mut rows = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                rows.push((k.value().to_string(), v.value().to_vec()));
+            }
+            t.retain(|_, _| false)?;
+            rows
+        };
+        for (key, previous) in rows {
+            self.record(name, &key, Some(previous));
+        }
+        Ok(())
+    }
+
+    /// Moves `table`'s index to this operation's and wakes every watcher of the table, whether
+    /// or not a row changed (snapshot restore: the whole table was replaced). Wakes watchers of
+    /// the whole table and of every prefix (the empty key is the table-wide touch).
+    pub fn touch_table(&mut self, table: &'static str) {
+        self.bump_table(table);
+        self.op.touched.push((table, String::new()));
+    }
+
+    /// Raises the global index to at least `floor` before this operation writes, so the
+    /// operation's own index is above it (restoring a snapshot taken at a higher index than
+    /// this store's: the index never goes backwards). Undone if the operation fails.
+    pub fn raise_index(&mut self, floor: u64) {
+        if floor > self.last_index {
+            self.op.raised_from.get_or_insert(self.last_index);
+            self.last_index = floor;
+        }
+    }
+
+    fn bump_table(&mut self, table: &'static str) {
         let index = self.index();
         let before = self.table_indexes.insert(table, index);
         self.op.table_indexes.push((table, before));
         self.dirty_tables.insert(table);
+    }
+
+    fn record(&mut self, table: &'static str, key: &str, previous: Option<Vec<u8>>) {
+        self.bump_table(table);
         self.op.undo.push(Undo {
             table,
             key: key.to_string(),
@@ -244,10 +299,11 @@ impl<'a> WriteTx<'a> {
         self.op = OpState::default();
     }
 
-    /// Keeps the operation's writes; it consumed an index only if it wrote something.
+    /// Keeps the operation's writes; it consumed an index only if it wrote something (or moved
+    /// a table's index).
     pub(super) fn finish_op(&mut self) {
         let op = std::mem::take(&mut self.op);
-        if !op.undo.is_empty() {
+        if !op.undo.is_empty() || !op.table_indexes.is_empty() {
             self.last_index += 1;
             self.touched.extend(op.touched);
         }
@@ -272,6 +328,9 @@ impl<'a> WriteTx<'a> {
                 Some(i) => self.table_indexes.insert(table, i),
                 None => self.table_indexes.remove(table),
             };
+        }
+        if let Some(index) = op.raised_from {
+            self.last_index = index;
         }
         Ok(())
     }

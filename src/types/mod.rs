@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod json;
 pub mod kv;
+pub mod schemas;
 pub mod session;
 pub mod txn;
 

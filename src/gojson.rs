@@ -57,6 +57,8 @@ pub struct Schema {
     /// The Go type (`structs.NodeService`), for a value of the wrong JSON type.
     pub go_type: &'static str,
     pub fields: &'static [Field],
+    /// A schema whose fields this one also has (Go's embedded struct).
+    pub base: Option<&'static Schema>,
     /// Whether unknown keys are refused (otherwise they are dropped).
     pub strict: bool,
 }
@@ -84,15 +86,8 @@ pub const INT: Kind = Kind::Int("int", i64::MIN as i128, i64::MAX as i128);
 pub const PORT: Kind = Kind::Int("int", 0, u16::MAX as i128);
 pub const UINT64: Kind = Kind::Int("uint64", 0, u64::MAX as i128);
 
-/// Decodes `body` against `root`; the error is Go's text (without Consul's prefix).
-pub fn decode(body: &[u8], root: &Schema) -> Result<Map<String, Value>, String> {
-    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
-    let value = match values.next() {
-        None => return Err("EOF".into()),
-        Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
-        Some(Err(e)) => return Err(e.to_string()),
-        Some(Ok(v)) => v,
-    };
+/// Checks an already parsed document against `root` (config files, which arrive as HCL or JSON).
+pub fn decode_value(value: Value, root: &Schema) -> Result<Map<String, Value>, String> {
     match value {
         Value::Null => Ok(Map::new()),
         Value::Object(map) => walk_struct(map, root, &mut Vec::new()),
@@ -102,6 +97,18 @@ pub fn decode(body: &[u8], root: &Schema) -> Result<Map<String, Value>, String> 
             root.go_type
         )),
     }
+}
+
+/// Decodes `body` against `root`; the error is Go's text (without Consul's prefix).
+pub fn decode(body: &[u8], root: &Schema) -> Result<Map<String, Value>, String> {
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let value = match values.next() {
+        None => return Err("EOF".into()),
+        Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
+        Some(Err(e)) => return Err(e.to_string()),
+        Some(Ok(v)) => v,
+    };
+    decode_value(value, root)
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -115,19 +122,38 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// The field `key` binds to: an exact name, then a case-insensitive one, then an alias, then
+/// (config files spell keys in snake_case) the name with underscores ignored. The second value
+/// says whether it bound through an alias.
 fn find<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, bool)> {
-    let fields = schema.fields;
-    fields
-        .iter()
+    let fields = || {
+        schema
+            .fields
+            .iter()
+            .chain(schema.base.into_iter().flat_map(|b| b.fields.iter()))
+    };
+    fields()
         .find(|f| f.name == key)
-        .or_else(|| fields.iter().find(|f| f.name.eq_ignore_ascii_case(key)))
+        .or_else(|| fields().find(|f| f.name.eq_ignore_ascii_case(key)))
         .map(|f| (f, false))
         .or_else(|| {
-            fields
-                .iter()
+            fields()
                 .find(|f| f.aliases.iter().any(|a| a.eq_ignore_ascii_case(key)))
+                .or_else(|| {
+                    fields().find(|f| key.contains('_') && same_ignoring_underscores(f.name, key))
+                })
                 .map(|f| (f, true))
         })
+}
+
+fn same_ignoring_underscores(name: &str, key: &str) -> bool {
+    let squash = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    squash(name) == squash(key)
 }
 
 fn walk_struct(
@@ -300,6 +326,7 @@ mod tests {
             field("Port", PORT),
             aliased("LongName", &["long_name"], STRING),
         ],
+        base: None,
         strict: true,
     };
     static OUTER: Schema = Schema {
@@ -313,6 +340,7 @@ mod tests {
             field("List", Kind::List(&INNER, "pkg.Inners")),
             field("Flag", Kind::Bool),
         ],
+        base: None,
         strict: true,
     };
 

@@ -28,30 +28,18 @@ pub struct ReadTx {
 
 impl Readable for ReadTx {
     fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
-        let Some(t) = open_read(&self.txn, table.name)? else {
-            return Ok(None);
-        };
-        match t.get(key)? {
-            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
+        match open_read(&self.txn, table.name)? {
+            Some(t) => get_in(&t, table, key),
             None => Ok(None),
         }
     }
 
     /// Every record whose key starts with `prefix`, in key order.
     fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
-        let Some(t) = open_read(&self.txn, table.name)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for row in t.range(prefix..)? {
-            let (k, v) = row?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
+        match open_read(&self.txn, table.name)? {
+            Some(t) => scan_in(&t, table, prefix),
+            None => Ok(Vec::new()),
         }
-        Ok(out)
     }
 
     fn table_index(&self, table: &'static str) -> Result<u64> {
@@ -68,6 +56,34 @@ impl ReadTx {
     pub fn global_index(&self) -> Result<u64> {
         read_global_index(&self.txn)
     }
+}
+
+fn get_in<T: Record>(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    table: Table<T>,
+    key: &str,
+) -> Result<Option<T>> {
+    match t.get(key)? {
+        Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn scan_in<T: Record>(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    table: Table<T>,
+    prefix: &str,
+) -> Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    for row in t.range(prefix..)? {
+        let (k, v) = row?;
+        let key = k.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
+    }
+    Ok(out)
 }
 
 fn open_read(
@@ -107,26 +123,11 @@ struct OpState {
 
 impl Readable for WriteTx<'_> {
     fn get<T: Record>(&self, table: Table<T>, key: &str) -> Result<Option<T>> {
-        let t = self.txn.open_table(table.def())?;
-        let value = t.get(key)?;
-        match value {
-            Some(v) => Ok(Some(codec::decode(table.name, key, v.value())?)),
-            None => Ok(None),
-        }
+        get_in(&self.txn.open_table(table.def())?, table, key)
     }
 
     fn scan_prefix<T: Record>(&self, table: Table<T>, prefix: &str) -> Result<Vec<(String, T)>> {
-        let t = self.txn.open_table(table.def())?;
-        let mut out = Vec::new();
-        for row in t.range(prefix..)? {
-            let (k, v) = row?;
-            let key = k.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_string(), codec::decode(table.name, key, v.value())?));
-        }
-        Ok(out)
+        scan_in(&self.txn.open_table(table.def())?, table, prefix)
     }
 
     /// As seen by the operation in progress.

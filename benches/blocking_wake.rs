@@ -239,6 +239,7 @@ fn fd_limit_of(pid: u32) -> Option<u64> {
 }
 
 /// Raises this process's soft fd limit to its hard limit; returns the new soft limit.
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target
 fn raise_fd_limit() -> u64 {
     unsafe {
         let mut lim = libc::rlimit {

@@ -121,6 +121,11 @@ pub struct Config {
     pub config_dirs: Vec<PathBuf>,
     /// Things worth logging once logging is set up (keys ignored on a single node).
     pub notices: Vec<String>,
+    /// `telemetry.prometheus_retention_time`: `/v1/agent/metrics?format=prometheus` answers
+    /// only when it is positive, as Consul's does.
+    pub prometheus_retention: Duration,
+    /// The flags this configuration was loaded from, so `reload` can load it again.
+    pub flags: AgentFlags,
 }
 
 /// A port of -1 disables the listener.
@@ -317,8 +322,29 @@ impl Config {
                 parse_text(&format!("-hcl fragment {}", i + 1), fragment, true)?,
             );
         }
+        let prometheus_retention = match merged
+            .get("telemetry")
+            .and_then(|t| t.get("prometheus_retention_time"))
+        {
+            None | Some(Value::Null) => Duration::ZERO,
+            Some(Value::String(text)) => crate::duration::parse(text).map_err(|e| {
+                ConfigError::Invalid(format!("telemetry.prometheus_retention_time: {e}"))
+            })?,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "telemetry.prometheus_retention_time: invalid duration {other}"
+                )))
+            }
+        };
         let mut notices = Vec::new();
         if let Value::Object(map) = &mut merged {
+            // The retention time is honored; only the rest of `telemetry` is ignored.
+            if let Some(Value::Object(telemetry)) = map.get_mut("telemetry") {
+                telemetry.remove("prometheus_retention_time");
+                if telemetry.is_empty() {
+                    map.remove("telemetry");
+                }
+            }
             for key in IGNORED_KEYS {
                 if map.remove(*key).is_some() {
                     notices.push(format!(
@@ -336,7 +362,9 @@ impl Config {
                 "-join, -retry-join and -encrypt are ignored: this agent is a single node".into(),
             );
         }
-        Self::build(flags, file, notices)
+        let mut config = Self::build(flags, file, notices)?;
+        config.prometheus_retention = prometheus_retention;
+        Ok(config)
     }
 
     fn build(
@@ -501,6 +529,8 @@ impl Config {
             config_files: flags.config_file.clone(),
             config_dirs: flags.config_dir.clone(),
             notices,
+            prometheus_retention: Duration::ZERO,
+            flags: flags.clone(),
         })
     }
 

@@ -4,6 +4,8 @@
 pub mod checks;
 pub mod definition;
 pub mod local;
+pub mod logging;
+pub mod ops;
 pub mod sessions;
 
 use crate::config::Config;
@@ -65,7 +67,12 @@ impl Agent {
             config.node_name.clone(),
             config.session_ttl_min,
         );
+        let index = store.read()?.global_index()?;
         let ctx = Arc::new(AgentContext {
+            coordinates: http::coordinate::Coordinates::new(&config.node_name, index),
+            autopilot: http::operator::Autopilot::new(index),
+            ops: ops::Ops::new(&config),
+            events: Arc::new(http::event::Events::new()),
             store,
             config,
             node_id,
@@ -132,6 +139,26 @@ impl Agent {
         let store = self.ctx.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
+}
+
+/// After a snapshot restore replaced the store's contents: the in-memory runtime follows the
+/// restored state. Check runners and session timers are re-armed from the store (the caller
+/// stopped them before restoring), and this node, its `serfHealth` check and the config-file
+/// definitions are registered again, as on a start (no-ops when the snapshot already has them
+/// as they are).
+pub async fn resume_after_restore(ctx: &http::Ctx) -> Result<(), AgentError> {
+    ctx.local.stop();
+    ctx.sessions.stop();
+    register_self(ctx).await?;
+    load_config_definitions(ctx).await?;
+    ctx.local
+        .resume()
+        .map_err(|e| AgentError::Io(e.to_string()))?;
+    ctx.sessions
+        .resume()
+        .await
+        .map_err(|e| AgentError::Io(e.to_string()))?;
+    Ok(())
 }
 
 /// Runs the agent until SIGINT, SIGTERM or `/v1/agent/leave`.

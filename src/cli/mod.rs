@@ -7,6 +7,7 @@ pub mod kv;
 pub mod lock;
 pub mod maint;
 pub mod services;
+pub mod snapshot;
 
 use crate::config::{AgentFlags, Config};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,11 @@ pub enum Command {
     },
     /// Controls node or service maintenance mode.
     Maint(maint::MaintArgs),
+    /// Saves, restores and inspects snapshots of the agent's state.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
+    },
     /// Executes a command holding a lock (or a semaphore slot).
     Lock(lock::LockArgs),
     /// Prints the version.
@@ -100,6 +106,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Catalog { command } => runtime.block_on(catalog::run(command)),
         Command::Services { command } => runtime.block_on(services::run(command)),
         Command::Maint(args) => runtime.block_on(maint::run(args)),
+        Command::Snapshot { command } => runtime.block_on(snapshot::run(command)),
         Command::Lock(args) => runtime.block_on(lock::run(args)),
         Command::Version => {
             println!(
@@ -133,21 +140,10 @@ async fn run_agent(flags: AgentFlags) -> i32 {
     }
 }
 
+/// Stderr logging at the configured level (changeable by `reload`), plus the stream that
+/// `/v1/agent/monitor` reads.
 fn init_logging(config: &Config) {
-    let level = match config.log_level.as_str() {
-        "err" => "error",
-        other => other,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    crate::agent::logging::init(&config.log_level, config.log_json);
 }
 
 #[cfg(test)]

@@ -444,3 +444,478 @@ pub async fn health_by_name(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         .to_string();
     health_reply(&req, health_code(&worst), &worst, &out, opts.pretty)
 }
+
+// ----- membership and agent operations: members, join, leave, reload, metrics, monitor -----
+
+use crate::agent::logging;
+use crate::agent::ops::Tokens;
+use crate::filter::go_quote;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// How long a join waits for the other side (memberlist's LAN TCP timeout).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /v1/agent/members?wan=&segment=`: this node is the whole LAN pool; as a server it is
+/// also the WAN pool, as `<node>.<dc>`.
+pub async fn members(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let wan = req.params.get("wan").is_some_and(|v| !v.is_empty());
+    let segment = req.params.get("segment").unwrap_or("");
+    if wan {
+        if !segment.is_empty() && segment != "_all" {
+            return Err(ApiError::bad_request(
+                "Cannot provide a segment with wan=true",
+            ));
+        }
+        if !ctx.config.server {
+            return Reply::json(&serde_json::Value::Null, opts.pretty);
+        }
+        let mut member = ctx.member();
+        let c = &ctx.config;
+        member["Name"] = json!(format!("{}.{}", c.node_name, c.datacenter));
+        member["Port"] = json!(c.ports.serf_wan);
+        if let Some(tags) = member["Tags"].as_object_mut() {
+            tags.remove("wan_join_port");
+        }
+        return Reply::json(&[member], opts.pretty);
+    }
+    if !segment.is_empty() && segment != "_all" {
+        return Err(ApiError::internal(
+            "Network segments are not supported in this version of Consul",
+        ));
+    }
+    Reply::json(&[ctx.member()], opts.pretty)
+}
+
+/// Go's text for a failed dial (`dial tcp <addr>: connect: connection refused`).
+fn dial_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let what = match e.kind() {
+        ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+        ErrorKind::TimedOut => "i/o timeout".to_string(),
+        ErrorKind::NetworkUnreachable => "connect: network is unreachable".to_string(),
+        ErrorKind::HostUnreachable => "connect: no route to host".to_string(),
+        _ => e.to_string(),
+    };
+    format!("dial tcp {addr}: {what}")
+}
+
+/// Whether `addr` is this agent's own gossip address.
+fn is_self(ctx: &Ctx, addr: SocketAddr, port: u16) -> bool {
+    let c = &ctx.config;
+    addr.port() == port
+        && (addr.ip() == c.advertise_addr
+            || addr.ip() == c.bind_addr
+            || (c.bind_addr.is_unspecified() && addr.ip().is_loopback()))
+}
+
+/// memberlist's join of one address: joining this agent itself succeeds; anything else fails,
+/// as there is no other member to gossip with.
+async fn join_address(ctx: &Ctx, addr: &str, port: u16) -> Result<(), String> {
+    let targets: Vec<SocketAddr> = if let Ok(sa) = addr.parse::<SocketAddr>() {
+        vec![sa]
+    } else if let Ok(ip) = addr
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
+        vec![SocketAddr::new(ip, port)]
+    } else {
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(port)),
+            _ => (addr.to_string(), port),
+        };
+        let found = tokio::net::lookup_host(format!("{host}:{port}")).await;
+        match found {
+            Ok(found) => found.collect(),
+            Err(e) => return Err(format!("Failed to resolve {addr}: lookup {host}: {e}")),
+        }
+    };
+    let mut errors = Vec::new();
+    for target in targets {
+        if is_self(ctx, target, port) {
+            return Ok(());
+        }
+        let error = match tokio::time::timeout(JOIN_TIMEOUT, tokio::net::TcpStream::connect(target))
+            .await
+        {
+            Err(_) => format!("dial tcp {target}: i/o timeout"),
+            Ok(Err(e)) => dial_error(target, &e),
+            Ok(Ok(_)) => "this agent is a single node and cannot join a cluster".to_string(),
+        };
+        errors.push(format!("Failed to join {target}: {error}"));
+    }
+    Err(errors.join("\n\t* "))
+}
+
+/// `PUT /v1/agent/join/<address>?wan=`.
+pub async fn join(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let wan = req.params.get("wan").is_some_and(|v| !v.is_empty());
+    let addr = req.tail("/v1/agent/join/").to_string();
+    drop(req);
+    let pool = if wan { "WAN" } else { "LAN" };
+    if wan && !ctx.config.server {
+        return Err(ApiError::internal("Must be a server to join WAN cluster"));
+    }
+    let port = if wan {
+        ctx.config.ports.serf_wan
+    } else {
+        ctx.config.ports.serf_lan
+    }
+    .max(0) as u16;
+    tracing::info!(addresses = %addr, "({pool}) joining");
+    match join_address(&ctx, &addr, port).await {
+        Ok(()) => {
+            tracing::info!(number_of_nodes = 1, "({pool}) joined");
+            Ok(done())
+        }
+        Err(e) => {
+            let count = e.matches("\n\t* ").count() + 1;
+            let noun = if count == 1 { "error" } else { "errors" };
+            let text = format!("{count} {noun} occurred:\n\t* {e}\n\n");
+            tracing::warn!(error = %text.trim(), "({pool}) couldn't join");
+            Err(ApiError::internal(text))
+        }
+    }
+}
+
+/// `PUT /v1/agent/leave`: leaves (there is no one to tell) and shuts the agent down cleanly,
+/// after answering.
+pub async fn leave(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
+    tracing::info!("graceful leave requested");
+    let stop = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.shutdown.notify_waiters();
+    });
+    Ok(done())
+}
+
+/// `PUT /v1/agent/force-leave/<node>?prune&wan`: the only member is this node, which is alive,
+/// so forcing it out has no effect (Serf refutes it); any other name is unknown.
+pub async fn force_leave(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let node = req.tail("/v1/agent/force-leave/").to_string();
+    let c = &ctx.config;
+    let wan_name = format!("{}.{}", c.node_name, c.datacenter);
+    tracing::info!(node = %node, "Force leaving node");
+    let found = if req.params.has("wan") {
+        if !c.server {
+            return Err(ApiError::internal(
+                "Must be a server to force-leave a node from the WAN cluster",
+            ));
+        }
+        if node != wan_name {
+            // The WAN-only removal names no LAN node.
+            return Err(ApiError::internal("agent: No node found with name ''"));
+        }
+        true
+    } else {
+        let as_wan = if node.ends_with(&format!(".{}", c.datacenter)) {
+            node.clone()
+        } else {
+            format!("{node}.{}", c.datacenter)
+        };
+        node == c.node_name || (c.server && as_wan == wan_name)
+    };
+    if !found {
+        return Err(ApiError::internal(format!(
+            "agent: No node found with name '{node}'"
+        )));
+    }
+    Ok(done())
+}
+
+/// `PUT /v1/agent/reload`: reads the configuration files again.
+pub async fn reload(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
+    tracing::info!("Reloading configuration...");
+    crate::agent::ops::reload(&ctx)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(done())
+}
+
+/// One gauge: its name, value and help text.
+struct Gauge {
+    name: &'static str,
+    value: f64,
+    help: &'static str,
+}
+
+/// The process's resident set size, in bytes (`VmRSS` of /proc/self/status).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
+    use crate::store::{kv, session, tables, Readable, WatchSet};
+    let r = ctx.store.read()?;
+    let mut ws = WatchSet::new();
+    let nodes = catalog::nodes(&r, &mut ws)?.1.len();
+    let services = catalog::services(&r, &mut ws)?.1.len();
+    let instances = r.scan_prefix(tables::SERVICES, "")?.len();
+    let checks = r.scan_prefix(tables::CHECKS, "")?.len();
+    let kv_entries = kv::list(&r, &mut ws, "")?.1.len();
+    let sessions = session::list(&r, &mut ws)?.1.len();
+    let ttl_sessions = session::with_ttl(&r)?.len();
+    let local_services = agent_state::services(&r)?.len();
+    let local_checks = agent_state::checks(&r)?.len();
+    drop(r);
+    let mut out = vec![
+        Gauge {
+            name: "consul.state.nodes",
+            value: nodes as f64,
+            help: "Number of nodes in the catalog.",
+        },
+        Gauge {
+            name: "consul.state.services",
+            value: services as f64,
+            help: "Number of unique services in the catalog.",
+        },
+        Gauge {
+            name: "consul.state.service_instances",
+            value: instances as f64,
+            help: "Number of service instances in the catalog.",
+        },
+        Gauge {
+            name: "consul.state.checks",
+            value: checks as f64,
+            help: "Number of health checks in the catalog.",
+        },
+        Gauge {
+            name: "consul.state.kv_entries",
+            value: kv_entries as f64,
+            help: "Number of entries in the KV store.",
+        },
+        Gauge {
+            name: "consul.state.sessions",
+            value: sessions as f64,
+            help: "Number of sessions.",
+        },
+        Gauge {
+            name: "consul.session_ttl.active",
+            value: ttl_sessions as f64,
+            help: "Number of sessions with a TTL timer running.",
+        },
+        Gauge {
+            name: "consul.agent.local.services",
+            value: local_services as f64,
+            help: "Number of services registered with this agent.",
+        },
+        Gauge {
+            name: "consul.agent.local.checks",
+            value: local_checks as f64,
+            help: "Number of checks registered with this agent.",
+        },
+        Gauge {
+            name: "consul.rpc.queries_blocking",
+            value: ctx.store.watches().waiting() as f64,
+            help: "Number of blocking queries waiting for a change.",
+        },
+    ];
+    if let Some(rss) = resident_bytes() {
+        out.push(Gauge {
+            name: "consul.runtime.sys_bytes",
+            value: rss as f64,
+            help: "Resident memory of the agent process, in bytes.",
+        });
+    }
+    Ok(out)
+}
+
+/// A number as Go's JSON writes a float32 that holds an integer.
+fn metric_value(v: f64) -> serde_json::Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+/// Whether the client asked for the Prometheus format (`?format=prometheus`, or an
+/// OpenMetrics / text 0.0.4 `Accept`).
+fn wants_prometheus(req: &Request) -> bool {
+    if req.params.get("format") == Some("prometheus") {
+        return true;
+    }
+    let accept = req
+        .headers
+        .get("Accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.split(',').any(|mime| {
+        let mut parts = mime.split(';');
+        let raw = parts.next().unwrap_or("").trim().to_lowercase();
+        raw == "application/openmetrics-text"
+            || (raw == "text/plain" && parts.next().map(str::trim) == Some("version=0.0.4"))
+    })
+}
+
+/// `GET /v1/agent/metrics[?format=prometheus]`.
+pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let gauges = gauges(&ctx)?;
+    let events = ctx.events.fired();
+    if wants_prometheus(&req) {
+        if ctx.config.prometheus_retention.is_zero() {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Prometheus is not enabled since its retention time is not positive",
+            ));
+        }
+        let mut out = String::new();
+        for g in &gauges {
+            let name = g.name.replace('.', "_");
+            out.push_str(&format!(
+                "# HELP {name} {}\n# TYPE {name} gauge\n{name} {}\n",
+                g.help, g.value
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP consul_serf_events User events fired through this agent.\n# TYPE consul_serf_events counter\nconsul_serf_events {events}\n"
+        ));
+        return Ok(Reply::bytes(
+            out.into_bytes(),
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+        ));
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    // go-metrics reports the current 10-second interval.
+    let interval = std::time::UNIX_EPOCH + Duration::from_secs(secs - secs % 10);
+    let counters: Vec<serde_json::Value> = if events > 0 {
+        vec![json!({
+            "Name": "consul.serf.events",
+            "Count": events,
+            "Rate": events as f64 / 10.0,
+            "Sum": events,
+            "Min": 1,
+            "Max": 1,
+            "Mean": 1,
+            "Stddev": 0,
+            "Labels": {},
+        })]
+    } else {
+        Vec::new()
+    };
+    let body = json!({
+        "Timestamp": logging::go_time_string(interval),
+        "Gauges": gauges
+            .iter()
+            .map(|g| json!({"Name": g.name, "Value": metric_value(g.value), "Labels": {}}))
+            .collect::<Vec<_>>(),
+        "Points": [],
+        "Counters": counters,
+        "Samples": [],
+    });
+    Reply::json(&body, opts.pretty)
+}
+
+/// The receiving half of a monitor's channel, as a body stream.
+struct LogStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl futures_util::Stream for LogStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// `GET /v1/agent/monitor?loglevel=&logjson`: streams the agent's log lines at `loglevel`
+/// (default INFO) until the client goes away or the agent stops.
+pub async fn monitor(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let text = req
+        .params
+        .get("loglevel")
+        .filter(|l| !l.is_empty())
+        .unwrap_or("INFO");
+    let Some(level) = logging::parse_level(text) else {
+        return Err(ApiError::bad_request(format!("Unknown log level: {text}")));
+    };
+    let json = req.params.has("logjson");
+    let mut monitor = logging::subscribe(level);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let stop = ctx.clone();
+    tokio::spawn(async move {
+        let shutdown = stop.shutdown.notified();
+        tokio::pin!(shutdown);
+        shutdown.as_mut().enable();
+        loop {
+            tokio::select! {
+                record = monitor.recv() => {
+                    let Some(record) = record else { break };
+                    let line = if json { record.json() } else { record.text() };
+                    if tx.send(Ok(bytes::Bytes::from(line))).await.is_err() {
+                        break;
+                    }
+                }
+                _ = &mut shutdown => break,
+                _ = tx.closed() => break,
+            }
+        }
+        if monitor.dropped > 0 {
+            tracing::warn!(
+                dropped_count = monitor.dropped,
+                "Dropped logs during monitor request"
+            );
+        }
+    });
+    Ok(Reply::stream(
+        Some("text/plain; charset=utf-8"),
+        LogStream(rx),
+    ))
+}
+
+static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
+    name: "AgentToken",
+    go_type: "api.AgentToken",
+    fields: &[crate::gojson::field("Token", crate::gojson::STRING)],
+    base: None,
+    strict: true,
+};
+
+/// Whether ACLs are enabled (`acl { enabled = true }`).
+fn acls_enabled(ctx: &Ctx) -> bool {
+    match ctx.config.acl.get("enabled") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+/// `PUT /v1/agent/token/<target>` with `{"Token": "..."}`: sets one of the agent's tokens.
+pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    if !acls_enabled(&ctx) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "ACL support disabled",
+        ));
+    }
+    let body = req.body(&ctx).await?;
+    let map = crate::gojson::decode(&body, &AGENT_TOKEN)
+        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    let target = req.tail("/v1/agent/token/").to_string();
+    let Some(name) = Tokens::canonical(&target) else {
+        return Err(ApiError::not_found(format!(
+            "Token {} is unknown",
+            go_quote(&target)
+        )));
+    };
+    let value = map
+        .get("Token")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    ctx.ops.tokens.set(name, value);
+    tracing::info!(token = %target, "Updated agent's ACL token");
+    Ok(done())
+}

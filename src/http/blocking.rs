@@ -5,6 +5,8 @@
 //! time a commit touches what it read, until the index passes the client's (or the content hash
 //! differs), or the wait (plus up to 1/16 jitter) runs out; then the latest result is returned.
 //! An index ahead of the store's simply waits, as Consul's does. The index is never below 1.
+//! A snapshot restore wakes every waiting read, which returns at once with an index no lower
+//! than the store's (what it waited on was replaced; entries' own indexes may be older).
 
 use super::error::ApiError;
 use super::query::QueryOptions;
@@ -68,13 +70,15 @@ where
         (_, i) => Some(Want::Index(i)),
     };
     let deadline = Instant::now() + opts.wait + jitter(opts.wait);
+    let restores = store.watches().restores();
     loop {
         let mut ws = WatchSet::new();
         let read = store.read()?;
         let (index, value) = query(&read, &mut ws)?;
         let read_index = read.global_index()?;
         drop(read);
-        let index = index.max(1);
+        let restored = want.is_some() && store.watches().restores() != restores;
+        let index = if restored { index.max(read_index) } else { index }.max(1);
         let hash = if hashed {
             Some(content_hash(&value)?)
         } else {
@@ -85,7 +89,7 @@ where
             Some(Want::Index(min)) => index > *min,
             Some(Want::Hash(h)) => hash.as_deref() != Some(*h),
         };
-        if fresh || Instant::now() >= deadline {
+        if fresh || restored || Instant::now() >= deadline {
             return Ok(Blocked { index, hash, value });
         }
         let watch = store.watches().register(ws, read_index);

@@ -6,12 +6,16 @@
 pub mod agent;
 pub mod blocking;
 pub mod catalog;
+pub mod coordinate;
 pub mod error;
+pub mod event;
 pub mod health;
 pub mod kv;
+pub mod operator;
 pub mod query;
 pub mod reply;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -41,6 +45,14 @@ pub struct AgentContext {
     pub sessions: Arc<crate::agent::sessions::Sessions>,
     /// Notified to stop the agent (`/v1/agent/leave`, signals).
     pub shutdown: tokio::sync::Notify,
+    /// The recent user events (`/v1/event/*`), in memory.
+    pub events: Arc<event::Events>,
+    /// Network coordinates (`/v1/coordinate/*`), in memory.
+    pub coordinates: coordinate::Coordinates,
+    /// The autopilot configuration (`/v1/operator/autopilot/*`), in memory.
+    pub autopilot: operator::Autopilot,
+    /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
+    pub ops: crate::agent::ops::Ops,
 }
 
 pub type Ctx = Arc<AgentContext>;
@@ -128,10 +140,15 @@ pub enum BodyLimit {
     Txn,
     /// Any other JSON body.
     Default,
+    /// Snapshot archives (`PUT /v1/snapshot`): `SNAPSHOT_BODY_LIMIT`.
+    Snapshot,
 }
 
 /// Largest body accepted by routes without a Consul-specified limit.
 const DEFAULT_BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Largest snapshot archive accepted for restore.
+const SNAPSHOT_BODY_LIMIT: u64 = 1024 * 1024 * 1024;
 
 impl Request {
     /// The path after `prefix` (for routes like `/v1/kv/<key>`).
@@ -150,6 +167,7 @@ impl Request {
                 Some("txn_max_req_len"),
             ),
             BodyLimit::Default => (DEFAULT_BODY_LIMIT, None),
+            BodyLimit::Snapshot => (SNAPSHOT_BODY_LIMIT, None),
         };
         let too_large = |size: Option<u64>| {
             let see = setting
@@ -217,6 +235,7 @@ macro_rules! route {
 static ROUTES: &[Route] = &[
     route!("/v1/kv/", prefix, [GET, PUT, DELETE], KvValue, kv::handle),
     route!("/v1/txn", exact, [PUT], Txn, txn::handle),
+    route!("/v1/snapshot", exact, [GET, PUT], Snapshot, snapshot::handle),
     route!("/v1/agent/self", exact, [GET], Default, agent::self_info),
     route!("/v1/agent/services", exact, [GET], Default, agent::services),
     route!("/v1/agent/service/register", exact, [PUT], Default, agent::register_service),
@@ -255,6 +274,26 @@ static ROUTES: &[Route] = &[
     route!("/v1/health/service/", prefix, [GET], Default, health::service),
     route!("/v1/health/connect/", prefix, [GET], Default, health::connect),
     route!("/v1/health/state/", prefix, [GET], Default, health::state),
+    route!("/v1/agent/members", exact, [GET], Default, agent::members),
+    route!("/v1/agent/join/", prefix, [PUT], Default, agent::join),
+    route!("/v1/agent/leave", exact, [PUT], Default, agent::leave),
+    route!("/v1/agent/force-leave/", prefix, [PUT], Default, agent::force_leave),
+    route!("/v1/agent/reload", exact, [PUT], Default, agent::reload),
+    route!("/v1/agent/metrics", exact, [GET], Default, agent::metrics),
+    route!("/v1/agent/monitor", exact, [GET], Default, agent::monitor),
+    route!("/v1/agent/token/", prefix, [PUT], Default, agent::token),
+    route!("/v1/event/fire/", prefix, [PUT], Default, event::fire),
+    route!("/v1/event/list", exact, [GET], Default, event::list),
+    route!("/v1/coordinate/datacenters", exact, [GET], Default, coordinate::datacenters),
+    route!("/v1/coordinate/nodes", exact, [GET], Default, coordinate::nodes),
+    route!("/v1/coordinate/node/", prefix, [GET], Default, coordinate::node),
+    route!("/v1/coordinate/update", exact, [PUT], Default, coordinate::update),
+    route!("/v1/operator/raft/configuration", exact, [GET], Default, operator::raft_configuration),
+    route!("/v1/operator/raft/peer", exact, [DELETE], Default, operator::raft_remove_peer),
+    route!("/v1/operator/raft/transfer-leader", exact, [POST], Default, operator::raft_transfer_leader),
+    route!("/v1/operator/autopilot/configuration", exact, [GET, PUT], Default, operator::autopilot_configuration),
+    route!("/v1/operator/autopilot/health", exact, [GET], Default, operator::autopilot_health),
+    route!("/v1/operator/autopilot/state", exact, [GET], Default, operator::autopilot_state),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -11,6 +11,21 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     pub content_type: Option<&'static str>,
     pub body: Vec<u8>,
+    /// A body streamed as it is produced (chunked), sent instead of `body` when set.
+    pub stream: Option<StreamBody>,
+}
+
+/// The chunks of a streamed body; the stream ends the response when it ends.
+pub struct StreamBody(
+    pub  std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync>,
+    >,
+);
+
+impl std::fmt::Debug for StreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamBody")
+    }
 }
 
 impl Reply {
@@ -32,6 +47,7 @@ impl Reply {
             headers: Vec::new(),
             content_type: Some("application/json"),
             body,
+            stream: None,
         })
     }
 
@@ -41,6 +57,7 @@ impl Reply {
             headers: Vec::new(),
             content_type,
             body,
+            stream: None,
         }
     }
 
@@ -50,6 +67,7 @@ impl Reply {
             headers: Vec::new(),
             content_type: None,
             body: Vec::new(),
+            stream: None,
         }
     }
 
@@ -72,8 +90,28 @@ impl Reply {
             .header("X-Consul-Query-Backend", "blocking-query")
     }
 
+    /// A 200 whose body is `stream`'s chunks, sent as they come.
+    pub fn stream(
+        content_type: Option<&'static str>,
+        stream: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Reply {
+        Reply {
+            stream: Some(StreamBody(Box::pin(stream))),
+            ..Reply::bytes(Vec::new(), content_type)
+        }
+    }
+
     pub fn into_response(self) -> warp::reply::Response {
-        let mut response = warp::reply::Response::new(self.body.into());
+        let mut response = match self.stream {
+            Some(StreamBody(stream)) => {
+                use warp::Reply as _;
+                warp::reply::stream(stream).into_response()
+            }
+            None => warp::reply::Response::new(self.body.into()),
+        };
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         if let Some(ct) = self.content_type {
@@ -95,6 +133,7 @@ impl From<ApiError> for Reply {
             headers: Vec::new(),
             content_type: Some("text/plain; charset=utf-8"),
             body: err.message.into_bytes(),
+            stream: None,
         };
         if let Some(allow) = err.allow {
             reply = reply.header("Allow", allow);

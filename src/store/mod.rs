@@ -10,6 +10,7 @@ pub mod error;
 pub mod kv;
 pub mod migrate;
 pub mod session;
+pub mod snapshot;
 pub mod tables;
 pub mod tx;
 pub mod txn;

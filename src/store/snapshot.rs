@@ -28,7 +28,8 @@
 //! it is atomic, durable and undone as a whole if it fails. Entries keep the indexes they had
 //! in the snapshot; the global index never goes backwards (it becomes the larger of the
 //! store's and the snapshot's), and every table's index becomes the restore's own, above
-//! both, so blocking readers wake and see a higher `X-Consul-Index`.
+//! both. The restore wakes every watch (`WriteTx::wake_all`), and blocking reads waiting since
+//! before it return with an `X-Consul-Index` at least the restore's.
 
 use super::error::{Result, StoreError};
 use super::tables::{
@@ -312,9 +313,11 @@ fn next_record<'a>(c: &mut Cursor<'a>, tables: &[&'static str]) -> Result<Option
     if number == END {
         return Ok(None);
     }
-    let table = *tables
-        .get(usize::from(number) - 1)
-        .ok_or_else(|| invalid(format!("record names table number {number}, not in the header")))?;
+    let table = *tables.get(usize::from(number) - 1).ok_or_else(|| {
+        invalid(format!(
+            "record names table number {number}, not in the header"
+        ))
+    })?;
     let key_len = c.u32()? as usize;
     let key = std::str::from_utf8(c.take(key_len)?)
         .map_err(|_| invalid(format!("a key of table {table} is not UTF-8")))?;
@@ -360,7 +363,9 @@ pub fn verify(data: Vec<u8>) -> Result<Archive> {
     };
     let header_len = c.u32()? as usize;
     if header_len > MAX_HEADER {
-        return Err(invalid(format!("header of {header_len} bytes is too large")));
+        return Err(invalid(format!(
+            "header of {header_len} bytes is too large"
+        )));
     }
     let meta: Metadata = serde_json::from_slice(c.take(header_len)?)
         .map_err(|e| invalid(format!("unreadable header: {e}")))?;
@@ -473,7 +478,12 @@ fn upgrade(archive: Archive) -> Result<Archive> {
         datacenter: archive.meta.datacenter.clone(),
     };
     let mut out = Vec::with_capacity(archive.size());
-    export_txn(&db.begin_read()?, &origin, archive.meta.created_at_ms, &mut out)?;
+    export_txn(
+        &db.begin_read()?,
+        &origin,
+        archive.meta.created_at_ms,
+        &mut out,
+    )?;
     verify(out)
 }
 
@@ -497,6 +507,7 @@ pub fn restore(tx: &mut WriteTx, archive: &Archive) -> Result<u64> {
     for (name, _) in RECORD_TABLES {
         tx.touch_table(name);
     }
+    tx.wake_all();
     Ok(tx.index())
 }
 
@@ -615,7 +626,10 @@ mod tests {
         // Durable: it survives a reopen, index included.
         target.close();
         let reopened = Store::open(dir.path()).unwrap();
-        assert_eq!(reopened.read().unwrap().global_index().unwrap(), restored_at);
+        assert_eq!(
+            reopened.read().unwrap().global_index().unwrap(),
+            restored_at
+        );
         assert_eq!(rows(&source, KV.name), rows(&reopened, KV.name));
     }
 
@@ -736,11 +750,13 @@ mod tests {
     #[tokio::test]
     async fn an_older_schema_is_upgraded_through_the_migrations() {
         let entry = crate::types::KvEntry {
+            lock_index: 0,
             key: "old".into(),
+            flags: 0,
             value: b"v".to_vec(),
+            session: String::new(),
             create_index: 4,
             modify_index: 4,
-            ..Default::default()
         };
         let bytes = crate::store::codec::encode(&entry);
         let old = forge(&header(1, &["kv"]), &[(1, "old", &bytes)]);

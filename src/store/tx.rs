@@ -261,12 +261,18 @@ impl<'a> WriteTx<'a> {
         Ok(())
     }
 
-    /// Moves `table`'s index to this operation's and wakes every watcher of the table, whether
-    /// or not a row changed (snapshot restore: the whole table was replaced). Wakes watchers of
-    /// the whole table and of every prefix (the empty key is the table-wide touch).
+    /// Moves `table`'s index to this operation's whether or not a row changed (snapshot
+    /// restore: the whole table was replaced).
     pub fn touch_table(&mut self, table: &'static str) {
         self.bump_table(table);
-        self.op.touched.push((table, String::new()));
+    }
+
+    /// Once committed, wakes every watch, whatever it watches, and blocking reads waiting
+    /// since before return at once (snapshot restore: everything was replaced).
+    pub fn wake_all(&mut self) {
+        self.op
+            .touched
+            .push((super::watch::EVERYTHING, String::new()));
     }
 
     /// Raises the global index to at least `floor` before this operation writes, so the

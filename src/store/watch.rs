@@ -11,6 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// A touched "table" that stands for everything: a commit touching it wakes every watch and
+/// counts as a restore (see `Watches::restores`). Written by `WriteTx::wake_all`.
+pub const EVERYTHING: &str = "*";
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WatchKey {
     /// Any write to the table.
@@ -51,6 +55,8 @@ type Waiters = HashMap<u64, Arc<Notify>>;
 struct Registry {
     /// Index of the last commit whose touched keys were announced.
     announced: u64,
+    /// Commits announced that touched `EVERYTHING` (snapshot restores).
+    restores: u64,
     next_id: u64,
     keys: HashMap<(&'static str, String), Waiters>,
     /// Per table: prefix → waiters.
@@ -154,6 +160,20 @@ impl Watches {
     pub fn announce(&self, index: u64, touched: &HashSet<(&'static str, String)>) {
         let mut reg = self.registry.lock().unwrap();
         reg.announced = reg.announced.max(index);
+        if touched.contains(&(EVERYTHING, String::new())) {
+            reg.restores += 1;
+            let all = reg.keys.values().chain(reg.tables.values()).chain(
+                reg.prefixes
+                    .values()
+                    .flat_map(|by_prefix| by_prefix.values()),
+            );
+            for waiters in all {
+                for notify in waiters.values() {
+                    notify.notify_one();
+                }
+            }
+            return;
+        }
         let mut fired: HashSet<u64> = HashSet::new();
         let mut fire = |waiters: Option<&Waiters>| {
             for (id, notify) in waiters.into_iter().flatten() {
@@ -174,6 +194,13 @@ impl Watches {
                 }
             }
         }
+    }
+
+    /// How many commits so far replaced everything (snapshot restores). A blocking read that
+    /// sees this change while it waits returns at once: what it waited on was replaced, and
+    /// its index may have gone backwards.
+    pub fn restores(&self) -> u64 {
+        self.registry.lock().unwrap().restores
     }
 
     /// Number of registered waiters (for metrics and tests).
@@ -239,6 +266,21 @@ mod tests {
         set.key("kv", "unrelated");
         let watch = watches.register(set, 5);
         assert!(fired(&watch).await);
+    }
+
+    #[tokio::test]
+    async fn touching_everything_wakes_every_watch_and_counts_a_restore() {
+        let watches = Watches::new(5);
+        let mut k = WatchSet::new();
+        k.key("kv", "missing");
+        let mut p = WatchSet::new();
+        p.prefix("sessions", "x");
+        let (wk, wp) = (watches.register(k, 5), watches.register(p, 5));
+        assert_eq!(watches.restores(), 0);
+        watches.announce(6, &touched(&[(EVERYTHING, "")]));
+        assert!(fired(&wk).await);
+        assert!(fired(&wp).await);
+        assert_eq!(watches.restores(), 1);
     }
 
     #[tokio::test]

@@ -4,14 +4,17 @@
 mod common;
 
 mod agent;
+mod agent_ops;
 mod agent_services;
 mod blocking;
 mod catalog;
 mod cli;
 mod cli_catalog;
+mod cli_lock;
 mod clients;
 mod kv;
 mod process;
 mod restart;
 mod session;
+mod snapshot;
 mod txn;

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Lock benchmark: acquire/release round trips per second on one shared key with 1 and 32
+# contending clients, each with its own session (benches/lock_bench.rs).
+#
+#   bash benches/run-lock-bench.sh            (from anywhere in the tree)
+#
+# Builds release, starts an agent on 127.0.0.1 (temp data dir, free port), runs the bench for
+# DURATION seconds per client count and prints its RESULT lines and markdown table. Numbers are
+# reported, not asserted; the script fails only if the bench saw request errors or a LockIndex
+# that does not match the acquisitions, or cannot run. Everything started here is stopped and
+# removed on exit.
+#
+# Knobs (environment): CLIENTS (comma-separated, default 1,32), DURATION (seconds, default 10),
+# BENCH_DIR (parent of the temp dir, default /tmp). Extra arguments go to the bench
+# (e.g. --threads 1).
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-1,32}
+DURATION=${DURATION:-10}
+BENCH_DIR=${BENCH_DIR:-/tmp}
+
+cd "$(dirname "$0")/.."
+
+log() { echo "== $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || die "curl is needed"
+
+# --- build -------------------------------------------------------------------------------------
+log "building legate (release) and the lock_bench bench"
+cargo build --release --bin legate
+# `--no-run` prints "Executable benches/lock_bench.rs (target/release/deps/lock_bench-<hash>)".
+BUILD_OUT=$(cargo bench --bench lock_bench --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
+echo "$BUILD_OUT" >&2
+BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*lock_bench-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
+[ -x "$BENCH_BIN" ] || die "could not find the lock_bench bench binary"
+
+# --- temp dir and cleanup ----------------------------------------------------------------------
+WORK=$(mktemp -d "$BENCH_DIR/legate-lock-bench.XXXXXX")
+AGENT_PID=""
+cleanup() {
+    if [ -n "$AGENT_PID" ]; then
+        kill "$AGENT_PID" 2>/dev/null || true
+        wait "$AGENT_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$WORK/data"
+# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
+TARGET=${CARGO_TARGET_DIR:-target}
+cp "$TARGET/release/legate" "$WORK/legate-bin"
+cp "$BENCH_BIN" "$WORK/lock_bench"
+
+# A free loopback TCP port: random, refused on connect.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+PORT=$(free_port)
+URL="http://127.0.0.1:$PORT"
+
+# --- agent ---------------------------------------------------------------------------------------
+"$WORK/legate-bin" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" \
+    -log-level warn >"$WORK/legate.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 1 150); do
+    curl -sf -o /dev/null "$URL/v1/status/leader" && break
+    kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "agent exited"; }
+    sleep 0.2
+done
+curl -sf -o /dev/null "$URL/v1/status/leader" || { tail -n 20 "$WORK/legate.log" >&2; die "agent not ready at $URL"; }
+log "agent pid $AGENT_PID at $URL, data in $WORK ($(df -T "$WORK" | awk 'NR==2 {print $1, $2}'))"
+
+# --- run -----------------------------------------------------------------------------------------
+STATUS=0
+"$WORK/lock_bench" --url "$URL" --clients "$CLIENTS" --duration "$DURATION" "$@" \
+    >"$WORK/out.txt" || STATUS=$?
+kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "the agent died during the run"; }
+if [ -s "$WORK/legate.log" ]; then
+    log "agent log (tail):"
+    tail -n 10 "$WORK/legate.log" >&2
+fi
+echo
+cat "$WORK/out.txt"
+echo
+echo "(agent and load generator share this machine's $(nproc) cores; data dir on $(df -T "$WORK" | awk 'NR==2 {print $2}'); every acquire and release is a durable write)"
+[ "$STATUS" -eq 0 ] || die "the bench reported problems (exit $STATUS)"

@@ -1,0 +1,195 @@
+//! Run-time agent operations: the ACL tokens set through `/v1/agent/token/*` (kept in memory
+//! until the ACL system exists) and `reload`, which reads the configuration files again as
+//! Consul's `ReloadConfig` does: services and checks defined in config are replaced by the new
+//! definitions (ones that disappeared are removed; API registrations are left alone) and the
+//! log level changes.
+
+use super::definition::{decode_check, decode_service};
+use super::local::{LocalError, Source};
+use crate::config::Config;
+use crate::http::AgentContext;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+/// The agent tokens, by canonical name (`default`, `agent`, `agent_recovery`, `replication`,
+/// `config_file_service_registration`, `dns`).
+#[derive(Debug, Default)]
+pub struct Tokens(Mutex<BTreeMap<&'static str, String>>);
+
+impl Tokens {
+    /// The canonical name of a `/v1/agent/token/<target>`, with Consul's legacy aliases.
+    pub fn canonical(target: &str) -> Option<&'static str> {
+        Some(match target {
+            "acl_token" | "default" => "default",
+            "acl_agent_token" | "agent" => "agent",
+            "acl_agent_master_token" | "agent_master" | "agent_recovery" => "agent_recovery",
+            "acl_replication_token" | "replication" => "replication",
+            "config_file_service_registration" => "config_file_service_registration",
+            "dns_token" | "dns" => "dns",
+            _ => return None,
+        })
+    }
+
+    pub fn set(&self, name: &'static str, token: String) {
+        self.0.lock().unwrap().insert(name, token);
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.lock().unwrap().get(name).cloned()
+    }
+}
+
+/// What the last configuration load put in place.
+#[derive(Debug)]
+struct Loaded {
+    services: Vec<Value>,
+    checks: Vec<Value>,
+    log_level: String,
+}
+
+/// Agent-operation state held by the context.
+#[derive(Debug)]
+pub struct Ops {
+    pub tokens: Tokens,
+    loaded: Mutex<Loaded>,
+    /// Serializes reloads.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Why a reload failed (Consul answers 500 with the text).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReloadError(pub String);
+
+impl Ops {
+    pub fn new(config: &Config) -> Ops {
+        Ops {
+            tokens: Tokens::default(),
+            loaded: Mutex::new(Loaded {
+                services: config.services.clone(),
+                checks: config.checks.clone(),
+                log_level: config.log_level.clone(),
+            }),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The log level currently in force (changes with `reload`).
+    pub fn log_level(&self) -> String {
+        self.loaded.lock().unwrap().log_level.clone()
+    }
+}
+
+fn service_ids(defs: &[Value]) -> BTreeSet<String> {
+    defs.iter()
+        .filter_map(|raw| decode_service(raw.clone()).ok())
+        .map(|d| if d.id.is_empty() { d.name } else { d.id })
+        .collect()
+}
+
+fn check_ids(defs: &[Value]) -> BTreeSet<String> {
+    defs.iter()
+        .filter_map(|raw| decode_check(raw.clone()).ok())
+        .map(|d| if d.id.is_empty() { d.name } else { d.id })
+        .collect()
+}
+
+/// Reads the configuration again from the agent's flags and applies what can change at run
+/// time. Nothing changes when the new configuration doesn't load or a definition is invalid.
+pub async fn reload(ctx: &AgentContext) -> Result<(), ReloadError> {
+    let _one_at_a_time = ctx.ops.reloading.lock().await;
+    let new = Config::load(&ctx.config.flags).map_err(|e| ReloadError(e.to_string()))?;
+    let mut services = Vec::new();
+    for raw in &new.services {
+        services.push(
+            decode_service(raw.clone())
+                .map_err(|e| ReloadError(format!("Failed reloading services: {e}")))?,
+        );
+    }
+    let mut checks = Vec::new();
+    for raw in &new.checks {
+        checks.push(
+            decode_check(raw.clone())
+                .map_err(|e| ReloadError(format!("Failed reloading checks: {e}")))?,
+        );
+    }
+    let (old_services, old_checks, old_level) = {
+        let loaded = ctx.ops.loaded.lock().unwrap();
+        (
+            service_ids(&loaded.services),
+            check_ids(&loaded.checks),
+            loaded.log_level.clone(),
+        )
+    };
+    let new_services = service_ids(&new.services);
+    let new_checks = check_ids(&new.checks);
+    let gone = |e: LocalError| match e {
+        // Already removed through the API: nothing left to unload.
+        LocalError::NotFound(_) => Ok(()),
+        other => Err(other),
+    };
+    for id in old_checks.difference(&new_checks) {
+        if let Err(e) = ctx.local.deregister_check(id).await.or_else(gone) {
+            return Err(ReloadError(format!("Failed unloading checks: {e}")));
+        }
+    }
+    for id in old_services.difference(&new_services) {
+        if let Err(e) = ctx.local.deregister_service(id).await.or_else(gone) {
+            return Err(ReloadError(format!("Failed unloading services: {e}")));
+        }
+    }
+    // Replacing the checks drops ones a service definition no longer lists, as Consul's
+    // unload-then-load does.
+    for def in services {
+        ctx.local
+            .register_service(def, true, Source::Config)
+            .await
+            .map_err(|e| ReloadError(format!("Failed reloading services: {e}")))?;
+    }
+    for def in checks {
+        ctx.local
+            .register_check(def, Source::Config)
+            .await
+            .map_err(|e| ReloadError(format!("Failed reloading checks: {e}")))?;
+    }
+    if new.log_level != old_level {
+        match super::logging::set_level(&new.log_level) {
+            Ok(true) => tracing::info!(level = %new.log_level, "log level changed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+        }
+    }
+    *ctx.ops.loaded.lock().unwrap() = Loaded {
+        services: new.services,
+        checks: new.checks,
+        log_level: new.log_level,
+    };
+    for notice in &new.notices {
+        tracing::debug!("{notice}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_targets_and_their_legacy_names() {
+        assert_eq!(Tokens::canonical("acl_token"), Some("default"));
+        assert_eq!(Tokens::canonical("agent_master"), Some("agent_recovery"));
+        assert_eq!(Tokens::canonical("dns"), Some("dns"));
+        assert_eq!(Tokens::canonical("bogus"), None);
+    }
+
+    #[test]
+    fn definitions_are_known_by_id_or_name() {
+        let defs = vec![
+            serde_json::json!({"name": "web"}),
+            serde_json::json!({"id": "api-1", "name": "api"}),
+        ];
+        let ids: Vec<String> = service_ids(&defs).into_iter().collect();
+        assert_eq!(ids, ["api-1", "web"]);
+    }
+}

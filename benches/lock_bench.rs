@@ -136,8 +136,12 @@ async fn run(base: &str, clients: usize, duration: Duration) -> Result<RunResult
     let stop = Arc::new(AtomicBool::new(false));
     // Keep the sessions alive (TTL/2) while the run lasts.
     let renewer = {
-        let (http, base, sessions, stop) =
-            (http.clone(), base.to_string(), sessions.clone(), stop.clone());
+        let (http, base, sessions, stop) = (
+            http.clone(),
+            base.to_string(),
+            sessions.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(500)).await;

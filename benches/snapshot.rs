@@ -91,7 +91,11 @@ impl Agent {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("agent exited: {status}");
             }
-            assert!(Instant::now() < deadline, "agent not ready at {}", self.base);
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready at {}",
+                self.base
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -177,7 +181,13 @@ async fn fill(http: &reqwest::Client, agent: &Agent, args: &Args) {
             serde_json::Value::Array(ops).to_string()
         })
         .collect();
-    load(http, format!("{}/v1/txn", agent.base), txns, args.concurrency).await;
+    load(
+        http,
+        format!("{}/v1/txn", agent.base),
+        txns,
+        args.concurrency,
+    )
+    .await;
     let services: Vec<String> = (0..args.services)
         .map(|i| {
             serde_json::json!({
@@ -269,18 +279,28 @@ async fn run(args: Args, legate: PathBuf) -> bool {
     let (save_offline, _) = timed(
         &legate,
         None,
-        &["snapshot", "save", "-data-dir", data_a.to_str().unwrap(), offline_s],
+        &[
+            "snapshot",
+            "save",
+            "-data-dir",
+            data_a.to_str().unwrap(),
+            offline_s,
+        ],
     );
     let data_c = w.join("c");
     let (restore_offline, _) = timed(
         &legate,
         None,
-        &["snapshot", "restore", "-data-dir", data_c.to_str().unwrap(), offline_s],
+        &[
+            "snapshot",
+            "restore",
+            "-data-dir",
+            data_c.to_str().unwrap(),
+            offline_s,
+        ],
     );
 
-    let ok = restored.0 == args.keys
-        && restored.1 == args.services
-        && after_in_place == restored;
+    let ok = restored.0 == args.keys && restored.1 == args.services && after_in_place == restored;
     println!(
         "RESULT snapshot keys={} services={} value_size={} archive_bytes={size} fill_secs={} \
          save_secs={} inspect_secs={} restore_empty_secs={} restore_in_place_secs={} \
@@ -308,9 +328,15 @@ async fn run(args: Args, legate: PathBuf) -> bool {
         ("`snapshot save` (online)", save_online),
         ("`snapshot inspect`", inspect),
         ("`snapshot restore` into an empty agent", restore_empty),
-        ("`snapshot restore` over the same data (in place)", restore_loaded),
+        (
+            "`snapshot restore` over the same data (in place)",
+            restore_loaded,
+        ),
         ("`snapshot save -data-dir` (offline)", save_offline),
-        ("`snapshot restore -data-dir` (offline, new dir)", restore_offline),
+        (
+            "`snapshot restore -data-dir` (offline, new dir)",
+            restore_offline,
+        ),
     ] {
         println!("| {name} | {} |", secs(took));
     }

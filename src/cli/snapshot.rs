@@ -223,14 +223,15 @@ fn inspect(a: InspectArgs) -> Result<String, String> {
         ));
     }
     let data = std::fs::read(file).map_err(|e| format!("Error opening snapshot file: {e}"))?;
-    let archive =
-        snapshot::verify(data).map_err(|e| format!("Error reading snapshot: {}", store_error(e, "")))?;
+    let archive = snapshot::verify(data)
+        .map_err(|e| format!("Error reading snapshot: {}", store_error(e, "")))?;
     let mut tables: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut kv: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut total, mut total_kv) = (0u64, 0u64);
     let kvdetails = a.kvdetails.unwrap_or(false);
     for record in archive.records() {
-        let (table, key, value) = record.map_err(|e| format!("Error extracting snapshot data: {e}"))?;
+        let (table, key, value) =
+            record.map_err(|e| format!("Error extracting snapshot data: {e}"))?;
         let size = Archive::record_size(key, value);
         let entry = tables.entry(table.to_string()).or_default();
         entry.0 += 1;
@@ -250,7 +251,14 @@ fn inspect(a: InspectArgs) -> Result<String, String> {
     if a.format == "json" {
         return Ok(json(&archive, &stats, kv_stats.as_deref(), total, total_kv));
     }
-    Ok(pretty(&archive.meta, archive.size(), &stats, kv_stats.as_deref(), total, total_kv))
+    Ok(pretty(
+        &archive.meta,
+        archive.size(),
+        &stats,
+        kv_stats.as_deref(),
+        total,
+        total_kv,
+    ))
 }
 
 fn json(
@@ -319,7 +327,12 @@ fn pretty(
 /// The lines of a Type/Count/Size table, as consul writes them to its tabwriter.
 fn table(lines: &mut Vec<Vec<String>>, title: &str, stats: &[Stat], total: u64) {
     let dashes = || vec![" ----".into(), "----".into(), "----".into(), String::new()];
-    lines.push(vec![title.into(), "Count".into(), "Size".into(), String::new()]);
+    lines.push(vec![
+        title.into(),
+        "Count".into(),
+        "Size".into(),
+        String::new(),
+    ]);
     lines.push(dashes());
     for s in stats {
         lines.push(vec![
@@ -348,7 +361,10 @@ fn tabwrite(lines: &[Vec<String>], min_width: usize, padding: usize) -> String {
             for (j, cell) in line.iter().enumerate() {
                 text.push_str(cell);
                 if j < widths.len() {
-                    text.extend(std::iter::repeat_n(' ', widths[j].saturating_sub(width(cell))));
+                    text.extend(std::iter::repeat_n(
+                        ' ',
+                        widths[j].saturating_sub(width(cell)),
+                    ));
                 }
             }
             out.push(text);
@@ -390,7 +406,12 @@ fn tabwrite(lines: &[Vec<String>], min_width: usize, padding: usize) -> String {
 
 /// consul's `ByteSize`: one decimal, without a trailing `.0`.
 fn byte_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TB"),
+        (1 << 30, "GB"),
+        (1 << 20, "MB"),
+        (1 << 10, "KB"),
+    ];
     if bytes == 0 {
         return "0".into();
     }

@@ -78,7 +78,9 @@ where
         let read_index = read.global_index()?;
         drop(read);
         let restored = want.is_some() && store.watches().restores() != restores;
-        let index = if restored { index.max(read_index) } else { index }.max(1);
+        // After a restore the entries' own indexes may be older than what the reader saw.
+        let floor = if restored { read_index } else { 1 };
+        let index = index.max(floor).max(1);
         let hash = if hashed {
             Some(content_hash(&value)?)
         } else {

@@ -56,7 +56,8 @@ async fn restore(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     // Even after a failed restore (the store is then unchanged) the runtime must run again.
     let resumed = crate::agent::resume_after_restore(&ctx).await;
     let index = restored?;
-    resumed.map_err(|e| ApiError::internal(format!("restored, but resuming the agent failed: {e}")))?;
+    resumed
+        .map_err(|e| ApiError::internal(format!("restored, but resuming the agent failed: {e}")))?;
     tracing::info!(index, "restored snapshot");
     Ok(Reply::empty(StatusCode::OK))
 }

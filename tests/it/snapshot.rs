@@ -56,7 +56,12 @@ struct Write {
 
 /// Writes until `stop`, logging every acknowledged write. Each transaction writes a key of its
 /// own and a per-writer marker, so even a delete learns its commit index (the marker's).
-async fn writer(a: Arc<TestAgent>, id: usize, stop: Arc<AtomicBool>, done: Arc<AtomicUsize>) -> Vec<Write> {
+async fn writer(
+    a: Arc<TestAgent>,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> Vec<Write> {
     let mut log = Vec::new();
     let mut n = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -64,7 +69,7 @@ async fn writer(a: Arc<TestAgent>, id: usize, stop: Arc<AtomicBool>, done: Arc<A
         let key = format!("load/{id}/{}", n % 17);
         let marker = format!("load/marker-{id}");
         let value = format!("w{id}-{n}");
-        let delete = n % 5 == 0;
+        let delete = n.is_multiple_of(5);
         let first = if delete {
             json!({"KV": {"Verb": "delete", "Key": key}})
         } else {
@@ -81,7 +86,9 @@ async fn writer(a: Arc<TestAgent>, id: usize, stop: Arc<AtomicBool>, done: Arc<A
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         let results = body["Results"].as_array().unwrap();
-        let index = results.last().unwrap()["KV"]["ModifyIndex"].as_u64().unwrap();
+        let index = results.last().unwrap()["KV"]["ModifyIndex"]
+            .as_u64()
+            .unwrap();
         log.push(Write {
             key,
             value: (!delete).then(|| b64(&value)),
@@ -205,7 +212,11 @@ async fn damaged_or_foreign_archives_are_refused_and_nothing_changes() {
     flipped[middle] ^= 0xff;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("corrupt", flipped, "checksum mismatch"),
-        ("truncated", good[..good.len() - 10].to_vec(), "checksum mismatch"),
+        (
+            "truncated",
+            good[..good.len() - 10].to_vec(),
+            "checksum mismatch",
+        ),
         ("header only", good[..10].to_vec(), "truncated"),
         ("empty", Vec::new(), "not a Legate snapshot"),
         (
@@ -213,7 +224,11 @@ async fn damaged_or_foreign_archives_are_refused_and_nothing_changes() {
             vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3],
             "Consul snapshot",
         ),
-        ("json", b"{\"Key\": \"v\"}".to_vec(), "not a Legate snapshot"),
+        (
+            "json",
+            b"{\"Key\": \"v\"}".to_vec(),
+            "not a Legate snapshot",
+        ),
     ];
     for (name, archive, reason) in cases {
         let (status, message) = restore(&a, archive).await;
@@ -243,8 +258,13 @@ async fn services_checks_sessions_and_locks_come_back() {
         )
         .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(a.put("/v1/agent/check/pass/web-ttl", "").await.status(), 200);
-    let resp = a.put_json("/v1/session/create", json!({"Name": "holder"})).await;
+    assert_eq!(
+        a.put("/v1/agent/check/pass/web-ttl", "").await.status(),
+        200
+    );
+    let resp = a
+        .put_json("/v1/session/create", json!({"Name": "holder"}))
+        .await;
     let holder = resp.json::<Value>().await.unwrap()["ID"]
         .as_str()
         .unwrap()
@@ -255,7 +275,10 @@ async fn services_checks_sessions_and_locks_come_back() {
         "true"
     );
     let resp = a
-        .put_json("/v1/session/create", json!({"Name": "ephemeral", "TTL": "1s"}))
+        .put_json(
+            "/v1/session/create",
+            json!({"Name": "ephemeral", "TTL": "1s"}),
+        )
         .await;
     let ephemeral = resp.json::<Value>().await.unwrap()["ID"]
         .as_str()
@@ -274,7 +297,10 @@ async fn services_checks_sessions_and_locks_come_back() {
     let (_, info) = b.get_json(&format!("/v1/session/info/{holder}")).await;
     assert_eq!(info[0]["Name"], "holder");
     // The restored TTL check is live on the new agent: it can be updated, and it expires.
-    assert_eq!(b.put("/v1/agent/check/pass/web-ttl", "").await.status(), 200);
+    assert_eq!(
+        b.put("/v1/agent/check/pass/web-ttl", "").await.status(),
+        200
+    );
     let checks = b
         .eventually("/v1/agent/checks", |c| c["web-ttl"]["Status"] == "critical")
         .await;
@@ -283,8 +309,10 @@ async fn services_checks_sessions_and_locks_come_back() {
         .unwrap()
         .starts_with("TTL expired"));
     // So are the restored session timers: the unrenewed TTL session goes away.
-    b.eventually(&format!("/v1/session/info/{ephemeral}"), |s| s == &json!([]))
-        .await;
+    b.eventually(&format!("/v1/session/info/{ephemeral}"), |s| {
+        s == &json!([])
+    })
+    .await;
     // This agent is still registered in its own catalog.
     let (_, nodes) = b.get_json("/v1/catalog/nodes").await;
     assert_eq!(nodes[0]["Node"], "test-node");
@@ -358,7 +386,9 @@ async fn cli_save_inspect_restore() {
     assert_eq!(lines[4], " Version      1");
     assert!(lines[6].starts_with(" Type ") && lines[6].contains("Count"));
     assert!(
-        lines.iter().any(|l| l.starts_with(" kv ") && l.contains(" 2 ")),
+        lines
+            .iter()
+            .any(|l| l.starts_with(" kv ") && l.contains(" 2 ")),
         "{}",
         out.stdout
     );
@@ -377,17 +407,29 @@ async fn cli_save_inspect_restore() {
 
     a.put_ok("/v1/kv/cli/three", "3").await;
     let out = legate(Some(&a), &["snapshot", "restore", file]).await;
-    assert_eq!((out.code, out.stdout.as_str()), (0, "Restored snapshot\n"), "{}", out.stderr);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Restored snapshot\n"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(a.get("/v1/kv/cli/three").await.status(), 404);
 
     // Errors, in consul's words.
     let out = legate(Some(&a), &["snapshot", "save"]).await;
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Missing FILE argument\n"));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Missing FILE argument\n")
+    );
     let out = legate(Some(&a), &["snapshot", "restore", "a", "b"]).await;
     assert_eq!(out.stderr, "Too many arguments (expected 1, got 2)\n");
     let garbage = dir.path().join("garbage.snap");
     std::fs::write(&garbage, b"not a snapshot at all").unwrap();
-    let out = legate(Some(&a), &["snapshot", "restore", garbage.to_str().unwrap()]).await;
+    let out = legate(
+        Some(&a),
+        &["snapshot", "restore", garbage.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -397,9 +439,18 @@ async fn cli_save_inspect_restore() {
     );
     let out = legate(None, &["snapshot", "inspect", garbage.to_str().unwrap()]).await;
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("Error reading snapshot: invalid snapshot"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("Error reading snapshot: invalid snapshot"),
+        "{}",
+        out.stderr
+    );
     let out = legate(None, &["snapshot", "inspect", "/no/such/file"]).await;
-    assert!(out.stderr.starts_with("Error opening snapshot file: "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("Error opening snapshot file: "),
+        "{}",
+        out.stderr
+    );
     assert_eq!(a.get("/v1/kv/cli/one").await.status(), 200);
 }
 
@@ -453,10 +504,21 @@ async fn offline_save_and_restore_with_a_stopped_agent() {
     let data_c = dir.path().join("c");
     let out = legate(
         None,
-        &["snapshot", "restore", "-data-dir", data_c.to_str().unwrap(), file],
+        &[
+            "snapshot",
+            "restore",
+            "-data-dir",
+            data_c.to_str().unwrap(),
+            file,
+        ],
     )
     .await;
-    assert_eq!((out.code, out.stdout.as_str()), (0, "Restored snapshot\n"), "{}", out.stderr);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Restored snapshot\n"),
+        "{}",
+        out.stderr
+    );
     let c = TestAgent::start_in(&data_c, |_| {}).await;
     assert_eq!(kv_state(&c).await, expected);
     let (_, services) = c.get_json("/v1/agent/services").await;

@@ -111,7 +111,8 @@ pub fn decode(body: &[u8], root: &Schema) -> Result<Map<String, Value>, String> 
     decode_value(value, root)
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// Go's name for the kind of a JSON value, as its decoder's errors say it.
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

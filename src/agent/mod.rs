@@ -80,15 +80,7 @@ impl Agent {
             sessions,
             shutdown: tokio::sync::Notify::new(),
         });
-        register_self(&ctx).await?;
-        load_config_definitions(&ctx).await?;
-        ctx.local
-            .resume()
-            .map_err(|e| AgentError::Io(e.to_string()))?;
-        ctx.sessions
-            .resume()
-            .await
-            .map_err(|e| AgentError::Io(e.to_string()))?;
+        bring_up(&ctx).await?;
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
                 let stop = ctx.clone();
@@ -149,6 +141,12 @@ impl Agent {
 pub async fn resume_after_restore(ctx: &http::Ctx) -> Result<(), AgentError> {
     ctx.local.stop();
     ctx.sessions.stop();
+    bring_up(ctx).await
+}
+
+/// What a start (and a restore) does once the store is open: this node and its config-file
+/// definitions in the catalog, then check runners and session timers from the stored state.
+async fn bring_up(ctx: &http::Ctx) -> Result<(), AgentError> {
     register_self(ctx).await?;
     load_config_definitions(ctx).await?;
     ctx.local
@@ -157,8 +155,7 @@ pub async fn resume_after_restore(ctx: &http::Ctx) -> Result<(), AgentError> {
     ctx.sessions
         .resume()
         .await
-        .map_err(|e| AgentError::Io(e.to_string()))?;
-    Ok(())
+        .map_err(|e| AgentError::Io(e.to_string()))
 }
 
 /// Runs the agent until SIGINT, SIGTERM or `/v1/agent/leave`.

@@ -259,21 +259,10 @@ static UPDATE: Schema = Schema {
     strict: true,
 };
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn mismatch(v: &Value, field: &str, go_type: &str) -> String {
     format!(
         "json: cannot unmarshal {} into Go struct field CoordinateUpdateRequest.Coord.{field} of type {go_type}",
-        json_kind(v)
+        crate::gojson::json_kind(v)
     )
 }
 

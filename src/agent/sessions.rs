@@ -57,6 +57,9 @@ impl Sessions {
 
     fn decode(&self, body: Option<Value>) -> Result<Session> {
         let bad = |m: String| LocalError::BadRequest(m);
+        // Consul's server refuses these as RPC errors (500), and clients such as Patroni
+        // recognise them by that status.
+        let rejected = |m: String| LocalError::Internal(m);
         let fields = match body {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
@@ -135,17 +138,17 @@ impl Sessions {
         let behavior = match text("Behavior").as_str() {
             "" | BEHAVIOR_RELEASE => BEHAVIOR_RELEASE.to_string(),
             BEHAVIOR_DELETE => BEHAVIOR_DELETE.to_string(),
-            other => return Err(bad(format!("Invalid Behavior setting '{other}'"))),
+            other => return Err(rejected(format!("Invalid Behavior setting '{other}'"))),
         };
         let ttl_text = text("TTL");
         let ttl = if ttl_text.is_empty() {
             Duration::ZERO
         } else {
             crate::duration::parse(&ttl_text)
-                .map_err(|e| bad(format!("Session TTL '{ttl_text}' invalid: {e}")))?
+                .map_err(|e| rejected(format!("Session TTL '{ttl_text}' invalid: {e}")))?
         };
         if !ttl.is_zero() && !(self.min_ttl..=MAX_TTL).contains(&ttl) {
-            return Err(bad(format!(
+            return Err(rejected(format!(
                 "Invalid Session TTL '{}', must be between [{}={}]",
                 ttl.as_nanos(),
                 crate::duration::format(self.min_ttl),

@@ -45,6 +45,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Invalid(msg) => ApiError::bad_request(msg),
+            StoreError::Rejected(msg) => ApiError::internal(msg),
             StoreError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "agent is shutting down")
             }

@@ -25,6 +25,11 @@ pub enum StoreError {
     /// Bad input detected by the store itself (maps to 400).
     #[error("{0}")]
     Invalid(String),
+    /// The current state refuses the operation (an unknown session, a node or check that is
+    /// missing or critical): Consul reports these from its server as 500s, and clients such as
+    /// Patroni recognise them by that status.
+    #[error("{0}")]
+    Rejected(String),
     /// The agent is shutting down and no longer accepts writes.
     #[error("store is closed")]
     Closed,

@@ -246,10 +246,10 @@ pub fn lock(
     session: &str,
 ) -> Result<Result<(), LockRefused>> {
     if session.is_empty() {
-        return Err(StoreError::Invalid("missing session".into()));
+        return Err(StoreError::Rejected("missing session".into()));
     }
     if super::session::get(&*tx, session)?.is_none() {
-        return Err(StoreError::Invalid(format!("invalid session {session:?}")));
+        return Err(StoreError::Rejected(format!("invalid session {session:?}")));
     }
     validate_key(key)?;
     let existing = tx.get(KV, key)?;

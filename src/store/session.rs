@@ -45,17 +45,17 @@ fn tied_checks(s: &Session) -> Vec<String> {
 pub fn create(tx: &mut WriteTx, session: Session) -> Result<Session> {
     let node = session.node.clone();
     if tx.get(NODES, &lower(&node))?.is_none() {
-        return Err(StoreError::Invalid(super::catalog::MISSING_NODE.into()));
+        return Err(StoreError::Rejected(super::catalog::MISSING_NODE.into()));
     }
     for check_id in tied_checks(&session) {
         match tx.get(CHECKS, &format!("{}\0{check_id}", lower(&node)))? {
             None => {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Rejected(format!(
                     "Missing check '{check_id}' registration"
                 )))
             }
             Some(c) if c.status == CRITICAL => {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Rejected(format!(
                     "Check '{check_id}' is in critical state"
                 )))
             }

@@ -79,7 +79,7 @@ pub async fn run(command: CatalogCommand) -> i32 {
     }
 }
 
-fn no_args(args: &[String]) -> Result<(), String> {
+pub(super) fn no_args(args: &[String]) -> Result<(), String> {
     if args.is_empty() {
         Ok(())
     } else {
@@ -197,7 +197,7 @@ fn map_to_kv(m: &BTreeMap<String, String>) -> String {
 
 /// Lays rows out as `columnize` does: cells trimmed, every column but the last padded to its
 /// widest cell, columns joined by two spaces.
-fn columnize(rows: &[Vec<String>]) -> String {
+pub(super) fn columnize(rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<&str>> = rows
         .iter()
         .map(|r| r.iter().map(|c| c.trim()).collect())

@@ -1,11 +1,14 @@
 //! The `legate` command line, mirroring `consul`'s commands and Go-style flags (`-flag`,
 //! `-flag=value`, `-flag value`). Every command but `agent` is an HTTP client of a running agent.
 
+pub mod agent;
 pub mod catalog;
 pub mod client;
+pub mod event;
 pub mod kv;
 pub mod lock;
 pub mod maint;
+pub mod operator;
 pub mod services;
 pub mod snapshot;
 
@@ -51,6 +54,25 @@ pub enum Command {
     },
     /// Executes a command holding a lock (or a semaphore slot).
     Lock(lock::LockArgs),
+    /// Lists the members of the cluster.
+    Members(agent::MembersArgs),
+    /// Tells the agent to join a cluster.
+    Join(agent::JoinArgs),
+    /// Gracefully leaves the cluster and shuts the agent down.
+    Leave(agent::LeaveArgs),
+    /// Forces a member of the cluster into the "left" state.
+    ForceLeave(agent::ForceLeaveArgs),
+    /// Triggers the agent to reload its configuration files.
+    Reload(agent::ReloadArgs),
+    /// Prints debugging information for operators.
+    Info(agent::InfoArgs),
+    /// Fires a user event.
+    Event(event::EventArgs),
+    /// Operator tools: the Raft configuration and autopilot.
+    Operator {
+        #[command(subcommand)]
+        command: operator::OperatorCommand,
+    },
     /// Prints the version.
     Version,
 }
@@ -108,6 +130,14 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Maint(args) => runtime.block_on(maint::run(args)),
         Command::Snapshot { command } => runtime.block_on(snapshot::run(command)),
         Command::Lock(args) => runtime.block_on(lock::run(args)),
+        Command::Members(args) => runtime.block_on(agent::members(args)),
+        Command::Join(args) => runtime.block_on(agent::join(args)),
+        Command::Leave(args) => runtime.block_on(agent::leave(args)),
+        Command::ForceLeave(args) => runtime.block_on(agent::force_leave(args)),
+        Command::Reload(args) => runtime.block_on(agent::reload(args)),
+        Command::Info(args) => runtime.block_on(agent::info(args)),
+        Command::Event(args) => runtime.block_on(event::run(args)),
+        Command::Operator { command } => runtime.block_on(operator::run(command)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

@@ -126,7 +126,7 @@ pub fn uuid_to_index(id: &str) -> u64 {
 }
 
 /// Go's `regexp` error for a pattern Rust's engine refuses, as near as the two engines allow.
-fn regex_error(pattern: &str, err: &regex::Error) -> String {
+pub(crate) fn regex_error(pattern: &str, err: &regex::Error) -> String {
     let text = err.to_string();
     let detail = text
         .lines()

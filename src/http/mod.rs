@@ -61,20 +61,20 @@ impl AgentContext {
     /// This node as a serf member (`/v1/agent/self`, `/v1/agent/members`).
     pub fn member(&self) -> serde_json::Value {
         let c = &self.config;
-        serde_json::json!({
-            "Name": c.node_name,
-            "Addr": c.advertise_addr.to_string(),
-            "Port": c.ports.serf_lan,
-            "Tags": {
-                "role": "consul",
-                "dc": c.datacenter,
-                "segment": "",
-                "id": self.node_id,
+        // A client's serf tags say `role=node`; a server adds what other servers need.
+        let mut tags = serde_json::json!({
+            "role": if c.server { "consul" } else { "node" },
+            "dc": c.datacenter,
+            "segment": "",
+            "id": self.node_id,
+            "build": format!("{}:legate-{}", crate::config::CONSUL_VERSION, env!("CARGO_PKG_VERSION")),
+            "vsn": "2",
+            "vsn_min": "2",
+            "vsn_max": "3",
+        });
+        if c.server {
+            let server_tags = serde_json::json!({
                 "port": c.ports.server.to_string(),
-                "build": format!("{}:legate-{}", crate::config::CONSUL_VERSION, env!("CARGO_PKG_VERSION")),
-                "vsn": "2",
-                "vsn_min": "2",
-                "vsn_max": "3",
                 "raft_vsn": "3",
                 "expect": c.bootstrap_expect.to_string(),
                 "bootstrap": if c.bootstrap { "1" } else { "0" },
@@ -83,7 +83,16 @@ impl AgentContext {
                 "ft_si": "1",
                 "wan_join_port": c.ports.serf_wan.to_string(),
                 "grpc_port": c.ports.grpc.to_string(),
-            },
+            });
+            if let (Some(all), Some(extra)) = (tags.as_object_mut(), server_tags.as_object()) {
+                all.extend(extra.clone());
+            }
+        }
+        serde_json::json!({
+            "Name": c.node_name,
+            "Addr": c.advertise_addr.to_string(),
+            "Port": c.ports.serf_lan,
+            "Tags": tags,
             "Status": 1,
             "ProtocolMin": 1,
             "ProtocolMax": 5,

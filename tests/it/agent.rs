@@ -14,7 +14,7 @@ async fn agent_self_describes_the_node() {
     assert_eq!(config["NodeID"].as_str().unwrap().len(), 36);
     assert_eq!(body["Member"]["Name"], "test-node");
     assert_eq!(body["Member"]["Status"], 1);
-    assert_eq!(body["Member"]["Tags"]["role"], "consul");
+    assert_eq!(body["Member"]["Tags"]["role"], "node", "a client agent");
     assert_eq!(body["Meta"]["consul-version"], "1.22.0");
     assert!(body["DebugConfig"].is_object());
 }

@@ -9,6 +9,7 @@ mod agent_services;
 mod blocking;
 mod catalog;
 mod cli;
+mod cli_agent;
 mod cli_catalog;
 mod cli_lock;
 mod clients;

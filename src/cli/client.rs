@@ -26,9 +26,10 @@ pub struct HttpFlags {
     pub stale: Option<bool>,
 }
 
-/// A response: status and body.
+/// A response: status, `X-Consul-Index` (0 when absent) and body.
 pub struct Response {
     pub status: StatusCode,
+    pub index: u64,
     pub body: Vec<u8>,
 }
 
@@ -37,8 +38,27 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Any status but 200 becomes the consul CLI's error text.
+    pub fn ok(self) -> Result<Response, String> {
+        if self.status == StatusCode::OK {
+            Ok(self)
+        } else {
+            Err(format!(
+                "Unexpected response code: {} ({})",
+                self.status.as_u16(),
+                self.text()
+            ))
+        }
+    }
+
+    /// Whether the body is the JSON `true` Consul answers successful writes with.
+    pub fn is_true(&self) -> bool {
+        self.body.trim_ascii() == b"true"
+    }
 }
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -101,8 +121,18 @@ impl Client {
         }
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
+        let index = response
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            index,
+            body,
+        })
     }
 
     /// Like `send`, and any status but 200 becomes the consul CLI's error text.
@@ -113,15 +143,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, String> {
-        let response = self.send(method, path, query, body).await?;
-        if response.status != StatusCode::OK {
-            return Err(format!(
-                "Unexpected response code: {} ({})",
-                response.status.as_u16(),
-                response.text()
-            ));
-        }
-        Ok(response)
+        self.send(method, path, query, body).await?.ok()
     }
 }
 

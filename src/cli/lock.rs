@@ -20,7 +20,7 @@
 //! uses it. The exit code is the child's (128 + N for a signal N; 1 when the child had to be
 //! stopped yet exited 0), or 1 when the lock could not be had.
 
-use super::client::HttpFlags;
+use super::client::{Client, HttpFlags, Response};
 use crate::types::KvEntry;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -450,63 +450,18 @@ async fn stopped(mut rx: watch::Receiver<Option<i32>>) {
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
-/// The agent's HTTP API, as the other commands reach it (`-http-addr`, tokens, `-datacenter`),
-/// but with the `X-Consul-Index` of each answer, which blocking reads need.
+/// The agent's HTTP API (the shared CLI client) with the KV calls a lock needs.
 #[derive(Clone)]
 struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-    datacenter: Option<String>,
+    client: Client,
 }
 
-struct Reply {
-    status: StatusCode,
-    index: u64,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn ok(self) -> Result<Reply, String> {
-        if self.status == StatusCode::OK {
-            Ok(self)
-        } else {
-            Err(format!(
-                "Unexpected response code: {} ({})",
-                self.status.as_u16(),
-                String::from_utf8_lossy(&self.body)
-            ))
-        }
-    }
-
-    fn is_true(&self) -> bool {
-        self.body.trim_ascii() == b"true"
-    }
-}
+type Reply = Response;
 
 impl Api {
     fn new(flags: &HttpFlags) -> Result<Api, String> {
-        let addr = flags.http_addr.trim_end_matches('/');
-        let base = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
-        let token = match (&flags.token, &flags.token_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(file)) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|e| format!("Error reading token file {}: {e}", file.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
         Ok(Api {
-            http: reqwest::Client::new(),
-            base,
-            token,
-            datacenter: flags.datacenter.clone(),
+            client: Client::new(flags)?,
         })
     }
 
@@ -517,39 +472,7 @@ impl Api {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, String> {
-        let mut url = format!("{}{}", self.base, path);
-        let mut pairs = query.to_vec();
-        if let Some(dc) = &self.datacenter {
-            pairs.push(("dc", dc.clone()));
-        }
-        if !pairs.is_empty() {
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-                .finish();
-            url.push('?');
-            url.push_str(&encoded);
-        }
-        let mut request = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.header("X-Consul-Token", token);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let index = response
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Reply {
-            status,
-            index,
-            body,
-        })
+        self.client.send(method, path, query, body).await
     }
 
     /// Reads one key (blocking when `index` > 0): the answer's index and the entry, if any.

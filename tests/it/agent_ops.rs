@@ -4,19 +4,10 @@
 use crate::common::TestAgent;
 use serde_json::{json, Value};
 use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 async fn status_and_text(resp: reqwest::Response) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ----- members, join, force-leave -----
@@ -82,7 +73,7 @@ async fn join_succeeds_only_for_this_agent() {
         a.put("/v1/agent/join/127.0.0.1:8301", "").await.status(),
         200
     );
-    let port = free_port();
+    let port = crate::common::free_port();
     let (code, text) =
         status_and_text(a.put(&format!("/v1/agent/join/127.0.0.1:{port}"), "").await).await;
     assert_eq!(code, 500);
@@ -794,43 +785,6 @@ async fn reload_applies_config_file_changes() {
 
 // ----- the real process: monitor, log level reload, leave -----
 
-fn spawn_agent(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_legate"))
-        .arg("agent")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{base}/v1/status/leader")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent at {base} not ready after 20s");
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("agent did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Collects the agent's stderr lines in the background.
 fn stderr_lines(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -851,9 +805,9 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
     let cfg = dir.path().join("agent.json");
     std::fs::write(&cfg, r#"{"log_level": "info"}"#).unwrap();
     let data = dir.path().join("data");
-    let port = free_port().to_string();
+    let port = crate::common::free_port().to_string();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_agent(&[
+    let mut child = crate::common::agent(&[
         "-data-dir",
         data.to_str().unwrap(),
         "-http-port",
@@ -864,7 +818,7 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
         cfg.to_str().unwrap(),
     ]);
     let lines = stderr_lines(&mut child);
-    wait_ready(&base).await;
+    crate::common::wait_ready(&base).await;
     let client = reqwest::Client::new();
 
     assert_eq!(
@@ -926,7 +880,7 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        crate::common::wait_exit(&mut child, Duration::from_secs(10)).code(),
         Some(0)
     );
 }
@@ -935,11 +889,12 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
 async fn leave_shuts_the_agent_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = free_port().to_string();
+    let port = crate::common::free_port().to_string();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_agent(&["-data-dir", data.to_str().unwrap(), "-http-port", &port]);
+    let mut child =
+        crate::common::agent(&["-data-dir", data.to_str().unwrap(), "-http-port", &port]);
     let lines = stderr_lines(&mut child);
-    wait_ready(&base).await;
+    crate::common::wait_ready(&base).await;
     let client = reqwest::Client::new();
     // An open monitor doesn't hold the shutdown up.
     let _monitor = client
@@ -954,7 +909,7 @@ async fn leave_shuts_the_agent_down_cleanly() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "");
-    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let status = crate::common::wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     let deadline = Instant::now() + Duration::from_secs(2);
     while !lines

@@ -1,52 +1,8 @@
 //! The `legate agent` process: signals, pid file, data dir lock and startup errors.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn agent(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_legate"))
-        .arg("agent")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{base}/v1/status/leader")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent at {base} not ready after 20s");
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("agent did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::common::{agent, free_port, wait_exit, wait_ready};
+use std::process::Command;
+use std::time::Duration;
 
 #[tokio::test]
 async fn sigterm_shuts_down_cleanly_and_keeps_the_data() {

@@ -111,10 +111,10 @@ async fn rs_consul_blocking_read_returns_on_change() {
     assert_eq!(second.response[0].value.as_deref(), Some("2"));
 }
 
-/// Python's py-consul. It must be installed (`pip install py-consul`, as `.ci/run` does); where it
-/// is not, the test says so and passes only outside CI.
-#[tokio::test]
-async fn py_consul_kv_and_txn() {
+/// Runs one of the py-consul scripts under tests/clients against a fresh agent. py-consul must
+/// be installed (`pip install py-consul`, as `.ci/run` does); where it is not, the test says so
+/// and passes only outside CI.
+async fn py_consul(script: &str) {
     let has_module = std::process::Command::new("python3")
         .args(["-c", "import consul"])
         .status()
@@ -131,16 +131,26 @@ async fn py_consul_kv_and_txn() {
     let a = TestAgent::start().await;
     let addr = a.base.trim_start_matches("http://").to_string();
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/py_consul_kv.py");
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new("python3")
-        .args([script, host, port])
+        .args([path.as_str(), host, port])
         .output()
         .await
         .unwrap();
     assert!(
         out.status.success(),
-        "py-consul script failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn py_consul_kv_and_txn() {
+    py_consul("py_consul_kv.py").await;
+}
+
+#[tokio::test]
+async fn py_consul_discovery_health_sessions_and_events() {
+    py_consul("py_consul_discovery.py").await;
 }

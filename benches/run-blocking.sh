@@ -25,8 +25,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 
 cd "$(dirname "$0")/.."
 
-log() { echo "== $*" >&2; }
-die() { echo "error: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null 2>&1 || die "curl is needed"
 
 # --- open files: both processes hold one socket per watcher -------------------------------------
@@ -62,30 +61,8 @@ mkdir -p "$WORK/data"
 cp target/release/legate "$WORK/legate-bin"
 cp "$BENCH_BIN" "$WORK/blocking_wake"
 
-# A free loopback TCP port: random, refused on connect.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-}
-PORT=$(free_port)
-URL="http://127.0.0.1:$PORT"
-
 # --- agent ---------------------------------------------------------------------------------------
-"$WORK/legate-bin" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" \
-    -log-level warn >"$WORK/legate.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 1 150); do
-    curl -sf -o /dev/null "$URL/v1/status/leader" && break
-    kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$WORK/legate.log" >&2; die "agent exited"; }
-    sleep 0.2
-done
-curl -sf -o /dev/null "$URL/v1/status/leader" || { tail -n 20 "$WORK/legate.log" >&2; die "agent not ready at $URL"; }
+start_agent "$WORK/legate-bin" "$WORK/data" "$WORK/legate.log"
 log "agent pid $AGENT_PID at $URL, data in $WORK ($(df -T "$WORK" | awk 'NR==2 {print $1, $2}'))"
 
 # --- run -----------------------------------------------------------------------------------------

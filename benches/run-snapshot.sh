@@ -22,8 +22,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 
 cd "$(dirname "$0")/.."
 
-log() { echo "== $*" >&2; }
-die() { echo "error: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 log "building legate (release) and the snapshot bench"
 cargo build --release --bin legate

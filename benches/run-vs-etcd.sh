@@ -22,8 +22,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 
 cd "$(dirname "$0")/.."
 
-log() { echo "== $*" >&2; }
-die() { echo "error: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 # --- etcd (Debian's etcd-server) -------------------------------------------------------------
 if ! command -v etcd >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
@@ -59,22 +58,8 @@ cp target/release/legate "$WORK/legate-bin"
 cp "$BENCH_BIN" "$WORK/kv_load"
 log "data in $WORK ($(df -T "$WORK" | awk 'NR==2 {print $1, $2}'))"
 
-# A free loopback TCP port: random, refused on connect, not handed out before.
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-LEGATE_PORT=$(free_port)
-ETCD_PORT=$(free_port)
+LEGATE_PORT=$(free_port); TAKEN_PORTS="$TAKEN_PORTS$LEGATE_PORT "
+ETCD_PORT=$(free_port); TAKEN_PORTS="$TAKEN_PORTS$ETCD_PORT "
 ETCD_PEER_PORT=$(free_port)
 LEGATE_URL="http://127.0.0.1:$LEGATE_PORT"
 ETCD_URL="http://127.0.0.1:$ETCD_PORT"

@@ -1,0 +1,37 @@
+# Shared by the benches/run-*.sh scripts (sourced, not run): logging, free ports and starting
+# a Legate agent on loopback.
+
+log() { echo "== $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+
+# A free loopback TCP port: random, refused on connect, not one named in $TAKEN_PORTS (callers
+# add each port they took there, since this runs in a subshell).
+TAKEN_PORTS=" "
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        case "$TAKEN_PORTS" in *" $p "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# start_agent BINARY DATA_DIR LOG_FILE: starts the agent on a free port and waits (30 s at
+# most) until it answers; sets AGENT_PID, PORT and URL.
+start_agent() {
+    PORT=$(free_port)
+    TAKEN_PORTS="$TAKEN_PORTS$PORT "
+    URL="http://127.0.0.1:$PORT"
+    "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -log-level warn >"$3" 2>&1 &
+    AGENT_PID=$!
+    for _ in $(seq 1 150); do
+        curl -sf -o /dev/null "$URL/v1/status/leader" && return 0
+        kill -0 "$AGENT_PID" 2>/dev/null || { tail -n 20 "$3" >&2; die "agent exited"; }
+        sleep 0.2
+    done
+    tail -n 20 "$3" >&2
+    die "agent not ready at $URL"
+}

@@ -67,23 +67,10 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/legate-prom-sd.XXXXXX")
 AGENT_PID=""
 PROM_PID=""
-# running PID: the process exists and is not a zombie.
-running() {
-    local stat
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-    stat=${stat##*) }
-    [ "${stat%% *}" != Z ]
-}
+source "$(dirname "$0")/lib.sh"
 cleanup() {
-    for pid in "$PROM_PID" "$AGENT_PID"; do
-        [ -n "$pid" ] || continue
-        if running "$pid"; then
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
-            if running "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pid "$PROM_PID" 5
+    stop_pid "$AGENT_PID" 5
     rm -rf "$WORK"
 }
 trap cleanup EXIT

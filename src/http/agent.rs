@@ -197,9 +197,8 @@ pub async fn service(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let id = req.tail("/v1/agent/service/").to_string();
     let dc = ctx.config.datacenter.clone();
     let got = blocking_hashed(&ctx.store, &opts, |r, ws| {
-        ws.key(crate::store::tables::AGENT_SERVICES.name, &id);
-        let svc = agent_state::service(r, &id)?.map(|l| AgentService::new(&l.service, &dc));
-        Ok((r.global_index()?, svc))
+        let (index, local) = agent_state::watched_service(r, ws, &id)?;
+        Ok((index, local.map(|l| AgentService::new(&l.service, &dc))))
     })
     .await?;
     let Some(mut svc) = got.value else {
@@ -650,18 +649,19 @@ fn resident_bytes() -> Option<u64> {
 }
 
 fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
-    use crate::store::{kv, session, tables, Readable, WatchSet};
+    use crate::store::{session, WatchSet};
     let r = ctx.store.read()?;
-    let mut ws = WatchSet::new();
-    let nodes = catalog::nodes(&r, &mut ws)?.1.len();
-    let services = catalog::services(&r, &mut ws)?.1.len();
-    let instances = r.scan_prefix(tables::SERVICES, "")?.len();
-    let checks = r.scan_prefix(tables::CHECKS, "")?.len();
-    let kv_entries = kv::list(&r, &mut ws, "")?.1.len();
-    let sessions = session::list(&r, &mut ws)?.1.len();
+    let agent_state::StateCounts {
+        nodes,
+        service_instances: instances,
+        checks,
+        kv_entries,
+        sessions,
+        local_services,
+        local_checks,
+    } = agent_state::counts(&r)?;
+    let services = catalog::services(&r, &mut WatchSet::new())?.1.len();
     let ttl_sessions = session::with_ttl(&r)?.len();
-    let local_services = agent_state::services(&r)?.len();
-    let local_checks = agent_state::checks(&r)?.len();
     drop(r);
     let mut out = vec![
         Gauge {

@@ -48,6 +48,40 @@ pub fn service(r: &impl Readable, id: &str) -> Result<Option<LocalService>> {
     r.get(AGENT_SERVICES, id)
 }
 
+/// One local service for a blocking read, which wakes when that service is written.
+pub fn watched_service(
+    r: &super::ReadTx,
+    ws: &mut super::WatchSet,
+    id: &str,
+) -> Result<(u64, Option<LocalService>)> {
+    ws.key(AGENT_SERVICES.name, id);
+    Ok((r.global_index()?, r.get(AGENT_SERVICES, id)?))
+}
+
+/// Row counts of the agent's state, for metrics.
+pub struct StateCounts {
+    pub nodes: u64,
+    pub service_instances: u64,
+    pub checks: u64,
+    pub kv_entries: u64,
+    pub sessions: u64,
+    pub local_services: u64,
+    pub local_checks: u64,
+}
+
+pub fn counts(r: &super::ReadTx) -> Result<StateCounts> {
+    use super::tables::{CHECKS, KV, NODES, SERVICES, SESSIONS};
+    Ok(StateCounts {
+        nodes: r.row_count(NODES)?,
+        service_instances: r.row_count(SERVICES)?,
+        checks: r.row_count(CHECKS)?,
+        kv_entries: r.row_count(KV)?,
+        sessions: r.row_count(SESSIONS)?,
+        local_services: r.row_count(AGENT_SERVICES)?,
+        local_checks: r.row_count(AGENT_CHECKS)?,
+    })
+}
+
 pub fn checks(r: &impl Readable) -> Result<Vec<LocalCheck>> {
     Ok(r.scan_prefix(AGENT_CHECKS, "")?
         .into_iter()

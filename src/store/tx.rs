@@ -52,6 +52,15 @@ impl Readable for ReadTx {
 }
 
 impl ReadTx {
+    /// How many rows `table` holds, without decoding them (metrics).
+    pub fn row_count<T>(&self, table: Table<T>) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        match open_read(&self.txn, table.name)? {
+            Some(t) => Ok(t.len()?),
+            None => Ok(0),
+        }
+    }
+
     /// The last global index handed out as of this snapshot.
     pub fn global_index(&self) -> Result<u64> {
         read_global_index(&self.txn)

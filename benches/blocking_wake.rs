@@ -25,6 +25,8 @@
 //! `cargo bench --bench blocking_wake -- --url http://127.0.0.1:8500 --agent-pid <pid>`.
 //! Without `--url` it prints a note and does nothing, so a plain `cargo bench` stays harmless.
 
+#[path = "common/mod.rs"]
+mod common;
 use clap::Parser;
 use futures_util::StreamExt;
 use rand::Rng;
@@ -264,14 +266,6 @@ fn raise_fd_limit() -> u64 {
 
 // ----- stats -----
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
 fn ms(us: i64) -> f64 {
     us as f64 / 1000.0
 }
@@ -291,8 +285,8 @@ impl Series {
     fn summary(&mut self) -> (f64, f64, f64) {
         self.0.sort_unstable();
         (
-            ms(percentile(&self.0, 0.50)),
-            ms(percentile(&self.0, 0.99)),
+            ms(common::percentile(&self.0, 0.50)),
+            ms(common::percentile(&self.0, 0.99)),
             ms(self.0.last().copied().unwrap_or(0)),
         )
     }
@@ -739,18 +733,13 @@ async fn run(args: Args, base: String) -> bool {
 
 fn main() {
     let args = Args::parse();
-    let Some(url) = args.url.clone() else {
-        eprintln!("blocking_wake: no --url given, nothing to do (see benches/run-blocking.sh)");
+    let Some(base) = common::loopback_base(
+        "blocking_wake",
+        args.url.as_deref(),
+        "benches/run-blocking.sh",
+    ) else {
         return;
     };
-    let base = url.trim_end_matches('/').to_string();
-    let host = reqwest::Url::parse(&base)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
-    if !matches!(host.as_deref(), Some("127.0.0.1" | "localhost" | "[::1]")) {
-        eprintln!("blocking_wake: refusing non-loopback URL {base}");
-        std::process::exit(2);
-    }
     assert!(
         args.services > 0 && args.services <= 10_000 && args.watchers_per_service > 0,
         "--services must be in 1..=10000 and --watchers-per-service positive"

@@ -16,6 +16,8 @@
 //! --concurrency 64 --duration 10`. Without `--url` it prints a note and does nothing, so a
 //! plain `cargo bench` stays harmless.
 
+#[path = "common/mod.rs"]
+mod common;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
@@ -192,11 +194,7 @@ async fn client_loop(shared: Arc<Shared>) -> Vec<u32> {
 }
 
 fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
+    common::percentile(sorted, p) as f64 / 1000.0
 }
 
 async fn run(args: Args, base: String) -> bool {
@@ -272,18 +270,11 @@ async fn run(args: Args, base: String) -> bool {
 
 fn main() {
     let args = Args::parse();
-    let Some(url) = args.url.clone() else {
-        eprintln!("kv_load: no --url given, nothing to do (see benches/run-vs-etcd.sh)");
+    let Some(base) =
+        common::loopback_base("kv_load", args.url.as_deref(), "benches/run-vs-etcd.sh")
+    else {
         return;
     };
-    let base = url.trim_end_matches('/').to_string();
-    let host = reqwest::Url::parse(&base)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
-    if !matches!(host.as_deref(), Some("127.0.0.1" | "localhost" | "[::1]")) {
-        eprintln!("kv_load: refusing non-loopback URL {base}");
-        std::process::exit(2);
-    }
     assert!(
         args.concurrency > 0 && args.keys > 0,
         "--concurrency and --keys must be positive"

@@ -16,6 +16,8 @@
 //! `cargo bench --bench lock_bench -- --url http://127.0.0.1:8500 --clients 1,32 --duration 10`.
 //! Without `--url` it prints a note and does nothing, so a plain `cargo bench` stays harmless.
 
+#[path = "common/mod.rs"]
+mod common;
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -60,8 +62,11 @@ struct RunResult {
 
 fn main() {
     let args = Args::parse();
-    let Some(url) = args.url.clone() else {
-        eprintln!("lock_bench: no --url given, nothing to do (see benches/run-lock-bench.sh)");
+    let Some(url) = common::loopback_base(
+        "lock_bench",
+        args.url.as_deref(),
+        "benches/run-lock-bench.sh",
+    ) else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -238,11 +243,7 @@ async fn run(base: &str, clients: usize, duration: Duration) -> Result<RunResult
 }
 
 fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
-    sorted_us[i] as f64 / 1000.0
+    common::percentile(sorted_us, p) as f64 / 1000.0
 }
 
 fn print_result(r: &RunResult) {

@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
-# Real-consumer interop test: Prometheus with `consul_sd_configs` pointed at Legate discovers the
-# registered services with their addresses, tags and meta, and drops them again when they are
-# deregistered.
+# Real-consumer interop test: a Prometheus-style scraper with `consul_sd_configs` pointed at
+# Legate discovers the registered services with their addresses, tags and meta, and drops them
+# again when they are deregistered.
 #
-#   bash tests/interop/prometheus_consul_sd.sh           # builds with `cargo build`
-#   LEGATE_BIN=target/debug/legate bash tests/interop/prometheus_consul_sd.sh
-#   PROMETHEUS_BIN=/path/to/prometheus bash tests/interop/prometheus_consul_sd.sh
+#   SD_CONSUMER=prometheus bash tests/interop/consul_sd.sh         # Debian's prometheus
+#   SD_CONSUMER=victoria-metrics bash tests/interop/consul_sd.sh   # Debian's victoria-metrics
+#   LEGATE_BIN=target/debug/legate SD_CONSUMER=... bash tests/interop/consul_sd.sh
+#   PROMETHEUS_BIN=/path/to/prometheus bash tests/interop/consul_sd.sh
 #
-# Uses Debian's `prometheus` unless PROMETHEUS_BIN is given, installing it with apt-get when it is
-# missing. Prints `SKIP: <reason>` and exits 0 only when no usable prometheus can be had: the
-# package cannot be installed, or the prometheus at hand is built without Consul SD (Debian's
-# package has it disabled since 2.33.5+ds1-4: its config loader rejects `consul_sd_configs`).
-# Everything listens on and talks to 127.0.0.1 only; both processes and the temp dir are removed
-# on exit. Ends with `prometheus consul_sd: N passed, 0 failed` (exit 0), or prints the
-# differences and both logs' tails and exits 1.
+# Both consumers read the same `consul_sd_configs` section and serve Prometheus'
+# `/api/v1/targets`; they are independent implementations of Consul discovery (Prometheus uses
+# HashiCorp's Go client, VictoriaMetrics its own blocking-query watcher), so each checks the
+# agent's catalog, health and blocking queries from its own angle. The consumer is installed with
+# apt-get when it is missing. Prints `SKIP: <reason>` and exits 0 only when the consumer cannot
+# be had: the package cannot be installed, or the prometheus at hand is built without Consul SD
+# (Debian's package has it disabled since 2.33.5+ds1-4: its config loader rejects
+# `consul_sd_configs`). Everything listens on and talks to 127.0.0.1 only; both processes and
+# the temp dir are removed on exit. Ends with `<consumer> consul_sd: N passed, 0 failed`
+# (exit 0), or prints the differences and both logs' tails and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SD_TIMEOUT=${SD_TIMEOUT:-60} # seconds to wait for prometheus to reflect a change
+SD_TIMEOUT=${SD_TIMEOUT:-60} # seconds to wait for the consumer to reflect a change
+CONSUMER=${SD_CONSUMER:-prometheus}
+case "$CONSUMER" in
+    prometheus) PACKAGE=prometheus; CONSUMER_BIN=${PROMETHEUS_BIN:-prometheus} ;;
+    victoria-metrics) PACKAGE=victoria-metrics; CONSUMER_BIN=victoria-metrics ;;
+    *) echo "SD_CONSUMER must be prometheus or victoria-metrics, not '$CONSUMER'" >&2; exit 1 ;;
+esac
 
-# --- prometheus --------------------------------------------------------------------------------
-if [ -n "${PROMETHEUS_BIN:-}" ]; then
+# --- the consumer ------------------------------------------------------------------------------
+if [ -n "${PROMETHEUS_BIN:-}" ] && [ "$CONSUMER" = prometheus ]; then
     command -v "$PROMETHEUS_BIN" >/dev/null 2>&1 \
         || { echo "PROMETHEUS_BIN=$PROMETHEUS_BIN is not an executable" >&2; exit 1; }
-elif ! command -v prometheus >/dev/null 2>&1; then
-    echo "prometheus not found: installing Debian's package"
+elif ! command -v "$CONSUMER_BIN" >/dev/null 2>&1; then
+    echo "$CONSUMER_BIN not found: installing Debian's package $PACKAGE"
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "SKIP: prometheus is not installed and apt-get is not available"
+        echo "SKIP: $CONSUMER_BIN is not installed and apt-get is not available"
         exit 0
     fi
-    # The package's postinst would start the system service (0.0.0.0:9090): deny it, as
+    # The package's postinst would start the system service (on 0.0.0.0): deny it, as
     # Debian's container images do, unless a policy is already in place.
     own_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -41,19 +51,18 @@ elif ! command -v prometheus >/dev/null 2>&1; then
     apt_ok=1
     apt-get update >"$apt_log" 2>&1 || apt_ok=0
     if [ "$apt_ok" = 1 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$PACKAGE" \
             >>"$apt_log" 2>&1 || apt_ok=0
     fi
     if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-    if [ "$apt_ok" != 1 ] || ! command -v prometheus >/dev/null 2>&1; then
+    if [ "$apt_ok" != 1 ] || ! command -v "$CONSUMER_BIN" >/dev/null 2>&1; then
         tail -n 5 "$apt_log" | sed 's/^/  apt: /'
         rm -f "$apt_log"
-        echo "SKIP: the Debian package 'prometheus' could not be installed"
+        echo "SKIP: the Debian package '$PACKAGE' could not be installed"
         exit 0
     fi
     rm -f "$apt_log"
 fi
-PROMETHEUS_BIN=${PROMETHEUS_BIN:-prometheus}
 command -v python3 >/dev/null 2>&1 || { echo "python3 is required" >&2; exit 1; }
 
 # --- legate ------------------------------------------------------------------------------------
@@ -64,12 +73,12 @@ fi
 [ -x "$LEGATE_BIN" ] || { echo "LEGATE_BIN=$LEGATE_BIN is not an executable" >&2; exit 1; }
 
 # --- temp dir, processes, cleanup ---------------------------------------------------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/legate-prom-sd.XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/legate-consul-sd.XXXXXX")
 AGENT_PID=""
-PROM_PID=""
+CONSUMER_PID=""
 source "$(dirname "$0")/lib.sh"
 cleanup() {
-    stop_pid "$PROM_PID" 5
+    stop_pid "$CONSUMER_PID" 5
     stop_pid "$AGENT_PID" 5
     rm -rf "$WORK"
 }
@@ -141,14 +150,14 @@ def wait_ok(url, seconds, pid=None):
     return 1
 
 
-def check(prom, expected_file, gone):
-    """Compares prometheus' active targets of job `consul` with the expectation.
+def check(consumer, expected_file, gone):
+    """Compares the consumer's active targets of job `consul` with the expectation.
 
     Prints one line per failed assertion and, last, `RESULT <passed> <failed>`."""
     with open(expected_file) as f:
         expected = json.load(f)
     gone = [g for g in gone.split(",") if g]
-    status, body = http("GET", f"http://{prom}/api/v1/targets?state=active")
+    status, body = http("GET", f"http://{consumer}/api/v1/targets?state=active")
     if status != 200:
         print(f"GET /api/v1/targets: HTTP {status}: {body[:500]}")
         print("RESULT 0 1")
@@ -188,7 +197,7 @@ def check(prom, expected_file, gone):
     extra = sorted(set(by_addr) - set(expected))
     ok(not extra, f"unexpected targets: {extra}")
     if failed:
-        print("--- prometheus' active consul targets ---")
+        print("--- the consumer's active consul targets ---")
         for t in sorted(targets, key=lambda t: t["labels"].get("instance", "")):
             print(json.dumps({"labels": t["labels"], "discoveredLabels": t["discoveredLabels"]},
                              sort_keys=True))
@@ -213,18 +222,18 @@ PY
 py() { python3 "$HELPER" "$@"; }
 
 AGENT_LOG="$WORK/legate.log"
-PROM_LOG="$WORK/prometheus.log"
+CONSUMER_LOG="$WORK/$CONSUMER.log"
 
 show_logs() {
     echo "--- last lines of legate's log ($AGENT_LOG) ---"
     tail -n 40 "$AGENT_LOG" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' || true
-    echo "--- last lines of prometheus' log ($PROM_LOG) ---"
-    tail -n 60 "$PROM_LOG" 2>/dev/null || true
+    echo "--- last lines of $CONSUMER's log ($CONSUMER_LOG) ---"
+    tail -n 60 "$CONSUMER_LOG" 2>/dev/null || true
 }
 fail() {
     echo "FAIL: $*"
     show_logs
-    echo "prometheus consul_sd: $PASSED passed, $((FAILED > 0 ? FAILED : 1)) failed"
+    echo "$CONSUMER consul_sd: $PASSED passed, $((FAILED > 0 ? FAILED : 1)) failed"
     exit 1
 }
 PASSED=0
@@ -249,10 +258,13 @@ register '{"Name":"api","ID":"api-1","Port":'"$P_API"',"Address":"127.0.0.1","Ta
 register '{"Name":"db","ID":"db-1","Port":'"$P_DB"'}'
 echo "registered web-1 web-2 api-1 db-1"
 
-# --- prometheus --------------------------------------------------------------------------------
-PROM_PORT=$(py free-port)
-PROM="127.0.0.1:$PROM_PORT"
-cat >"$WORK/prometheus.yml" <<EOF
+# --- the consumer, scraping the agent's services -----------------------------------------------
+CONSUMER_PORT=$(py free-port)
+CONSUMER_ADDR="127.0.0.1:$CONSUMER_PORT"
+# VictoriaMetrics 1.79 has no `refresh_interval` for Consul (its flag below plays that part).
+SD_OPTIONS="        refresh_interval: 2s"
+[ "$CONSUMER" = prometheus ] || SD_OPTIONS="        allow_stale: true"
+cat >"$WORK/scrape.yml" <<EOF
 global:
   scrape_interval: 1m
   scrape_timeout: 2s
@@ -260,7 +272,7 @@ scrape_configs:
   - job_name: consul
     consul_sd_configs:
       - server: $AGENT
-        refresh_interval: 2s
+$SD_OPTIONS
     relabel_configs:
       - source_labels: [__meta_consul_service]
         target_label: service
@@ -271,21 +283,34 @@ scrape_configs:
       - source_labels: [__meta_consul_service_id]
         target_label: service_id
 EOF
-"$PROMETHEUS_BIN" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-    --web.listen-address="$PROM" --log.level=debug >"$PROM_LOG" 2>&1 &
-PROM_PID=$!
-if ! py wait-ok "http://$PROM/-/ready" 30 "$PROM_PID" 2>"$WORK/prom-wait.err"; then
-    cat "$WORK/prom-wait.err"
+case "$CONSUMER" in
+    prometheus)
+        READY_URL="http://$CONSUMER_ADDR/-/ready"
+        "$CONSUMER_BIN" --config.file="$WORK/scrape.yml" --storage.tsdb.path="$WORK/tsdb" \
+            --web.listen-address="$CONSUMER_ADDR" --log.level=debug >"$CONSUMER_LOG" 2>&1 &
+        ;;
+    victoria-metrics)
+        # VictoriaMetrics re-reads the catalog every consulSDCheckInterval (30 s by default),
+        # on top of its blocking queries; 1 s keeps the removal phase short.
+        READY_URL="http://$CONSUMER_ADDR/health"
+        "$CONSUMER_BIN" -promscrape.config="$WORK/scrape.yml" -storageDataPath="$WORK/tsdb" \
+            -httpListenAddr="$CONSUMER_ADDR" -promscrape.consulSDCheckInterval=1s \
+            -loggerLevel=INFO >"$CONSUMER_LOG" 2>&1 &
+        ;;
+esac
+CONSUMER_PID=$!
+if ! py wait-ok "$READY_URL" 30 "$CONSUMER_PID" 2>"$WORK/consumer-wait.err"; then
+    cat "$WORK/consumer-wait.err"
     # Only a prometheus without Consul SD is a skip; any other start failure fails.
-    if grep -q 'field consul_sd_configs not found' "$PROM_LOG"; then
-        echo "SKIP: $("$PROMETHEUS_BIN" --version 2>&1 | head -n 1) is built without Consul" \
+    if grep -q 'field consul_sd_configs not found' "$CONSUMER_LOG"; then
+        echo "SKIP: $("$CONSUMER_BIN" --version 2>&1 | head -n 1) is built without Consul" \
             "service discovery (its config loader rejects consul_sd_configs);" \
             "set PROMETHEUS_BIN to a prometheus with Consul SD"
         exit 0
     fi
-    fail "prometheus did not come up on $PROM"
+    fail "$CONSUMER did not come up on $CONSUMER_ADDR"
 fi
-echo "prometheus on $PROM (pid $PROM_PID): $("$PROMETHEUS_BIN" --version 2>&1 | head -n 1)"
+echo "$CONSUMER on $CONSUMER_ADDR (pid $CONSUMER_PID): $("$CONSUMER_BIN" --version 2>&1 | head -n 1)"
 
 # --- expectations ------------------------------------------------------------------------------
 # expect FILE ADDR SERVICE ID TAGS VERSION(or -) : appends one target to the JSON expectation.
@@ -326,15 +351,15 @@ PY
 wait_for() {
     local phase=$1 expected=$2 gone=${3:-} out="" result="" start=$SECONDS
     while :; do
-        out=$(py check "$PROM" "$expected" "$gone" 2>&1) || true
+        out=$(py check "$CONSUMER_ADDR" "$expected" "$gone" 2>&1) || true
         result=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p' | tail -n 1)
         if [ -n "$result" ] && [ "${result#* }" = 0 ]; then
             PASSED=$((PASSED + ${result% *}))
             echo "ok: $phase (${result% *} assertions, $((SECONDS - start))s)"
             return 0
         fi
-        if ! running "$PROM_PID"; then
-            out="prometheus exited"$'\n'"$out"; break
+        if ! running "$CONSUMER_PID"; then
+            out="$CONSUMER exited"$'\n'"$out"; break
         fi
         if ! running "$AGENT_PID"; then
             out="legate exited"$'\n'"$out"; break
@@ -350,7 +375,7 @@ wait_for() {
         FAILED=$((FAILED + 1))
     fi
     show_logs
-    echo "prometheus consul_sd: $PASSED passed, $FAILED failed"
+    echo "$CONSUMER consul_sd: $PASSED passed, $FAILED failed"
     exit 1
 }
 
@@ -370,16 +395,17 @@ json.dump(exp, open(sys.argv[2], "w"), indent=1)
 PY
 wait_for "removal of api-1 and web-2" "$E2" "127.0.0.1:$P_API,127.0.0.1:$P_WEB2"
 
-# Prometheus' SD must not have logged errors against the agent.
-if grep -iE 'level=(error|warn).*(consul|discovery)' "$PROM_LOG" >"$WORK/sd-errors" 2>/dev/null; then
+# The consumer's discovery must not have logged errors against the agent (Prometheus logs
+# `level=error`, VictoriaMetrics a tab-separated `error`/`warn` field).
+if grep -iE '(level=|\t)(error|warn).*(consul|discovery)' "$CONSUMER_LOG" >"$WORK/sd-errors" 2>/dev/null; then
     FAILED=$((FAILED + 1))
-    echo "FAIL: prometheus logged consul SD errors:"
+    echo "FAIL: $CONSUMER logged consul SD errors:"
     head -n 20 "$WORK/sd-errors"
     show_logs
-    echo "prometheus consul_sd: $PASSED passed, $FAILED failed"
+    echo "$CONSUMER consul_sd: $PASSED passed, $FAILED failed"
     exit 1
 fi
 PASSED=$((PASSED + 1))
-echo "ok: no consul SD errors in prometheus' log"
+echo "ok: no consul SD errors in $CONSUMER's log"
 
-echo "prometheus consul_sd: $PASSED passed, $FAILED failed"
+echo "$CONSUMER consul_sd: $PASSED passed, $FAILED failed"

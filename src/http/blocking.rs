@@ -3,7 +3,8 @@
 //! A query function reads one snapshot, records what it read in a `WatchSet` and returns
 //! `(index, result)`. Without `?index` (or `?hash`) it runs once. Otherwise it runs again each
 //! time a commit touches what it read, until the index passes the client's (or the content hash
-//! differs), or the wait (plus up to 1/16 jitter) runs out; then the latest result is returned.
+//! differs), or the wait (plus up to 1/16 jitter) runs out; then it reads once more and returns
+//! that.
 //! An index ahead of the store's simply waits, as Consul's does. The index is never below 1.
 //! A snapshot restore wakes every waiting read, which returns at once with an index no lower
 //! than the store's (what it waited on was replaced; entries' own indexes may be older).
@@ -71,6 +72,7 @@ where
     };
     let deadline = Instant::now() + opts.wait + jitter(opts.wait);
     let restores = store.watches().restores();
+    let mut timed_out = false;
     loop {
         let mut ws = WatchSet::new();
         let read = store.read()?;
@@ -91,13 +93,17 @@ where
             Some(Want::Index(min)) => index > *min,
             Some(Want::Hash(h)) => hash.as_deref() != Some(*h),
         };
-        if fresh || restored || Instant::now() >= deadline {
+        if fresh || restored || timed_out || Instant::now() >= deadline {
             return Ok(Blocked { index, hash, value });
         }
         let watch = store.watches().register(ws, read_index);
+        // A parked read holds only its watch: with thousands of watchers, keeping every result
+        // until it is superseded would cost memory in proportion to the results' size. A
+        // timeout reads once more and returns that (never older than the result dropped here).
+        drop((value, hash));
         tokio::select! {
-            _ = watch.changed() => continue,
-            _ = tokio::time::sleep_until(deadline) => return Ok(Blocked { index, hash, value }),
+            _ = watch.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => timed_out = true,
         }
     }
 }

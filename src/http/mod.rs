@@ -406,6 +406,70 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let server = warp::serve(api(ctx)).incoming(listener).graceful(shutdown);
-    Ok((bound, tokio::spawn(server.run())))
+    let service = warp::service(api(ctx));
+    Ok((
+        bound,
+        tokio::spawn(accept_loop(listener, service, shutdown)),
+    ))
+}
+
+/// Accepts connections until `shutdown`, then lets the open ones finish. Consul's HTTP API is
+/// HTTP/1.1 (HTTP/2 only over TLS), so each connection is hyper's HTTP/1 connection directly
+/// rather than warp's server, which first sniffs every connection for HTTP/2: that costs memory
+/// on each of the thousands of connections parked in blocking queries.
+async fn accept_loop<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    S: tower_service::Service<
+            warp::http::Request<hyper::body::Incoming>,
+            Response = warp::reply::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service.clone()),
+        );
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // Clients that give up on a blocking query close mid-request: routine, not an error.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// A failed accept: a connection reset before it was accepted is nothing; anything else (most
+/// likely too many open files) is logged and retried after a second, when some may have closed.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting an HTTP connection failed");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }

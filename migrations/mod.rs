@@ -12,6 +12,8 @@ mod m0003_catalog;
 mod m0004_agent_state;
 #[path = "0005_sessions.rs"]
 mod m0005_sessions;
+#[path = "0006_config_entries.rs"]
+mod m0006_config_entries;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -47,5 +49,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "sessions, their ties to checks and nodes, held locks and lock-delays",
         apply: m0005_sessions::apply,
+    },
+    Migration {
+        version: 6,
+        name: "config entries (service-defaults, gateways, ...)",
+        apply: m0006_config_entries::apply,
     },
 ];

@@ -6,6 +6,7 @@
 //! are accepted and ignored with a log line; an unknown key or a bad value stops the start with
 //! an error naming it.
 
+use crate::types::config_entry::ConfigEntry;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -116,6 +117,9 @@ pub struct Config {
     /// `services`/`service` and `checks`/`check` definitions, for the agent-services work.
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
+    /// `config_entries.bootstrap`, decoded and checked: written at start by a server in the
+    /// primary datacenter, each only if no entry of its kind and name exists yet.
+    pub config_entries: Vec<ConfigEntry>,
     /// Files and directories read, so `reload` can read them again.
     pub config_files: Vec<PathBuf>,
     pub config_dirs: Vec<PathBuf>,
@@ -203,6 +207,31 @@ struct FileConfig {
     services: Option<Value>,
     check: Option<Value>,
     checks: Option<Value>,
+    config_entries: Option<FileConfigEntries>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfigEntries {
+    /// One entry or a list (an HCL block, or several).
+    bootstrap: Option<Value>,
+}
+
+/// Decodes and checks `config_entries.bootstrap` as Consul's config builder does, naming the
+/// entry that fails.
+fn bootstrap_entries(raw: Option<FileConfigEntries>) -> Result<Vec<ConfigEntry>, ConfigError> {
+    let raw = raw.and_then(|c| c.bootstrap);
+    definitions(raw, None)
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let invalid =
+                |e: String| ConfigError::Invalid(format!("config_entries.bootstrap[{i}]: {e}"));
+            let mut entry = ConfigEntry::decode(value).map_err(invalid)?;
+            entry.check().map_err(invalid)?;
+            Ok(entry)
+        })
+        .collect()
 }
 
 /// Cluster and transport keys a single node has no use for: accepted, logged, ignored.
@@ -526,6 +555,7 @@ impl Config {
             acl: file.acl.unwrap_or(Value::Null),
             services: definitions(file.service, file.services),
             checks: definitions(file.check, file.checks),
+            config_entries: bootstrap_entries(file.config_entries)?,
             config_files: flags.config_file.clone(),
             config_dirs: flags.config_dir.clone(),
             notices,
@@ -607,13 +637,20 @@ pub fn parse_text(name: &str, text: &str, hcl: bool) -> Result<Value, ConfigErro
         file: name.to_string(),
         reason,
     })?;
-    if !value.is_object() {
+    let Value::Object(mut map) = value else {
         return Err(ConfigError::Parse {
             file: name.to_string(),
             reason: "top level must be an object".into(),
         });
+    };
+    // One HCL block is an object, several a list; as a list in every source, bootstrap
+    // entries from several sources add up when merged instead of merging into one.
+    if let Some(Value::Object(entries)) = map.get_mut("config_entries") {
+        if let Some(single @ Value::Object(_)) = entries.get_mut("bootstrap") {
+            *single = Value::Array(vec![single.take()]);
+        }
     }
-    Ok(value)
+    Ok(Value::Object(map))
 }
 
 /// Merges `next` into `base` as Consul merges config sources: objects merge key by key,
@@ -716,6 +753,43 @@ mod tests {
         .unwrap();
         assert!(cfg.server && cfg.data_dir.is_none());
         assert_eq!(cfg.http_socket().unwrap().to_string(), "127.0.0.1:8500");
+    }
+
+    #[test]
+    fn bootstrap_entries_come_from_hcl_blocks_or_json_lists() {
+        let cfg = load(AgentFlags {
+            dev: Some(true),
+            hcl: vec![
+                "config_entries {\n bootstrap {\n kind = \"service-defaults\"\n name = \"web\"\n protocol = \"HTTP\"\n }\n}".into(),
+                r#"config_entries { bootstrap = [{ Kind = "mesh" }, { Kind = "proxy-defaults" }] }"#.into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        let names: Vec<(&str, &str)> = cfg
+            .config_entries
+            .iter()
+            .map(|e| (e.kind.as_str(), e.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("service-defaults", "web"),
+                ("mesh", "mesh"),
+                ("proxy-defaults", "global")
+            ]
+        );
+        assert_eq!(cfg.config_entries[0].protocol().as_deref(), Some("http"));
+        let err = load(AgentFlags {
+            dev: Some(true),
+            hcl: vec!["config_entries {\n bootstrap {\n kind = \"nope\"\n }\n}".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config_entries.bootstrap[0]: invalid config entry kind: nope"
+        );
     }
 
     #[test]

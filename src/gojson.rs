@@ -14,6 +14,14 @@
 //! `decode` checks a body against a `Schema` (a Go struct's fields) and returns it with every
 //! key renamed to its field's canonical name and every `null` dropped, ready for a serde struct
 //! whose fields all default. Callers prefix errors with `Request decode failed: `.
+//!
+//! The same schemas serve two more Go behaviours: `decode_weak` is mapstructure's weakly typed
+//! decoding (what Consul uses for config entries), and `render` is `json.Marshal` of a struct
+//! (field order, `omitempty`, zero values of absent fields).
+
+mod weak;
+
+pub use weak::{decode as decode_weak, errors_text as weak_errors, go_kind, Decoded};
 
 use crate::filter::go_quote;
 use serde_json::{Map, Value};
@@ -49,6 +57,19 @@ pub struct Field {
     /// Other keys that bind to this field when the canonical name is absent (snake_case).
     pub aliases: &'static [&'static str],
     pub kind: Kind,
+    /// How `render` treats the field when it is absent or empty.
+    pub omit: Omit,
+}
+
+/// A field's JSON tag as `render` honours it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Omit {
+    /// No `omitempty`: an absent field renders as its zero value.
+    Never,
+    /// `omitempty` on a value: left out when zero (Go ignores it on a struct, which renders).
+    Empty,
+    /// `omitempty` on a pointer: left out when absent, rendered as stored (even a zero) otherwise.
+    Pointer,
 }
 
 pub struct Schema {
@@ -65,11 +86,7 @@ pub struct Schema {
 
 /// Shorthand for schema tables.
 pub const fn field(name: &'static str, kind: Kind) -> Field {
-    Field {
-        name,
-        aliases: &[],
-        kind,
-    }
+    aliased(name, &[], kind)
 }
 
 pub const fn aliased(name: &'static str, aliases: &'static [&'static str], kind: Kind) -> Field {
@@ -77,6 +94,23 @@ pub const fn aliased(name: &'static str, aliases: &'static [&'static str], kind:
         name,
         aliases,
         kind,
+        omit: Omit::Never,
+    }
+}
+
+/// A field tagged `json:",omitempty"` (`Omit::Empty`).
+pub const fn omitempty(name: &'static str, aliases: &'static [&'static str], kind: Kind) -> Field {
+    Field {
+        omit: Omit::Empty,
+        ..aliased(name, aliases, kind)
+    }
+}
+
+/// A pointer field tagged `json:",omitempty"` (`Omit::Pointer`).
+pub const fn pointer(name: &'static str, aliases: &'static [&'static str], kind: Kind) -> Field {
+    Field {
+        omit: Omit::Pointer,
+        ..aliased(name, aliases, kind)
     }
 }
 
@@ -101,14 +135,97 @@ pub fn decode_value(value: Value, root: &Schema) -> Result<Map<String, Value>, S
 
 /// Decodes `body` against `root`; the error is Go's text (without Consul's prefix).
 pub fn decode(body: &[u8], root: &Schema) -> Result<Map<String, Value>, String> {
+    decode_value(parse(body)?, root)
+}
+
+/// The first JSON value of `body`, as Go's `json.Decoder.Decode` reads it (an empty body is
+/// `EOF`, a cut-off one `unexpected EOF`).
+pub fn parse(body: &[u8]) -> Result<Value, String> {
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
-    let value = match values.next() {
-        None => return Err("EOF".into()),
-        Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
-        Some(Err(e)) => return Err(e.to_string()),
-        Some(Ok(v)) => v,
+    match values.next() {
+        None => Err("EOF".into()),
+        Some(Err(e)) if e.is_eof() => Err("unexpected EOF".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        Some(Ok(v)) => Ok(v),
+    }
+}
+
+/// Whether `json:",omitempty"` leaves `v` out: false, 0, "", null and empty lists and maps.
+pub fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// Several errors as `go-multierror` prints them.
+pub fn multierror(errors: &[String]) -> String {
+    let head = if errors.len() == 1 {
+        "1 error occurred:".to_string()
+    } else {
+        format!("{} errors occurred:", errors.len())
     };
-    decode_value(value, root)
+    let items: String = errors.iter().map(|e| format!("\n\t* {e}")).collect();
+    format!("{head}{items}\n\n")
+}
+
+/// Every field of `schema`, its embedded base's included.
+fn fields(schema: &Schema) -> impl Iterator<Item = &Field> {
+    schema
+        .fields
+        .iter()
+        .chain(schema.base.into_iter().flat_map(|b| b.fields.iter()))
+}
+
+/// `map` (canonical keys, as `decode_weak` leaves them) rendered as Go's `json.Marshal` renders
+/// the struct: the schema's fields in order, absent ones as their zero value unless tagged
+/// `omitempty`, nested structs likewise; keys the schema doesn't name are left out.
+pub fn render(map: &Map<String, Value>, schema: &Schema) -> Map<String, Value> {
+    let mut out = Map::new();
+    for f in fields(schema) {
+        let value = map.get(f.name).filter(|v| !v.is_null());
+        let is_struct = matches!(f.kind, Kind::Struct(_));
+        let skip = match (f.omit, value) {
+            (Omit::Never, _) => false,
+            (Omit::Pointer, v) => v.is_none(),
+            (Omit::Empty, _) if is_struct => false,
+            (Omit::Empty, v) => v.is_none_or(is_zero),
+        };
+        if !skip {
+            out.insert(f.name.to_string(), render_value(value, f.kind));
+        }
+    }
+    out
+}
+
+fn render_value(value: Option<&Value>, kind: Kind) -> Value {
+    let empty = Map::new();
+    match (kind, value) {
+        (Kind::Struct(s), v) => {
+            Value::Object(render(v.and_then(Value::as_object).unwrap_or(&empty), s))
+        }
+        (Kind::List(s, _), Some(Value::Array(items))) => Value::Array(
+            items
+                .iter()
+                .map(|i| render_value(Some(i), Kind::Struct(s)))
+                .collect(),
+        ),
+        (Kind::Map(s, _), Some(Value::Object(entries))) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), render_value(Some(v), Kind::Struct(s))))
+                .collect(),
+        ),
+        (_, Some(v)) => v.clone(),
+        (Kind::Str(_), None) => Value::from(""),
+        (Kind::Bool, None) => Value::Bool(false),
+        (Kind::Int(..) | Kind::Duration, None) => Value::from(0),
+        (_, None) => Value::Null,
+    }
 }
 
 /// Go's name for the kind of a JSON value, as its decoder's errors say it.
@@ -127,12 +244,7 @@ pub fn json_kind(v: &Value) -> &'static str {
 /// (config files spell keys in snake_case) the name with underscores ignored. The second value
 /// says whether it bound through an alias.
 fn find<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, bool)> {
-    let fields = || {
-        schema
-            .fields
-            .iter()
-            .chain(schema.base.into_iter().flat_map(|b| b.fields.iter()))
-    };
+    let fields = || fields(schema);
     fields()
         .find(|f| f.name == key)
         .or_else(|| fields().find(|f| f.name.eq_ignore_ascii_case(key)))
@@ -403,6 +515,46 @@ mod tests {
         assert_eq!(
             run(r#"{"Flag":"x","Bogus":1}"#).unwrap_err(),
             "json: cannot unmarshal string into Go struct field Outer.Flag of type bool"
+        );
+    }
+
+    #[test]
+    fn render_follows_go_json_tags() {
+        static S: Schema = Schema {
+            name: "S",
+            go_type: "pkg.S",
+            fields: &[
+                field("Always", STRING),
+                omitempty("Empty", &[], STRING),
+                pointer("Ptr", &[], INT),
+                omitempty("Nested", &[], Kind::Struct(&INNER)),
+                field("List", Kind::StrList),
+            ],
+            base: None,
+            strict: true,
+        };
+        let map = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            Value::Object(render(&map(json!({"Unknown": 1})), &S)),
+            json!({"Always": "", "Nested": {"Port": 0, "LongName": ""}, "List": null})
+        );
+        let full = render(
+            &map(json!({"Empty": "x", "Ptr": 0, "Nested": {"Port": 2}})),
+            &S,
+        );
+        assert_eq!(
+            full.keys().collect::<Vec<_>>(),
+            ["Always", "Empty", "Ptr", "Nested", "List"]
+        );
+        assert_eq!(full["Ptr"], 0);
+    }
+
+    #[test]
+    fn multierror_renders_as_go() {
+        assert_eq!(multierror(&["a".into()]), "1 error occurred:\n\t* a\n\n");
+        assert_eq!(
+            multierror(&["a".into(), "b".into()]),
+            "2 errors occurred:\n\t* a\n\t* b\n\n"
         );
     }
 

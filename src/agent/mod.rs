@@ -10,7 +10,7 @@ pub mod sessions;
 
 use crate::config::Config;
 use crate::http::{self, AgentContext};
-use crate::store::{catalog, Store};
+use crate::store::{catalog, config_entry, Store};
 use crate::types::catalog::{
     HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
     SERF_CHECK_NAME,
@@ -81,6 +81,7 @@ impl Agent {
             shutdown: tokio::sync::Notify::new(),
         });
         bring_up(&ctx).await?;
+        bootstrap_config_entries(&ctx).await?;
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
                 let stop = ctx.clone();
@@ -294,6 +295,37 @@ async fn load_config_definitions(ctx: &http::Ctx) -> Result<(), AgentError> {
             .register_check(def, Source::Config)
             .await
             .map_err(|e| AgentError::Io(format!("cannot register check from config: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Writes the `config_entries.bootstrap` entries that don't exist yet, as a Consul server does
+/// once it leads (only in the primary datacenter): an existing entry is never overwritten, so
+/// changes made through the API survive restarts.
+async fn bootstrap_config_entries(ctx: &http::Ctx) -> Result<(), AgentError> {
+    let c = &ctx.config;
+    if c.config_entries.is_empty() {
+        return Ok(());
+    }
+    if !c.server {
+        tracing::info!(
+            "config_entries.bootstrap is applied by servers only; ignored on this client"
+        );
+        return Ok(());
+    }
+    if c.primary_datacenter != c.datacenter {
+        return Ok(());
+    }
+    for entry in c.config_entries.clone() {
+        let (kind, name) = (entry.kind.clone(), entry.name.clone());
+        ctx.store
+            .write(move |tx| config_entry::set(tx, entry, Some(0)))
+            .await
+            .map_err(|e| {
+                AgentError::Io(format!(
+                    "Failed to apply configuration entry {kind:?} / {name:?}: {e}"
+                ))
+            })?;
     }
     Ok(())
 }

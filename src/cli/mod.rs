@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod client;
+pub mod config;
 pub mod event;
 pub mod kv;
 pub mod lock;
@@ -39,6 +40,11 @@ pub enum Command {
     Catalog {
         #[command(subcommand)]
         command: catalog::CatalogCommand,
+    },
+    /// Interacts with centralized config entries.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
     },
     /// Registers or deregisters services with the local agent.
     Services {
@@ -126,6 +132,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Agent(flags) => runtime.block_on(run_agent(*flags)),
         Command::Kv { command } => runtime.block_on(kv::run(command)),
         Command::Catalog { command } => runtime.block_on(catalog::run(command)),
+        Command::Config { command } => runtime.block_on(config::run(command)),
         Command::Services { command } => runtime.block_on(services::run(command)),
         Command::Maint(args) => runtime.block_on(maint::run(args)),
         Command::Snapshot { command } => runtime.block_on(snapshot::run(command)),

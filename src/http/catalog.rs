@@ -12,8 +12,9 @@ use super::query::QueryOptions;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::filter::Filter;
-use crate::gojson::{self, field, Kind, Schema, STRING, UINT64};
+use crate::gojson::{self, field, is_zero, multierror, Kind, Schema, STRING, UINT64};
 use crate::store::catalog::{self as store, Lookup};
+use crate::store::gateway;
 use crate::store::{ReadTx, StoreError, WatchSet, WriteTx};
 use crate::types::catalog::{HealthCheck, Node, NodeService, ServiceAddress, ServiceNode, Weights};
 use crate::types::schemas::{HEALTH_CHECK, LOCALITY, NODE_SERVICE};
@@ -352,34 +353,12 @@ fn go_quote_rune(c: char) -> String {
     }
 }
 
-/// Go's multierror rendering.
-fn multierror(errors: &[String]) -> String {
-    let head = if errors.len() == 1 {
-        "1 error occurred:".to_string()
-    } else {
-        format!("{} errors occurred:", errors.len())
-    };
-    let items: String = errors.iter().map(|e| format!("\n\t* {e}")).collect();
-    format!("{head}{items}\n\n")
-}
-
 const GATEWAY_KINDS: [&str; 4] = [
     "mesh-gateway",
     "terminating-gateway",
     "ingress-gateway",
     "api-gateway",
 ];
-
-fn is_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-    }
-}
 
 fn str_of<'a>(map: &'a Map<String, Value>, key: &str) -> &'a str {
     map.get(key).and_then(Value::as_str).unwrap_or("")
@@ -977,6 +956,20 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
 }
 
+/// `GET /v1/catalog/gateway-services/<gateway>`: the services an ingress or terminating
+/// gateway fronts, `null` when none (an unknown gateway included, as in Consul).
+pub async fn gateway_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let name = path_arg(
+        &req,
+        "/v1/catalog/gateway-services/",
+        "Missing gateway name",
+    )?;
+    let got = blocking(&ctx.store, &opts, |r, ws| gateway::services(r, ws, &name)).await?;
+    let services = Some(got.value).filter(|s| !s.is_empty());
+    Ok(Reply::json(&services, opts.pretty)?.read_meta(got.index))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1023,15 +1016,6 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&render_proxy(p)).unwrap(),
             r#"{"DestinationServiceName":"web","Mode":"","MeshGateway":{},"Expose":{}}"#
-        );
-    }
-
-    #[test]
-    fn multierror_renders_as_go() {
-        assert_eq!(multierror(&["a".into()]), "1 error occurred:\n\t* a\n\n");
-        assert_eq!(
-            multierror(&["a".into(), "b".into()]),
-            "2 errors occurred:\n\t* a\n\t* b\n\n"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! `/v1/health/*` (Consul's `health_endpoint.go`): checks by node, by service and by state,
-//! and service instances with their checks, all blocking. Narrowing as in `catalog`.
+//! and service instances with their checks (a service's own, its Connect-capable ones, or its
+//! ingress gateways'), all blocking. Narrowing as in `catalog`.
 
 use super::blocking::blocking;
 use super::catalog::{path_arg, Narrow};
@@ -7,6 +8,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::store::catalog::{self as store, Lookup};
+use crate::store::gateway;
 use crate::store::{ReadTx, WatchSet};
 use crate::types::catalog::{CheckServiceNode, HealthCheck, Node, CRITICAL, PASSING, WARNING};
 use std::collections::BTreeMap;
@@ -79,15 +81,43 @@ pub async fn state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     Ok(Reply::json(&checks, opts.pretty)?.read_meta(got.index))
 }
 
+/// Whose instances a service's health read returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Instances {
+    /// The service's own, or its Connect-capable ones.
+    Of(Lookup),
+    /// Those of the ingress gateways that front it.
+    Ingress,
+}
+
 /// `GET /v1/health/service/<service>`.
 pub async fn service(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
-    service_nodes(ctx, req, "/v1/health/service/", Lookup::Service).await
+    service_nodes(
+        ctx,
+        req,
+        "/v1/health/service/",
+        Instances::Of(Lookup::Service),
+    )
+    .await
 }
 
 /// `GET /v1/health/connect/<service>`: the Connect-capable instances (tags are ignored, as in
 /// Consul).
 pub async fn connect(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
-    service_nodes(ctx, req, "/v1/health/connect/", Lookup::Connect).await
+    service_nodes(
+        ctx,
+        req,
+        "/v1/health/connect/",
+        Instances::Of(Lookup::Connect),
+    )
+    .await
+}
+
+/// `GET /v1/health/ingress/<service>`: the instances of every ingress gateway that fronts the
+/// service. `?tag` narrows the gateways' instances (Consul's server would answer a tagged
+/// query with the service's own instances instead, a quirk not reproduced).
+pub async fn ingress(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    service_nodes(ctx, req, "/v1/health/ingress/", Instances::Ingress).await
 }
 
 /// `?passing`: present without a value means true, otherwise Go's `ParseBool`.
@@ -121,23 +151,22 @@ async fn service_nodes(
     ctx: Ctx,
     req: Request,
     prefix: &str,
-    lookup: Lookup,
+    instances: Instances,
 ) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, prefix, "Missing service name")?;
     let passing = passing_flag(&req)?;
-    let got = blocking(&ctx.store, &opts, |r, ws| {
-        store::check_service_nodes(r, ws, &name, lookup)
+    let got = blocking(&ctx.store, &opts, |r, ws| match instances {
+        Instances::Of(lookup) => store::check_service_nodes(r, ws, &name, lookup),
+        Instances::Ingress => gateway::ingress_nodes(r, ws, &name),
     })
     .await?;
+    let tagged = instances != Instances::Of(Lookup::Connect);
     let nodes: Vec<CheckServiceNode> = got
         .value
         .into_iter()
-        .filter(|e| {
-            (lookup == Lookup::Connect || narrow.tags_ok(&e.service.tags))
-                && narrow.meta_ok(&e.node.meta)
-        })
+        .filter(|e| (!tagged || narrow.tags_ok(&e.service.tags)) && narrow.meta_ok(&e.node.meta))
         .collect();
     let nodes = if passing { only_passing(nodes) } else { nodes };
     let nodes = narrow.filter(nodes)?;

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod blocking;
 pub mod catalog;
+pub mod config;
 pub mod coordinate;
 pub mod error;
 pub mod event;
@@ -278,11 +279,15 @@ static ROUTES: &[Route] = &[
     route!("/v1/catalog/connect/", prefix, [GET], Default, catalog::connect),
     route!("/v1/catalog/node/", prefix, [GET], Default, catalog::node),
     route!("/v1/catalog/node-services/", prefix, [GET], Default, catalog::node_services),
+    route!("/v1/catalog/gateway-services/", prefix, [GET], Default, catalog::gateway_services),
     route!("/v1/health/node/", prefix, [GET], Default, health::node),
     route!("/v1/health/checks/", prefix, [GET], Default, health::checks),
     route!("/v1/health/service/", prefix, [GET], Default, health::service),
     route!("/v1/health/connect/", prefix, [GET], Default, health::connect),
     route!("/v1/health/state/", prefix, [GET], Default, health::state),
+    route!("/v1/health/ingress/", prefix, [GET], Default, health::ingress),
+    route!("/v1/config", exact, [PUT], Default, config::apply),
+    route!("/v1/config/", prefix, [GET, DELETE], Default, config::handle),
     route!("/v1/agent/members", exact, [GET], Default, agent::members),
     route!("/v1/agent/join/", prefix, [PUT], Default, agent::join),
     route!("/v1/agent/leave", exact, [PUT], Default, agent::leave),

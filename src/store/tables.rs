@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -110,6 +110,12 @@ pub const SESSION_LOCKS: Table<super::catalog::Marker> = Table::new("session_loc
 /// session was invalidated.
 pub const KV_LOCK_DELAYS: Table<super::session::LockDelay> = Table::new("kv_lock_delays");
 
+/// `config_entries`: `<kind>\0<name>` → `ConfigEntry`. The kind is one Consul CE knows and the
+/// name is the normalized one (mesh → `mesh`, proxy-defaults → `global`), so a kind's entries
+/// share the prefix `<kind>\0`, which list reads scan and watch.
+pub const CONFIG_ENTRIES: Table<crate::types::config_entry::ConfigEntry> =
+    Table::new("config_entries");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -128,6 +134,7 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (SESSION_NODES.name, "Marker"),
     (SESSION_LOCKS.name, "Marker"),
     (KV_LOCK_DELAYS.name, "LockDelay"),
+    (CONFIG_ENTRIES.name, "ConfigEntry"),
 ];
 
 #[cfg(test)]
@@ -159,8 +166,9 @@ mod tests {
                 "session_nodes:Marker",
                 "session_locks:Marker",
                 "kv_lock_delays:LockDelay",
+                "config_entries:ConfigEntry",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 5);
+        assert_eq!(super::SCHEMA_VERSION, 6);
     }
 }

@@ -2,6 +2,8 @@
 //! them) and the CLI (which reads them back). Field names and shapes follow Consul's API.
 
 pub mod catalog;
+pub mod config_entry;
+pub mod gateway;
 pub mod json;
 pub mod kv;
 pub mod schemas;

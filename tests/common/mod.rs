@@ -233,3 +233,38 @@ pub fn wait_exit(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// What a `legate` CLI run printed and returned.
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestAgent {
+    /// Runs the real `legate` binary with `args` against this agent (`CONSUL_HTTP_ADDR`),
+    /// feeding it `stdin` when given.
+    pub async fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_legate"))
+            .args(args)
+            .env("CONSUL_HTTP_ADDR", self.base.trim_start_matches("http://"))
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().await.unwrap();
+        CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod cli_agent;
 mod cli_catalog;
 mod cli_lock;
 mod clients;
+mod config_entries;
 mod kv;
 mod process;
 mod restart;

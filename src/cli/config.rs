@@ -1,0 +1,263 @@
+//! `legate config write|read|list|delete`, as `consul config`: same flags, output and exit
+//! codes. Entries are decoded here as the agent decodes them, so a malformed file is reported
+//! before anything is sent.
+
+use super::client::{connect, segment, Client, HttpFlags};
+use crate::types::config_entry::{ConfigEntry, MESH_KIND, MESH_NAME};
+use reqwest::Method;
+use serde_json::Value;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Creates or updates a config entry from an HCL or JSON file (`-` for stdin).
+    Write(WriteArgs),
+    /// Prints a config entry as JSON.
+    Read(ReadArgs),
+    /// Lists the names of the config entries of a kind.
+    List(ListArgs),
+    /// Deletes a config entry.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    /// Check-and-set: write only if the entry's ModifyIndex is -modify-index (0: only create).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    cas: Option<bool>,
+    #[arg(long = "modify-index", default_value_t = 0)]
+    modify_index: u64,
+    #[arg(allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    #[arg(long, default_value = "")]
+    kind: String,
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    #[arg(long, default_value = "")]
+    kind: String,
+    /// A `?filter` expression over the entries.
+    #[arg(long, default_value = "")]
+    filter: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    #[arg(long, default_value = "")]
+    kind: String,
+    #[arg(long, default_value = "")]
+    name: String,
+    /// A file holding the entry to delete (instead of -kind and -name).
+    #[arg(long, default_value = "")]
+    filename: String,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    cas: Option<bool>,
+    #[arg(long = "modify-index", default_value_t = 0)]
+    modify_index: u64,
+}
+
+pub async fn run(command: ConfigCommand) -> i32 {
+    let result = match command {
+        ConfigCommand::Write(a) => write(a).await,
+        ConfigCommand::Read(a) => read(a).await,
+        ConfigCommand::List(a) => list(a).await,
+        ConfigCommand::Delete(a) => delete(a).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("{message}");
+            1
+        }
+    }
+}
+
+/// The document at `source` (a path, `@path`, or `-` for stdin), as `LoadDataSourceNoRaw`.
+fn load(source: &str) -> Result<String, String> {
+    let failed = |e: String| format!("Failed to load data: {e}");
+    if source == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| failed(format!("Failed to read stdin: {e}")))?;
+        return Ok(text);
+    }
+    let path = source.strip_prefix('@').unwrap_or(source);
+    std::fs::read_to_string(path).map_err(|e| failed(format!("Failed to read file: {e}")))
+}
+
+/// Parses an entry written in JSON or HCL (`ParseConfigEntry`) and decodes it as the agent
+/// will; returns the document to send and the decoded entry.
+fn parse(text: &str) -> Result<(Value, ConfigEntry), String> {
+    let failed = |e: String| format!("Failed to decode config entry input: {e}");
+    let document: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => hcl::from_str(text).map_err(|e| failed(e.to_string()))?,
+    };
+    let entry = ConfigEntry::decode(document.clone()).map_err(failed)?;
+    Ok((document, entry))
+}
+
+/// The name Consul's client reports for an entry (the mesh entry's is always `mesh`).
+fn display_name(entry: &ConfigEntry) -> &str {
+    if entry.kind == MESH_KIND {
+        MESH_NAME
+    } else {
+        &entry.name
+    }
+}
+
+fn entry_path(kind: &str, name: &str) -> String {
+    format!("/v1/config/{}/{}", segment(kind), segment(name))
+}
+
+async fn write(a: WriteArgs) -> Result<(), String> {
+    let [source] = a.args.as_slice() else {
+        return Err(
+            "Must provide exactly one positional argument to specify the config entry to write"
+                .into(),
+        );
+    };
+    let (document, entry) = parse(&load(source)?)?;
+    let client = connect(&a.http)?;
+    let (kind, name) = (entry.kind.as_str(), display_name(&entry));
+    let query = match a.cas {
+        Some(true) => vec![("cas", a.modify_index.to_string())],
+        _ => Vec::new(),
+    };
+    let body = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
+    let written = client
+        .ok(Method::PUT, "/v1/config", &query, Some(body))
+        .await
+        .map_err(|e| format!("Error writing config entry {kind}/{name}: {e}"))?
+        .is_true();
+    if !written {
+        return Err(format!("Config entry not updated: {kind}/{name}"));
+    }
+    println!("Config entry written: {kind}/{name}");
+    Ok(())
+}
+
+async fn read(a: ReadArgs) -> Result<(), String> {
+    if a.kind.is_empty() {
+        return Err("Must specify the -kind parameter".into());
+    }
+    if a.name.is_empty() {
+        return Err("Must specify the -name parameter".into());
+    }
+    let client = connect(&a.http)?;
+    let failed = |e: String| format!("Error reading config entry {}/{}: {e}", a.kind, a.name);
+    let resp = client
+        .ok(Method::GET, &entry_path(&a.kind, &a.name), &[], None)
+        .await
+        .map_err(failed)?;
+    let entry: Value = super::client::decode(&resp.body).map_err(failed)?;
+    println!("{}", pretty(&entry));
+    Ok(())
+}
+
+/// JSON indented with four spaces, as Go's `json.MarshalIndent(v, "", "    ")`.
+fn pretty(value: &Value) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(value, &mut ser).expect("a JSON value always serializes");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+async fn list(a: ListArgs) -> Result<(), String> {
+    if a.kind.is_empty() {
+        return Err("Must specify the -kind parameter".into());
+    }
+    let client = connect(&a.http)?;
+    let failed = |e: String| format!("Error listing config entries for kind {:?}: {e}", a.kind);
+    let query = if a.filter.is_empty() {
+        Vec::new()
+    } else {
+        vec![("filter", a.filter.clone())]
+    };
+    let path = format!("/v1/config/{}", segment(&a.kind));
+    let resp = client
+        .ok(Method::GET, &path, &query, None)
+        .await
+        .map_err(failed)?;
+    let entries: Vec<Value> = super::client::decode(&resp.body).map_err(failed)?;
+    for entry in entries {
+        let name = entry
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or(MESH_NAME);
+        println!("{name}");
+    }
+    Ok(())
+}
+
+/// `consul config delete`'s argument rules.
+fn check_delete_args(a: &DeleteArgs) -> Result<(), String> {
+    let given = [&a.filename, &a.kind, &a.name]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .count();
+    if given >= 3 || (!a.filename.is_empty() && given == 2) {
+        return Err("filename can't be used with kind or name".into());
+    }
+    if given == 0 {
+        return Err("Must specify the -kind or -filename parameter".into());
+    }
+    if a.filename.is_empty() {
+        if a.kind.is_empty() {
+            return Err("Must specify the -kind parameter".into());
+        }
+        if a.name.is_empty() {
+            return Err("Must specify the -name parameter".into());
+        }
+    }
+    let cas = a.cas.unwrap_or(false);
+    if cas && a.modify_index == 0 {
+        return Err("Must specify a -modify-index greater than 0 with -cas".into());
+    }
+    if a.modify_index != 0 && !cas {
+        return Err("Cannot specify -modify-index without -cas".into());
+    }
+    Ok(())
+}
+
+async fn delete(a: DeleteArgs) -> Result<(), String> {
+    check_delete_args(&a)?;
+    let (kind, name) = if a.filename.is_empty() {
+        (a.kind.clone(), a.name.clone())
+    } else {
+        let (_, entry) = parse(&load(&a.filename)?)?;
+        let name = display_name(&entry).to_string();
+        (entry.kind, name)
+    };
+    let client: Client = connect(&a.http)?;
+    let cas = a.cas.unwrap_or(false);
+    let query = if cas {
+        vec![("cas", a.modify_index.to_string())]
+    } else {
+        Vec::new()
+    };
+    let resp = client
+        .ok(Method::DELETE, &entry_path(&kind, &name), &query, None)
+        .await
+        .map_err(|e| format!("Error deleting config entry {kind}/{name}: {e}"))?;
+    if cas && !resp.is_true() {
+        return Err(format!("Config entry not deleted: {kind}/{name}"));
+    }
+    println!("Config entry deleted: {kind}/{name}");
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `/v1/config` (Consul's `config_endpoint.go`, HTTP and server halves): write an entry
+//! (`PUT /v1/config`, `?cas`), read one (`GET /v1/config/<kind>/<name>`), list a kind or all
+//! (`GET /v1/config/<kind>`, `?filter`), delete one (`DELETE /v1/config/<kind>/<name>`, `?cas`).
+//! Reads block.
+//!
+//! Statuses follow Consul's split between its HTTP handler and its server: a body that doesn't
+//! decode, or an unknown kind in a delete, is a 400; what the server refuses (an entry that
+//! fails validation, a conflict with other entries, an unknown kind in a read) is a 500.
+
+use super::blocking::blocking;
+use super::error::ApiError;
+use super::reply::Reply;
+use super::{Ctx, Request};
+use crate::filter::go_quote;
+use crate::gojson;
+use crate::store::config_entry;
+use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry};
+use warp::http::Method;
+
+const PREFIX: &str = "/v1/config/";
+
+/// `?cas=`: absent or empty means none. Consul hands a malformed one's parse error back as is,
+/// which its HTTP layer turns into a 500.
+fn cas(req: &Request) -> Result<Option<u64>, ApiError> {
+    match req.params.get("cas") {
+        None | Some("") => Ok(None),
+        Some(_) => req
+            .params
+            .u64("cas")
+            .map_err(|e| ApiError::internal(e.message)),
+    }
+}
+
+/// The path's kind and, after the first `/`, name.
+fn kind_and_name(req: &Request) -> (String, Option<String>) {
+    let tail = req.tail(PREFIX);
+    match tail.split_once('/') {
+        Some((kind, name)) => (kind.to_string(), Some(name.to_string())),
+        None => (tail.to_string(), None),
+    }
+}
+
+/// `PUT /v1/config`: `true` once written, `false` when a `?cas` doesn't match.
+pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let body = req.body(&ctx).await?;
+    let decode_failed = |e: String| ApiError::bad_request(format!("Request decoding failed: {e}"));
+    let raw = gojson::parse(&body).map_err(decode_failed)?;
+    let mut entry = ConfigEntry::decode(raw).map_err(decode_failed)?;
+    let cas = cas(&req)?;
+    entry.check().map_err(ApiError::internal)?;
+    let written = ctx
+        .store
+        .write(move |tx| config_entry::set(tx, entry, cas))
+        .await?;
+    Reply::json(&written, opts.pretty)
+}
+
+/// `GET` and `DELETE` under `/v1/config/`.
+pub async fn handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    match req.method {
+        Method::GET => read(ctx, req).await,
+        _ => delete(ctx, req).await,
+    }
+}
+
+async fn read(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let (kind, name) = kind_and_name(&req);
+    let Some(name) = name else {
+        return list(ctx, req, kind).await;
+    };
+    check_kind(&kind).map_err(ApiError::internal)?;
+    let got = blocking(&ctx.store, &opts, |r, ws| {
+        config_entry::get(r, ws, &kind, &name)
+    })
+    .await?;
+    match got.value {
+        Some(entry) => Ok(Reply::json(&entry, opts.pretty)?.read_meta(got.index)),
+        None => Ok(Reply::from(ApiError::not_found(format!(
+            "Config entry not found for {} / {}",
+            go_quote(&kind),
+            go_quote(&name)
+        )))
+        .read_meta(got.index)),
+    }
+}
+
+/// `GET /v1/config/<kind>`; an empty kind lists every entry, as Consul's does.
+async fn list(ctx: Ctx, req: Request, kind: String) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    if !kind.is_empty() {
+        check_kind(&kind).map_err(ApiError::internal)?;
+    }
+    // A bad filter is refused before blocking, as Consul builds its filter first.
+    opts.parsed_filter()?;
+    let of_kind = (!kind.is_empty()).then_some(kind.as_str());
+    let got = blocking(&ctx.store, &opts, |r, ws| {
+        config_entry::list(r, ws, of_kind)
+    })
+    .await?;
+    let entries = opts.filter_items(got.value)?;
+    Ok(Reply::json(&entries, opts.pretty)?.read_meta(got.index))
+}
+
+/// `DELETE /v1/config/<kind>/<name>`: `{}`, or with `?cas` whether it deleted.
+async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let (kind, Some(name)) = kind_and_name(&req) else {
+        return Err(ApiError::not_found(
+            "Must provide both a kind and name to delete",
+        ));
+    };
+    check_kind(&kind).map_err(ApiError::bad_request)?;
+    let cas = cas(&req)?;
+    let name = canonical_name(&kind, &name).map_err(ApiError::internal)?;
+    let deleted = ctx
+        .store
+        .write(move |tx| config_entry::delete(tx, &kind, &name, cas))
+        .await?;
+    match cas {
+        Some(_) => Reply::json(&deleted, opts.pretty),
+        // Consul answers plain deletes with an empty object, for older clients.
+        None => Reply::json(&serde_json::json!({}), opts.pretty),
+    }
+}

@@ -2,7 +2,7 @@
 //! same flags, output and exit codes.
 
 use super::catalog::columnize;
-use super::client::{connect, decode, segment, HttpFlags};
+use super::client::{connect, decode, exit_code_of, segment, HttpFlags};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -73,39 +73,28 @@ pub struct InfoArgs {
     args: Vec<String>,
 }
 
-/// Prints an error (if any) to stderr and turns the outcome into an exit code.
-fn finish(result: Result<i32, String>) -> i32 {
-    match result {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
-}
-
 pub async fn members(a: MembersArgs) -> i32 {
-    finish(run_members(a).await)
+    exit_code_of(run_members(a).await)
 }
 
 pub async fn join(a: JoinArgs) -> i32 {
-    finish(run_join(a).await)
+    exit_code_of(run_join(a).await)
 }
 
 pub async fn leave(a: LeaveArgs) -> i32 {
-    finish(run_leave(a).await)
+    exit_code_of(run_leave(a).await)
 }
 
 pub async fn force_leave(a: ForceLeaveArgs) -> i32 {
-    finish(run_force_leave(a).await)
+    exit_code_of(run_force_leave(a).await)
 }
 
 pub async fn reload(a: ReloadArgs) -> i32 {
-    finish(run_reload(a).await)
+    exit_code_of(run_reload(a).await)
 }
 
 pub async fn info(a: InfoArgs) -> i32 {
-    finish(run_info(a).await)
+    exit_code_of(run_info(a).await)
 }
 
 /// Serf's name for a member status.

@@ -70,13 +70,7 @@ pub async fn run(command: CatalogCommand) -> i32 {
         CatalogCommand::Nodes(a) => nodes(a).await,
         CatalogCommand::Services(a) => services(a).await,
     };
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code(result)
 }
 
 pub(super) fn no_args(args: &[String]) -> Result<(), String> {

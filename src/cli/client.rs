@@ -169,6 +169,22 @@ pub fn parse_key_value(arg: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A command's exit code: 0, or 1 after printing its error to stderr (as the consul CLI).
+pub fn exit_code(result: Result<(), String>) -> i32 {
+    exit_code_of(result.map(|()| 0))
+}
+
+/// Like `exit_code`, for commands that choose their own exit code on success.
+pub fn exit_code_of(result: Result<i32, String>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{message}");
+            1
+        }
+    }
+}
+
 /// Builds the client, with the consul CLI's error text.
 pub fn connect(flags: &HttpFlags) -> Result<Client, String> {
     Client::new(flags).map_err(|e| format!("Error connecting to Consul agent: {e}"))

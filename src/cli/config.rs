@@ -77,13 +77,7 @@ pub async fn run(command: ConfigCommand) -> i32 {
         ConfigCommand::List(a) => list(a).await,
         ConfigCommand::Delete(a) => delete(a).await,
     };
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code(result)
 }
 
 /// The document at `source` (a path, `@path`, or `-` for stdin), as `LoadDataSourceNoRaw`.

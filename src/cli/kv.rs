@@ -1,6 +1,6 @@
 //! `legate kv get|put|delete|export|import`, as `consul kv`: same flags, output and exit codes.
 
-use super::client::{read_data, Client, HttpFlags};
+use super::client::{connect, read_data, HttpFlags};
 use crate::types::KvEntry;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
@@ -109,17 +109,7 @@ pub async fn run(command: KvCommand) -> i32 {
         KvCommand::Export(a) => export(a).await,
         KvCommand::Import(a) => import(a).await,
     };
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
-}
-
-fn connect(flags: &HttpFlags) -> Result<Client, String> {
-    Client::new(flags).map_err(|e| format!("Error connecting to Consul agent: {e}"))
+    super::client::exit_code(result)
 }
 
 fn one_key(args: &[String], required: bool) -> Result<String, String> {

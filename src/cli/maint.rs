@@ -28,13 +28,7 @@ const NODE_CHECK: &str = "_node_maintenance";
 const SERVICE_CHECK_PREFIX: &str = "_service_maintenance:";
 
 pub async fn run(a: MaintArgs) -> i32 {
-    match maint(a).await {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code(maint(a).await)
 }
 
 async fn maint(a: MaintArgs) -> Result<(), String> {

@@ -115,13 +115,7 @@ pub async fn run(command: OperatorCommand) -> i32 {
             AutopilotCommand::State(a) => state(a).await,
         },
     };
-    match result {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code_of(result)
 }
 
 /// The client, with the operator commands' error text.

@@ -66,13 +66,7 @@ pub async fn run(command: ServicesCommand) -> i32 {
         ServicesCommand::Register(a) => register(a).await,
         ServicesCommand::Deregister(a) => deregister(a).await,
     };
-    match result {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code(result)
 }
 
 /// A service to register: the body to send, with its name and ID.

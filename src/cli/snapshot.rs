@@ -64,17 +64,10 @@ pub async fn run(command: SnapshotCommand) -> i32 {
         SnapshotCommand::Restore(a) => restore(a).await,
         SnapshotCommand::Inspect(a) => inspect(a),
     };
-    match result {
-        Ok(out) => {
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "{out}");
-            0
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            1
-        }
-    }
+    super::client::exit_code(result.map(|out| {
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "{out}");
+    }))
 }
 
 fn one_file(args: &[String]) -> Result<&str, String> {

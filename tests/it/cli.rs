@@ -2,48 +2,21 @@
 
 use crate::common::TestAgent;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn legate(a: &TestAgent, args: &[&str], stdin: Option<&str>) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_legate"));
-    cmd.args(args)
-        .env("CONSUL_HTTP_ADDR", a.base.trim_start_matches("http://"))
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[tokio::test]
 async fn kv_put_get_delete() {
     let a = TestAgent::start().await;
-    let out = legate(&a, &["kv", "put", "-flags=5", "cli/key", "hello"], None).await;
+    let out = a
+        .cli(&["kv", "put", "-flags=5", "cli/key", "hello"], None)
+        .await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Success! Data written to: cli/key\n"),
         "{}",
         out.stderr
     );
-    let out = legate(&a, &["kv", "get", "cli/key"], None).await;
+    let out = a.cli(&["kv", "get", "cli/key"], None).await;
     assert_eq!(out.stdout, "hello\n");
-    let out = legate(&a, &["kv", "get", "-detailed", "cli/key"], None).await;
+    let out = a.cli(&["kv", "get", "-detailed", "cli/key"], None).await;
     assert!(
         out.stdout.contains("Flags            5\n"),
         "{}",
@@ -54,46 +27,44 @@ async fn kv_put_get_delete() {
         "{}",
         out.stdout
     );
-    let out = legate(&a, &["kv", "put", "cli/stdin", "-"], Some("from stdin")).await;
+    let out = a
+        .cli(&["kv", "put", "cli/stdin", "-"], Some("from stdin"))
+        .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = legate(&a, &["kv", "get", "-recurse", "cli/"], None).await;
+    let out = a.cli(&["kv", "get", "-recurse", "cli/"], None).await;
     assert_eq!(out.stdout, "cli/key:hello\ncli/stdin:from stdin\n");
-    let out = legate(&a, &["kv", "get", "-keys", "cli/"], None).await;
+    let out = a.cli(&["kv", "get", "-keys", "cli/"], None).await;
     assert_eq!(out.stdout, "cli/key\ncli/stdin\n");
-    let out = legate(&a, &["kv", "delete", "cli/key"], None).await;
+    let out = a.cli(&["kv", "delete", "cli/key"], None).await;
     assert_eq!(out.stdout, "Success! Deleted key: cli/key\n");
-    let out = legate(&a, &["kv", "get", "cli/key"], None).await;
+    let out = a.cli(&["kv", "get", "cli/key"], None).await;
     assert_eq!(out.code, 1);
     assert_eq!(out.stderr, "Error! No key exists at: cli/key\n");
-    let out = legate(&a, &["kv", "delete", "-recurse", "cli/"], None).await;
+    let out = a.cli(&["kv", "delete", "-recurse", "cli/"], None).await;
     assert_eq!(out.stdout, "Success! Deleted keys with prefix: cli/\n");
 }
 
 #[tokio::test]
 async fn kv_cas_from_the_cli() {
     let a = TestAgent::start().await;
-    let out = legate(
-        &a,
-        &["kv", "put", "-cas", "-modify-index=0", "c", "1"],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(&["kv", "put", "-cas", "-modify-index=0", "c", "1"], None)
+        .await;
     assert_eq!(out.code, 0);
-    let out = legate(
-        &a,
-        &["kv", "put", "-cas", "-modify-index=0", "c", "2"],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(&["kv", "put", "-cas", "-modify-index=0", "c", "2"], None)
+        .await;
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr,
         "Error! Did not write to c: CAS performed with index=0 and key already exists.\n"
     );
-    let out = legate(&a, &["kv", "delete", "-cas", "-modify-index=99", "c"], None).await;
+    let out = a
+        .cli(&["kv", "delete", "-cas", "-modify-index=99", "c"], None)
+        .await;
     assert_eq!(out.code, 1);
     assert_eq!(out.stderr, "Error! Did not delete key c: CAS failed\n");
-    let out = legate(&a, &["kv", "delete", "-modify-index=1", "c"], None).await;
+    let out = a.cli(&["kv", "delete", "-modify-index=1", "c"], None).await;
     assert_eq!(out.stderr, "Cannot specify -modify-index without -cas!\n");
 }
 
@@ -102,7 +73,7 @@ async fn kv_export_then_import_under_a_prefix() {
     let a = TestAgent::start().await;
     a.put_ok("/v1/kv/exp/a?flags=3", "one").await;
     a.put_ok("/v1/kv/exp/b", "two").await;
-    let out = legate(&a, &["kv", "export", "exp/"], None).await;
+    let out = a.cli(&["kv", "export", "exp/"], None).await;
     assert_eq!(out.code, 0);
     let exported: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
@@ -114,12 +85,9 @@ async fn kv_export_then_import_under_a_prefix() {
         "tab-indented like consul: {}",
         out.stdout
     );
-    let out = legate(
-        &a,
-        &["kv", "import", "-prefix=copy", "-"],
-        Some(&out.stdout),
-    )
-    .await;
+    let out = a
+        .cli(&["kv", "import", "-prefix=copy", "-"], Some(&out.stdout))
+        .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "Imported: copy/exp/a\nImported: copy/exp/b\n");
     let (_, body) = a.get_json("/v1/kv/copy/exp/a").await;
@@ -129,12 +97,14 @@ async fn kv_export_then_import_under_a_prefix() {
 #[tokio::test]
 async fn errors_from_the_agent_reach_the_user() {
     let a = TestAgent::start().await;
-    let out = legate(&a, &["kv", "get"], None).await;
+    let out = a.cli(&["kv", "get"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Error! Missing KEY argument\n")
     );
-    let out = legate(&a, &["kv", "put", "-http-addr=127.0.0.1:1", "k", "v"], None).await;
+    let out = a
+        .cli(&["kv", "put", "-http-addr=127.0.0.1:1", "k", "v"], None)
+        .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.starts_with("Error! Failed writing data: "),

@@ -4,38 +4,16 @@
 use crate::common::TestAgent;
 use serde_json::Value;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn legate(a: &TestAgent, args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_legate"))
-        .args(args)
-        .env("CONSUL_HTTP_ADDR", a.base.trim_start_matches("http://"))
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs `args`, asserting exit code 0, and returns stdout.
 async fn ok(a: &TestAgent, args: &[&str]) -> String {
-    let out = legate(a, args).await;
+    let out = a.cli(args, None).await;
     assert_eq!(out.code, 0, "legate {args:?}: {}", out.stderr);
     out.stdout
 }
 
 /// Runs `args`, asserting exit code `code` and no stdout, and returns stderr.
 async fn fails(a: &TestAgent, args: &[&str], code: i32) -> String {
-    let out = legate(a, args).await;
+    let out = a.cli(args, None).await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (code, ""),
@@ -206,7 +184,7 @@ async fn join_counts_the_addresses_that_answered() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let out = legate(&a, &["join", &addr, &closed]).await;
+    let out = a.cli(&["join", &addr, &closed], None).await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Successfully joined cluster by contacting 1 nodes.\n")
@@ -232,7 +210,7 @@ async fn join_counts_the_addresses_that_answered() {
 async fn leave_stops_the_agent() {
     // A dedicated agent: it shuts down after answering.
     let a = TestAgent::start().await;
-    let out = legate(&a, &["leave", "extra"]).await;
+    let out = a.cli(&["leave", "extra"], None).await;
     assert_eq!(out.code, 1);
     assert_eq!(out.stderr, "Error found unexpected args: [extra]\n");
     assert_eq!(ok(&a, &["leave"]).await, "Graceful leave complete\n");
@@ -470,16 +448,17 @@ UpgradeVersionTag = \"\"
         ),
         "{out}"
     );
-    let out = legate(
-        &a,
-        &[
-            "operator",
-            "autopilot",
-            "set-config",
-            "-max-trailing-logs=x",
-        ],
-    )
-    .await;
+    let out = a
+        .cli(
+            &[
+                "operator",
+                "autopilot",
+                "set-config",
+                "-max-trailing-logs=x",
+            ],
+            None,
+        )
+        .await;
     assert_eq!(out.code, 1);
 
     // State: pretty and JSON.

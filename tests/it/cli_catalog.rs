@@ -3,39 +3,9 @@
 use crate::common::TestAgent;
 use serde_json::json;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn legate(a: &TestAgent, args: &[&str], stdin: Option<&str>) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_legate"))
-        .args(args)
-        .env("CONSUL_HTTP_ADDR", a.base.trim_start_matches("http://"))
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs `args`, asserting exit code 0, and returns stdout.
 async fn ok(a: &TestAgent, args: &[&str]) -> String {
-    let out = legate(a, args, None).await;
+    let out = a.cli(args, None).await;
     assert_eq!(out.code, 0, "legate {args:?}: {}", out.stderr);
     out.stdout
 }
@@ -52,7 +22,7 @@ const NO_SERVICES: &str = "No services match the given query - try expanding you
 async fn catalog_datacenters() {
     let a = TestAgent::start().await;
     assert_eq!(ok(&a, &["catalog", "datacenters"]).await, "dc1\n");
-    let out = legate(&a, &["catalog", "datacenters", "extra"], None).await;
+    let out = a.cli(&["catalog", "datacenters", "extra"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Too many arguments (expected 0, got 1)\n")
@@ -124,7 +94,7 @@ async fn catalog_nodes_table_and_narrowing() {
         &["catalog", "nodes", "-node-meta", "rack=r1"][..],
         &["catalog", "nodes", "-filter", "Node == \"other\""][..],
     ] {
-        let out = legate(&a, args, None).await;
+        let out = a.cli(args, None).await;
         assert_eq!(
             (out.code, out.stdout.as_str(), out.stderr.as_str()),
             (0, "", NO_NODES),
@@ -133,12 +103,12 @@ async fn catalog_nodes_table_and_narrowing() {
     }
 
     // The filter may come from stdin or a file.
-    let out = legate(
-        &a,
-        &["catalog", "nodes", "-filter", "-"],
-        Some("Node == \"test-node\""),
-    )
-    .await;
+    let out = a
+        .cli(
+            &["catalog", "nodes", "-filter", "-"],
+            Some("Node == \"test-node\""),
+        )
+        .await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, expected.as_str()),
@@ -149,10 +119,12 @@ async fn catalog_nodes_table_and_narrowing() {
     let file = dir.path().join("filter");
     std::fs::write(&file, "Node != \"test-node\"").unwrap();
     let arg = format!("@{}", file.display());
-    let out = legate(&a, &["catalog", "nodes", "-filter", &arg], None).await;
+    let out = a.cli(&["catalog", "nodes", "-filter", &arg], None).await;
     assert_eq!((out.code, out.stderr.as_str()), (0, NO_NODES));
 
-    let out = legate(&a, &["catalog", "nodes", "-filter", "Node =="], None).await;
+    let out = a
+        .cli(&["catalog", "nodes", "-filter", "Node =="], None)
+        .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -160,7 +132,9 @@ async fn catalog_nodes_table_and_narrowing() {
         "{}",
         out.stderr
     );
-    let out = legate(&a, &["catalog", "nodes", "-node-meta", "novalue"], None).await;
+    let out = a
+        .cli(&["catalog", "nodes", "-node-meta", "novalue"], None)
+        .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -233,14 +207,14 @@ async fn catalog_services_names_and_tags() {
         &["catalog", "services", "-node", "no-such-node"][..],
         &["catalog", "services", "-node-meta", "rack=r1"][..],
     ] {
-        let out = legate(&a, args, None).await;
+        let out = a.cli(args, None).await;
         assert_eq!(
             (out.code, out.stdout.as_str(), out.stderr.as_str()),
             (0, "", NO_SERVICES),
             "{args:?}"
         );
     }
-    let out = legate(&a, &["catalog", "services", "web"], None).await;
+    let out = a.cli(&["catalog", "services", "web"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Too many arguments (expected 0, got 1)\n")
@@ -286,7 +260,7 @@ async fn services_register_from_flags() {
     let (_, services) = a.get_json("/v1/agent/services").await;
     assert_eq!(services["db"]["Service"], "db");
 
-    let out = legate(&a, &["services", "register"], None).await;
+    let out = a.cli(&["services", "register"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (
@@ -294,7 +268,9 @@ async fn services_register_from_flags() {
             "Service registration requires at least one argument or flags.\n"
         )
     );
-    let out = legate(&a, &["services", "register", "-name=x", "f.json"], None).await;
+    let out = a
+        .cli(&["services", "register", "-name=x", "f.json"], None)
+        .await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (
@@ -302,18 +278,18 @@ async fn services_register_from_flags() {
             "Service registration requires arguments or -id, not both.\n"
         )
     );
-    let out = legate(
-        &a,
-        &[
-            "services",
-            "register",
-            "-name=x",
-            "-tagged-address",
-            "lan=nope",
-        ],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(
+            &[
+                "services",
+                "register",
+                "-name=x",
+                "-tagged-address",
+                "lan=nope",
+            ],
+            None,
+        )
+        .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.starts_with("Invalid Tagged Address: "),
@@ -321,12 +297,12 @@ async fn services_register_from_flags() {
         out.stderr
     );
     // The agent's refusal is reported with the service's name.
-    let out = legate(
-        &a,
-        &["services", "register", "-name=bad", "-meta", "consul-x=1"],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(
+            &["services", "register", "-name=bad", "-meta", "consul-x=1"],
+            None,
+        )
+        .await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -380,10 +356,10 @@ async fn services_register_and_deregister_files() {
     );
     let out = ok(&a, &["services", "deregister", "-id", "web-1"]).await;
     assert_eq!(out, "Deregistered service: web-1\n");
-    let out = legate(&a, &["catalog", "services"], None).await;
+    let out = a.cli(&["catalog", "services"], None).await;
     assert_eq!((out.code, out.stderr.as_str()), (0, NO_SERVICES));
 
-    let out = legate(&a, &["services", "deregister", "-id=web-1"], None).await;
+    let out = a.cli(&["services", "deregister", "-id=web-1"], None).await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -391,7 +367,7 @@ async fn services_register_and_deregister_files() {
         "{}",
         out.stderr
     );
-    let out = legate(&a, &["services", "deregister"], None).await;
+    let out = a.cli(&["services", "deregister"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (
@@ -399,7 +375,9 @@ async fn services_register_and_deregister_files() {
             "Service deregistration requires at least one argument or -id.\n"
         )
     );
-    let out = legate(&a, &["services", "deregister", "-id=x", &json_path], None).await;
+    let out = a
+        .cli(&["services", "deregister", "-id=x", &json_path], None)
+        .await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (
@@ -411,22 +389,19 @@ async fn services_register_and_deregister_files() {
     // A definition the agent's decoder refuses is reported before anything is sent.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"service": {"name": "x", "bogus": 1}}"#).unwrap();
-    let out = legate(
-        &a,
-        &["services", "register", &bad.display().to_string()],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(&["services", "register", &bad.display().to_string()], None)
+        .await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.starts_with("Error: "), "{}", out.stderr);
     assert!(out.stderr.contains("bogus"), "{}", out.stderr);
     let missing = dir.path().join("missing.json");
-    let out = legate(
-        &a,
-        &["services", "register", &missing.display().to_string()],
-        None,
-    )
-    .await;
+    let out = a
+        .cli(
+            &["services", "register", &missing.display().to_string()],
+            None,
+        )
+        .await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.starts_with("Error: "), "{}", out.stderr);
 }
@@ -496,10 +471,10 @@ async fn maint_enable_list_disable() {
             "Service requires either -enable or -disable\n",
         ),
     ] {
-        let out = legate(&a, args, None).await;
+        let out = a.cli(args, None).await;
         assert_eq!((out.code, out.stderr.as_str()), (1, message), "{args:?}");
     }
-    let out = legate(&a, &["maint", "-enable", "-service", "nope"], None).await;
+    let out = a.cli(&["maint", "-enable", "-service", "nope"], None).await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -520,7 +495,7 @@ async fn commands_report_an_unreachable_agent() {
         &["services", "deregister", "-id=x", "-http-addr=127.0.0.1:1"][..],
         &["maint", "-http-addr=127.0.0.1:1"][..],
     ] {
-        let out = legate(&a, args, None).await;
+        let out = a.cli(args, None).await;
         assert_eq!(out.code, 1, "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
         assert_eq!(out.stdout, "", "{args:?}");

@@ -25,7 +25,10 @@ start_agent() {
     PORT=$(free_port)
     TAKEN_PORTS="$TAKEN_PORTS$PORT "
     URL="http://127.0.0.1:$PORT"
-    "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -log-level warn >"$3" 2>&1 &
+    # The load generators open far more connections from 127.0.0.1 than Consul's default
+    # limit per client IP (200), so the limit is lifted.
+    "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -log-level warn \
+        -hcl 'limits { http_max_conns_per_client = 0 }' >"$3" 2>&1 &
     AGENT_PID=$!
     for _ in $(seq 1 150); do
         curl -sf -o /dev/null "$URL/v1/status/leader" && return 0

@@ -149,6 +149,8 @@ pub struct Ports {
 pub struct Limits {
     pub kv_max_value_size: u64,
     pub txn_max_req_len: u64,
+    /// Concurrent HTTP connections allowed from one client IP (0: no limit).
+    pub http_max_conns_per_client: u64,
 }
 
 impl Default for Limits {
@@ -156,6 +158,7 @@ impl Default for Limits {
         Limits {
             kv_max_value_size: 512 * 1024,
             txn_max_req_len: 512 * 1024,
+            http_max_conns_per_client: 200,
         }
     }
 }
@@ -484,6 +487,9 @@ impl Config {
         let defaults = Limits::default();
         let limits = Limits {
             kv_max_value_size: fl.kv_max_value_size.unwrap_or(defaults.kv_max_value_size),
+            http_max_conns_per_client: fl
+                .http_max_conns_per_client
+                .unwrap_or(defaults.http_max_conns_per_client),
             txn_max_req_len: fl.txn_max_req_len.unwrap_or(defaults.txn_max_req_len),
         };
         if let Some(perf) = file.performance {

@@ -72,6 +72,9 @@ impl Agent {
             coordinates: http::coordinate::Coordinates::new(&config.node_name, index),
             autopilot: http::operator::Autopilot::new(index),
             ops: ops::Ops::new(&config),
+            http_connections: http::connlimit::ConnectionLimiter::new(
+                config.limits.http_max_conns_per_client,
+            ),
             events: Arc::new(http::event::Events::new()),
             store,
             config,

@@ -153,6 +153,8 @@ pub async fn reload(ctx: &AgentContext) -> Result<(), ReloadError> {
             .await
             .map_err(|e| ReloadError(format!("Failed reloading checks: {e}")))?;
     }
+    ctx.http_connections
+        .set_max(new.limits.http_max_conns_per_client);
     if new.log_level != old_level {
         match super::logging::set_level(&new.log_level) {
             Ok(true) => tracing::info!(level = %new.log_level, "log level changed"),

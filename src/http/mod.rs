@@ -7,6 +7,7 @@ pub mod agent;
 pub mod blocking;
 pub mod catalog;
 pub mod config;
+pub mod connlimit;
 pub mod coordinate;
 pub mod error;
 pub mod event;
@@ -54,6 +55,8 @@ pub struct AgentContext {
     pub autopilot: operator::Autopilot,
     /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
     pub ops: crate::agent::ops::Ops,
+    /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).
+    pub http_connections: Arc<connlimit::ConnectionLimiter>,
 }
 
 pub type Ctx = Arc<AgentContext>;
@@ -411,10 +414,11 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let limiter = ctx.http_connections.clone();
     let service = warp::service(api(ctx));
     Ok((
         bound,
-        tokio::spawn(accept_loop(listener, service, shutdown)),
+        tokio::spawn(accept_loop(listener, limiter, service, shutdown)),
     ))
 }
 
@@ -424,6 +428,7 @@ pub async fn serve(
 /// on each of the thousands of connections parked in blocking queries.
 async fn accept_loop<S>(
     listener: tokio::net::TcpListener,
+    limiter: Arc<connlimit::ConnectionLimiter>,
     service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
@@ -439,15 +444,19 @@ async fn accept_loop<S>(
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
                 }
             },
             _ = &mut shutdown => break,
+        };
+        let Some(permit) = limiter.admit(peer.ip()) else {
+            tokio::spawn(refuse(stream, peer));
+            continue;
         };
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(
             hyper_util::rt::TokioIo::new(stream),
@@ -459,10 +468,23 @@ async fn accept_loop<S>(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "HTTP connection ended");
             }
+            drop(permit);
         });
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Answers a connection over its client's limit with a 429 and closes it, giving a client that
+/// doesn't read at most 10 ms (as Consul).
+async fn refuse(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!(
+        client = %peer.ip(),
+        "too many concurrent HTTP connections from one client (limits.http_max_conns_per_client)"
+    );
+    let write = stream.write_all(connlimit::TOO_MANY_CONNECTIONS);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(10), write).await;
 }
 
 /// A failed accept: a connection reset before it was accepted is nothing; anything else (most

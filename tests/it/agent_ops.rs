@@ -922,3 +922,35 @@ async fn leave_shuts_the_agent_down_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `limits.http_max_conns_per_client`: a client IP past its limit gets a 429 and a closed
+/// connection before any request is read; closing a connection frees its place.
+#[tokio::test]
+async fn connections_per_client_are_limited() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a =
+        TestAgent::start_with(|f| f.hcl = vec!["limits { http_max_conns_per_client = 2 }".into()])
+            .await;
+    let addr = a.base.trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let mut first = connect().await.unwrap();
+    let _second = connect().await.unwrap();
+    let mut third = connect().await.unwrap();
+    let mut refused = String::new();
+    third.read_to_string(&mut refused).await.unwrap();
+    assert!(
+        refused.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+        "{refused:?}"
+    );
+    // The admitted connections are served.
+    first
+        .write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut served = String::new();
+    first.read_to_string(&mut served).await.unwrap();
+    assert!(served.starts_with("HTTP/1.1 200 OK\r\n"), "{served:?}");
+    drop(first);
+    // The closed connection's place is free again.
+    a.eventually("/v1/status/leader", |v| v.is_string()).await;
+}

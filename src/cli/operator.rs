@@ -197,18 +197,13 @@ fn peers_table(config: &Value) -> String {
 
 async fn list_peers(a: ListPeersArgs) -> Result<i32, String> {
     let client = client(&a.http)?;
-    let fail =
-        |e: String| format!("Error getting peers: Failed to retrieve raft configuration: {e}");
-    let resp = client
-        .ok(
-            Method::GET,
-            "/v1/operator/raft/configuration",
-            &stale(&a.http),
-            None,
-        )
-        .await
-        .map_err(fail)?;
-    let config: Value = decode(&resp.body).map_err(fail)?;
+    let config: Value = get_json(
+        &client,
+        "/v1/operator/raft/configuration",
+        &stale(&a.http),
+        "Error getting peers: Failed to retrieve raft configuration",
+    )
+    .await?;
     println!("{}", peers_table(&config));
     Ok(0)
 }
@@ -278,21 +273,32 @@ fn config_text(config: &Map<String, Value>) -> String {
     .join("\n")
 }
 
+/// GETs `path` with `query` and decodes its JSON body; errors start with `context`.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    query: &[(&str, String)],
+    context: &str,
+) -> Result<T, String> {
+    let fail = |e: String| format!("{context}: {e}");
+    let resp = client
+        .ok(Method::GET, path, query, None)
+        .await
+        .map_err(fail)?;
+    decode(&resp.body).map_err(fail)
+}
+
 async fn fetch_config(
     client: &Client,
     query: &[(&str, String)],
 ) -> Result<Map<String, Value>, String> {
-    let fail = |e: String| format!("Error querying Autopilot configuration: {e}");
-    let resp = client
-        .ok(
-            Method::GET,
-            "/v1/operator/autopilot/configuration",
-            query,
-            None,
-        )
-        .await
-        .map_err(fail)?;
-    decode(&resp.body).map_err(fail)
+    get_json(
+        client,
+        "/v1/operator/autopilot/configuration",
+        query,
+        "Error querying Autopilot configuration",
+    )
+    .await
 }
 
 async fn get_config(a: GetConfigArgs) -> Result<i32, String> {
@@ -551,17 +557,13 @@ fn is_empty(v: &Value) -> bool {
 
 async fn state(a: StateArgs) -> Result<i32, String> {
     let client = client(&a.http)?;
-    let fail = |e: String| format!("Error querying Autopilot state: {e}");
-    let resp = client
-        .ok(
-            Method::GET,
-            "/v1/operator/autopilot/state",
-            &stale(&a.http),
-            None,
-        )
-        .await
-        .map_err(fail)?;
-    let state: Value = decode(&resp.body).map_err(fail)?;
+    let state: Value = get_json(
+        &client,
+        "/v1/operator/autopilot/state",
+        &stale(&a.http),
+        "Error querying Autopilot state",
+    )
+    .await?;
     let out = match a.format.as_str() {
         "pretty" => state_pretty(&state),
         "json" => state_json(&state)?,

@@ -444,20 +444,39 @@ impl<'a> Parser<'a> {
             return Some(Expr::Match(m));
         }
         // Error branch: an opening parenthesis whose group never closes.
+        self.unclosed(
+            "(",
+            Self::or_expr,
+            ")",
+            "\"grouping\"",
+            "Unmatched parentheses",
+        );
+        None
+    }
+
+    /// The error rule of a bracketed form that never closes: `open`, optional space, `inner`,
+    /// optional space, then anything but `close` records `message` for `rule`. Never matches.
+    fn unclosed<T>(
+        &mut self,
+        open: &str,
+        inner: impl FnOnce(&mut Self) -> Option<T>,
+        close: &str,
+        rule: &str,
+        message: &str,
+    ) {
         self.seq(|p| {
-            if !p.lit("(") {
+            if !p.lit(open) {
                 return None;
             }
             p.ws_opt();
-            p.or_expr()?;
+            inner(p)?;
             p.ws_opt();
-            if !p.not_ahead(|q| q.lit(")")) {
+            if !p.not_ahead(|q| q.lit(close)) {
                 return None;
             }
-            p.error_at(p.pos, "\"grouping\"", "Unmatched parentheses");
+            p.error_at(p.pos, rule, message);
             None::<()>
         });
-        None
     }
 
     fn match_expr(&mut self) -> Option<MatchExpr> {
@@ -642,19 +661,13 @@ impl<'a> Parser<'a> {
             p.error_at(p.pos, "\"index\"", "Invalid index");
             None::<()>
         });
-        self.seq(|p| {
-            if !p.lit("[") {
-                return None;
-            }
-            p.ws_opt();
-            p.string_literal()?;
-            p.ws_opt();
-            if !p.not_ahead(|q| q.lit("]")) {
-                return None;
-            }
-            p.error_at(p.pos, "\"index\"", "Unclosed index expression");
-            None::<()>
-        });
+        self.unclosed(
+            "[",
+            Self::string_literal,
+            "]",
+            "\"index\"",
+            "Unclosed index expression",
+        );
         None
     }
 

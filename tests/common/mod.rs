@@ -170,6 +170,26 @@ impl TestAgent {
         }
     }
 
+    /// Starts a (blocking) GET of `path`; the task yields the reply's index (0 for endpoints
+    /// without `X-Consul-Index`, such as hash-blocking agent reads), its JSON body and how long
+    /// it took.
+    pub fn watch(
+        &self,
+        path: &str,
+    ) -> tokio::task::JoinHandle<(u64, serde_json::Value, std::time::Duration)> {
+        let url = self.url(path);
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let resp = http.get(url).send().await.unwrap();
+            let index = match resp.headers().contains_key("X-Consul-Index") {
+                true => index_of(&resp),
+                false => 0,
+            };
+            (index, resp.json().await.unwrap(), started.elapsed())
+        })
+    }
+
     pub async fn put_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.http
             .put(self.url(path))

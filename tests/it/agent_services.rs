@@ -82,17 +82,7 @@ async fn hash_blocking_on_one_service_returns_when_it_changes() {
         .to_str()
         .unwrap()
         .to_string();
-    let url = a.url(&format!("/v1/agent/service/web?hash={hash}&wait=10s"));
-    let http = a.http.clone();
-    let waiter = tokio::spawn(async move {
-        http.get(url)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    let waiter = a.watch(&format!("/v1/agent/service/web?hash={hash}&wait=10s"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.put_json(
         "/v1/agent/service/register",
@@ -109,7 +99,7 @@ async fn hash_blocking_on_one_service_returns_when_it_changes() {
         json!({"Name": "web", "Port": 2}),
     )
     .await;
-    let body = tokio::time::timeout(Duration::from_secs(5), waiter)
+    let (_, body, _) = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .unwrap()
         .unwrap();

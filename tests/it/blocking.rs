@@ -6,15 +6,7 @@ async fn a_blocking_get_wakes_on_its_key_and_not_on_others() {
     let a = TestAgent::start().await;
     a.put_ok("/v1/kv/watched", "1").await;
     let (index, _) = a.get_json("/v1/kv/watched").await;
-    let url = a.url(&format!("/v1/kv/watched?index={index}&wait=10s"));
-    let http = a.http.clone();
-    let waiter = tokio::spawn(async move {
-        let started = Instant::now();
-        let resp = http.get(url).send().await.unwrap();
-        let idx = index_of(&resp);
-        let body: serde_json::Value = resp.json().await.unwrap();
-        (idx, body, started.elapsed())
-    });
+    let waiter = a.watch(&format!("/v1/kv/watched?index={index}&wait=10s"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.put_ok("/v1/kv/other", "x").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -35,23 +27,13 @@ async fn a_prefix_watch_wakes_for_keys_below_it() {
     a.put_ok("/v1/kv/svc/a", "1").await;
     let resp = a.get("/v1/kv/svc/?recurse").await;
     let index = index_of(&resp);
-    let url = a.url(&format!("/v1/kv/svc/?recurse&index={index}&wait=10s"));
-    let http = a.http.clone();
-    let waiter = tokio::spawn(async move {
-        http.get(url)
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
-    });
+    let waiter = a.watch(&format!("/v1/kv/svc/?recurse&index={index}&wait=10s"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.put_ok("/v1/kv/svcX", "no").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiter.is_finished());
     a.put_ok("/v1/kv/svc/b", "2").await;
-    let body = tokio::time::timeout(Duration::from_secs(5), waiter)
+    let (_, body, _) = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .unwrap()
         .unwrap();

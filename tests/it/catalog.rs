@@ -763,18 +763,6 @@ async fn connect_lookups_find_proxies_and_native_services() {
     assert_eq!(names(&plain, "/ServiceID"), ["web1"]);
 }
 
-/// Starts a blocking GET; the task yields its index and how long it took.
-fn watch(a: &TestAgent, path: String) -> tokio::task::JoinHandle<(u64, Value, Duration)> {
-    let url = a.url(&path);
-    let http = a.http.clone();
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let resp = http.get(url).send().await.unwrap();
-        let index = index_of(&resp);
-        (index, resp.json().await.unwrap(), started.elapsed())
-    })
-}
-
 async fn still_blocked(task: &tokio::task::JoinHandle<(u64, Value, Duration)>, what: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!task.is_finished(), "{what} woke the watcher");
@@ -810,7 +798,7 @@ async fn health_service_blocks_precisely() {
 
     // A change to another service's instance or check doesn't wake a watcher of `a`...
     let (index, _) = a.get_json("/v1/health/service/a").await;
-    let task = watch(&a, format!("/v1/health/service/a?index={index}&wait=10s"));
+    let task = a.watch(&format!("/v1/health/service/a?index={index}&wait=10s"));
     still_blocked(&task, "nothing").await;
     register(
         &a,
@@ -846,10 +834,7 @@ async fn health_service_blocks_precisely() {
     assert!(elapsed < Duration::from_secs(5));
 
     // A node-level check on a's node wakes it too.
-    let task = watch(
-        &a,
-        format!("/v1/health/service/a?index={new_index}&wait=10s"),
-    );
+    let task = a.watch(&format!("/v1/health/service/a?index={new_index}&wait=10s"));
     still_blocked(&task, "nothing").await;
     register(
         &a,
@@ -864,7 +849,7 @@ async fn health_service_blocks_precisely() {
     assert_eq!(body[0]["Checks"][0]["Status"], "critical");
 
     // Deregistering a's instance wakes it, with an empty result.
-    let task = watch(&a, format!("/v1/health/service/a?index={last}&wait=10s"));
+    let task = a.watch(&format!("/v1/health/service/a?index={last}&wait=10s"));
     still_blocked(&task, "nothing").await;
     deregister(&a, json!({"Node": "b1", "ServiceID": "a1"})).await;
     let (_, body, _) = tokio::time::timeout(Duration::from_secs(5), task)
@@ -880,7 +865,7 @@ async fn catalog_reads_block_until_their_data_changes() {
     register(&a, json!({"Node": "w1", "Address": "10.0.0.1"})).await;
     let resp = a.get("/v1/catalog/node/w1").await;
     let index = index_of(&resp);
-    let task = watch(&a, format!("/v1/catalog/node/w1?index={index}&wait=10s"));
+    let task = a.watch(&format!("/v1/catalog/node/w1?index={index}&wait=10s"));
     still_blocked(&task, "nothing").await;
     register(&a, json!({"Node": "w2", "Address": "10.0.0.2"})).await;
     still_blocked(&task, "another node").await;

@@ -312,20 +312,10 @@ async fn deregistering_a_node_invalidates_its_sessions() {
 async fn blocking_session_reads_wake_on_changes() {
     let a = TestAgent::start().await;
     let (index, _) = a.get_json("/v1/session/list").await;
-    let url = a.url(&format!("/v1/session/list?index={index}&wait=10s"));
-    let http = a.http.clone();
-    let waiter = tokio::spawn(async move {
-        http.get(url)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    let waiter = a.watch(&format!("/v1/session/list?index={index}&wait=10s"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let id = create(&a, json!({})).await;
-    let list = tokio::time::timeout(Duration::from_secs(5), waiter)
+    let (_, list, _) = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .unwrap()
         .unwrap();

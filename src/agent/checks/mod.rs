@@ -575,6 +575,13 @@ mod tests {
         (Arc::new(ChannelSink(tx)), rx)
     }
 
+    /// Starts `spec` as check `id`, first run at once, then every `interval`.
+    fn start(id: &str, spec: RunnerSpec, interval: Duration) -> (RunnerHandle, Reports) {
+        let (sink, rx) = sink();
+        let handle = spawn_with_timing(id.into(), spec, sink, interval, Duration::ZERO);
+        (handle, rx)
+    }
+
     fn runner(probe: ProbeSpec) -> RunnerSpec {
         RunnerSpec {
             probe,
@@ -647,18 +654,11 @@ mod tests {
     #[tokio::test]
     async fn runs_repeatedly_and_stops_when_dropped() {
         let server = TestServer::start().await;
-        let (sink, mut rx) = sink();
         let spec = runner(ProbeSpec::Http(HttpSpec {
             url: server.url("/ok"),
             ..HttpSpec::default()
         }));
-        let handle = spawn_with_timing(
-            "web".into(),
-            spec,
-            sink,
-            Duration::from_millis(30),
-            Duration::ZERO,
-        );
+        let (handle, mut rx) = start("web", spec, Duration::from_millis(30));
         for _ in 0..3 {
             let (id, status, output) = next(&mut rx).await;
             assert_eq!(id, "web");
@@ -681,13 +681,10 @@ mod tests {
     async fn stop_and_wait_ends_the_task() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (sink, mut rx) = sink();
-        let handle = spawn_with_timing(
-            "db".into(),
+        let (handle, mut rx) = start(
+            "db",
             runner(ProbeSpec::Tcp { addr: addr.clone() }),
-            sink,
             Duration::from_millis(20),
-            Duration::ZERO,
         );
         let (_, status, output) = next(&mut rx).await;
         assert_eq!(
@@ -740,14 +737,7 @@ mod tests {
         spec.success_before_passing = 2;
         spec.failures_before_warning = 1;
         spec.failures_before_critical = 3;
-        let (sink, mut rx) = sink();
-        let _handle = spawn_with_timing(
-            "s".into(),
-            spec,
-            sink,
-            Duration::from_millis(20),
-            Duration::ZERO,
-        );
+        let (_handle, mut rx) = start("s", spec, Duration::from_millis(20));
         let expected = [
             // Runs 1-2: the failure streak started at its threshold, so both are critical.
             (CheckStatus::Critical, "1"),
@@ -777,14 +767,7 @@ mod tests {
         let mut spec = runner(sh(script));
         spec.timeout = Some(Duration::from_millis(200));
         spec.failures_before_critical = 3;
-        let (sink, mut rx) = sink();
-        let _handle = spawn_with_timing(
-            "s".into(),
-            spec,
-            sink,
-            Duration::from_millis(20),
-            Duration::ZERO,
-        );
+        let (_handle, mut rx) = start("s", spec, Duration::from_millis(20));
         let (_, status, output) = next(&mut rx).await;
         assert_eq!((status, output.as_str()), (CheckStatus::Passing, "fine\n"));
         let (_, status, output) = next(&mut rx).await;
@@ -798,14 +781,7 @@ mod tests {
     async fn output_max_size_applies_to_runs() {
         let mut spec = runner(sh("printf 0123456789".to_string()));
         spec.output_max_size = 4;
-        let (sink, mut rx) = sink();
-        let _handle = spawn_with_timing(
-            "s".into(),
-            spec,
-            sink,
-            Duration::from_secs(10),
-            Duration::ZERO,
-        );
+        let (_handle, mut rx) = start("s", spec, Duration::from_secs(10));
         let (_, status, output) = next(&mut rx).await;
         assert_eq!(status, CheckStatus::Passing);
         assert_eq!(output, "Captured 4 of 10 bytes\n...\n6789");

@@ -256,32 +256,22 @@ mod tests {
 
     #[tokio::test]
     async fn missing_programs_are_critical() {
-        let outcome = run(
-            &["no-such-program-xyz".to_string()],
-            Duration::from_secs(1),
-            4096,
-        )
-        .await;
-        assert_eq!(
-            outcome,
-            Outcome::Direct(
-                CheckStatus::Critical,
-                "exec: \"no-such-program-xyz\": executable file not found in $PATH".to_string()
-            )
-        );
-        let outcome = run(
-            &["/no/such/program".to_string()],
-            Duration::from_secs(1),
-            4096,
-        )
-        .await;
-        assert_eq!(
-            outcome,
-            Outcome::Direct(
-                CheckStatus::Critical,
-                "fork/exec /no/such/program: no such file or directory".to_string()
-            )
-        );
+        for (program, message) in [
+            (
+                "no-such-program-xyz",
+                "exec: \"no-such-program-xyz\": executable file not found in $PATH",
+            ),
+            (
+                "/no/such/program",
+                "fork/exec /no/such/program: no such file or directory",
+            ),
+        ] {
+            let outcome = run(&[program.to_string()], Duration::from_secs(1), 4096).await;
+            assert_eq!(
+                outcome,
+                Outcome::Direct(CheckStatus::Critical, message.to_string())
+            );
+        }
         let outcome = run(&[], Duration::from_secs(1), 4096).await;
         assert!(matches!(outcome, Outcome::Direct(CheckStatus::Critical, _)));
     }

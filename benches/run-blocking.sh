@@ -35,31 +35,9 @@ ulimit -n "$NOFILE" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     die "open-file limit $(ulimit -n) (hard $(ulimit -Hn)) is too low for $WATCHERS watchers"
 log "open-file limit $(ulimit -n)"
 
-# --- build -------------------------------------------------------------------------------------
-log "building legate (release) and the blocking_wake bench"
-cargo build --release --bin legate
-# `--no-run` prints "Executable benches/blocking_wake.rs (target/release/deps/blocking_wake-<hash>)".
-BUILD_OUT=$(cargo bench --bench blocking_wake --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
-echo "$BUILD_OUT" >&2
-BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*blocking_wake-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
-[ -x "$BENCH_BIN" ] || die "could not find the blocking_wake bench binary"
-
-# --- temp dir and cleanup ----------------------------------------------------------------------
-WORK=$(mktemp -d "$BENCH_DIR/legate-blocking.XXXXXX")
-AGENT_PID=""
-cleanup() {
-    if [ -n "$AGENT_PID" ]; then
-        kill "$AGENT_PID" 2>/dev/null || true
-        wait "$AGENT_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# --- build, temp dir and cleanup ---------------------------------------------------------------
+bench_setup blocking_wake
 mkdir -p "$WORK/data"
-# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
-cp target/release/legate "$WORK/legate-bin"
-cp "$BENCH_BIN" "$WORK/blocking_wake"
 
 # --- agent ---------------------------------------------------------------------------------------
 start_agent "$WORK/legate-bin" "$WORK/data" "$WORK/legate.log"

@@ -24,32 +24,9 @@ cd "$(dirname "$0")/.."
 source "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null 2>&1 || die "curl is needed"
 
-# --- build -------------------------------------------------------------------------------------
-log "building legate (release) and the lock_bench bench"
-cargo build --release --bin legate
-# `--no-run` prints "Executable benches/lock_bench.rs (target/release/deps/lock_bench-<hash>)".
-BUILD_OUT=$(cargo bench --bench lock_bench --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
-echo "$BUILD_OUT" >&2
-BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*lock_bench-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
-[ -x "$BENCH_BIN" ] || die "could not find the lock_bench bench binary"
-
-# --- temp dir and cleanup ----------------------------------------------------------------------
-WORK=$(mktemp -d "$BENCH_DIR/legate-lock-bench.XXXXXX")
-AGENT_PID=""
-cleanup() {
-    if [ -n "$AGENT_PID" ]; then
-        kill "$AGENT_PID" 2>/dev/null || true
-        wait "$AGENT_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# --- build, temp dir and cleanup ---------------------------------------------------------------
+bench_setup lock_bench
 mkdir -p "$WORK/data"
-# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
-TARGET=${CARGO_TARGET_DIR:-target}
-cp "$TARGET/release/legate" "$WORK/legate-bin"
-cp "$BENCH_BIN" "$WORK/lock_bench"
 
 # --- agent ---------------------------------------------------------------------------------------
 start_agent "$WORK/legate-bin" "$WORK/data" "$WORK/legate.log"

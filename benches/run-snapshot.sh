@@ -24,21 +24,9 @@ cd "$(dirname "$0")/.."
 
 source "$(dirname "$0")/lib.sh"
 
-log "building legate (release) and the snapshot bench"
-cargo build --release --bin legate
-# `--no-run` prints "Executable benches/snapshot.rs (target/release/deps/snapshot-<hash>)".
-BUILD_OUT=$(cargo bench --bench snapshot --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
-BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*snapshot-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
-[ -x "$BENCH_BIN" ] || die "could not find the snapshot bench binary"
+bench_setup snapshot
 
-WORK=$(mktemp -d "$BENCH_DIR/legate-snapshot.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
-cp target/release/legate "$WORK/legate-bin"
-cp "$BENCH_BIN" "$WORK/snapshot-bench"
-
-"$WORK/snapshot-bench" --legate "$WORK/legate-bin" --dir "$WORK" --keys "$KEYS" \
+"$WORK/snapshot" --legate "$WORK/legate-bin" --dir "$WORK" --keys "$KEYS" \
     --services "$SERVICES" --value-size "$VALUE_SIZE" "$@"
 echo
 echo "(agents and CLI share this machine's $(nproc) cores; data on $(df -T "$WORK" | awk 'NR==2 {print $2}'))"

@@ -33,29 +33,9 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
 fi
 command -v etcd >/dev/null 2>&1 || die "etcd not found after installing etcd-server"
 
-# --- build -------------------------------------------------------------------------------------
-log "building legate (release) and the kv_load bench"
-cargo build --release --bin legate
-# `--no-run` prints "Executable benches/kv_load.rs (target/release/deps/kv_load-<hash>)".
-BUILD_OUT=$(cargo bench --bench kv_load --no-run 2>&1) || { echo "$BUILD_OUT" >&2; die "bench build failed"; }
-echo "$BUILD_OUT" >&2
-BENCH_BIN=$(sed -n 's/.*Executable .*(\(.*kv_load-[^)]*\)).*/\1/p' <<<"$BUILD_OUT" | tail -n1)
-[ -x "$BENCH_BIN" ] || die "could not find the kv_load bench binary"
-
-# --- temp dir and cleanup ----------------------------------------------------------------------
-WORK=$(mktemp -d "$BENCH_DIR/legate-vs-etcd.XXXXXX")
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# --- build, temp dir and cleanup ---------------------------------------------------------------
+bench_setup kv_load
 mkdir -p "$WORK/legate" "$WORK/etcd"
-# Private copies, so a concurrent rebuild of the tree cannot swap binaries mid-run.
-cp target/release/legate "$WORK/legate-bin"
-cp "$BENCH_BIN" "$WORK/kv_load"
 log "data in $WORK ($(df -T "$WORK" | awk 'NR==2 {print $1, $2}'))"
 
 LEGATE_PORT=$(free_port); TAKEN_PORTS="$TAKEN_PORTS$LEGATE_PORT "
@@ -67,7 +47,7 @@ ETCD_URL="http://127.0.0.1:$ETCD_PORT"
 # --- start both servers ------------------------------------------------------------------------
 "$WORK/legate-bin" agent -data-dir "$WORK/legate" -client 127.0.0.1 -http-port "$LEGATE_PORT" \
     -log-level warn >"$WORK/legate.log" 2>&1 &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 # Single member, default durability (fsync on every commit), all URLs on 127.0.0.1.
 etcd --name bench --data-dir "$WORK/etcd" \
     --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
@@ -75,7 +55,7 @@ etcd --name bench --data-dir "$WORK/etcd" \
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
     --logger zap --log-level warn >"$WORK/etcd.log" 2>&1 &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 
 wait_ready() { # name url
     for _ in $(seq 1 150); do

@@ -118,6 +118,7 @@ pub const STRING: Kind = Kind::Str("string");
 pub const INT: Kind = Kind::Int("int", i64::MIN as i128, i64::MAX as i128);
 /// An `int` that must fit a port (the store keeps ports as `u16`).
 pub const PORT: Kind = Kind::Int("int", 0, u16::MAX as i128);
+pub const UINT32: Kind = Kind::Int("uint32", 0, u32::MAX as i128);
 pub const UINT64: Kind = Kind::Int("uint64", 0, u64::MAX as i128);
 
 /// Checks an already parsed document against `root` (config files, which arrive as HCL or JSON).
@@ -240,21 +241,37 @@ pub fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// The field `key` binds to: an exact name, then a case-insensitive one, then an alias, then
-/// (config files spell keys in snake_case) the name with underscores ignored. The second value
-/// says whether it bound through an alias.
-fn find<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, bool)> {
-    let fields = || fields(schema);
-    fields()
-        .find(|f| f.name == key)
-        .or_else(|| fields().find(|f| f.name.eq_ignore_ascii_case(key)))
-        .map(|f| (f, false))
+/// How a key bound to its field, best first: when two keys name one field, the better
+/// binding wins.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Binding {
+    Exact,
+    Folded,
+    Alias,
+}
+
+/// The field `key` binds to: an exact name, then a case-insensitive one, then an alias.
+fn bind<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, Binding)> {
+    let first = |how, matches: fn(&Field, &str) -> bool| {
+        fields(schema).find(|f| matches(f, key)).map(|f| (f, how))
+    };
+    first(Binding::Exact, |f, k| f.name == k)
+        .or_else(|| first(Binding::Folded, |f, k| f.name.eq_ignore_ascii_case(k)))
         .or_else(|| {
-            fields()
-                .find(|f| f.aliases.iter().any(|a| a.eq_ignore_ascii_case(key)))
-                .or_else(|| {
-                    fields().find(|f| key.contains('_') && same_ignoring_underscores(f.name, key))
-                })
+            first(Binding::Alias, |f, k| {
+                f.aliases.iter().any(|a| a.eq_ignore_ascii_case(k))
+            })
+        })
+}
+
+/// The field `key` binds to as `bind` finds it, else (config files spell keys in snake_case)
+/// the name with underscores ignored. The second value says whether it bound through an alias.
+fn find<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, bool)> {
+    bind(schema, key)
+        .map(|(f, how)| (f, how == Binding::Alias))
+        .or_else(|| {
+            fields(schema)
+                .find(|f| key.contains('_') && same_ignoring_underscores(f.name, key))
                 .map(|f| (f, true))
         })
 }

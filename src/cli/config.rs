@@ -2,7 +2,7 @@
 //! codes. Entries are decoded here as the agent decodes them, so a malformed file is reported
 //! before anything is sent.
 
-use super::client::{connect, segment, Client, HttpFlags};
+use super::client::{connect, read_data, segment, HttpFlags};
 use crate::types::config_entry::{ConfigEntry, MESH_KIND, MESH_NAME};
 use reqwest::Method;
 use serde_json::Value;
@@ -19,27 +19,69 @@ pub enum ConfigCommand {
     Delete(DeleteArgs),
 }
 
+/// `-cas` and `-modify-index`, as `config write` and `config delete` take them.
 #[derive(Debug, clap::Args)]
-pub struct WriteArgs {
-    #[command(flatten)]
-    http: HttpFlags,
-    /// Check-and-set: write only if the entry's ModifyIndex is -modify-index (0: only create).
+struct CasFlags {
+    /// Check-and-set: act only if the entry's ModifyIndex is -modify-index (0: only create).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     cas: Option<bool>,
     #[arg(long = "modify-index", default_value_t = 0)]
     modify_index: u64,
+}
+
+impl CasFlags {
+    fn on(&self) -> bool {
+        self.cas.unwrap_or(false)
+    }
+
+    /// The `?cas=` the request carries, if any.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        if self.on() {
+            vec![("cas", self.modify_index.to_string())]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    #[command(flatten)]
+    check_and_set: CasFlags,
     #[arg(allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// `-kind` and `-name`, naming one entry.
+#[derive(Debug, clap::Args)]
+struct EntryFlags {
+    #[arg(long, default_value = "")]
+    kind: String,
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+impl EntryFlags {
+    /// Both must be given, `-kind` first.
+    fn check(&self) -> Result<(), String> {
+        if self.kind.is_empty() {
+            return Err("Must specify the -kind parameter".into());
+        }
+        if self.name.is_empty() {
+            return Err("Must specify the -name parameter".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
     #[command(flatten)]
     http: HttpFlags,
-    #[arg(long, default_value = "")]
-    kind: String,
-    #[arg(long, default_value = "")]
-    name: String,
+    #[command(flatten)]
+    entry: EntryFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,17 +99,13 @@ pub struct ListArgs {
 pub struct DeleteArgs {
     #[command(flatten)]
     http: HttpFlags,
-    #[arg(long, default_value = "")]
-    kind: String,
-    #[arg(long, default_value = "")]
-    name: String,
+    #[command(flatten)]
+    entry: EntryFlags,
     /// A file holding the entry to delete (instead of -kind and -name).
     #[arg(long, default_value = "")]
     filename: String,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    cas: Option<bool>,
-    #[arg(long = "modify-index", default_value_t = 0)]
-    modify_index: u64,
+    #[command(flatten)]
+    check_and_set: CasFlags,
 }
 
 pub async fn run(command: ConfigCommand) -> i32 {
@@ -80,17 +118,23 @@ pub async fn run(command: ConfigCommand) -> i32 {
     super::client::exit_code(result)
 }
 
-/// The document at `source` (a path, `@path`, or `-` for stdin), as `LoadDataSourceNoRaw`.
+/// The document at `source`, as `LoadDataSourceNoRaw` reads it: `-` is stdin, anything else a
+/// file path (taken as it is: no `@`, no literal data).
 fn load(source: &str) -> Result<String, String> {
     let failed = |e: String| format!("Failed to load data: {e}");
-    if source == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| failed(format!("Failed to read stdin: {e}")))?;
-        return Ok(text);
+    if source.is_empty() {
+        return Err(failed(
+            "Failed to load data: must specify a file path or '-' for stdin".into(),
+        ));
     }
-    let path = source.strip_prefix('@').unwrap_or(source);
-    std::fs::read_to_string(path).map_err(|e| failed(format!("Failed to read file: {e}")))
+    // `read_data` reads stdin for `-` and a file for `@path`, with the same error texts.
+    let source = if source == "-" {
+        source.to_string()
+    } else {
+        format!("@{source}")
+    };
+    let data = read_data(&source).map_err(failed)?;
+    Ok(String::from_utf8_lossy(&data).into_owned())
 }
 
 /// Parses an entry written in JSON or HCL (`ParseConfigEntry`) and decodes it as the agent
@@ -99,7 +143,8 @@ fn parse(text: &str) -> Result<(Value, ConfigEntry), String> {
     let failed = |e: String| format!("Failed to decode config entry input: {e}");
     let document: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => hcl::from_str(text).map_err(|e| failed(e.to_string()))?,
+        // `ParseConfigEntry` prefixes a syntax error itself, and the command once more.
+        Err(_) => hcl::from_str(text).map_err(|e| failed(failed(e.to_string())))?,
     };
     let entry = ConfigEntry::decode(document.clone()).map_err(failed)?;
     Ok((document, entry))
@@ -128,13 +173,14 @@ async fn write(a: WriteArgs) -> Result<(), String> {
     let (document, entry) = parse(&load(source)?)?;
     let client = connect(&a.http)?;
     let (kind, name) = (entry.kind.as_str(), display_name(&entry));
-    let query = match a.cas {
-        Some(true) => vec![("cas", a.modify_index.to_string())],
-        _ => Vec::new(),
-    };
     let body = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
     let written = client
-        .ok(Method::PUT, "/v1/config", &query, Some(body))
+        .ok(
+            Method::PUT,
+            "/v1/config",
+            &a.check_and_set.query(),
+            Some(body),
+        )
         .await
         .map_err(|e| format!("Error writing config entry {kind}/{name}: {e}"))?
         .is_true();
@@ -146,16 +192,12 @@ async fn write(a: WriteArgs) -> Result<(), String> {
 }
 
 async fn read(a: ReadArgs) -> Result<(), String> {
-    if a.kind.is_empty() {
-        return Err("Must specify the -kind parameter".into());
-    }
-    if a.name.is_empty() {
-        return Err("Must specify the -name parameter".into());
-    }
+    a.entry.check()?;
+    let (kind, name) = (&a.entry.kind, &a.entry.name);
     let client = connect(&a.http)?;
-    let failed = |e: String| format!("Error reading config entry {}/{}: {e}", a.kind, a.name);
+    let failed = |e: String| format!("Error reading config entry {kind}/{name}: {e}");
     let resp = client
-        .ok(Method::GET, &entry_path(&a.kind, &a.name), &[], None)
+        .ok(Method::GET, &entry_path(kind, name), &[], None)
         .await
         .map_err(failed)?;
     let entry: Value = super::client::decode(&resp.body).map_err(failed)?;
@@ -201,7 +243,7 @@ async fn list(a: ListArgs) -> Result<(), String> {
 
 /// `consul config delete`'s argument rules.
 fn check_delete_args(a: &DeleteArgs) -> Result<(), String> {
-    let given = [&a.filename, &a.kind, &a.name]
+    let given = [&a.filename, &a.entry.kind, &a.entry.name]
         .iter()
         .filter(|s| !s.is_empty())
         .count();
@@ -212,18 +254,13 @@ fn check_delete_args(a: &DeleteArgs) -> Result<(), String> {
         return Err("Must specify the -kind or -filename parameter".into());
     }
     if a.filename.is_empty() {
-        if a.kind.is_empty() {
-            return Err("Must specify the -kind parameter".into());
-        }
-        if a.name.is_empty() {
-            return Err("Must specify the -name parameter".into());
-        }
+        a.entry.check()?;
     }
-    let cas = a.cas.unwrap_or(false);
-    if cas && a.modify_index == 0 {
+    let (cas, modify_index) = (a.check_and_set.on(), a.check_and_set.modify_index);
+    if cas && modify_index == 0 {
         return Err("Must specify a -modify-index greater than 0 with -cas".into());
     }
-    if a.modify_index != 0 && !cas {
+    if modify_index != 0 && !cas {
         return Err("Cannot specify -modify-index without -cas".into());
     }
     Ok(())
@@ -232,24 +269,24 @@ fn check_delete_args(a: &DeleteArgs) -> Result<(), String> {
 async fn delete(a: DeleteArgs) -> Result<(), String> {
     check_delete_args(&a)?;
     let (kind, name) = if a.filename.is_empty() {
-        (a.kind.clone(), a.name.clone())
+        (a.entry.kind.clone(), a.entry.name.clone())
     } else {
         let (_, entry) = parse(&load(&a.filename)?)?;
         let name = display_name(&entry).to_string();
         (entry.kind, name)
     };
-    let client: Client = connect(&a.http)?;
-    let cas = a.cas.unwrap_or(false);
-    let query = if cas {
-        vec![("cas", a.modify_index.to_string())]
-    } else {
-        Vec::new()
-    };
+    let client = connect(&a.http)?;
+    let cas = &a.check_and_set;
     let resp = client
-        .ok(Method::DELETE, &entry_path(&kind, &name), &query, None)
+        .ok(
+            Method::DELETE,
+            &entry_path(&kind, &name),
+            &cas.query(),
+            None,
+        )
         .await
         .map_err(|e| format!("Error deleting config entry {kind}/{name}: {e}"))?;
-    if cas && !resp.is_true() {
+    if cas.on() && !resp.is_true() {
         return Err(format!("Config entry not deleted: {kind}/{name}"));
     }
     println!("Config entry deleted: {kind}/{name}");

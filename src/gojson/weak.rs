@@ -13,7 +13,7 @@
 //!   returned as paths (`Listeners[0].Services[1].Namespace`) for the caller to judge, since
 //!   Consul decides per key which unused keys are errors.
 
-use super::{fields, json_kind, Field, Kind, Schema};
+use super::{bind, json_kind, Binding, Kind, Schema, STRING};
 use serde_json::{Map, Number, Value};
 
 /// A decoded struct: canonical keys, converted values, and the keys nothing bound to.
@@ -52,30 +52,6 @@ pub fn errors_text(errors: &[String]) -> String {
 struct Walker {
     errors: Vec<String>,
     unused: Vec<String>,
-}
-
-/// How a key bound to its field: the better binding wins when two keys name one field.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Binding {
-    Exact,
-    Folded,
-    Alias,
-}
-
-fn bind<'a>(schema: &'a Schema, key: &str) -> Option<(&'a Field, Binding)> {
-    fields(schema)
-        .find(|f| f.name == key)
-        .map(|f| (f, Binding::Exact))
-        .or_else(|| {
-            fields(schema)
-                .find(|f| f.name.eq_ignore_ascii_case(key))
-                .map(|f| (f, Binding::Folded))
-        })
-        .or_else(|| {
-            fields(schema)
-                .find(|f| f.aliases.iter().any(|a| a.eq_ignore_ascii_case(key)))
-                .map(|f| (f, Binding::Alias))
-        })
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -150,35 +126,49 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`: a sign, then decimal, `0x` hex, `0o`/`0` octal or `0b`
-/// binary digits, with `_` separators allowed after a prefix.
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then decimal, `0x` hex, `0o`/`0`
+/// octal or `0b` binary digits, which `_` may separate as in Go literals (`underscoreOK`).
 fn parse_int(s: &str) -> Option<i128> {
-    let (negative, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    let (negative, unsigned) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
     };
-    let lower = digits.to_ascii_lowercase();
-    let (radix, body) = if let Some(b) = lower.strip_prefix("0x") {
-        (16, b.to_string())
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        (2, b.to_string())
-    } else if let Some(b) = lower.strip_prefix("0o") {
-        (8, b.to_string())
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string())
-    } else {
-        (10, lower.clone())
+    let lower = unsigned.to_ascii_lowercase();
+    // After a base prefix (or an octal `0`), a `_` may come first.
+    let (radix, digits, prefixed) = match lower.as_bytes() {
+        [b'0', b'x', ..] => (16, &lower[2..], true),
+        [b'0', b'b', ..] => (2, &lower[2..], true),
+        [b'0', b'o', ..] => (8, &lower[2..], true),
+        [b'0', _, ..] => (8, &lower[1..], true),
+        _ => (10, &lower[..], false),
     };
-    let body = if radix == 10 {
-        body
-    } else {
-        body.replace('_', "")
-    };
-    if body.is_empty() {
+    if !separators_ok(digits, prefixed) {
         return None;
     }
-    let value = i128::from_str_radix(&body, radix).ok()?;
+    let digits = digits.replace('_', "");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let value = i128::from_str_radix(&digits, radix).ok()?;
     Some(if negative { -value } else { value })
+}
+
+/// Whether every `_` in `digits` stands between two digits (the first may follow a prefix).
+fn separators_ok(digits: &str, prefixed: bool) -> bool {
+    let mut after_digit = prefixed;
+    let mut after_underscore = false;
+    for b in digits.bytes() {
+        if b == b'_' {
+            if !after_digit {
+                return false;
+            }
+            (after_digit, after_underscore) = (false, true);
+        } else {
+            (after_digit, after_underscore) = (true, false);
+        }
+    }
+    !after_underscore
 }
 
 impl Walker {
@@ -310,24 +300,7 @@ impl Walker {
                 Value::Number(n) => Some(Value::from(n.as_f64().unwrap_or(0.0).max(0.0) as u64)),
                 other => self.unconvertible(path, "time.Duration", &other),
             },
-            Kind::StrList => {
-                let items = match value {
-                    Value::Array(items) => items,
-                    Value::Object(m) if m.is_empty() => Vec::new(),
-                    single => vec![single],
-                };
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    if item.is_null() {
-                        out.push(Value::from(""));
-                    } else if let Some(v) =
-                        self.convert(item, Kind::Str("string"), &format!("{path}[{i}]"))
-                    {
-                        out.push(v);
-                    }
-                }
-                Some(Value::Array(out))
-            }
+            Kind::StrList => Some(self.list(value, STRING, "".into(), path)),
             Kind::StrMap => {
                 let maps = match value {
                     Value::Object(m) => vec![m],
@@ -340,19 +313,8 @@ impl Walker {
                         .collect(),
                     other => return self.not_a_map(path, &other),
                 };
-                let mut out = Map::new();
-                for (k, v) in maps.into_iter().flatten() {
-                    let at = format!("{path}[{k}]");
-                    let v = if v.is_null() {
-                        Some(Value::from(""))
-                    } else {
-                        self.convert(v, Kind::Str("string"), &at)
-                    };
-                    if let Some(v) = v {
-                        out.insert(k, v);
-                    }
-                }
-                Some(Value::Object(out))
+                let entries = maps.into_iter().flatten();
+                Some(self.map(entries, STRING, "".into(), path))
             }
             Kind::Struct(schema) => match value {
                 Value::Object(m) => Some(Value::Object(self.structure(m, schema, path))),
@@ -363,40 +325,54 @@ impl Walker {
                 other => self.not_a_map(path, &other),
             },
             Kind::List(schema, _) => {
-                let items = match value {
-                    Value::Array(items) => items,
-                    Value::Object(m) if m.is_empty() => Vec::new(),
-                    single => vec![single],
-                };
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    let at = format!("{path}[{i}]");
-                    if item.is_null() {
-                        out.push(Value::Object(Map::new()));
-                    } else if let Some(v) = self.convert(item, Kind::Struct(schema), &at) {
-                        out.push(v);
-                    }
-                }
-                Some(Value::Array(out))
+                Some(self.list(value, Kind::Struct(schema), Map::new().into(), path))
             }
             Kind::Map(schema, _) => match value {
                 Value::Object(entries) => {
-                    let mut out = Map::new();
-                    for (k, v) in entries {
-                        let at = format!("{path}[{k}]");
-                        let v = if v.is_null() {
-                            Some(Value::Object(Map::new()))
-                        } else {
-                            self.convert(v, Kind::Struct(schema), &at)
-                        };
-                        if let Some(v) = v {
-                            out.insert(k, v);
-                        }
-                    }
-                    Some(Value::Object(out))
+                    Some(self.map(entries, Kind::Struct(schema), Map::new().into(), path))
                 }
                 other => self.not_a_map(path, &other),
             },
+        }
+    }
+
+    /// A list of `item`s: a lone value is a one-item list and an empty map (HCL's empty block)
+    /// none; a `null` item is the item type's `zero`.
+    fn list(&mut self, value: Value, item: Kind, zero: Value, path: &str) -> Value {
+        let items = match value {
+            Value::Array(items) => items,
+            Value::Object(m) if m.is_empty() => Vec::new(),
+            single => vec![single],
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, v) in items.into_iter().enumerate() {
+            out.extend(self.element(v, item, &zero, &format!("{path}[{i}]")));
+        }
+        Value::Array(out)
+    }
+
+    /// A map of `item`s; a `null` value is the item type's `zero`.
+    fn map(
+        &mut self,
+        entries: impl IntoIterator<Item = (String, Value)>,
+        item: Kind,
+        zero: Value,
+        path: &str,
+    ) -> Value {
+        let mut out = Map::new();
+        for (k, v) in entries {
+            if let Some(v) = self.element(v, item, &zero, &format!("{path}[{k}]")) {
+                out.insert(k, v);
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn element(&mut self, v: Value, item: Kind, zero: &Value, at: &str) -> Option<Value> {
+        if v.is_null() {
+            Some(zero.clone())
+        } else {
+            self.convert(v, item, at)
         }
     }
 }
@@ -404,14 +380,14 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gojson::{aliased, field, STRING};
+    use crate::gojson::{aliased, field, INT, UINT32};
     use serde_json::json;
 
     static INNER: Schema = Schema {
         name: "Inner",
         go_type: "pkg.Inner",
         fields: &[
-            field("Port", Kind::Int("int", i64::MIN as i128, i64::MAX as i128)),
+            field("Port", INT),
             aliased("CertFile", &["cert_file"], STRING),
             field("Enabled", Kind::Bool),
         ],
@@ -427,7 +403,7 @@ mod tests {
             field("TLS", Kind::Struct(&INNER)),
             field("Listeners", Kind::List(&INNER, "[]pkg.Inner")),
             field("Timeout", Kind::Duration),
-            field("Max", Kind::Int("uint32", 0, u32::MAX as i128)),
+            field("Max", UINT32),
         ],
         base: None,
         strict: true,
@@ -464,6 +440,31 @@ mod tests {
         assert_eq!(got.unused, ["name", "Bogus", "Listeners[1].Namespace"]);
         assert_eq!(got.map["Name"], "a");
         assert_eq!(got.map["Listeners"][1]["CertFile"], "k");
+    }
+
+    #[test]
+    fn integers_parse_as_gos_parse_int_with_base_zero() {
+        let cases = [
+            ("42", Some(42)),
+            ("-0x10", Some(-16)),
+            ("+0b101", Some(5)),
+            ("0o17", Some(15)),
+            ("017", Some(15)),
+            ("0_17", Some(15)),
+            ("1_000", Some(1000)),
+            ("0x_ff", Some(255)),
+            ("0", Some(0)),
+            ("1__0", None),
+            ("_1", None),
+            ("1_", None),
+            ("--5", None),
+            ("+-5", None),
+            ("08", None),
+            ("0x", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_int(text), want, "{text}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::{Ctx, Request};
 use crate::filter::go_quote;
 use crate::gojson;
 use crate::store::config_entry;
-use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry};
+use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry, SERVICE_DEFAULTS_KIND};
 use warp::http::Method;
 
 const PREFIX: &str = "/v1/config/";
@@ -86,20 +86,30 @@ async fn read(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     }
 }
 
-/// `GET /v1/config/<kind>`; an empty kind lists every entry, as Consul's does.
+/// `GET /v1/config/<kind>`; an empty kind lists every entry, as Consul's does. `?filter` is
+/// for service-defaults only (Consul's `ConfigEntry.List` refuses it for any other kind, or
+/// none, before reading).
 async fn list(ctx: Ctx, req: Request, kind: String) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if !kind.is_empty() {
         check_kind(&kind).map_err(ApiError::internal)?;
     }
+    if opts.filter.is_some() && kind != SERVICE_DEFAULTS_KIND {
+        return Err(ApiError::internal(format!(
+            "filtering not supported for config entry kind={kind}"
+        )));
+    }
     // A bad filter is refused before blocking, as Consul builds its filter first.
-    opts.parsed_filter()?;
+    let filter = opts.parsed_filter()?;
     let of_kind = (!kind.is_empty()).then_some(kind.as_str());
     let got = blocking(&ctx.store, &opts, |r, ws| {
         config_entry::list(r, ws, of_kind)
     })
     .await?;
-    let entries = opts.filter_items(got.value)?;
+    let entries = match filter {
+        Some(f) => f.apply(got.value)?,
+        None => got.value,
+    };
     Ok(Reply::json(&entries, opts.pretty)?.read_meta(got.index))
 }
 

@@ -13,7 +13,7 @@ use super::error::{Result, StoreError};
 use super::tables::CONFIG_ENTRIES;
 use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::config_entry::{
-    ConfigEntry, INGRESS_GATEWAY_KIND, MESH_KIND, MESH_NAME, PROXY_DEFAULTS_KIND,
+    ConfigEntry, IngressGateway, INGRESS_GATEWAY_KIND, MESH_KIND, MESH_NAME, PROXY_DEFAULTS_KIND,
     PROXY_DEFAULTS_NAME, SERVICE_DEFAULTS_KIND, SERVICE_RESOLVER_KIND, SERVICE_ROUTER_KIND,
     SERVICE_SPLITTER_KIND, TERMINATING_GATEWAY_KIND, WILDCARD,
 };
@@ -80,17 +80,17 @@ fn cas_matches(existing: Option<&ConfigEntry>, cas: u64) -> bool {
 }
 
 /// Writes a checked entry (Consul's `ensureConfigEntryTxn`), keeping its creation index.
-/// With `cas`, writes only if `cas_matches`; returns whether it wrote. A plain write of what
-/// is already stored changes nothing.
+/// With `cas`, writes only if `cas_matches`; returns whether it wrote. A write of what is
+/// already stored changes nothing and succeeds, with or without `cas`: Consul's
+/// `ConfigEntry.Apply` skips such a no-op upsert (`shouldSkipOperation`) before any CAS check.
 pub fn set(tx: &mut WriteTx, entry: ConfigEntry, cas: Option<u64>) -> Result<bool> {
     let k = key(&entry.kind, &entry.name);
     let existing = tx.get(CONFIG_ENTRIES, &k)?;
-    if let Some(cas) = cas {
-        if !cas_matches(existing.as_ref(), cas) {
-            return Ok(false);
-        }
-    } else if existing.as_ref().is_some_and(|e| e.same_as(&entry)) {
+    if existing.as_ref().is_some_and(|e| e.same_as(&entry)) {
         return Ok(true);
+    }
+    if cas.is_some_and(|cas| !cas_matches(existing.as_ref(), cas)) {
+        return Ok(false);
     }
     check_graph(
         &*tx,
@@ -110,12 +110,13 @@ pub fn set(tx: &mut WriteTx, entry: ConfigEntry, cas: Option<u64>) -> Result<boo
 }
 
 /// Deletes an entry (Consul's `deleteConfigEntryTxn`). With `cas`, deletes only an entry whose
-/// `ModifyIndex` is `cas` and returns whether it did; without, deleting a missing entry
-/// succeeds.
+/// `ModifyIndex` is `cas` and returns whether it did. Deleting a missing entry succeeds, with
+/// or without `cas`: Consul's `ConfigEntry.Delete` skips it as already done
+/// (`shouldSkipOperation`) and reports it deleted.
 pub fn delete(tx: &mut WriteTx, kind: &str, name: &str, cas: Option<u64>) -> Result<bool> {
     let k = key(kind, name);
     let Some(existing) = tx.get(CONFIG_ENTRIES, &k)? else {
-        return Ok(cas.is_none());
+        return Ok(true);
     };
     if cas.is_some_and(|cas| existing.modify_index != cas) {
         return Ok(false);
@@ -175,32 +176,42 @@ fn check_graph(
         }
         _ => {}
     }
-    let (ingresses, strict) = match kind {
+    let (gateways, strict) = match kind {
         // Editing an ingress gateway itself: its listeners must match exactly.
-        INGRESS_GATEWAY_KIND => (new.into_iter().cloned().collect(), true),
-        PROXY_DEFAULTS_KIND => (of_kind(r, INGRESS_GATEWAY_KIND)?, false),
+        INGRESS_GATEWAY_KIND => (
+            new.and_then(ConfigEntry::ingress).into_iter().collect(),
+            true,
+        ),
+        PROXY_DEFAULTS_KIND => (ingress_gateways(r)?, false),
         SERVICE_DEFAULTS_KIND
         | SERVICE_ROUTER_KIND
         | SERVICE_SPLITTER_KIND
         | SERVICE_RESOLVER_KIND => {
-            let mut linked = of_kind(r, INGRESS_GATEWAY_KIND)?;
-            linked.retain(|e| exposes(e, name));
+            let mut linked = ingress_gateways(r)?;
+            linked.retain(|g| exposes(g, name));
             (linked, false)
         }
         _ => return Ok(()),
     };
-    for gateway in &ingresses {
+    for gateway in &gateways {
         check_ingress_protocols(r, &proposal, gateway, strict)?;
     }
     Ok(())
 }
 
+/// Every stored ingress gateway's listeners.
+fn ingress_gateways(r: &impl Readable) -> Result<Vec<IngressGateway>> {
+    Ok(of_kind(r, INGRESS_GATEWAY_KIND)?
+        .iter()
+        .filter_map(ConfigEntry::ingress)
+        .collect())
+}
+
 /// Whether an ingress gateway lists `service` by name on some listener.
-fn exposes(gateway: &ConfigEntry, service: &str) -> bool {
+fn exposes(gateway: &IngressGateway, service: &str) -> bool {
     gateway
-        .ingress()
-        .into_iter()
-        .flat_map(|g| g.listeners)
+        .listeners
+        .iter()
         .any(|l| l.services.iter().any(|s| s.name == service))
 }
 
@@ -260,10 +271,10 @@ fn starts_at_resolver(r: &impl Readable, proposal: &Proposal, service: &str) -> 
 fn check_ingress_protocols(
     r: &impl Readable,
     proposal: &Proposal,
-    gateway: &ConfigEntry,
+    gateway: &IngressGateway,
     strict: bool,
 ) -> Result<()> {
-    for listener in gateway.ingress().into_iter().flat_map(|g| g.listeners) {
+    for listener in &gateway.listeners {
         let expected = listener.protocol.as_str();
         for service in listener.services.iter().filter(|s| s.name != WILDCARD) {
             let protocol = chain_protocol(r, proposal, &service.name)?;
@@ -317,6 +328,15 @@ mod tests {
         store.write(move |tx| set(tx, e, cas)).await
     }
 
+    async fn put(store: &Store, v: serde_json::Value) {
+        write(store, v, None).await.unwrap();
+    }
+
+    /// Why a plain write of `v` is refused.
+    async fn refused(store: &Store, v: serde_json::Value) -> String {
+        write(store, v, None).await.unwrap_err().to_string()
+    }
+
     fn read(store: &Store, kind: &str, name: &str) -> Option<ConfigEntry> {
         lookup(&store.read().unwrap(), kind, name).unwrap()
     }
@@ -327,10 +347,18 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let web = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"});
         assert!(write(&store, web.clone(), Some(0)).await.unwrap());
-        assert!(!write(&store, web.clone(), Some(0)).await.unwrap());
         let first = read(&store, "service-defaults", "web").unwrap();
         assert_eq!(first.create_index, first.modify_index);
         let grpc = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"});
+        assert!(!write(&store, grpc.clone(), Some(0)).await.unwrap());
+        // Writing what is stored is a no-op that succeeds whatever the CAS index, as Consul's
+        // endpoint skips it before checking the index.
+        let before = store.read().unwrap().global_index().unwrap();
+        assert!(write(&store, web.clone(), Some(0)).await.unwrap());
+        assert!(write(&store, web.clone(), Some(first.modify_index + 5))
+            .await
+            .unwrap());
+        assert_eq!(store.read().unwrap().global_index().unwrap(), before);
         assert!(!write(&store, grpc.clone(), Some(first.modify_index + 5))
             .await
             .unwrap());
@@ -348,7 +376,8 @@ mod tests {
         .await
         .unwrap());
         assert_eq!(store.read().unwrap().global_index().unwrap(), before);
-        // Deletes: a CAS at the wrong index refuses, a missing entry is "deleted" only without CAS.
+        // Deletes: a CAS at the wrong index refuses; a missing entry is "deleted", CAS or not
+        // (Consul's endpoint skips the delete and reports it done).
         let at = second.modify_index;
         assert!(!store
             .write(move |tx| delete(tx, "service-defaults", "web", Some(at + 1)))
@@ -358,7 +387,8 @@ mod tests {
             .write(move |tx| delete(tx, "service-defaults", "web", Some(at)))
             .await
             .unwrap());
-        assert!(!store
+        let before = store.read().unwrap().global_index().unwrap();
+        assert!(store
             .write(|tx| delete(tx, "service-defaults", "web", Some(1)))
             .await
             .unwrap());
@@ -366,19 +396,14 @@ mod tests {
             .write(|tx| delete(tx, "service-defaults", "web", None))
             .await
             .unwrap());
+        assert_eq!(store.read().unwrap().global_index().unwrap(), before);
     }
 
     #[tokio::test]
     async fn a_write_wakes_its_entry_and_kind_watchers_and_no_one_else() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        write(
-            &store,
-            json!({"Kind": "service-defaults", "Name": "web"}),
-            None,
-        )
-        .await
-        .unwrap();
+        put(&store, json!({"Kind": "service-defaults", "Name": "web"})).await;
         let watch = |read: &dyn Fn(&ReadTx, &mut WatchSet)| {
             let r = store.read().unwrap();
             let mut ws = WatchSet::new();
@@ -390,13 +415,11 @@ mod tests {
         let defaults = watch(&|r, ws| drop(list(r, ws, Some("service-defaults")).unwrap()));
         let routers = watch(&|r, ws| drop(list(r, ws, Some("service-router")).unwrap()));
         let everything = watch(&|r, ws| drop(list(r, ws, None).unwrap()));
-        write(
+        put(
             &store,
             json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
-            None,
         )
-        .await
-        .unwrap();
+        .await;
         let fired = |w: &crate::store::Watch| {
             let changed = w.changed();
             futures_util::FutureExt::now_or_never(changed).is_some()
@@ -411,30 +434,25 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let ingress = json!({"Kind": "ingress-gateway", "Name": "gw",
             "Listeners": [{"Port": 80, "Protocol": "http", "Services": [{"Name": "web"}]}]});
-        let err = write(&store, ingress.clone(), None).await.unwrap_err();
+        let err = refused(&store, ingress.clone()).await;
         assert_eq!(
-            err.to_string(),
+            err,
             r#"service "web" has protocol "tcp", which does not match defined listener protocol "http""#
         );
-        write(
+        put(
             &store,
             json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
-            None,
         )
-        .await
-        .unwrap();
-        write(&store, ingress, None).await.unwrap();
+        .await;
+        put(&store, ingress).await;
         // Now the service can't drop back to tcp, nor lose its defaults.
-        let err = write(
+        let err = refused(
             &store,
             json!({"Kind": "service-defaults", "Name": "web", "Protocol": "tcp"}),
-            None,
         )
-        .await
-        .unwrap_err();
+        .await;
         assert!(
-            err.to_string()
-                .contains("does not match defined listener protocol"),
+            err.contains("does not match defined listener protocol"),
             "{err}"
         );
         let err = store
@@ -443,41 +461,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Rejected(_)));
         // One gateway kind per name.
-        let err = write(
-            &store,
-            json!({"Kind": "terminating-gateway", "Name": "gw"}),
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = refused(&store, json!({"Kind": "terminating-gateway", "Name": "gw"})).await;
         assert_eq!(
-            err.to_string(),
+            err,
             r#"cannot create a "terminating-gateway" config entry with name "gw", a "ingress-gateway" config entry with that name already exists"#
         );
         // Permissive mTLS needs the mesh's consent.
-        let err = write(
+        let err = refused(
             &store,
             json!({"Kind": "proxy-defaults", "MutualTLSMode": "permissive"}),
-            None,
         )
-        .await
-        .unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("cannot set MutualTLSMode=permissive"));
-        write(
+        .await;
+        assert!(err.starts_with("cannot set MutualTLSMode=permissive"));
+        put(
             &store,
             json!({"Kind": "mesh", "AllowEnablingPermissiveMutualTLS": true}),
-            None,
         )
-        .await
-        .unwrap();
-        write(
+        .await;
+        put(
             &store,
             json!({"Kind": "proxy-defaults", "MutualTLSMode": "permissive"}),
-            None,
         )
-        .await
-        .unwrap();
+        .await;
     }
 }

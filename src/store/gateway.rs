@@ -101,6 +101,8 @@ fn ingress_services(
     out: &mut Vec<GatewayService>,
 ) -> Result<u64> {
     let mut index = 0;
+    // What a wildcard covers depends on the catalog alone: read once for every listener.
+    let mut wildcard: Option<Vec<String>> = None;
     for listener in entry.ingress().unwrap_or_default().listeners {
         let with_listener = |service: &str| GatewayService {
             port: listener.port,
@@ -122,9 +124,13 @@ fn ingress_services(
         if explicit.len() == listener.services.len() {
             continue;
         }
-        let (i, covered) = wildcard_services(r, ws, INGRESS_GATEWAY_KIND)?;
-        index = index.max(i);
-        for name in covered.iter().filter(|n| !explicit.contains(n.as_str())) {
+        if wildcard.is_none() {
+            let (i, covered) = wildcard_services(r, ws, INGRESS_GATEWAY_KIND)?;
+            index = index.max(i);
+            wildcard = Some(covered);
+        }
+        let covered = wildcard.iter().flatten();
+        for name in covered.filter(|n| !explicit.contains(n.as_str())) {
             // A wildcard only reaches services that speak the listener's protocol.
             if config_entry::service_protocol(r, ws, name)? != listener.protocol {
                 continue;
@@ -360,6 +366,23 @@ mod tests {
             names(&store, "in"),
             [("db".to_string(), false), ("web".to_string(), true)]
         );
+        // Each wildcard listener fronts them (the catalog is read once for all of them).
+        put(
+            &store,
+            json!({"Kind": "ingress-gateway", "Name": "in2", "Listeners": [
+            {"Port": 80, "Protocol": "http", "Services": [{"Name": "*"}]},
+            {"Port": 81, "Protocol": "http", "Services": [{"Name": "*"}]}]}),
+        )
+        .await;
+        let r = store.read().unwrap();
+        let ports: Vec<(String, i64)> = services(&r, &mut WatchSet::new(), "in2")
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|g| (g.service.name, g.port))
+            .collect();
+        assert_eq!(ports, [("web".to_string(), 80), ("web".to_string(), 81)]);
+        drop(r);
         put(&store, json!({"Kind": "service-defaults", "Name": "ext", "Destination": {"Addresses": ["ext.example"], "Port": 443}})).await;
         put(
             &store,

@@ -1,7 +1,7 @@
 //! Config entries (`/v1/config`) and what depends on them: `/v1/catalog/gateway-services`,
 //! `/v1/health/ingress`, `config_entries.bootstrap` and `legate config`.
 
-use crate::common::{index_of, TestAgent};
+use crate::common::{index_of, CliOutput, TestAgent};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -138,13 +138,22 @@ async fn check_and_set_on_write_and_delete() {
         put_entry(&a, "?cas=0", entry.clone()).await,
         (200, "true".into())
     );
+    let grpc = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"});
     assert_eq!(
-        put_entry(&a, "?cas=0", entry.clone()).await,
+        put_entry(&a, "?cas=0", grpc.clone()).await,
         (200, "false".into())
     );
     let (_, stored) = a.get_json("/v1/config/service-defaults/web").await;
     let at = stored["ModifyIndex"].as_u64().unwrap();
-    let grpc = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"});
+    // Writing what is stored is a no-op Consul reports done, whatever the CAS index.
+    for cas in ["0".to_string(), (at + 10).to_string()] {
+        assert_eq!(
+            put_entry(&a, &format!("?cas={cas}"), entry.clone()).await,
+            (200, "true".into())
+        );
+    }
+    let (_, unchanged) = a.get_json("/v1/config/service-defaults/web").await;
+    assert_eq!(unchanged["ModifyIndex"].as_u64().unwrap(), at);
     assert_eq!(
         put_entry(&a, &format!("?cas={}", at + 10), grpc.clone()).await,
         (200, "false".into())
@@ -161,6 +170,11 @@ async fn check_and_set_on_write_and_delete() {
         .delete(&format!("/v1/config/service-defaults/web?cas={at}"))
         .await;
     assert_eq!(status_and_text(resp).await, (200, "false".to_string()));
+    let resp = a
+        .delete(&format!("/v1/config/service-defaults/web?cas={now}"))
+        .await;
+    assert_eq!(status_and_text(resp).await, (200, "true".to_string()));
+    // Deleting what is gone is a no-op Consul reports done, CAS or not.
     let resp = a
         .delete(&format!("/v1/config/service-defaults/web?cas={now}"))
         .await;
@@ -222,34 +236,43 @@ async fn invalid_requests_get_consuls_statuses_and_texts() {
             "{entry}"
         );
     }
-    let resp = a.put("/v1/config", "").await;
-    assert_eq!(
-        status_and_text(resp).await,
-        (400, "Request decoding failed: EOF".to_string())
-    );
-    let resp = a.get("/v1/config/nope/x").await;
-    assert_eq!(
-        status_and_text(resp).await,
-        (500, "invalid config entry kind: nope".to_string())
-    );
-    let resp = a.get("/v1/config/nope").await;
-    assert_eq!(
-        status_and_text(resp).await,
-        (500, "invalid config entry kind: nope".to_string())
-    );
-    let resp = a.delete("/v1/config/nope/x").await;
-    assert_eq!(
-        status_and_text(resp).await,
-        (400, "invalid config entry kind: nope".to_string())
-    );
-    let resp = a.delete("/v1/config/service-defaults").await;
-    assert_eq!(
-        status_and_text(resp).await,
+    let kind_nope = "invalid config entry kind: nope";
+    for (method, path, status, text) in [
+        ("PUT", "/v1/config", 400, "Request decoding failed: EOF"),
+        ("GET", "/v1/config/nope/x", 500, kind_nope),
+        ("GET", "/v1/config/nope", 500, kind_nope),
+        ("DELETE", "/v1/config/nope/x", 400, kind_nope),
         (
+            "DELETE",
+            "/v1/config/service-defaults",
             404,
-            "Must provide both a kind and name to delete".to_string()
-        )
-    );
+            "Must provide both a kind and name to delete",
+        ),
+        // Only service-defaults can be filtered, as in Consul.
+        (
+            "GET",
+            "/v1/config/service-router?filter=Name%20%3D%3D%20web",
+            500,
+            "filtering not supported for config entry kind=service-router",
+        ),
+        (
+            "GET",
+            "/v1/config/?filter=Name%20%3D%3D%20web",
+            500,
+            "filtering not supported for config entry kind=",
+        ),
+    ] {
+        let resp = match method {
+            "PUT" => a.put(path, "").await,
+            "GET" => a.get(path).await,
+            _ => a.delete(path).await,
+        };
+        assert_eq!(
+            status_and_text(resp).await,
+            (status, text.to_string()),
+            "{method} {path}"
+        );
+    }
     let resp = a.get("/v1/config").await;
     assert_eq!(resp.status(), 405);
     let resp = a
@@ -258,12 +281,9 @@ async fn invalid_requests_get_consuls_statuses_and_texts() {
     assert_eq!(resp.status(), 400);
 }
 
-/// Starts a blocking GET of `path` past `index`; the handle yields the new index.
-fn watch(a: &TestAgent, path: &str, index: u64) -> tokio::task::JoinHandle<u64> {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let url = a.url(&format!("{path}{sep}index={index}&wait=10s"));
-    let http = a.http.clone();
-    tokio::spawn(async move { index_of(&http.get(url).send().await.unwrap()) })
+/// `path` as a blocking read past `index`, for `TestAgent::watch`.
+fn past(path: &str, index: u64) -> String {
+    format!("{path}?index={index}&wait=10s")
 }
 
 async fn settle() {
@@ -276,8 +296,8 @@ async fn blocking_reads_wake_for_their_entry_and_kind_only() {
     write(&a, json!({"Kind": "service-defaults", "Name": "web"})).await;
     write(&a, json!({"Kind": "service-resolver", "Name": "web"})).await;
     let (index, _) = a.get_json("/v1/config/service-defaults").await;
-    let kind_watch = watch(&a, "/v1/config/service-defaults", index);
-    let entry_watch = watch(&a, "/v1/config/service-defaults/web", index);
+    let kind_watch = a.watch(&past("/v1/config/service-defaults", index));
+    let entry_watch = a.watch(&past("/v1/config/service-defaults/web", index));
     settle().await;
     // Another kind wakes neither; another entry of the kind wakes the list only.
     write(
@@ -292,7 +312,7 @@ async fn blocking_reads_wake_for_their_entry_and_kind_only() {
     );
     assert!(!entry_watch.is_finished());
     write(&a, json!({"Kind": "service-defaults", "Name": "api"})).await;
-    let woke = tokio::time::timeout(Duration::from_secs(5), kind_watch)
+    let (woke, _, _) = tokio::time::timeout(Duration::from_secs(5), kind_watch)
         .await
         .unwrap()
         .unwrap();
@@ -307,7 +327,7 @@ async fn blocking_reads_wake_for_their_entry_and_kind_only() {
         json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
     )
     .await;
-    let woke = tokio::time::timeout(Duration::from_secs(5), entry_watch)
+    let (woke, _, _) = tokio::time::timeout(Duration::from_secs(5), entry_watch)
         .await
         .unwrap()
         .unwrap();
@@ -357,7 +377,7 @@ async fn gateway_services_of_ingress_and_terminating_gateways() {
         ])
     );
     // The wildcard follows the catalog: a new Connect service with the listener's protocol joins.
-    let waiter = watch(&a, "/v1/catalog/gateway-services/edge", index);
+    let waiter = a.watch(&past("/v1/catalog/gateway-services/edge", index));
     settle().await;
     write(
         &a,
@@ -472,7 +492,7 @@ async fn health_ingress_lists_the_gateways_instances_that_front_a_service() {
     }
     let (index, none) = a.get_json("/v1/health/ingress/web").await;
     assert_eq!(none, json!([]));
-    let waiter = watch(&a, "/v1/health/ingress/web", index);
+    let waiter = a.watch(&past("/v1/health/ingress/web", index));
     settle().await;
     write(
         &a,
@@ -653,6 +673,14 @@ async fn bootstrap_entries_are_written_once_by_a_server() {
     );
 }
 
+/// Runs `legate config <args>`, the arguments split at spaces.
+async fn config(a: &TestAgent, args: &str, stdin: Option<&str>) -> CliOutput {
+    let args: Vec<&str> = std::iter::once("config")
+        .chain(args.split_whitespace())
+        .collect();
+    a.cli(&args, stdin).await
+}
+
 #[tokio::test]
 async fn the_config_cli_writes_reads_lists_and_deletes() {
     let a = TestAgent::start().await;
@@ -663,41 +691,34 @@ async fn the_config_cli_writes_reads_lists_and_deletes() {
         "Kind = \"service-defaults\"\nName = \"web\"\nprotocol = \"http\"\n",
     );
     let hcl = hcl.to_str().unwrap();
-    let out = a.cli(&["config", "write", hcl], None).await;
+    let out = config(&a, &format!("write {hcl}"), None).await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Config entry written: service-defaults/web\n"),
         "{}",
         out.stderr
     );
-    let out = a
-        .cli(
-            &["config", "write", "-"],
-            Some(r#"{"Kind": "service-defaults", "Name": "api"}"#),
-        )
-        .await;
+    let out = config(
+        &a,
+        "write -",
+        Some(r#"{"Kind": "service-defaults", "Name": "api"}"#),
+    )
+    .await;
     assert_eq!(out.stdout, "Config entry written: service-defaults/api\n");
-    let out = a
-        .cli(&["config", "write", "-cas", "-modify-index=0", hcl], None)
-        .await;
+    let grpc = "Kind = \"service-defaults\"\nName = \"web\"\nprotocol = \"grpc\"\n";
+    let out = config(&a, "write -cas -modify-index=0 -", Some(grpc)).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Config entry not updated: service-defaults/web\n")
     );
+    // Rewriting what is stored succeeds whatever the index, as Consul skips the no-op.
+    let out = config(&a, &format!("write -cas -modify-index=0 {hcl}"), None).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Config entry written: service-defaults/web\n")
+    );
 
-    let out = a
-        .cli(
-            &[
-                "config",
-                "read",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "web",
-            ],
-            None,
-        )
-        .await;
+    let out = config(&a, "read -kind service-defaults -name web", None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let read: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(read["Protocol"], "http");
@@ -709,9 +730,7 @@ async fn the_config_cli_writes_reads_lists_and_deletes() {
     );
     let index = read["ModifyIndex"].as_u64().unwrap();
 
-    let out = a
-        .cli(&["config", "list", "-kind", "service-defaults"], None)
-        .await;
+    let out = config(&a, "list -kind service-defaults", None).await;
     assert_eq!(out.stdout, "api\nweb\n");
     let out = a
         .cli(
@@ -728,134 +747,98 @@ async fn the_config_cli_writes_reads_lists_and_deletes() {
         .await;
     assert_eq!(out.stdout, "web\n");
 
-    let out = a
-        .cli(
-            &[
-                "config",
-                "delete",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "web",
-                "-cas",
-                &format!("-modify-index={}", index + 1),
-            ],
-            None,
-        )
-        .await;
+    let delete_web = "delete -kind service-defaults -name web -cas";
+    let out = config(
+        &a,
+        &format!("{delete_web} -modify-index={}", index + 1),
+        None,
+    )
+    .await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Config entry not deleted: service-defaults/web\n")
     );
-    let out = a
-        .cli(
-            &[
-                "config",
-                "delete",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "web",
-                "-cas",
-                &format!("-modify-index={index}"),
-            ],
-            None,
-        )
-        .await;
+    let out = config(&a, &format!("{delete_web} -modify-index={index}"), None).await;
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Config entry deleted: service-defaults/web\n")
     );
-    let out = a.cli(&["config", "delete", "-filename", hcl], None).await;
+    let out = config(&a, &format!("delete -filename {hcl}"), None).await;
     assert_eq!(out.stdout, "Config entry deleted: service-defaults/web\n");
 
     // Errors as consul's.
-    let out = a
-        .cli(
-            &[
-                "config",
-                "read",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "web",
-            ],
-            None,
-        )
-        .await;
+    let out = config(&a, "read -kind service-defaults -name web", None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Error reading config entry service-defaults/web: Unexpected response code: 404 (Config entry not found for \"service-defaults\" / \"web\")\n")
     );
-    let out = a
-        .cli(&["config", "read", "-kind", "service-defaults"], None)
-        .await;
+    let out = config(&a, "read -kind service-defaults", None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Must specify the -name parameter\n")
     );
-    let out = a.cli(&["config", "list"], None).await;
+    let out = config(&a, "list", None).await;
     assert_eq!(out.stderr, "Must specify the -kind parameter\n");
-    let out = a.cli(&["config", "write"], None).await;
+    let out = config(&a, "write", None).await;
     assert_eq!(
         out.stderr,
         "Must provide exactly one positional argument to specify the config entry to write\n"
     );
-    let out = a
-        .cli(
-            &["config", "write", "-"],
-            Some("Kind = \"service-defaults\"\nName = \"x\"\nBogus = 1\n"),
-        )
-        .await;
+    let out = config(
+        &a,
+        "write -",
+        Some("Kind = \"service-defaults\"\nName = \"x\"\nBogus = 1\n"),
+    )
+    .await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "Failed to decode config entry input: 1 error occurred:\n\t* invalid config key \"Bogus\"\n\n\n")
     );
-    let out = a
-        .cli(
-            &["config", "write", "-"],
-            Some(r#"{"Kind": "proxy-defaults", "Name": "x"}"#),
-        )
-        .await;
+    let out = config(
+        &a,
+        "write -",
+        Some(r#"{"Kind": "proxy-defaults", "Name": "x"}"#),
+    )
+    .await;
     assert_eq!(
         out.stderr,
         "Error writing config entry proxy-defaults/x: Unexpected response code: 500 (invalid name (\"x\"), only \"global\" is supported)\n"
     );
-    let out = a
-        .cli(
-            &[
-                "config",
-                "delete",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "x",
-                "-modify-index=3",
-            ],
-            None,
-        )
-        .await;
+    let out = config(
+        &a,
+        "delete -kind service-defaults -name x -modify-index=3",
+        None,
+    )
+    .await;
     assert_eq!(out.stderr, "Cannot specify -modify-index without -cas\n");
-    let out = a
-        .cli(
-            &[
-                "config",
-                "delete",
-                "-kind",
-                "service-defaults",
-                "-name",
-                "x",
-                "-cas",
-            ],
-            None,
-        )
-        .await;
+    let out = config(&a, "delete -kind service-defaults -name x -cas", None).await;
     assert_eq!(
         out.stderr,
         "Must specify a -modify-index greater than 0 with -cas\n"
     );
-    let out = a
-        .cli(&["config", "delete", "-filename", hcl, "-kind", "x"], None)
-        .await;
+    let out = config(&a, &format!("delete -filename {hcl} -kind x"), None).await;
     assert_eq!(out.stderr, "filename can't be used with kind or name\n");
+    // The entry is a path or `-`, nothing else (`LoadDataSourceNoRaw`): `@` is no prefix.
+    let out = config(&a, &format!("write @{hcl}"), None).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Failed to load data: Failed to read file: "),
+        "{}",
+        out.stderr
+    );
+    let out = a.cli(&["config", "write", ""], None).await;
+    assert_eq!(
+        out.stderr,
+        "Failed to load data: Failed to load data: must specify a file path or '-' for stdin\n"
+    );
+    // A syntax error is prefixed twice, as `ParseConfigEntry` and the command each do.
+    let out = config(&a, "write -", Some("Kind = ")).await;
+    assert!(
+        out.stderr.starts_with(
+            "Failed to decode config entry input: Failed to decode config entry input: "
+        ),
+        "{}",
+        out.stderr
+    );
 }

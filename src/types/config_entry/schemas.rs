@@ -6,9 +6,7 @@
 //! the leaf; the other kinds list their top-level fields only and keep nested values as sent.
 //! Namespaces and partitions (Enterprise) are in no schema, so such keys are refused.
 
-use crate::gojson::{aliased, field, omitempty, pointer, Field, Kind, Schema, INT, STRING};
-
-const UINT32: Kind = Kind::Int("uint32", 0, u32::MAX as i128);
+use crate::gojson::{aliased, field, omitempty, pointer, Field, Kind, Schema, INT, STRING, UINT32};
 
 const KIND: Field = field("Kind", STRING);
 const NAME: Field = field("Name", STRING);
@@ -26,7 +24,7 @@ const fn strict(name: &'static str, go_type: &'static str, fields: &'static [Fie
 
 // ----- shared by the proxy kinds -----
 
-static TRANSPARENT_PROXY: Schema = strict(
+static TRANSPARENT_PROXY_CONFIG: Schema = strict(
     "TransparentProxyConfig",
     "structs.TransparentProxyConfig",
     &[
@@ -35,7 +33,7 @@ static TRANSPARENT_PROXY: Schema = strict(
     ],
 );
 
-static MESH_GATEWAY: Schema = strict(
+static MESH_GATEWAY_CONFIG: Schema = strict(
     "MeshGatewayConfig",
     "structs.MeshGatewayConfig",
     &[omitempty("Mode", &[], Kind::Str("structs.MeshGatewayMode"))],
@@ -53,7 +51,7 @@ static EXPOSE_PATH: Schema = strict(
     ],
 );
 
-static EXPOSE: Schema = strict(
+static EXPOSE_CONFIG: Schema = strict(
     "ExposeConfig",
     "structs.ExposeConfig",
     &[
@@ -84,7 +82,7 @@ const ENVOY_EXTENSIONS: Field = omitempty(
     Kind::List(&ENVOY_EXTENSION, "structs.EnvoyExtensions"),
 );
 
-static PASSIVE_HEALTH_CHECK: Schema = strict(
+static PASSIVE_HEALTH_CHECK_CONFIG: Schema = strict(
     "PassiveHealthCheck",
     "structs.PassiveHealthCheck",
     &[
@@ -98,6 +96,30 @@ static PASSIVE_HEALTH_CHECK: Schema = strict(
         pointer("MaxEjectionPercent", &["max_ejection_percent"], UINT32),
         pointer("BaseEjectionTime", &["base_ejection_time"], Kind::Duration),
     ],
+);
+
+/// Fields several structs declare alike.
+const MODE: Field = omitempty("Mode", &[], Kind::Str("structs.ProxyMode"));
+const TRANSPARENT_PROXY: Field = omitempty(
+    "TransparentProxy",
+    &["transparent_proxy"],
+    Kind::Struct(&TRANSPARENT_PROXY_CONFIG),
+);
+const MUTUAL_TLS_MODE: Field = omitempty(
+    "MutualTLSMode",
+    &["mutual_tls_mode"],
+    Kind::Str("structs.MutualTLSMode"),
+);
+const MESH_GATEWAY: Field = omitempty(
+    "MeshGateway",
+    &["mesh_gateway"],
+    Kind::Struct(&MESH_GATEWAY_CONFIG),
+);
+const EXPOSE: Field = omitempty("Expose", &[], Kind::Struct(&EXPOSE_CONFIG));
+const PASSIVE_HEALTH_CHECK: Field = pointer(
+    "PassiveHealthCheck",
+    &["passive_health_check"],
+    Kind::Struct(&PASSIVE_HEALTH_CHECK_CONFIG),
 );
 
 // ----- service-defaults -----
@@ -123,16 +145,8 @@ static UPSTREAM_CONFIG: Schema = strict(
         omitempty("Protocol", &[], STRING),
         omitempty("ConnectTimeoutMs", &["connect_timeout_ms"], INT),
         pointer("Limits", &[], Kind::Struct(&UPSTREAM_LIMITS)),
-        pointer(
-            "PassiveHealthCheck",
-            &["passive_health_check"],
-            Kind::Struct(&PASSIVE_HEALTH_CHECK),
-        ),
-        omitempty(
-            "MeshGateway",
-            &["mesh_gateway"],
-            Kind::Struct(&MESH_GATEWAY),
-        ),
+        PASSIVE_HEALTH_CHECK,
+        MESH_GATEWAY,
         omitempty(
             "BalanceOutboundConnections",
             &["balance_outbound_connections"],
@@ -205,23 +219,11 @@ pub static SERVICE_DEFAULTS: Schema = strict(
         KIND,
         NAME,
         field("Protocol", STRING),
-        omitempty("Mode", &[], Kind::Str("structs.ProxyMode")),
-        omitempty(
-            "TransparentProxy",
-            &["transparent_proxy"],
-            Kind::Struct(&TRANSPARENT_PROXY),
-        ),
-        omitempty(
-            "MutualTLSMode",
-            &["mutual_tls_mode"],
-            Kind::Str("structs.MutualTLSMode"),
-        ),
-        omitempty(
-            "MeshGateway",
-            &["mesh_gateway"],
-            Kind::Struct(&MESH_GATEWAY),
-        ),
-        omitempty("Expose", &[], Kind::Struct(&EXPOSE)),
+        MODE,
+        TRANSPARENT_PROXY,
+        MUTUAL_TLS_MODE,
+        MESH_GATEWAY,
+        EXPOSE,
         omitempty("ExternalSNI", &["external_sni"], STRING),
         pointer(
             "UpstreamConfig",
@@ -269,23 +271,11 @@ pub static PROXY_DEFAULTS: Schema = strict(
         KIND,
         NAME,
         field("Config", Kind::Any),
-        omitempty("Mode", &[], Kind::Str("structs.ProxyMode")),
-        omitempty(
-            "TransparentProxy",
-            &["transparent_proxy"],
-            Kind::Struct(&TRANSPARENT_PROXY),
-        ),
-        omitempty(
-            "MutualTLSMode",
-            &["mutual_tls_mode"],
-            Kind::Str("structs.MutualTLSMode"),
-        ),
-        omitempty(
-            "MeshGateway",
-            &["mesh_gateway"],
-            Kind::Struct(&MESH_GATEWAY),
-        ),
-        omitempty("Expose", &[], Kind::Struct(&EXPOSE)),
+        MODE,
+        TRANSPARENT_PROXY,
+        MUTUAL_TLS_MODE,
+        MESH_GATEWAY,
+        EXPOSE,
         omitempty("AccessLogs", &["access_logs"], Kind::Struct(&ACCESS_LOGS)),
         ENVOY_EXTENSIONS,
         pointer("FailoverPolicy", &["failover_policy"], Kind::Any),
@@ -309,12 +299,14 @@ static GATEWAY_TLS_SDS: Schema = strict(
     ],
 );
 
+const SDS: Field = pointer("SDS", &[], Kind::Struct(&GATEWAY_TLS_SDS));
+
 static GATEWAY_TLS: Schema = strict(
     "GatewayTLSConfig",
     "structs.GatewayTLSConfig",
     &[
         field("Enabled", Kind::Bool),
-        pointer("SDS", &[], Kind::Struct(&GATEWAY_TLS_SDS)),
+        SDS,
         omitempty(
             "TLSMinVersion",
             &["tls_min_version"],
@@ -332,7 +324,7 @@ static GATEWAY_TLS: Schema = strict(
 static GATEWAY_SERVICE_TLS: Schema = strict(
     "GatewayServiceTLSConfig",
     "structs.GatewayServiceTLSConfig",
-    &[pointer("SDS", &[], Kind::Struct(&GATEWAY_TLS_SDS))],
+    &[SDS],
 );
 
 static HEADER_MODIFIERS: Schema = strict(
@@ -369,11 +361,7 @@ static INGRESS_SERVICE: Schema = strict(
             &["max_concurrent_requests"],
             UINT32,
         ),
-        pointer(
-            "PassiveHealthCheck",
-            &["passive_health_check"],
-            Kind::Struct(&PASSIVE_HEALTH_CHECK),
-        ),
+        PASSIVE_HEALTH_CHECK,
         META,
     ],
 );
@@ -399,11 +387,7 @@ static INGRESS_DEFAULTS: Schema = strict(
         field("MaxConnections", UINT32),
         field("MaxPendingRequests", UINT32),
         field("MaxConcurrentRequests", UINT32),
-        pointer(
-            "PassiveHealthCheck",
-            &["passive_health_check"],
-            Kind::Struct(&PASSIVE_HEALTH_CHECK),
-        ),
+        PASSIVE_HEALTH_CHECK,
     ],
 );
 

@@ -113,18 +113,13 @@ fn normalize(entry: &mut ConfigEntry) -> Checked {
 }
 
 fn validate(entry: &ConfigEntry) -> Checked {
-    let body = Value::Object(entry.body().clone());
+    let body = &entry.body.0;
     match entry.kind.as_str() {
         super::SERVICE_DEFAULTS_KIND => service_defaults(entry, view(body)),
         super::PROXY_DEFAULTS_KIND => proxy_defaults(entry, view(body)),
-        super::INGRESS_GATEWAY_KIND => {
-            require_name(entry)?;
-            ingress_gateway(entry, &view(body))
-        }
-        super::TERMINATING_GATEWAY_KIND => {
-            require_name(entry)?;
-            terminating_gateway(entry, &view(body))
-        }
+        // Consul's gateway `Validate`s don't ask for a name.
+        super::INGRESS_GATEWAY_KIND => ingress_gateway(entry, &view(body)),
+        super::TERMINATING_GATEWAY_KIND => terminating_gateway(entry, &view(body)),
         super::EXPORTED_SERVICES_KIND => {
             if entry.name != "default" {
                 return Err(r#"exported-services Name must be "default""#.into());
@@ -147,10 +142,11 @@ fn require_name(entry: &ConfigEntry) -> Checked {
     Ok(())
 }
 
-/// A typed view of a decoded body, for the checks. The body is already converted to the
-/// schema's types, so the view cannot fail; the default covers what it doesn't name.
-pub(super) fn view<T: for<'de> Deserialize<'de> + Default>(body: Value) -> T {
-    serde_json::from_value(body).unwrap_or_default()
+/// A typed view of a decoded body, for the checks, read in place. The body is already
+/// converted to the schema's types, so the view cannot fail; the default covers what it
+/// doesn't name.
+pub(super) fn view<T: for<'de> Deserialize<'de> + Default>(body: &Value) -> T {
+    T::deserialize(body).unwrap_or_default()
 }
 
 // ----- service-defaults and proxy-defaults -----
@@ -301,9 +297,7 @@ fn is_domain_name(name: &str) -> bool {
 }
 
 fn service_defaults(entry: &ConfigEntry, sd: ServiceDefaults) -> Checked {
-    if entry.name.is_empty() {
-        return Err("Name is required".into());
-    }
+    require_name(entry)?;
     if entry.name == WILDCARD {
         return Err(
             "service-defaults name must be the name of a service, and not a wildcard".into(),

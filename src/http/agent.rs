@@ -180,10 +180,7 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     for local in agent_state::services(&r)? {
         let svc = AgentService::new(&local.service, &ctx.config.datacenter);
         if let Some(f) = &filter {
-            if !f
-                .matches_item(&svc)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-            {
+            if !f.matches_item(&svc)? {
                 continue;
             }
         }
@@ -271,10 +268,7 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             continue;
         };
         if let Some(f) = &filter {
-            if !f
-                .matches_item(&row)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-            {
+            if !f.matches_item(&row)? {
                 continue;
             }
         }

@@ -53,16 +53,10 @@ impl Narrow {
                 .map(str::to_string)
                 .collect()
         });
-        let filter = match &opts.filter {
-            Some(expr) => {
-                Some(Filter::parse(expr).map_err(|e| ApiError::bad_request(e.to_string()))?)
-            }
-            None => None,
-        };
         Ok(Narrow {
             node_meta,
             tags,
-            filter,
+            filter: opts.parsed_filter()?,
         })
     }
 
@@ -88,10 +82,7 @@ impl Narrow {
     pub(super) fn filter<T: Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
         match &self.filter {
             None => Ok(items),
-            Some(f) => f.apply(items).map_err(|e| match e {
-                crate::filter::FilterError::Render(_) => ApiError::internal(e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
-            }),
+            Some(f) => Ok(f.apply(items)?),
         }
     }
 

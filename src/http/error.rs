@@ -41,6 +41,17 @@ impl ApiError {
     }
 }
 
+/// A `?filter` that doesn't parse or doesn't fit the data is the client's error; an item that
+/// can't be rendered to be filtered is ours.
+impl From<crate::filter::FilterError> for ApiError {
+    fn from(err: crate::filter::FilterError) -> Self {
+        match err {
+            crate::filter::FilterError::Render(_) => ApiError::internal(err.to_string()),
+            _ => ApiError::bad_request(err.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

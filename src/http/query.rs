@@ -136,20 +136,9 @@ impl QueryOptions {
     pub fn parsed_filter(&self) -> Result<Option<crate::filter::Filter>, ApiError> {
         self.filter
             .as_deref()
-            .map(|f| {
-                crate::filter::Filter::parse(f).map_err(|e| ApiError::bad_request(e.to_string()))
-            })
+            .map(crate::filter::Filter::parse)
             .transpose()
-    }
-
-    /// Keeps the items the `?filter=` expression selects (all when there is none).
-    pub fn filter_items<T: serde::Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
-        match self.parsed_filter()? {
-            Some(f) => f
-                .apply(items)
-                .map_err(|e| ApiError::bad_request(e.to_string())),
-            None => Ok(items),
-        }
+            .map_err(ApiError::from)
     }
 }
 

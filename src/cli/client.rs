@@ -185,6 +185,44 @@ pub fn exit_code_of(result: Result<i32, String>) -> i32 {
     }
 }
 
+/// `value` as JSON indented with `indent`, as Go's `json.MarshalIndent(v, "", indent)` (each
+/// consul command picks its own indent).
+pub fn indented_json<T: serde::Serialize + ?Sized>(
+    value: &T,
+    indent: &[u8],
+) -> Result<String, String> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value.serialize(&mut ser).map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// `-cas` and `-modify-index`, as `kv put|delete` and `config write|delete` take them.
+#[derive(Debug, clap::Args)]
+pub struct CasFlags {
+    /// Check-and-set: act only if the entry's ModifyIndex is -modify-index (0: only create).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    cas: Option<bool>,
+    #[arg(long = "modify-index", default_value_t = 0)]
+    pub modify_index: u64,
+}
+
+impl CasFlags {
+    pub fn on(&self) -> bool {
+        self.cas.unwrap_or(false)
+    }
+
+    /// The `?cas=` the request carries, if any.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        if self.on() {
+            vec![("cas", self.modify_index.to_string())]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// Builds the client, with the consul CLI's error text.
 pub fn connect(flags: &HttpFlags) -> Result<Client, String> {
     Client::new(flags).map_err(|e| format!("Error connecting to Consul agent: {e}"))

@@ -2,7 +2,7 @@
 //! codes. Entries are decoded here as the agent decodes them, so a malformed file is reported
 //! before anything is sent.
 
-use super::client::{connect, read_data, segment, HttpFlags};
+use super::client::{connect, indented_json, read_data, segment, CasFlags, HttpFlags};
 use crate::types::config_entry::{ConfigEntry, MESH_KIND, MESH_NAME};
 use reqwest::Method;
 use serde_json::Value;
@@ -17,31 +17,6 @@ pub enum ConfigCommand {
     List(ListArgs),
     /// Deletes a config entry.
     Delete(DeleteArgs),
-}
-
-/// `-cas` and `-modify-index`, as `config write` and `config delete` take them.
-#[derive(Debug, clap::Args)]
-struct CasFlags {
-    /// Check-and-set: act only if the entry's ModifyIndex is -modify-index (0: only create).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    cas: Option<bool>,
-    #[arg(long = "modify-index", default_value_t = 0)]
-    modify_index: u64,
-}
-
-impl CasFlags {
-    fn on(&self) -> bool {
-        self.cas.unwrap_or(false)
-    }
-
-    /// The `?cas=` the request carries, if any.
-    fn query(&self) -> Vec<(&'static str, String)> {
-        if self.on() {
-            vec![("cas", self.modify_index.to_string())]
-        } else {
-            Vec::new()
-        }
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,17 +176,8 @@ async fn read(a: ReadArgs) -> Result<(), String> {
         .await
         .map_err(failed)?;
     let entry: Value = super::client::decode(&resp.body).map_err(failed)?;
-    println!("{}", pretty(&entry));
+    println!("{}", indented_json(&entry, b"    ")?);
     Ok(())
-}
-
-/// JSON indented with four spaces, as Go's `json.MarshalIndent(v, "", "    ")`.
-fn pretty(value: &Value) -> String {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(value, &mut ser).expect("a JSON value always serializes");
-    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 async fn list(a: ListArgs) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! `legate kv get|put|delete|export|import`, as `consul kv`: same flags, output and exit codes.
 
-use super::client::{connect, read_data, HttpFlags};
+use super::client::{connect, indented_json, read_data, CasFlags, HttpFlags};
 use crate::types::KvEntry;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
@@ -41,10 +41,8 @@ pub struct GetArgs {
 pub struct PutArgs {
     #[command(flatten)]
     http: HttpFlags,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    cas: Option<bool>,
-    #[arg(long = "modify-index", default_value_t = 0)]
-    modify_index: u64,
+    #[command(flatten)]
+    check_and_set: CasFlags,
     #[arg(long, default_value_t = 0)]
     flags: u64,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -63,10 +61,8 @@ pub struct PutArgs {
 pub struct DeleteArgs {
     #[command(flatten)]
     http: HttpFlags,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    cas: Option<bool>,
-    #[arg(long = "modify-index", default_value_t = 0)]
-    modify_index: u64,
+    #[command(flatten)]
+    check_and_set: CasFlags,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     recurse: Option<bool>,
     args: Vec<String>,
@@ -288,8 +284,8 @@ async fn put(a: PutArgs) -> Result<(), String> {
         query.push(("flags", a.flags.to_string()));
     }
     let session = a.session.clone().unwrap_or_default();
-    if on(a.cas) {
-        query.push(("cas", a.modify_index.to_string()));
+    if a.check_and_set.on() {
+        query.extend(a.check_and_set.query());
     } else if acquire {
         query.push(("acquire", session));
     } else if release {
@@ -300,11 +296,11 @@ async fn put(a: PutArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("Error! Failed writing data: {e}"))?;
     let ok = String::from_utf8_lossy(&resp.body).contains("true");
-    match (ok, on(a.cas), acquire, release) {
+    match (ok, a.check_and_set.on(), acquire, release) {
         (true, _, true, _) => println!("Success! Lock acquired on: {key}"),
         (true, _, _, true) => println!("Success! Lock released on: {key}"),
         (true, _, _, _) => println!("Success! Data written to: {key}"),
-        (false, true, _, _) if a.modify_index == 0 => {
+        (false, true, _, _) if a.check_and_set.modify_index == 0 => {
             return Err(format!(
                 "Error! Did not write to {key}: CAS performed with index=0 and key already exists."
             ))
@@ -318,16 +314,16 @@ async fn put(a: PutArgs) -> Result<(), String> {
 }
 
 async fn delete(a: DeleteArgs) -> Result<(), String> {
-    let (cas, recurse) = (on(a.cas), on(a.recurse));
+    let (cas, recurse) = (a.check_and_set.on(), on(a.recurse));
     let key = one_key(&a.args, !recurse)?;
     let key = key.strip_prefix('/').unwrap_or(&key).to_string();
-    if cas && a.modify_index == 0 {
+    if cas && a.check_and_set.modify_index == 0 {
         return Err(
             "Cannot delete a key that does not exist. Provide a -modify-index greater than than 0."
                 .into(),
         );
     }
-    if a.modify_index != 0 && !cas {
+    if a.check_and_set.modify_index != 0 && !cas {
         return Err("Cannot specify -modify-index without -cas!".into());
     }
     if cas && recurse {
@@ -347,13 +343,13 @@ async fn delete(a: DeleteArgs) -> Result<(), String> {
         println!("Success! Deleted keys with prefix: {key}");
         return Ok(());
     }
-    let query = if cas {
-        vec![("cas", a.modify_index.to_string())]
-    } else {
-        Vec::new()
-    };
     let resp = client
-        .ok(Method::DELETE, &kv_path(&key), &query, None)
+        .ok(
+            Method::DELETE,
+            &kv_path(&key),
+            &a.check_and_set.query(),
+            None,
+        )
         .await
         .map_err(|e| format!("Error! Did not delete key {key}: {e}"))?;
     if cas && !String::from_utf8_lossy(&resp.body).contains("true") {
@@ -388,11 +384,7 @@ async fn export(a: ExportArgs) -> Result<(), String> {
             value: base64::engine::general_purpose::STANDARD.encode(&e.value),
         })
         .collect();
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    exported.serialize(&mut ser).map_err(|e| e.to_string())?;
-    println!("{}", String::from_utf8_lossy(&out));
+    println!("{}", indented_json(&exported, b"\t")?);
     Ok(())
 }
 

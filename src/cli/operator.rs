@@ -2,7 +2,7 @@
 //! get-config|set-config|state`, as the consul commands of those names.
 
 use super::catalog::columnize;
-use super::client::{decode, Client, HttpFlags};
+use super::client::{decode, indented_json, Client, HttpFlags};
 use crate::filter::go_quote;
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -521,38 +521,21 @@ fn state_json(state: &Value) -> Result<String, String> {
     let mut state = state.clone();
     if let Some(top) = state.as_object_mut() {
         for key in ["ReadReplicas", "RedundancyZones", "Upgrade"] {
-            if top.get(key).is_some_and(is_empty) {
+            if top.get(key).is_some_and(crate::gojson::is_zero) {
                 top.remove(key);
             }
         }
         if let Some(servers) = top.get_mut("Servers").and_then(Value::as_object_mut) {
             for server in servers.values_mut().filter_map(Value::as_object_mut) {
                 for key in ["RedundancyZone", "UpgradeVersion", "ReadReplica"] {
-                    if server.get(key).is_some_and(is_empty) {
+                    if server.get(key).is_some_and(crate::gojson::is_zero) {
                         server.remove(key);
                     }
                 }
             }
         }
     }
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(&state, &mut ser)
-        .map_err(|e| format!("Failed to marshal token: {e}"))?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Whether Go's `omitempty` leaves the value out.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-    }
+    indented_json(&state, b"    ").map_err(|e| format!("Failed to marshal token: {e}"))
 }
 
 async fn state(a: StateArgs) -> Result<i32, String> {

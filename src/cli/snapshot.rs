@@ -261,7 +261,6 @@ fn json(
     total: u64,
     total_kv: u64,
 ) -> String {
-    use serde::Serialize;
     let rows = |stats: &[Stat]| -> serde_json::Value {
         stats
             .iter()
@@ -283,11 +282,7 @@ fn json(
         "TotalSizeKV": total_kv,
         "Legate": meta,
     });
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"   ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value.serialize(&mut ser).expect("JSON into a Vec");
-    String::from_utf8(out).expect("JSON is UTF-8")
+    super::client::indented_json(&value, b"   ").expect("a JSON value always serializes")
 }
 
 fn pretty(

@@ -2,7 +2,7 @@
 //! codes. Entries are decoded here as the agent decodes them, so a malformed file is reported
 //! before anything is sent.
 
-use super::client::{connect, indented_json, read_data, segment, CasFlags, HttpFlags};
+use super::client::{indented_json, read_data, segment, CasFlags, Client, HttpFlags};
 use crate::types::config_entry::{ConfigEntry, MESH_KIND, MESH_NAME};
 use reqwest::Method;
 use serde_json::Value;
@@ -81,6 +81,11 @@ pub struct DeleteArgs {
     filename: String,
     #[command(flatten)]
     check_and_set: CasFlags,
+}
+
+/// The client, with the `consul config` commands' own error text.
+fn connect(flags: &HttpFlags) -> Result<Client, String> {
+    Client::new(flags).map_err(|e| format!("Error connect to Consul agent: {e}"))
 }
 
 pub async fn run(command: ConfigCommand) -> i32 {

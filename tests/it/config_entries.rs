@@ -842,3 +842,22 @@ async fn the_config_cli_writes_reads_lists_and_deletes() {
         out.stderr
     );
 }
+
+/// `consul config` commands word a client error their own way ("Error connect to").
+#[tokio::test]
+async fn the_config_cli_reports_client_errors_as_consul() {
+    let a = TestAgent::start().await;
+    let out = config(
+        &a,
+        "read -token-file /nonexistent/token -kind service-defaults -name web",
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("Error connect to Consul agent: Error reading token file"),
+        "{}",
+        out.stderr
+    );
+}

@@ -106,11 +106,18 @@ impl crate::store::codec::Record for ConfigEntry {
 }
 
 /// Unused keys as Consul CE's `validateUnusedKeys` judges them: the index fields and `Kind`
-/// are fine, namespaces and JWT checks are Enterprise, anything else is unknown.
+/// are fine, namespaces and JWT checks are Enterprise, anything else is unknown. `Hash` is a
+/// field of every Consul entry (computed by the server, so what a client sends is dropped):
+/// entries read from a Consul carry it and must write back unchanged.
 fn unused_key_errors(unused: &[String]) -> Vec<String> {
     unused
         .iter()
-        .filter(|k| !matches!(k.as_str(), "CreateIndex" | "ModifyIndex" | "Kind" | "kind"))
+        .filter(|k| {
+            !matches!(
+                k.as_str(),
+                "CreateIndex" | "ModifyIndex" | "Kind" | "kind" | "Hash"
+            )
+        })
         .map(|k| {
             let lower = k.to_lowercase();
             if lower.ends_with("namespace") {
@@ -314,6 +321,15 @@ mod tests {
     fn check_err(v: Value) -> String {
         let mut entry = ConfigEntry::decode(v).unwrap();
         entry.check().unwrap_err()
+    }
+
+    /// Entries read from a Consul carry its computed `Hash`; they write back unchanged.
+    #[test]
+    fn a_hash_from_consul_is_accepted_and_dropped() {
+        for kind in ["service-defaults", "ingress-gateway", "service-router"] {
+            let entry = decoded(json!({"Kind": kind, "Name": "web", "Hash": 5_u64}));
+            assert!(entry.to_json().get("Hash").is_none(), "{kind}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use super::checks::{self, CheckSink, CheckStatus, HttpSpec, ProbeSpec, RunnerSpec};
 use super::definition::{validate_meta, CheckDefinition, ServiceDefinition};
-use crate::store::agent_state::{self, LocalCheck, LocalService};
-use crate::store::{catalog, Readable, Store, StoreError, WatchSet};
+use crate::clock::now_ms;
+use crate::store::agent_state::{self, LocalCheck, LocalService, ServiceRegistration};
+use crate::store::{catalog, Command, Outcome, Readable, Store, StoreError, WatchSet};
 use crate::types::catalog::{
     HealthCheck, NodeService, ServiceAddress, Weights, CRITICAL, PASSING, WARNING,
 };
@@ -14,7 +15,7 @@ use crate::types::JsonValue;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const SERVICE_MAINTENANCE_PREFIX: &str = "_service_maintenance:";
 pub const NODE_MAINTENANCE_ID: &str = "_node_maintenance";
@@ -96,13 +97,6 @@ pub struct LocalAgent {
     me: Weak<LocalAgent>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn go_duration(d: Duration) -> String {
     if d.is_zero() {
         String::new()
@@ -161,62 +155,32 @@ impl LocalAgent {
             let parent = services[0].0.id.clone();
             services.push((sidecar, parent, sidecar_checks));
         }
-        let node = self.node.clone();
-        let previous = {
-            let r = self.store.read()?;
-            let mut rows = HashMap::new();
-            for (_, _, checks) in &services {
-                for (local, _) in checks {
-                    if let Some(row) = catalog::get_check(&r, &node, &local.check_id)? {
-                        rows.insert(local.check_id.clone(), row);
-                    }
-                }
-            }
-            rows
-        };
         let to_start: Vec<LocalCheck> = services
             .iter()
             .flat_map(|(_, _, c)| c.iter().map(|(l, _)| l.clone()))
             .collect();
+        let services = services
+            .into_iter()
+            .map(|(service, sidecar_of, checks)| ServiceRegistration {
+                service: LocalService {
+                    service,
+                    sidecar_of,
+                },
+                checks,
+            })
+            .collect();
         let removed = self
             .store
-            .write(move |tx| {
-                let mut removed = Vec::new();
-                for (service, sidecar_of, checks) in services {
-                    let id = service.id.clone();
-                    agent_state::put_service(
-                        tx,
-                        &node,
-                        LocalService {
-                            service,
-                            sidecar_of,
-                        },
-                    )?;
-                    let keep: Vec<String> =
-                        checks.iter().map(|(l, _)| l.check_id.clone()).collect();
-                    for (local, mut row) in checks {
-                        // Re-registering keeps a check's status and output.
-                        if let Some(prev) = previous.get(&local.check_id) {
-                            row.status = prev.status.clone();
-                            row.output = prev.output.clone();
-                        }
-                        agent_state::put_check(tx, local, row)?;
-                    }
-                    if replace_existing_checks {
-                        for old in agent_state::checks(&*tx)?
-                            .into_iter()
-                            .filter(|c| c.service_id == id)
-                        {
-                            if !keep.contains(&old.check_id) {
-                                agent_state::delete_check(tx, &node, &old.check_id)?;
-                                removed.push(old.check_id);
-                            }
-                        }
-                    }
-                }
-                Ok(removed)
+            .apply(Command::AgentRegisterServices {
+                node: self.node.clone(),
+                services,
+                replace_existing_checks,
             })
             .await?;
+        let removed = match removed {
+            Outcome::RemovedChecks(ids) => ids,
+            _ => Vec::new(),
+        };
         let mut runners = self.runners.lock().unwrap();
         for id in removed {
             runners.remove(&id);
@@ -602,9 +566,11 @@ impl LocalAgent {
                 .collect()
         };
         drop(r);
-        let (node, id) = (self.node.clone(), id.to_string());
         self.store
-            .write(move |tx| agent_state::delete_service(tx, &node, &id))
+            .apply(Command::AgentDeregisterService {
+                node: self.node.clone(),
+                id: id.to_string(),
+            })
             .await?;
         let mut runners = self.runners.lock().unwrap();
         for check in doomed {
@@ -640,14 +606,12 @@ impl LocalAgent {
         };
         let service_id = def.service_id.clone();
         let name = def.name.clone();
-        let (local, mut row) = self.build_check(id, name, &service_id, def, true, source)?;
-        if let Some(prev) = catalog::get_check(&self.store.read()?, &self.node, &local.check_id)? {
-            row.status = prev.status;
-            row.output = prev.output;
-        }
-        let stored = local.clone();
+        let (local, row) = self.build_check(id, name, &service_id, def, true, source)?;
         self.store
-            .write(move |tx| agent_state::put_check(tx, stored, row))
+            .apply(Command::AgentRegisterCheck {
+                check: local.clone(),
+                row,
+            })
             .await?;
         self.start_runner(&local);
         Ok(())
@@ -657,9 +621,11 @@ impl LocalAgent {
         if agent_state::check(&self.store.read()?, id)?.is_none() {
             return Err(unknown_check(id));
         }
-        let (node, check) = (self.node.clone(), id.to_string());
         self.store
-            .write(move |tx| agent_state::delete_check(tx, &node, &check))
+            .apply(Command::AgentDeregisterCheck {
+                node: self.node.clone(),
+                id: id.to_string(),
+            })
             .await?;
         self.runners.lock().unwrap().remove(id);
         Ok(())
@@ -683,17 +649,13 @@ impl LocalAgent {
         };
         let output = checks::truncate_ttl_output(output, max);
         let deadline = now_ms() + def.ttl.0.as_millis() as u64;
-        let (node, check, status_text) = (self.node.clone(), id.to_string(), status.to_string());
         self.store
-            .write(move |tx| {
-                agent_state::set_check_status(
-                    tx,
-                    &node,
-                    &check,
-                    &status_text,
-                    &output,
-                    Some(deadline),
-                )
+            .apply(Command::AgentCheckStatus {
+                node: self.node.clone(),
+                id: id.to_string(),
+                status: status.to_string(),
+                output,
+                ttl_deadline_ms: Some(deadline),
             })
             .await?;
         self.start_ttl_timer(id.to_string(), def.ttl.0);
@@ -772,12 +734,12 @@ impl LocalAgent {
                     ttl_deadline_ms: 0,
                 };
                 self.store
-                    .write(move |tx| agent_state::put_check(tx, local, row))
+                    .apply(Command::AgentRegisterCheck { check: local, row })
                     .await?;
             }
             (false, true) => {
                 self.store
-                    .write(move |tx| agent_state::delete_check(tx, &node, &check_id))
+                    .apply(Command::AgentDeregisterCheck { node, id: check_id })
                     .await?;
             }
             _ => {}
@@ -870,14 +832,7 @@ impl LocalAgent {
         } else {
             format!("TTL expired (last output before timeout follows): {last}")
         };
-        let (node, check) = (self.node.clone(), id.to_string());
-        if let Err(e) = self
-            .store
-            .write(move |tx| {
-                agent_state::set_check_status(tx, &node, &check, CRITICAL, &output, None)
-            })
-            .await
-        {
+        if let Err(e) = self.set_status(id, CRITICAL, output).await {
             tracing::warn!(check = id, error = %e, "could not record TTL expiry");
         }
     }
@@ -891,24 +846,23 @@ impl LocalAgent {
         if unchanged {
             return;
         }
-        let (node, check, status, output) = (
-            self.node.clone(),
-            id.to_string(),
-            status.to_string(),
-            output.to_string(),
-        );
-        let result = self
-            .store
-            .write(move |tx| {
-                if agent_state::check(&*tx, &check)?.is_none() {
-                    return Ok(()); // deregistered meanwhile
-                }
-                agent_state::set_check_status(tx, &node, &check, &status, &output, None)
-            })
-            .await;
-        if let Err(e) = result {
+        if let Err(e) = self.set_status(id, status, output.to_string()).await {
             tracing::warn!(check = id, error = %e, "could not record check result");
         }
+    }
+
+    /// Writes a check's status and output (ignored once the check is deregistered).
+    async fn set_status(&self, id: &str, status: &str, output: String) -> Result<()> {
+        self.store
+            .apply(Command::AgentCheckStatus {
+                node: self.node.clone(),
+                id: id.to_string(),
+                status: status.to_string(),
+                output,
+                ttl_deadline_ms: None,
+            })
+            .await?;
+        Ok(())
     }
 
     /// Deregisters services whose check has been critical longer than its

@@ -10,7 +10,7 @@ pub mod sessions;
 
 use crate::config::Config;
 use crate::http::{self, AgentContext};
-use crate::store::{catalog, config_entry, Store};
+use crate::store::{Command, Outcome, Store};
 use crate::types::catalog::{
     HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
     SERF_CHECK_NAME,
@@ -267,15 +267,11 @@ async fn register_self(ctx: &http::Ctx) -> Result<(), AgentError> {
         .collect(),
         ..Default::default()
     });
-    let name = c.node_name.clone();
     ctx.store
-        .write(move |tx| {
-            catalog::ensure_node(tx, node)?;
-            catalog::ensure_check(tx, serf)?;
-            match consul {
-                Some(svc) => catalog::ensure_service(tx, &name, svc),
-                None => catalog::delete_service(tx, &name, "consul"),
-            }
+        .apply(Command::AgentSelf {
+            node,
+            serf_health: serf,
+            consul_service: consul,
         })
         .await?;
     Ok(())
@@ -322,7 +318,10 @@ async fn bootstrap_config_entries(ctx: &http::Ctx) -> Result<(), AgentError> {
     for entry in c.config_entries.clone() {
         let (kind, name) = (entry.kind.clone(), entry.name.clone());
         ctx.store
-            .write(move |tx| config_entry::set(tx, entry, Some(0)))
+            .apply(Command::ConfigEntrySet {
+                entry,
+                cas: Some(0),
+            })
             .await
             .map_err(|e| {
                 AgentError::Io(format!(
@@ -349,13 +348,12 @@ async fn reap_tombstones(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let ttl = TOMBSTONE_TTL.as_secs();
-        match store
-            .write(move |tx| crate::store::kv::reap_tombstones(tx, ttl))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(reaped = n, "reaped KV tombstones"),
+        let reap = Command::KvReapTombstones {
+            ttl_ms: TOMBSTONE_TTL.as_millis() as u64,
+        };
+        match store.apply(reap).await {
+            Ok(Outcome::Reaped(n)) if n > 0 => tracing::debug!(reaped = n, "reaped KV tombstones"),
+            Ok(_) => {}
             Err(crate::store::StoreError::Closed) => return,
             Err(e) => tracing::warn!(error = %e, "tombstone reap failed"),
         }

@@ -3,8 +3,8 @@
 //! restart re-arms them and expires the ones that ran out while the agent was down).
 
 use super::local::LocalError;
-use crate::store::session::{self, now_ms};
-use crate::store::Store;
+use crate::clock::now_ms;
+use crate::store::{session, Command, Store};
 use crate::types::catalog::SERF_CHECK_ID;
 use crate::types::session::{ServiceCheck, Session, BEHAVIOR_DELETE, BEHAVIOR_RELEASE};
 use serde_json::{Map, Value};
@@ -47,8 +47,10 @@ impl Sessions {
         let session = self.decode(body)?;
         let created = self
             .store
-            .write(move |tx| session::create(tx, session))
-            .await?;
+            .apply(Command::SessionCreate(session))
+            .await?
+            .session()
+            .ok_or_else(|| LocalError::Internal("session create returned no session".into()))?;
         if created.expires_at_ms != 0 {
             self.arm(created.id.clone(), created.expires_at_ms);
         }
@@ -198,9 +200,8 @@ impl Sessions {
     }
 
     pub async fn destroy(&self, id: &str) -> Result<()> {
-        let id_owned = id.to_string();
         self.store
-            .write(move |tx| session::destroy(tx, &id_owned))
+            .apply(Command::SessionDestroy { id: id.to_string() })
             .await?;
         if let Some(timer) = self.timers.lock().unwrap().remove(id) {
             timer.abort();
@@ -218,11 +219,14 @@ impl Sessions {
             return Ok(Some(current));
         }
         let deadline = now_ms() + (ttl * TTL_MULTIPLIER).as_millis() as u64;
-        let id_owned = id.to_string();
         let renewed = self
             .store
-            .write(move |tx| session::renew(tx, &id_owned, deadline))
-            .await?;
+            .apply(Command::SessionRenew {
+                id: id.to_string(),
+                expires_at_ms: deadline,
+            })
+            .await?
+            .session();
         if renewed.is_some() {
             self.arm(id.to_string(), deadline);
         }
@@ -245,12 +249,10 @@ impl Sessions {
         let task = tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             let Some(me) = me.upgrade() else { return };
-            let check_id = session_id.clone();
-            match me
-                .store
-                .write(move |tx| session::expire(tx, &check_id, now_ms()))
-                .await
-            {
+            let expire = Command::SessionExpire {
+                id: session_id.clone(),
+            };
+            match me.store.apply(expire).await.map(|o| o.applied()) {
                 Ok(true) => {
                     tracing::info!(session = %session_id, "session TTL expired; invalidated")
                 }

@@ -131,6 +131,7 @@ pub fn content_hash<T: Serialize>(value: &T) -> Result<String, ApiError> {
 mod tests {
     use super::*;
     use crate::store::kv;
+    use crate::store::Command;
     use std::time::Duration;
 
     fn opts(index: u64, wait_ms: u64) -> QueryOptions {
@@ -145,10 +146,7 @@ mod tests {
     async fn wakes_on_a_change_to_the_watched_key_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .write(|tx| kv::set(tx, "a", b"1".to_vec(), 0))
-            .await
-            .unwrap();
+        store.apply(Command::kv_set("a", b"1")).await.unwrap();
         let reader = store.clone();
         let waiter = tokio::spawn(async move {
             let started = Instant::now();
@@ -159,17 +157,11 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         // An unrelated key does not wake the reader...
-        store
-            .write(|tx| kv::set(tx, "b", b"x".to_vec(), 0))
-            .await
-            .unwrap();
+        store.apply(Command::kv_set("b", b"x")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiter.is_finished());
         // ...a change to its key does.
-        store
-            .write(|tx| kv::set(tx, "a", b"2".to_vec(), 0))
-            .await
-            .unwrap();
+        store.apply(Command::kv_set("a", b"2")).await.unwrap();
         let (index, value, elapsed) = waiter.await.unwrap();
         assert_eq!((index, value.as_slice()), (3, &b"2"[..]));
         assert!(elapsed < Duration::from_secs(2));
@@ -190,10 +182,7 @@ mod tests {
     async fn hash_blocking_returns_when_the_content_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .write(|tx| kv::set(tx, "a", b"1".to_vec(), 0))
-            .await
-            .unwrap();
+        store.apply(Command::kv_set("a", b"1")).await.unwrap();
         let first = blocking_hashed(&store, &opts(0, 100), |r, ws| kv::get(r, ws, "a"))
             .await
             .unwrap();
@@ -209,10 +198,7 @@ mod tests {
                 .hash
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        store
-            .write(|tx| kv::set(tx, "a", b"2".to_vec(), 0))
-            .await
-            .unwrap();
+        store.apply(Command::kv_set("a", b"2")).await.unwrap();
         assert_ne!(waiter.await.unwrap().unwrap(), hash);
     }
 }

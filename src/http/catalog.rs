@@ -13,9 +13,10 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::filter::Filter;
 use crate::gojson::{self, field, is_zero, multierror, Kind, Schema, STRING, UINT64};
+use crate::store::catalog::Registration;
 use crate::store::catalog::{self as store, Lookup};
 use crate::store::gateway;
-use crate::store::{ReadTx, StoreError, WatchSet, WriteTx};
+use crate::store::{Command, ReadTx, WatchSet};
 use crate::types::catalog::{HealthCheck, Node, NodeService, ServiceAddress, ServiceNode, Weights};
 use crate::types::schemas::{HEALTH_CHECK, LOCALITY, NODE_SERVICE};
 use crate::types::JsonValue;
@@ -249,14 +250,6 @@ fn check_datacenter(ctx: &Ctx, dc: &str) -> Result<(), ApiError> {
         return Err(ApiError::internal("No path to datacenter"));
     }
     Ok(())
-}
-
-/// A validated registration, ready to apply in one write.
-struct Registration {
-    node: Node,
-    skip_node_update: bool,
-    service: Option<NodeService>,
-    checks: Vec<HealthCheck>,
 }
 
 impl RegisterBody {
@@ -674,64 +667,14 @@ impl CheckBody {
     }
 }
 
-/// Prefixes a validation error from the store as Consul's `EnsureRegistration` does.
-fn context(what: &'static str) -> impl Fn(StoreError) -> StoreError {
-    move |e| match e {
-        StoreError::Invalid(msg) => StoreError::Invalid(format!("{what}: {msg}")),
-        other => other,
-    }
-}
-
-impl Registration {
-    fn apply(self, tx: &mut WriteTx) -> crate::store::Result<()> {
-        let name = self.node.node.clone();
-        let existing = store::get_node(&*tx, &name)?;
-        // `vetRegisterWithACL`: checks must be on the request's node, and a service check
-        // must name a service of the request or one already on the node.
-        for check in &self.checks {
-            if !fold_eq(&check.node, &name) {
-                return Err(StoreError::Invalid(format!(
-                    "Node '{}' for check '{}' doesn't match register request node '{name}'",
-                    check.node, check.check_id
-                )));
-            }
-            if check.service_id.is_empty()
-                || self
-                    .service
-                    .as_ref()
-                    .is_some_and(|s| s.id == check.service_id)
-            {
-                continue;
-            }
-            let known =
-                existing.is_some() && store::get_service(&*tx, &name, &check.service_id)?.is_some();
-            if !known {
-                return Err(StoreError::Invalid(format!(
-                    "Unknown service ID '{}' for check ID '{}'",
-                    check.service_id, check.check_id
-                )));
-            }
-        }
-        if existing.is_none() || !self.skip_node_update {
-            store::ensure_node(tx, self.node).map_err(context("failed inserting node"))?;
-        }
-        if let Some(service) = self.service {
-            store::ensure_service(tx, &name, service)
-                .map_err(context("failed inserting service"))?;
-        }
-        for check in self.checks {
-            store::ensure_check(tx, check).map_err(context("failed inserting check"))?;
-        }
-        Ok(())
-    }
-}
-
 /// `PUT /v1/catalog/register`.
 pub async fn register(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let body = req.body(&ctx).await?;
     let registration = decode::<RegisterBody>(&body, &REGISTER_REQUEST)?.validate(&ctx)?;
-    ctx.store.write(move |tx| registration.apply(tx)).await?;
+    ctx.store
+        .apply(Command::CatalogRegister(registration))
+        .await?;
     Reply::json(&true, opts.pretty)
 }
 
@@ -745,14 +688,10 @@ pub async fn deregister(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         return Err(invalid("Must provide node"));
     }
     ctx.store
-        .write(move |tx| {
-            if !args.service_id.is_empty() {
-                store::delete_service(tx, &args.node, &args.service_id)
-            } else if !args.check_id.is_empty() {
-                store::delete_check(tx, &args.node, &args.check_id)
-            } else {
-                store::delete_node(tx, &args.node)
-            }
+        .apply(Command::CatalogDeregister {
+            node: args.node,
+            service_id: args.service_id,
+            check_id: args.check_id,
         })
         .await?;
     Reply::json(&true, opts.pretty)

@@ -13,7 +13,7 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::filter::go_quote;
 use crate::gojson;
-use crate::store::config_entry;
+use crate::store::{config_entry, Command};
 use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry, SERVICE_DEFAULTS_KIND};
 use warp::http::Method;
 
@@ -51,8 +51,9 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     entry.check().map_err(ApiError::internal)?;
     let written = ctx
         .store
-        .write(move |tx| config_entry::set(tx, entry, cas))
-        .await?;
+        .apply(Command::ConfigEntrySet { entry, cas })
+        .await?
+        .applied();
     Reply::json(&written, opts.pretty)
 }
 
@@ -126,8 +127,9 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let name = canonical_name(&kind, &name).map_err(ApiError::internal)?;
     let deleted = ctx
         .store
-        .write(move |tx| config_entry::delete(tx, &kind, &name, cas))
-        .await?;
+        .apply(Command::ConfigEntryDelete { kind, name, cas })
+        .await?
+        .applied();
     match cas {
         Some(_) => Reply::json(&deleted, opts.pretty),
         // Consul answers plain deletes with an empty object, for older clients.

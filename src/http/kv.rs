@@ -5,7 +5,7 @@ use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::store::kv;
+use crate::store::{kv, Command};
 use warp::http::{Method, StatusCode};
 
 const PREFIX: &str = "/v1/kv/";
@@ -86,15 +86,27 @@ async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let release = req.params.get("release").map(str::to_string);
     let value = req.body(&ctx).await?;
     kv::validate_key(&key)?;
-    let written = ctx
-        .store
-        .write(move |tx| match (cas, acquire, release) {
-            (_, Some(session), _) => kv::lock(tx, &key, value, flags, &session).map(|r| r.is_ok()),
-            (_, _, Some(session)) => kv::unlock(tx, &key, value, flags, &session),
-            (Some(cas), None, None) => kv::set_cas(tx, &key, value, flags, cas),
-            (None, None, None) => kv::set(tx, &key, value, flags),
-        })
-        .await?;
+    let command = match (acquire, release) {
+        (Some(session), _) => Command::KvLock {
+            key,
+            value,
+            flags,
+            session,
+        },
+        (_, Some(session)) => Command::KvUnlock {
+            key,
+            value,
+            flags,
+            session,
+        },
+        (None, None) => Command::KvSet {
+            key,
+            value,
+            flags,
+            cas,
+        },
+    };
+    let written = ctx.store.apply(command).await?.applied();
     Reply::json(&written, opts.pretty)
 }
 
@@ -102,26 +114,15 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     conflicting(&req, &["recurse", "cas"])?;
     let key = req.tail(PREFIX).to_string();
-    let deleted = if req.params.has("recurse") {
-        ctx.store
-            .write(move |tx| kv::delete_tree(tx, &key).map(|_| true))
-            .await?
+    let command = if req.params.has("recurse") {
+        Command::KvDeleteTree { prefix: key }
     } else {
         if key.is_empty() {
             return Err(missing_key());
         }
-        match req.params.u64("cas")? {
-            Some(cas) => {
-                ctx.store
-                    .write(move |tx| kv::delete_cas(tx, &key, cas))
-                    .await?
-            }
-            None => {
-                ctx.store
-                    .write(move |tx| kv::delete(tx, &key).map(|_| true))
-                    .await?
-            }
-        }
+        let cas = req.params.u64("cas")?;
+        Command::KvDelete { key, cas }
     };
+    let deleted = ctx.store.apply(command).await?.applied();
     Reply::json(&deleted, opts.pretty)
 }

@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::store::snapshot::{self, Origin};
+use crate::store::Command;
 use warp::http::{Method, StatusCode};
 
 pub async fn handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
@@ -49,13 +50,10 @@ async fn restore(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     // No runner or timer may write between the restore and the re-arm from its state.
     ctx.local.stop();
     ctx.sessions.stop();
-    let restored = ctx
-        .store
-        .write(move |tx| snapshot::restore(tx, &archive))
-        .await;
+    let restored = ctx.store.apply(Command::RestoreSnapshot(archive)).await;
     // Even after a failed restore (the store is then unchanged) the runtime must run again.
     let resumed = crate::agent::resume_after_restore(&ctx).await;
-    let index = restored?;
+    let index = restored?.restored_index();
     resumed
         .map_err(|e| ApiError::internal(format!("restored, but resuming the agent failed: {e}")))?;
     tracing::info!(index, "restored snapshot");

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::store::{kv, txn, StoreError};
+use crate::store::{kv, txn, Command, Outcome, StoreError};
 use crate::types::{TxnError, TxnOp, TxnResult};
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -47,7 +47,10 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     } else if txn::is_read_only(&ops) {
         txn::read(&ctx.store.read()?, &ops)
     } else {
-        ctx.store.write(move |tx| txn::apply(tx, &ops)).await
+        ctx.store
+            .apply(Command::Txn { ops })
+            .await
+            .map(Outcome::txn_results)
     };
     match outcome {
         Ok(results) => Reply::json(

@@ -111,8 +111,53 @@ pub fn delete_service(tx: &mut WriteTx, node: &str, id: &str) -> Result<()> {
     catalog::delete_service(tx, node, id)
 }
 
-/// Stores a local check and its catalog row.
-pub fn put_check(tx: &mut WriteTx, local: LocalCheck, row: HealthCheck) -> Result<()> {
+/// A service to register through the agent, with its checks (the local definition and the
+/// catalog row of each).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct ServiceRegistration {
+    pub service: LocalService,
+    pub checks: Vec<(LocalCheck, HealthCheck)>,
+}
+
+/// Registers services with their checks; with `replace_existing_checks`, also removes the
+/// service's checks that are no longer defined and returns their IDs.
+pub fn register_services(
+    tx: &mut WriteTx,
+    node: &str,
+    services: Vec<ServiceRegistration>,
+    replace_existing_checks: bool,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for ServiceRegistration {
+        service,
+        checks: defined,
+    } in services
+    {
+        let id = service.service.id.clone();
+        put_service(tx, node, service)?;
+        let keep: Vec<String> = defined.iter().map(|(l, _)| l.check_id.clone()).collect();
+        for (local, row) in defined {
+            put_check(tx, local, row)?;
+        }
+        if replace_existing_checks {
+            for old in checks(&*tx)?.into_iter().filter(|c| c.service_id == id) {
+                if !keep.contains(&old.check_id) {
+                    delete_check(tx, node, &old.check_id)?;
+                    removed.push(old.check_id);
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Stores a local check and its catalog row. Re-registering a check keeps its status and
+/// output.
+pub fn put_check(tx: &mut WriteTx, local: LocalCheck, mut row: HealthCheck) -> Result<()> {
+    if let Some(prev) = catalog::get_check(&*tx, &row.node, &row.check_id)? {
+        row.status = prev.status;
+        row.output = prev.output;
+    }
     catalog::ensure_check(tx, row)?;
     tx.put(AGENT_CHECKS, &local.check_id.clone(), &local)
 }
@@ -123,7 +168,8 @@ pub fn delete_check(tx: &mut WriteTx, node: &str, id: &str) -> Result<()> {
     catalog::delete_check(tx, node, id)
 }
 
-/// Records a check result; for a TTL check also its new deadline.
+/// Records a check result; for a TTL check also its new deadline. A check deregistered
+/// since the result was taken is left alone.
 pub fn set_check_status(
     tx: &mut WriteTx,
     node: &str,
@@ -132,17 +178,18 @@ pub fn set_check_status(
     output: &str,
     ttl_deadline_ms: Option<u64>,
 ) -> Result<()> {
+    let Some(local) = tx.get(AGENT_CHECKS, id)? else {
+        return Ok(());
+    };
     if let Some(deadline) = ttl_deadline_ms {
-        if let Some(local) = tx.get(AGENT_CHECKS, id)? {
-            tx.put(
-                AGENT_CHECKS,
-                id,
-                &LocalCheck {
-                    ttl_deadline_ms: deadline,
-                    ..local
-                },
-            )?;
-        }
+        tx.put(
+            AGENT_CHECKS,
+            id,
+            &LocalCheck {
+                ttl_deadline_ms: deadline,
+                ..local
+            },
+        )?;
     }
     catalog::update_check_status(tx, node, id, status, output)
 }

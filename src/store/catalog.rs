@@ -324,6 +324,63 @@ pub fn delete_node(tx: &mut WriteTx, node: &str) -> Result<()> {
 
 // ----- reads -----
 
+/// A validated `PUT /v1/catalog/register`, applied as one write (Consul's
+/// `EnsureRegistration`).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Registration {
+    pub node: Node,
+    /// `SkipNodeUpdate`: an existing node keeps its address and meta.
+    pub skip_node_update: bool,
+    pub service: Option<NodeService>,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// Prefixes a validation error as Consul's `EnsureRegistration` does.
+fn context(what: &'static str) -> impl Fn(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Invalid(msg) => StoreError::Invalid(format!("{what}: {msg}")),
+        other => other,
+    }
+}
+
+/// Registers a node with an optional service and checks, after checking (as Consul's
+/// `vetRegisterWithACL`) that the checks are on the request's node and that a service check
+/// names a service of the request or one already on the node.
+pub fn register(tx: &mut WriteTx, r: Registration) -> Result<()> {
+    let name = r.node.node.clone();
+    let existing = get_node(&*tx, &name)?;
+    for check in &r.checks {
+        if lower(&check.node) != lower(&name) {
+            return Err(StoreError::Invalid(format!(
+                "Node '{}' for check '{}' doesn't match register request node '{name}'",
+                check.node, check.check_id
+            )));
+        }
+        if check.service_id.is_empty()
+            || r.service.as_ref().is_some_and(|s| s.id == check.service_id)
+        {
+            continue;
+        }
+        let known = existing.is_some() && get_service(&*tx, &name, &check.service_id)?.is_some();
+        if !known {
+            return Err(StoreError::Invalid(format!(
+                "Unknown service ID '{}' for check ID '{}'",
+                check.service_id, check.check_id
+            )));
+        }
+    }
+    if existing.is_none() || !r.skip_node_update {
+        ensure_node(tx, r.node).map_err(context("failed inserting node"))?;
+    }
+    if let Some(service) = r.service {
+        ensure_service(tx, &name, service).map_err(context("failed inserting service"))?;
+    }
+    for check in r.checks {
+        ensure_check(tx, check).map_err(context("failed inserting check"))?;
+    }
+    Ok(())
+}
+
 pub fn get_node(r: &impl Readable, node: &str) -> Result<Option<Node>> {
     r.get(NODES, &lower(node))
 }
@@ -539,7 +596,8 @@ pub fn checks_in_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::agent_state::LocalCheck;
+    use crate::store::{Command, Store};
 
     fn node(name: &str) -> Node {
         Node {
@@ -571,18 +629,35 @@ mod tests {
         }
     }
 
+    /// Registers node `n1` with `service` and `checks`.
+    async fn register(store: &Store, service: Option<NodeService>, checks: Vec<HealthCheck>) {
+        let registration = Registration {
+            node: node("n1"),
+            skip_node_update: false,
+            service,
+            checks,
+        };
+        store
+            .apply(Command::CatalogRegister(registration))
+            .await
+            .unwrap();
+    }
+
+    async fn deregister(store: &Store, node: &str, service_id: &str) {
+        let command = Command::CatalogDeregister {
+            node: node.into(),
+            service_id: service_id.into(),
+            check_id: String::new(),
+        };
+        store.apply(command).await.unwrap();
+    }
+
     async fn setup() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store
-            .write(|tx| {
-                ensure_node(tx, node("n1"))?;
-                ensure_service(tx, "n1", svc("web1", "web"))?;
-                ensure_service(tx, "n1", svc("db1", "db"))?;
-                ensure_check(tx, check("n1", "web-check", "web1", PASSING))
-            })
-            .await
-            .unwrap();
+        let web_check = check("n1", "web-check", "web1", PASSING);
+        register(&store, Some(svc("web1", "web")), vec![web_check]).await;
+        register(&store, Some(svc("db1", "db")), vec![]).await;
         (dir, store)
     }
 
@@ -596,10 +671,7 @@ mod tests {
     #[tokio::test]
     async fn health_reads_carry_node_checks_first() {
         let (_d, store) = setup().await;
-        store
-            .write(|tx| ensure_check(tx, check("n1", "node-check", "", PASSING)))
-            .await
-            .unwrap();
+        register(&store, None, vec![check("n1", "node-check", "", PASSING)]).await;
         let r = store.read().unwrap();
         let (_, entries) =
             check_service_nodes(&r, &mut WatchSet::new(), "web", Lookup::Service).unwrap();
@@ -617,17 +689,15 @@ mod tests {
     async fn a_service_change_moves_only_that_services_index() {
         let (_d, store) = setup().await;
         let (web, db) = (service_index(&store, "web"), service_index(&store, "db"));
-        store
-            .write(|tx| update_check_status(tx, "n1", "web-check", CRITICAL, "down"))
-            .await
-            .unwrap();
+        let down = HealthCheck {
+            output: "down".into(),
+            ..check("n1", "web-check", "web1", CRITICAL)
+        };
+        register(&store, None, vec![down]).await;
         assert!(service_index(&store, "web") > web);
         assert_eq!(service_index(&store, "db"), db);
         // A node-level check moves every service on the node.
-        store
-            .write(|tx| ensure_check(tx, check("n1", "maint", "", CRITICAL)))
-            .await
-            .unwrap();
+        register(&store, None, vec![check("n1", "maint", "", CRITICAL)]).await;
         assert!(service_index(&store, "db") > db);
     }
 
@@ -635,24 +705,15 @@ mod tests {
     async fn identical_rewrites_change_nothing() {
         let (_d, store) = setup().await;
         let before = store.read().unwrap().global_index().unwrap();
-        store
-            .write(|tx| {
-                ensure_node(tx, node("n1"))?;
-                ensure_service(tx, "n1", svc("web1", "web"))?;
-                ensure_check(tx, check("n1", "web-check", "web1", PASSING))
-            })
-            .await
-            .unwrap();
+        let web_check = check("n1", "web-check", "web1", PASSING);
+        register(&store, Some(svc("web1", "web")), vec![web_check]).await;
         assert_eq!(store.read().unwrap().global_index().unwrap(), before);
     }
 
     #[tokio::test]
     async fn deleting_a_service_removes_its_checks_and_lookups() {
         let (_d, store) = setup().await;
-        store
-            .write(|tx| delete_service(tx, "n1", "web1"))
-            .await
-            .unwrap();
+        deregister(&store, "n1", "web1").await;
         let r = store.read().unwrap();
         assert!(
             service_instances(&r, &mut WatchSet::new(), "web", Lookup::Service)
@@ -668,13 +729,23 @@ mod tests {
     #[tokio::test]
     async fn checks_need_their_node_and_service() {
         let (_d, store) = setup().await;
+        // Through the agent's check registration, which writes the row as given.
+        let register_check = |row: HealthCheck| Command::AgentRegisterCheck {
+            check: LocalCheck {
+                check_id: row.check_id.clone(),
+                service_id: row.service_id.clone(),
+                definition: crate::types::JsonValue::default(),
+                ttl_deadline_ms: 0,
+            },
+            row,
+        };
         let err = store
-            .write(|tx| ensure_check(tx, check("nope", "c", "", PASSING)))
+            .apply(register_check(check("nope", "c", "", PASSING)))
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), MISSING_NODE);
         let err = store
-            .write(|tx| ensure_check(tx, check("n1", "c", "ghost", PASSING)))
+            .apply(register_check(check("n1", "c", "ghost", PASSING)))
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), MISSING_SERVICE);
@@ -688,10 +759,7 @@ mod tests {
             proxy: crate::types::JsonValue(serde_json::json!({"DestinationServiceName": "web"})),
             ..svc("web1-sidecar-proxy", "web-sidecar-proxy")
         };
-        store
-            .write(move |tx| ensure_service(tx, "n1", proxy))
-            .await
-            .unwrap();
+        register(&store, Some(proxy), vec![]).await;
         let r = store.read().unwrap();
         let (_, found) =
             service_instances(&r, &mut WatchSet::new(), "web", Lookup::Connect).unwrap();
@@ -702,7 +770,7 @@ mod tests {
     #[tokio::test]
     async fn deleting_a_node_removes_everything_on_it() {
         let (_d, store) = setup().await;
-        store.write(|tx| delete_node(tx, "N1")).await.unwrap();
+        deregister(&store, "N1", "").await;
         let r = store.read().unwrap();
         assert!(nodes(&r, &mut WatchSet::new()).unwrap().1.is_empty());
         assert!(services(&r, &mut WatchSet::new()).unwrap().1.is_empty());

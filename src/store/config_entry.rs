@@ -314,7 +314,7 @@ pub fn service_protocol(r: &ReadTx, ws: &mut WatchSet, service: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Command, Store};
     use serde_json::json;
 
     fn entry(v: serde_json::Value) -> ConfigEntry {
@@ -325,7 +325,10 @@ mod tests {
 
     async fn write(store: &Store, v: serde_json::Value, cas: Option<u64>) -> Result<bool> {
         let e = entry(v);
-        store.write(move |tx| set(tx, e, cas)).await
+        store
+            .apply(Command::ConfigEntrySet { entry: e, cas })
+            .await
+            .map(|o| o.applied())
     }
 
     async fn put(store: &Store, v: serde_json::Value) {
@@ -380,22 +383,42 @@ mod tests {
         // (Consul's endpoint skips the delete and reports it done).
         let at = second.modify_index;
         assert!(!store
-            .write(move |tx| delete(tx, "service-defaults", "web", Some(at + 1)))
+            .apply(Command::ConfigEntryDelete {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                cas: Some(at + 1),
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert!(store
-            .write(move |tx| delete(tx, "service-defaults", "web", Some(at)))
+            .apply(Command::ConfigEntryDelete {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                cas: Some(at),
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         let before = store.read().unwrap().global_index().unwrap();
         assert!(store
-            .write(|tx| delete(tx, "service-defaults", "web", Some(1)))
+            .apply(Command::ConfigEntryDelete {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                cas: Some(1),
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert!(store
-            .write(|tx| delete(tx, "service-defaults", "web", None))
+            .apply(Command::ConfigEntryDelete {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                cas: None,
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert_eq!(store.read().unwrap().global_index().unwrap(), before);
     }
 
@@ -456,7 +479,11 @@ mod tests {
             "{err}"
         );
         let err = store
-            .write(|tx| delete(tx, "service-defaults", "web", None))
+            .apply(Command::ConfigEntryDelete {
+                kind: "service-defaults".into(),
+                name: "web".into(),
+                cas: None,
+            })
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Rejected(_)));

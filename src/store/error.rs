@@ -30,6 +30,9 @@ pub enum StoreError {
     /// Patroni recognise them by that status.
     #[error("{0}")]
     Rejected(String),
+    /// A command was offered at a log position already applied (a replayed log).
+    #[error("command at log index {log_index} already applied (store is at {applied})")]
+    AlreadyApplied { log_index: u64, applied: u64 },
     /// The agent is shutting down and no longer accepts writes.
     #[error("store is closed")]
     Closed,

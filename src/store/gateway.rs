@@ -277,7 +277,8 @@ pub fn ingress_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::catalog::Registration;
+    use crate::store::{Command, Store};
     use crate::types::catalog::{Node, NodeService};
     use crate::types::JsonValue;
     use serde_json::json;
@@ -286,24 +287,27 @@ mod tests {
         let mut e = ConfigEntry::decode(v).unwrap();
         e.check().unwrap();
         store
-            .write(move |tx| config_entry::set(tx, e, None))
+            .apply(Command::ConfigEntrySet {
+                entry: e,
+                cas: None,
+            })
             .await
             .unwrap();
     }
 
     async fn register(store: &Store, svc: NodeService) {
+        let registration = Registration {
+            node: Node {
+                node: "n1".into(),
+                address: "10.0.0.1".into(),
+                ..Default::default()
+            },
+            skip_node_update: false,
+            service: Some(svc),
+            checks: Vec::new(),
+        };
         store
-            .write(move |tx| {
-                catalog::ensure_node(
-                    tx,
-                    Node {
-                        node: "n1".into(),
-                        address: "10.0.0.1".into(),
-                        ..Default::default()
-                    },
-                )?;
-                catalog::ensure_service(tx, "n1", svc)
-            })
+            .apply(Command::CatalogRegister(registration))
             .await
             .unwrap();
     }

@@ -256,7 +256,7 @@ pub fn lock(
     let lock_index = match &existing {
         Some(e) if e.session == session => e.lock_index,
         Some(e) if !e.session.is_empty() => return Ok(Err(LockRefused::Held)),
-        _ if super::session::lock_delayed(&*tx, key, super::session::now_ms())? => {
+        _ if super::session::lock_delayed(&*tx, key, tx.now_ms())? => {
             return Ok(Err(LockRefused::Delayed))
         }
         Some(e) => e.lock_index + 1,
@@ -298,15 +298,15 @@ pub fn release_session(tx: &mut WriteTx, key: &str, session: &str) -> Result<()>
 fn bury(tx: &mut WriteTx, key: &str) -> Result<()> {
     let tombstone = Tombstone {
         index: tx.index(),
-        deleted_at: unix_now(),
+        deleted_at: tx.now_ms() / 1000,
     };
     tx.put(KV_TOMBSTONES, key, &tombstone)
 }
 
-/// Removes tombstones older than `ttl_secs`, so the graveyard does not grow forever. As in
-/// Consul, reaping moves no table index. Returns how many were reaped.
-pub fn reap_tombstones(tx: &mut WriteTx, ttl_secs: u64) -> Result<usize> {
-    let cutoff = unix_now().saturating_sub(ttl_secs);
+/// Removes tombstones older than `ttl_ms` at the command's time, so the graveyard does not
+/// grow forever. As in Consul, reaping moves no table index. Returns how many were reaped.
+pub fn reap_tombstones(tx: &mut WriteTx, ttl_ms: u64) -> Result<usize> {
+    let cutoff = (tx.now_ms().saturating_sub(ttl_ms)) / 1000;
     let mut reaped = 0;
     for (key, t) in tx.scan_prefix(KV_TOMBSTONES, "")? {
         if t.deleted_at <= cutoff {
@@ -317,17 +317,10 @@ pub fn reap_tombstones(tx: &mut WriteTx, ttl_secs: u64) -> Result<usize> {
     Ok(reaped)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Command, Store};
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -338,12 +331,14 @@ mod tests {
     #[tokio::test]
     async fn set_keeps_create_index_and_bumps_modify_index() {
         let (_d, store) = store().await;
+        store.apply(Command::kv_set("a", b"1")).await.unwrap();
         store
-            .write(|tx| set(tx, "a", b"1".to_vec(), 0))
-            .await
-            .unwrap();
-        store
-            .write(|tx| set(tx, "a", b"2".to_vec(), 5))
+            .apply(Command::KvSet {
+                key: "a".into(),
+                value: b"2".to_vec(),
+                flags: 5,
+                cas: None,
+            })
             .await
             .unwrap();
         let r = store.read().unwrap();
@@ -356,30 +351,60 @@ mod tests {
     async fn cas_zero_only_creates() {
         let (_d, store) = store().await;
         assert!(store
-            .write(|tx| set_cas(tx, "a", vec![], 0, 0))
+            .apply(Command::KvSet {
+                key: "a".into(),
+                value: vec![],
+                flags: 0,
+                cas: Some(0)
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert!(!store
-            .write(|tx| set_cas(tx, "a", vec![], 0, 0))
+            .apply(Command::KvSet {
+                key: "a".into(),
+                value: vec![],
+                flags: 0,
+                cas: Some(0)
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert!(!store
-            .write(|tx| set_cas(tx, "a", vec![], 0, 99))
+            .apply(Command::KvSet {
+                key: "a".into(),
+                value: vec![],
+                flags: 0,
+                cas: Some(99)
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
         assert!(store
-            .write(|tx| set_cas(tx, "a", vec![], 0, 1))
+            .apply(Command::KvSet {
+                key: "a".into(),
+                value: vec![],
+                flags: 0,
+                cas: Some(1)
+            })
             .await
-            .unwrap());
+            .unwrap()
+            .applied());
     }
 
     #[tokio::test]
     async fn prefix_index_does_not_go_backwards_after_delete() {
         let (_d, store) = store().await;
-        store.write(|tx| set(tx, "p/a", vec![], 0)).await.unwrap();
-        store.write(|tx| set(tx, "p/b", vec![], 0)).await.unwrap();
-        store.write(|tx| set(tx, "q", vec![], 0)).await.unwrap();
-        store.write(|tx| delete(tx, "p/b")).await.unwrap();
+        store.apply(Command::kv_set("p/a", b"")).await.unwrap();
+        store.apply(Command::kv_set("p/b", b"")).await.unwrap();
+        store.apply(Command::kv_set("q", b"")).await.unwrap();
+        store
+            .apply(Command::KvDelete {
+                key: "p/b".into(),
+                cas: None,
+            })
+            .await
+            .unwrap();
         let r = store.read().unwrap();
         let (idx, entries) = list(&r, &mut WatchSet::new(), "p/").unwrap();
         assert_eq!((idx, entries.len()), (4, 1));
@@ -391,17 +416,15 @@ mod tests {
     #[tokio::test]
     async fn a_failed_operation_leaves_no_trace() {
         let (_d, store) = store().await;
-        store
-            .write(|tx| set(tx, "a", b"1".to_vec(), 0))
-            .await
-            .unwrap();
-        let err = store
-            .write(|tx| {
-                set(tx, "a", b"2".to_vec(), 0)?;
-                set(tx, "b", b"2".to_vec(), 0)?;
-                Err::<(), _>(StoreError::Invalid("abort".into()))
-            })
-            .await;
+        store.apply(Command::kv_set("a", b"1")).await.unwrap();
+        // The third operation fails, so the transaction's first two are undone with it.
+        let ops = serde_json::from_value(serde_json::json!([
+            {"KV": {"Verb": "set", "Key": "a", "Value": "Mg=="}},
+            {"KV": {"Verb": "set", "Key": "b", "Value": "Mg=="}},
+            {"KV": {"Verb": "cas", "Key": "a", "Value": "Mg==", "Index": 99}},
+        ]))
+        .unwrap();
+        let err = store.apply(Command::Txn { ops }).await;
         assert!(err.is_err());
         let r = store.read().unwrap();
         assert_eq!(r.get(KV, "a").unwrap().unwrap().value, b"1");

@@ -47,6 +47,7 @@ pub fn run(db: &Database, target: u64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::tables::{KV, SCHEMA_VERSION};
+    use crate::store::Command;
     use crate::store::{codec, Readable, Store, DB_FILE};
     use crate::types::KvEntry;
 
@@ -84,11 +85,8 @@ mod tests {
         let entry = read.get(KV, "old").unwrap().unwrap();
         assert_eq!((entry.flags, entry.modify_index), (7, 3));
         assert_eq!(read.global_index().unwrap(), 3);
-        let next = store
-            .write(|tx| crate::store::kv::set(tx, "new", b"x".to_vec(), 0))
-            .await
-            .unwrap();
-        assert!(next);
+        let next = store.apply(Command::kv_set("new", b"x")).await.unwrap();
+        assert!(next.applied());
         assert_eq!(store.read().unwrap().global_index().unwrap(), 4);
         store.close();
         drop(store);

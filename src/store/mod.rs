@@ -1,11 +1,27 @@
 //! The durable store: redb tables (see `tables`), one monotonic global index, group commit
 //! (`batch`) and watches for blocking queries (`watch`). Domain modules (`kv`, `txn`, ...) own
 //! their tables and expose read functions over `ReadTx` and write functions over `WriteTx`.
+//!
+//! Every write is a `Command` (`command`), and `Store::apply` is the only way in: the
+//! command is stamped with this machine's time into an `Entry`, takes the next position of the
+//! command log, and the writer applies it deterministically (the time, IDs and keys travel
+//! inside the entry; applying reads no clock, random source or file outside the store).
+//! `meta.applied` records the last log position applied, whether the command wrote, changed
+//! nothing or failed, so the same log gives the same global and table indexes everywhere.
+//!
+//! How a replicated log plugs in (the Raft issue): the leader builds the `Entry` exactly as
+//! `apply` does today and appends its encoding (`codec::encode`, the records' envelope) to
+//! the log instead of queueing it; every server's state machine then calls
+//! `Store::apply_entry(log_index, entry)` for each committed log entry in order, and the
+//! request that proposed it gets the `Outcome` from the leader's application. A log index at
+//! or below `meta.applied` is refused (`StoreError::AlreadyApplied`), so replaying a log after
+//! a restart or a snapshot install cannot apply an entry twice. Reads stay local (`ReadTx`).
 
 pub mod agent_state;
 pub mod batch;
 pub mod catalog;
 pub mod codec;
+pub mod command;
 pub mod config_entry;
 pub mod error;
 pub mod gateway;
@@ -18,6 +34,7 @@ pub mod tx;
 pub mod txn;
 pub mod watch;
 
+pub use command::{Command, Entry, Outcome};
 pub use error::{Result, StoreError};
 pub use tx::{ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
@@ -42,6 +59,7 @@ struct Inner {
     watches: Arc<Watches>,
     writer: Mutex<Option<mpsc::Sender<batch::Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    tap: batch::Tap,
     path: PathBuf,
 }
 
@@ -65,13 +83,15 @@ impl Store {
         let db = Arc::new(db);
         let index = tx::read_global_index(&db.begin_read()?)?;
         let watches = Watches::new(index);
-        let (writer, handle) = batch::spawn_writer(db.clone(), watches.clone())?;
+        let tap = batch::Tap::default();
+        let (writer, handle) = batch::spawn_writer(db.clone(), watches.clone(), tap.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
                 watches,
                 writer: Mutex::new(Some(writer)),
                 writer_thread: Mutex::new(Some(handle)),
+                tap,
                 path,
             }),
         })
@@ -94,22 +114,26 @@ impl Store {
         &self.inner.watches
     }
 
-    /// Queues `op` for the next group commit and resolves with its result once that commit is
-    /// durable. An `Err` from `op` rolls back everything `op` wrote and nothing else.
-    pub async fn write<R, F>(&self, op: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut WriteTx) -> Result<R> + Send + 'static,
-    {
-        let (send, recv) = tokio::sync::oneshot::channel();
-        let job: batch::Job = Box::new(move |tx: &mut WriteTx| {
-            let result = op(tx);
-            let ok = result.is_ok();
-            let done: batch::Completion = Box::new(move |commit: Result<()>| {
-                let _ = send.send(commit.and(result));
-            });
-            (ok, done)
-        });
+    /// Applies `command`, stamped with this machine's time, at the next log position: queued
+    /// for the next group commit, it resolves with its outcome once that commit is durable. An
+    /// `Err` rolls back everything the command wrote and nothing else.
+    pub async fn apply(&self, command: Command) -> Result<Outcome> {
+        self.submit(None, Entry::now(command)).await
+    }
+
+    /// Applies `entry` at log position `log_index` (a replicated log's committed entry, or a
+    /// recorded one replayed); refused if the store has already applied that position.
+    pub async fn apply_entry(&self, log_index: u64, entry: Entry) -> Result<Outcome> {
+        self.submit(Some(log_index), entry).await
+    }
+
+    async fn submit(&self, log_index: Option<u64>, entry: Entry) -> Result<Outcome> {
+        let (reply, recv) = tokio::sync::oneshot::channel();
+        let job = batch::Job {
+            log_index,
+            entry,
+            reply,
+        };
         {
             let writer = self.inner.writer.lock().unwrap();
             let writer = writer.as_ref().ok_or(StoreError::Closed)?;
@@ -120,6 +144,16 @@ impl Store {
                 "write was dropped by a failed batch".into(),
             ))
         })
+    }
+
+    /// From now on, every entry applied is sent to the returned receiver with its log
+    /// position, encoded as a replicated log would carry it, once it is durable: what a
+    /// leader ships to followers, and how tests record a real command stream. A new tap
+    /// replaces the previous one.
+    pub fn tap(&self) -> mpsc::Receiver<(u64, Vec<u8>)> {
+        let (send, recv) = mpsc::channel();
+        *self.inner.tap.lock().unwrap() = Some(send);
+        recv
     }
 
     /// Stops accepting writes, waits for the writer to finish what is queued, and closes the

@@ -27,13 +27,6 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The checks a session is tied to, as (check id) on its node.
 fn tied_checks(s: &Session) -> Vec<String> {
     let mut out: Vec<String> = s.node_checks.clone().unwrap_or_default();
@@ -109,7 +102,7 @@ pub fn destroy(tx: &mut WriteTx, id: &str) -> Result<()> {
         tx.delete(SESSION_CHECKS, &format!("{node}\0{check_id}\0{id}"))?;
     }
     tx.delete(SESSION_NODES, &format!("{node}\0{id}"))?;
-    let delay_until = now_ms() + session.lock_delay / 1_000_000;
+    let delay_until = tx.now_ms() + session.lock_delay / 1_000_000;
     for (lock_key, _) in tx.scan_prefix(SESSION_LOCKS, &format!("{id}\0"))? {
         let key = lock_key[id.len() + 1..].to_string();
         if session.lock_delay > 0 {
@@ -149,10 +142,11 @@ pub fn invalidate_for_node(tx: &mut WriteTx, node: &str) -> Result<()> {
     Ok(())
 }
 
-/// Destroys `id` if its TTL deadline has passed (run by the expiry timer and at start).
-pub fn expire(tx: &mut WriteTx, id: &str, now_ms: u64) -> Result<bool> {
+/// Destroys `id` if its TTL deadline is not after the command's time (run by the expiry
+/// timer and at start).
+pub fn expire(tx: &mut WriteTx, id: &str) -> Result<bool> {
     match tx.get(SESSIONS, id)? {
-        Some(s) if s.expires_at_ms != 0 && s.expires_at_ms <= now_ms => {
+        Some(s) if s.expires_at_ms != 0 && s.expires_at_ms <= tx.now_ms() => {
             destroy(tx, id)?;
             Ok(true)
         }

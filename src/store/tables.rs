@@ -16,6 +16,9 @@ pub const SCHEMA_VERSION: u64 = 6;
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_INDEX: &str = "index";
+/// `applied`: the log position of the last command applied (see `command`). Every command
+/// takes one position, whether it wrote or failed; a command at or below it is refused.
+pub const META_APPLIED: &str = "applied";
 
 /// `table_index`: table name → the global index of the last write that touched it
 /// (Consul's `index` table, the source of `X-Consul-Index` for table-wide reads).

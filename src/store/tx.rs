@@ -8,7 +8,7 @@
 
 use super::codec::{self, Record};
 use super::error::Result;
-use super::tables::{self, Table, META, META_INDEX, TABLE_INDEX};
+use super::tables::{self, Table, META, META_APPLIED, META_INDEX, TABLE_INDEX};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::collections::{HashMap, HashSet};
 
@@ -107,8 +107,17 @@ fn open_read(
 }
 
 pub(super) fn read_global_index(txn: &ReadTransaction) -> Result<u64> {
+    read_meta(txn, META_INDEX)
+}
+
+/// The log position of the last command applied (0 before the first).
+pub(super) fn read_applied(txn: &ReadTransaction) -> Result<u64> {
+    read_meta(txn, META_APPLIED)
+}
+
+fn read_meta(txn: &ReadTransaction, key: &str) -> Result<u64> {
     match txn.open_table(META) {
-        Ok(t) => Ok(t.get(META_INDEX)?.map(|v| v.value()).unwrap_or(0)),
+        Ok(t) => Ok(t.get(key)?.map(|v| v.value()).unwrap_or(0)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
         Err(e) => Err(e.into()),
     }
@@ -155,12 +164,17 @@ pub struct WriteTx<'a> {
     dirty_tables: HashSet<&'static str>,
     op: OpState,
     touched: HashSet<(&'static str, String)>,
+    /// Position in the command log of the last command applied (persisted in `meta`).
+    applied: u64,
+    /// The time carried by the command in progress: the only clock a write may read.
+    now_ms: u64,
 }
 
 impl<'a> WriteTx<'a> {
     pub(super) fn new(
         txn: &'a WriteTransaction,
         last_index: u64,
+        applied: u64,
         table_indexes: &'a mut HashMap<&'static str, u64>,
     ) -> Self {
         WriteTx {
@@ -170,7 +184,20 @@ impl<'a> WriteTx<'a> {
             dirty_tables: HashSet::new(),
             op: OpState::default(),
             touched: HashSet::new(),
+            applied,
+            now_ms: 0,
         }
+    }
+
+    /// Unix milliseconds of the command in progress, as decided when it was built. Writes
+    /// read time only here, so every replica applying the same command stores the same values.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The log position of the last command applied.
+    pub(super) fn applied(&self) -> u64 {
+        self.applied
     }
 
     /// The index of the operation in progress: one above the last successful one.
@@ -311,8 +338,11 @@ impl<'a> WriteTx<'a> {
         self.op.touched.push((table, key.to_string()));
     }
 
-    pub(super) fn begin_op(&mut self) {
+    /// Starts applying the command at log position `log_index`, carrying time `now_ms`.
+    pub(super) fn begin_op(&mut self, log_index: u64, now_ms: u64) {
         self.op = OpState::default();
+        self.applied = log_index;
+        self.now_ms = now_ms;
     }
 
     /// Keeps the operation's writes; it consumed an index only if it wrote something (or moved
@@ -351,11 +381,14 @@ impl<'a> WriteTx<'a> {
         Ok(())
     }
 
-    /// Persists the batch's index bookkeeping; returns the last index and what was touched.
-    pub(super) fn finish_batch(self) -> Result<(u64, HashSet<(&'static str, String)>)> {
+    /// Persists the batch's index bookkeeping; returns the last index, the last log position
+    /// applied and what was touched.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn finish_batch(self) -> Result<(u64, u64, HashSet<(&'static str, String)>)> {
         {
             let mut meta = self.txn.open_table(META)?;
             meta.insert(META_INDEX, self.last_index)?;
+            meta.insert(META_APPLIED, self.applied)?;
             let mut idx = self.txn.open_table(TABLE_INDEX)?;
             for table in &self.dirty_tables {
                 if let Some(i) = self.table_indexes.get(table) {
@@ -363,6 +396,6 @@ impl<'a> WriteTx<'a> {
                 }
             }
         }
-        Ok((self.last_index, self.touched))
+        Ok((self.last_index, self.applied, self.touched))
     }
 }

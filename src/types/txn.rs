@@ -2,11 +2,12 @@
 
 use super::catalog::{HealthCheck, Node, NodeService};
 use super::KvEntry;
+use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 /// One operation of a transaction: one of `KV`, `Node`, `Service`, `Check` (and `Session`,
 /// which arrives with the sessions work). Unknown fields are ignored, as Go's decoder does.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 pub struct TxnOp {
     #[serde(rename = "KV")]
     pub kv: Option<TxnKvOp>,
@@ -33,7 +34,7 @@ impl TxnOp {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct TxnKvOp {
     pub verb: String,
@@ -53,14 +54,14 @@ pub struct TxnKvOp {
     pub partition: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct TxnNodeOp {
     pub verb: String,
     pub node: Node,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct TxnServiceOp {
     pub verb: String,
@@ -68,14 +69,14 @@ pub struct TxnServiceOp {
     pub service: NodeService,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct TxnCheckOp {
     pub verb: String,
     pub check: HealthCheck,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct TxnSessionOp {
     pub verb: String,
@@ -83,7 +84,7 @@ pub struct TxnSessionOp {
 }
 
 /// The session an operation names (only its ID matters).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Encode, Decode)]
 pub struct TxnSessionRef {
     #[serde(rename = "ID")]
     pub id: String,

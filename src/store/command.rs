@@ -1,0 +1,337 @@
+//! Every write as a value (Consul's FSM message types, `fsm/commands_ce.go`): handlers, timers,
+//! check runners and the offline CLI build a `Command`; the group-commit writer applies it with
+//! `apply`, the one function that changes the store.
+//!
+//! Invariant: applying reads nothing but the transaction and the `Entry`. What differs between
+//! machines (the time, generated IDs, random material) is decided before the command is built
+//! and travels inside it; the time of a whole entry is `WriteTx::now_ms`. So any store that
+//! applies the same entries in the same order ends with byte-identical tables and indexes.
+
+use super::agent_state::{self, ServiceRegistration};
+use super::catalog::{self, Registration};
+use super::codec::Record;
+use super::error::Result;
+use super::snapshot::Archive;
+use super::{config_entry, kv, session, txn, WriteTx};
+use crate::types::catalog::{HealthCheck, Node, NodeService};
+use crate::types::config_entry::ConfigEntry;
+use crate::types::session::Session;
+use crate::types::txn::{TxnOp, TxnResult};
+use bincode::{Decode, Encode};
+
+/// One entry of the command log: a command and the time it was built at.
+#[derive(Debug, Encode, Decode)]
+pub struct Entry {
+    /// Unix milliseconds when the command was built; the only clock its application reads.
+    pub time_ms: u64,
+    pub command: Command,
+}
+
+/// Entries travel (to a future replica) in the records' versioned envelope.
+impl Record for Entry {
+    const VERSION: u8 = 1;
+}
+
+impl Entry {
+    /// `command` stamped with this machine's clock.
+    pub fn now(command: Command) -> Entry {
+        Entry {
+            time_ms: crate::clock::now_ms(),
+            command,
+        }
+    }
+}
+
+/// A kind of write, with everything it needs.
+#[derive(Debug, Encode, Decode)]
+pub enum Command {
+    /// `PUT /v1/kv/<key>`: with `cas`, only if the entry's `ModifyIndex` matches (0: create).
+    KvSet {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        cas: Option<u64>,
+    },
+    /// `PUT /v1/kv/<key>?acquire=<session>`.
+    KvLock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+    /// `PUT /v1/kv/<key>?release=<session>`.
+    KvUnlock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+    /// `DELETE /v1/kv/<key>`: with `cas`, only if the entry's `ModifyIndex` matches.
+    KvDelete {
+        key: String,
+        cas: Option<u64>,
+    },
+    /// `DELETE /v1/kv/<prefix>?recurse`.
+    KvDeleteTree {
+        prefix: String,
+    },
+    /// Removes KV tombstones deleted at least `ttl_ms` before the entry's time.
+    KvReapTombstones {
+        ttl_ms: u64,
+    },
+    /// `PUT /v1/txn` with at least one write.
+    Txn {
+        ops: Vec<TxnOp>,
+    },
+    /// `PUT /v1/catalog/register`.
+    CatalogRegister(Registration),
+    /// `PUT /v1/catalog/deregister`: a service (with its checks), else a check, else the node.
+    CatalogDeregister {
+        node: String,
+        service_id: String,
+        check_id: String,
+    },
+    /// The agent's own node, its `serfHealth` check and, on a server, its `consul` service
+    /// (removed on a client), as every start registers them.
+    AgentSelf {
+        node: Node,
+        serf_health: HealthCheck,
+        consul_service: Option<NodeService>,
+    },
+    /// A service registered through the agent, with its checks and sidecar.
+    AgentRegisterServices {
+        node: String,
+        services: Vec<ServiceRegistration>,
+        replace_existing_checks: bool,
+    },
+    AgentDeregisterService {
+        node: String,
+        id: String,
+    },
+    /// A check registered through the agent (also a maintenance check).
+    AgentRegisterCheck {
+        check: agent_state::LocalCheck,
+        row: HealthCheck,
+    },
+    AgentDeregisterCheck {
+        node: String,
+        id: String,
+    },
+    /// A check result (runner, TTL update or expiry); for a TTL update also its new deadline.
+    /// Ignored once the check is deregistered.
+    AgentCheckStatus {
+        node: String,
+        id: String,
+        status: String,
+        output: String,
+        ttl_deadline_ms: Option<u64>,
+    },
+    /// `PUT /v1/session/create`, its ID and deadline already decided.
+    SessionCreate(Session),
+    SessionDestroy {
+        id: String,
+    },
+    /// A TTL session's new deadline.
+    SessionRenew {
+        id: String,
+        expires_at_ms: u64,
+    },
+    /// Destroys the session if its deadline is not after the entry's time.
+    SessionExpire {
+        id: String,
+    },
+    /// `PUT /v1/config` (and `config_entries.bootstrap`, with `cas` 0).
+    ConfigEntrySet {
+        entry: ConfigEntry,
+        cas: Option<u64>,
+    },
+    /// `DELETE /v1/config/<kind>/<name>`.
+    ConfigEntryDelete {
+        kind: String,
+        name: String,
+        cas: Option<u64>,
+    },
+    /// `PUT /v1/snapshot`: replaces everything with a verified archive.
+    RestoreSnapshot(Archive),
+}
+
+#[cfg(test)]
+impl Command {
+    /// A plain KV write, the command most tests need.
+    pub(crate) fn kv_set(key: &str, value: &[u8]) -> Command {
+        Command::KvSet {
+            key: key.into(),
+            value: value.to_vec(),
+            flags: 0,
+            cas: None,
+        }
+    }
+}
+
+/// What applying a command returned, for the request that sent it.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// Whether a conditional write (CAS, lock, unlock) took effect.
+    Applied(bool),
+    Session(Option<Session>),
+    Txn(Vec<TxnResult>),
+    /// The index a snapshot was restored at.
+    Restored(u64),
+    /// Checks removed by a service registration with `replace-existing-checks`.
+    RemovedChecks(Vec<String>),
+    /// Rows removed by housekeeping.
+    Reaped(usize),
+}
+
+impl Outcome {
+    /// Whether the write took effect (`true` for every unconditional write).
+    pub fn applied(&self) -> bool {
+        !matches!(self, Outcome::Applied(false))
+    }
+
+    pub fn txn_results(self) -> Vec<TxnResult> {
+        match self {
+            Outcome::Txn(results) => results,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The index a `RestoreSnapshot` restored at.
+    pub fn restored_index(&self) -> u64 {
+        match self {
+            Outcome::Restored(index) => *index,
+            _ => 0,
+        }
+    }
+
+    pub fn session(self) -> Option<Session> {
+        match self {
+            Outcome::Session(s) => s,
+            _ => None,
+        }
+    }
+}
+
+/// Applies one command inside the batch's transaction. An `Err` rolls back what it wrote.
+pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
+    use Outcome::*;
+    Ok(match command {
+        Command::KvSet {
+            key,
+            value,
+            flags,
+            cas: None,
+        } => Applied(kv::set(tx, &key, value, flags)?),
+        Command::KvSet {
+            key,
+            value,
+            flags,
+            cas: Some(cas),
+        } => Applied(kv::set_cas(tx, &key, value, flags, cas)?),
+        Command::KvLock {
+            key,
+            value,
+            flags,
+            session,
+        } => Applied(kv::lock(tx, &key, value, flags, &session)?.is_ok()),
+        Command::KvUnlock {
+            key,
+            value,
+            flags,
+            session,
+        } => Applied(kv::unlock(tx, &key, value, flags, &session)?),
+        Command::KvDelete { key, cas: None } => {
+            kv::delete(tx, &key)?;
+            Done
+        }
+        Command::KvDelete {
+            key,
+            cas: Some(cas),
+        } => Applied(kv::delete_cas(tx, &key, cas)?),
+        Command::KvDeleteTree { prefix } => {
+            kv::delete_tree(tx, &prefix)?;
+            Done
+        }
+        Command::KvReapTombstones { ttl_ms } => Reaped(kv::reap_tombstones(tx, ttl_ms)?),
+        Command::Txn { ops } => Txn(txn::apply(tx, &ops)?),
+        Command::CatalogRegister(registration) => {
+            catalog::register(tx, registration)?;
+            Done
+        }
+        Command::CatalogDeregister {
+            node,
+            service_id,
+            check_id,
+        } => {
+            if !service_id.is_empty() {
+                catalog::delete_service(tx, &node, &service_id)?
+            } else if !check_id.is_empty() {
+                catalog::delete_check(tx, &node, &check_id)?
+            } else {
+                catalog::delete_node(tx, &node)?
+            }
+            Done
+        }
+        Command::AgentSelf {
+            node,
+            serf_health,
+            consul_service,
+        } => {
+            let name = node.node.clone();
+            catalog::ensure_node(tx, node)?;
+            catalog::ensure_check(tx, serf_health)?;
+            match consul_service {
+                Some(svc) => catalog::ensure_service(tx, &name, svc)?,
+                None => catalog::delete_service(tx, &name, "consul")?,
+            }
+            Done
+        }
+        Command::AgentRegisterServices {
+            node,
+            services,
+            replace_existing_checks,
+        } => RemovedChecks(agent_state::register_services(
+            tx,
+            &node,
+            services,
+            replace_existing_checks,
+        )?),
+        Command::AgentDeregisterService { node, id } => {
+            agent_state::delete_service(tx, &node, &id)?;
+            Done
+        }
+        Command::AgentRegisterCheck { check, row } => {
+            agent_state::put_check(tx, check, row)?;
+            Done
+        }
+        Command::AgentDeregisterCheck { node, id } => {
+            agent_state::delete_check(tx, &node, &id)?;
+            Done
+        }
+        Command::AgentCheckStatus {
+            node,
+            id,
+            status,
+            output,
+            ttl_deadline_ms,
+        } => {
+            agent_state::set_check_status(tx, &node, &id, &status, &output, ttl_deadline_ms)?;
+            Done
+        }
+        Command::SessionCreate(s) => Session(Some(session::create(tx, s)?)),
+        Command::SessionDestroy { id } => {
+            session::destroy(tx, &id)?;
+            Done
+        }
+        Command::SessionRenew { id, expires_at_ms } => {
+            Session(session::renew(tx, &id, expires_at_ms)?)
+        }
+        Command::SessionExpire { id } => Applied(session::expire(tx, &id)?),
+        Command::ConfigEntrySet { entry, cas } => Applied(config_entry::set(tx, entry, cas)?),
+        Command::ConfigEntryDelete { kind, name, cas } => {
+            Applied(config_entry::delete(tx, &kind, &name, cas)?)
+        }
+        Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),
+    })
+}

@@ -43,6 +43,9 @@ impl Entry {
 }
 
 /// A kind of write, with everything it needs.
+// Sized by its largest variant (a catalog registration): each command is built once and moved
+// into the writer's queue, so boxing the large ones would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Encode, Decode)]
 pub enum Command {
     /// `PUT /v1/kv/<key>`: with `cas`, only if the entry's `ModifyIndex` matches (0: create).
@@ -153,6 +156,62 @@ pub enum Command {
     },
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Archive),
+}
+
+impl Command {
+    /// Every kind `kind` names, in declaration order.
+    pub const KINDS: &'static [&'static str] = &[
+        "kv-set",
+        "kv-lock",
+        "kv-unlock",
+        "kv-delete",
+        "kv-delete-tree",
+        "kv-reap-tombstones",
+        "txn",
+        "catalog-register",
+        "catalog-deregister",
+        "agent-self",
+        "agent-register-services",
+        "agent-deregister-service",
+        "agent-register-check",
+        "agent-deregister-check",
+        "agent-check-status",
+        "session-create",
+        "session-destroy",
+        "session-renew",
+        "session-expire",
+        "config-entry-set",
+        "config-entry-delete",
+        "restore-snapshot",
+    ];
+
+    /// The command's kind, for logs, metrics and tests that must see every kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::KvSet { .. } => "kv-set",
+            Command::KvLock { .. } => "kv-lock",
+            Command::KvUnlock { .. } => "kv-unlock",
+            Command::KvDelete { .. } => "kv-delete",
+            Command::KvDeleteTree { .. } => "kv-delete-tree",
+            Command::KvReapTombstones { .. } => "kv-reap-tombstones",
+            Command::Txn { .. } => "txn",
+            Command::CatalogRegister(_) => "catalog-register",
+            Command::CatalogDeregister { .. } => "catalog-deregister",
+            Command::AgentSelf { .. } => "agent-self",
+            Command::AgentRegisterServices { .. } => "agent-register-services",
+            Command::AgentDeregisterService { .. } => "agent-deregister-service",
+            Command::AgentRegisterCheck { .. } => "agent-register-check",
+            Command::AgentDeregisterCheck { .. } => "agent-deregister-check",
+            Command::AgentCheckStatus { .. } => "agent-check-status",
+            Command::SessionCreate(_) => "session-create",
+            Command::SessionDestroy { .. } => "session-destroy",
+            Command::SessionRenew { .. } => "session-renew",
+            Command::SessionExpire { .. } => "session-expire",
+            Command::ConfigEntrySet { .. } => "config-entry-set",
+            Command::ConfigEntryDelete { .. } => "config-entry-delete",
+            Command::RestoreSnapshot(_) => "restore-snapshot",
+        }
+    }
 }
 
 #[cfg(test)]

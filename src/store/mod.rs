@@ -36,7 +36,7 @@ pub mod watch;
 
 pub use command::{Command, Entry, Outcome};
 pub use error::{Result, StoreError};
-pub use tx::{ReadTx, Readable, WriteTx};
+pub use tx::{Dump, ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 
 use redb::{Database, ReadableDatabase};

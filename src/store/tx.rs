@@ -51,7 +51,54 @@ impl Readable for ReadTx {
     }
 }
 
+/// Every row of a store, as stored: what two replicas that applied the same log must agree
+/// on byte for byte.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dump {
+    /// `meta` (global index, log position applied, schema version).
+    pub meta: Vec<(String, u64)>,
+    pub table_indexes: Vec<(String, u64)>,
+    /// Each record table's rows, encoded, in key order.
+    pub tables: Vec<(&'static str, Rows)>,
+}
+
+/// A table's rows: key and encoded record.
+pub type Rows = Vec<(String, Vec<u8>)>;
+
 impl ReadTx {
+    /// Every table of the store in one consistent read (see `Dump`).
+    pub fn dump(&self) -> Result<Dump> {
+        let counters = |def: redb::TableDefinition<&str, u64>| -> Result<Vec<(String, u64)>> {
+            match self.txn.open_table(def) {
+                Ok(t) => t
+                    .iter()?
+                    .map(|row| {
+                        let (k, v) = row?;
+                        Ok((k.value().to_string(), v.value()))
+                    })
+                    .collect(),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let mut tables = Vec::new();
+        for (name, _) in tables::RECORD_TABLES {
+            let mut rows = Vec::new();
+            if let Some(t) = open_read(&self.txn, name)? {
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    rows.push((k.value().to_string(), v.value().to_vec()));
+                }
+            }
+            tables.push((*name, rows));
+        }
+        Ok(Dump {
+            meta: counters(META)?,
+            table_indexes: counters(TABLE_INDEX)?,
+            tables,
+        })
+    }
+
     /// How many rows `table` holds, without decoding them (metrics).
     pub fn row_count<T>(&self, table: Table<T>) -> Result<u64> {
         use redb::ReadableTableMetadata;

@@ -59,6 +59,11 @@ impl TestAgent {
         agent
     }
 
+    /// The agent's store, for tests that watch what it applies.
+    pub fn store(&self) -> &legate::store::Store {
+        &self.agent.as_ref().expect("agent running").ctx.store
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

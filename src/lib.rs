@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod duration;
 pub mod filter;
 pub mod gojson;

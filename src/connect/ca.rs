@@ -277,7 +277,7 @@ fn key_usages(cert: &X509Certificate<'_>) -> Vec<KeyUsagePurpose> {
     let Some(usage) = cert
         .iter_extensions()
         .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::KeyUsage(usage) => Some(usage.clone()),
+            ParsedExtension::KeyUsage(usage) => Some(*usage),
             _ => None,
         })
     else {

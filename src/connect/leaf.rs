@@ -77,8 +77,11 @@ pub fn sign_leaf(
     for name in request.dns_sans {
         // The leaf-cert manager drops any ":port" suffix and duplicates.
         let host = name.split(':').next().unwrap_or_default();
+        if host.is_empty() {
+            continue;
+        }
         let san = SanType::DnsName(host.to_string().try_into()?);
-        if !host.is_empty() && !sans.contains(&san) {
+        if !sans.contains(&san) {
             sans.push(san);
         }
     }

@@ -93,8 +93,8 @@ fn key_id(spki_der: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// A random certificate serial below 2^63, so it is positive and fits the `u64` that Consul's
-/// `CARoot.SerialNumber` reports.
+/// A random certificate serial: below 2^63, so it is positive and fits the `u64` that Consul's
+/// `CARoot.SerialNumber` reports, and odd, so never the zero RFC 5280 forbids.
 fn random_serial() -> u64 {
     rand::random::<u64>() >> 1 | 1
 }

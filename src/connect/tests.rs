@@ -162,7 +162,7 @@ fn leaf_is_shaped_like_consuls_and_openssl_accepts_it() {
         leaf.uri,
         "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web"
     );
-    assert_eq!(uri_sans(&der), [leaf.uri.clone()]);
+    assert_eq!(uri_sans(&der), [leaf.uri.as_str()]);
     let san = cert.subject_alternative_name().unwrap().unwrap();
     assert!(san.critical, "an empty subject makes the SAN critical");
     assert!(san
@@ -266,7 +266,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
             now,
             self.provider.signature_verification_algorithms.all,
         )?;
-        if uri_sans(end_entity) != [self.expected_uri.clone()] {
+        if uri_sans(end_entity) != [self.expected_uri.as_str()] {
             return Err(rustls::Error::General("unexpected SPIFFE ID".into()));
         }
         Ok(ServerCertVerified::assertion())

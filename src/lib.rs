@@ -11,6 +11,7 @@ pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod duration;
 pub mod filter;
 pub mod gojson;

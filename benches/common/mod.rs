@@ -1,4 +1,5 @@
-//! Shared by the bench targets (each includes it with `#[path = "common/mod.rs"]`).
+//! Shared by the bench targets (each includes it with `#[path = "common/mod.rs"]`) and by
+//! `benches/etcd-grpc/`.
 #![allow(dead_code)]
 
 /// The base URL of the agent to load, or `None` when no `--url` was given (a plain
@@ -10,9 +11,11 @@ pub fn loopback_base(bench: &str, url: Option<&str>, script: &str) -> Option<Str
         return None;
     };
     let base = url.trim_end_matches('/').to_string();
-    let host = reqwest::Url::parse(&base)
+    // `http` rather than reqwest's URL type: the etcd gRPC generator has no reqwest.
+    let host = base
+        .parse::<http::Uri>()
         .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
+        .and_then(|u| u.host().map(str::to_ascii_lowercase));
     if !matches!(host.as_deref(), Some("127.0.0.1" | "localhost" | "[::1]")) {
         eprintln!("{bench}: refusing non-loopback URL {base}");
         std::process::exit(2);

@@ -14,6 +14,8 @@ mod m0004_agent_state;
 mod m0005_sessions;
 #[path = "0006_config_entries.rs"]
 mod m0006_config_entries;
+#[path = "0007_coordinates.rs"]
+mod m0007_coordinates;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -54,5 +56,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "config entries (service-defaults, gateways, ...)",
         apply: m0006_config_entries::apply,
+    },
+    Migration {
+        version: 7,
+        name: "network coordinates",
+        apply: m0007_coordinates::apply,
     },
 ];

@@ -69,7 +69,6 @@ impl Agent {
         );
         let index = store.read()?.global_index()?;
         let ctx = Arc::new(AgentContext {
-            coordinates: http::coordinate::Coordinates::new(&config.node_name, index),
             autopilot: http::operator::Autopilot::new(index),
             ops: ops::Ops::new(&config),
             http_connections: http::connlimit::ConnectionLimiter::new(

@@ -49,8 +49,6 @@ pub struct AgentContext {
     pub shutdown: tokio::sync::Notify,
     /// The recent user events (`/v1/event/*`), in memory.
     pub events: Arc<event::Events>,
-    /// Network coordinates (`/v1/coordinate/*`), in memory.
-    pub coordinates: coordinate::Coordinates,
     /// The autopilot configuration (`/v1/operator/autopilot/*`), in memory.
     pub autopilot: operator::Autopilot,
     /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).

@@ -318,6 +318,7 @@ pub fn delete_node(tx: &mut WriteTx, node: &str) -> Result<()> {
         delete_check(tx, node, last_part(&key))?;
     }
     super::session::invalidate_for_node(tx, node)?;
+    super::coordinate::delete_node(tx, node)?;
     tx.delete(NODES, &lower(node))?;
     bump(tx, &node_index_key(node))
 }

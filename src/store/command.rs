@@ -12,9 +12,10 @@ use super::catalog::{self, Registration};
 use super::codec::Record;
 use super::error::Result;
 use super::snapshot::Archive;
-use super::{config_entry, kv, session, txn, WriteTx};
+use super::{config_entry, coordinate, kv, session, txn, WriteTx};
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::config_entry::ConfigEntry;
+use crate::types::coordinate::CoordinateEntry;
 use crate::types::session::Session;
 use crate::types::txn::{TxnOp, TxnResult};
 use bincode::{Decode, Encode};
@@ -94,8 +95,9 @@ pub enum Command {
         service_id: String,
         check_id: String,
     },
-    /// The agent's own node, its `serfHealth` check and, on a server, its `consul` service
-    /// (removed on a client), as every start registers them.
+    /// The agent's own node (with the origin coordinate until it has one), its `serfHealth`
+    /// check and, on a server, its `consul` service (removed on a client), as every start
+    /// registers them.
     AgentSelf {
         node: Node,
         serf_health: HealthCheck,
@@ -154,6 +156,10 @@ pub enum Command {
         name: String,
         cas: Option<u64>,
     },
+    /// `PUT /v1/coordinate/update` (Consul batches these; each request is one here).
+    CoordinateBatchUpdate {
+        updates: Vec<CoordinateEntry>,
+    },
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Archive),
 }
@@ -182,6 +188,7 @@ impl Command {
         "session-expire",
         "config-entry-set",
         "config-entry-delete",
+        "coordinate-batch-update",
         "restore-snapshot",
     ];
 
@@ -209,6 +216,7 @@ impl Command {
             Command::SessionExpire { .. } => "session-expire",
             Command::ConfigEntrySet { .. } => "config-entry-set",
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
+            Command::CoordinateBatchUpdate { .. } => "coordinate-batch-update",
             Command::RestoreSnapshot(_) => "restore-snapshot",
         }
     }
@@ -339,6 +347,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         } => {
             let name = node.node.clone();
             catalog::ensure_node(tx, node)?;
+            coordinate::ensure_origin(tx, &name)?;
             catalog::ensure_check(tx, serf_health)?;
             match consul_service {
                 Some(svc) => catalog::ensure_service(tx, &name, svc)?,
@@ -390,6 +399,10 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::ConfigEntrySet { entry, cas } => Applied(config_entry::set(tx, entry, cas)?),
         Command::ConfigEntryDelete { kind, name, cas } => {
             Applied(config_entry::delete(tx, &kind, &name, cas)?)
+        }
+        Command::CoordinateBatchUpdate { updates } => {
+            coordinate::update(tx, updates)?;
+            Done
         }
         Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),
     })

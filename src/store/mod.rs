@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod codec;
 pub mod command;
 pub mod config_entry;
+pub mod coordinate;
 pub mod error;
 pub mod gateway;
 pub mod kv;

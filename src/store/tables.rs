@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -119,6 +119,10 @@ pub const KV_LOCK_DELAYS: Table<super::session::LockDelay> = Table::new("kv_lock
 pub const CONFIG_ENTRIES: Table<crate::types::config_entry::ConfigEntry> =
     Table::new("config_entries");
 
+/// `coordinates`: `<lowercased node>\0<segment>` → `CoordinateEntry`. Invariant: only nodes
+/// in `catalog_nodes` have rows.
+pub const COORDINATES: Table<crate::types::coordinate::CoordinateEntry> = Table::new("coordinates");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -138,6 +142,7 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (SESSION_LOCKS.name, "Marker"),
     (KV_LOCK_DELAYS.name, "LockDelay"),
     (CONFIG_ENTRIES.name, "ConfigEntry"),
+    (COORDINATES.name, "CoordinateEntry"),
 ];
 
 #[cfg(test)]
@@ -170,8 +175,9 @@ mod tests {
                 "session_locks:Marker",
                 "kv_lock_delays:LockDelay",
                 "config_entries:ConfigEntry",
+                "coordinates:CoordinateEntry",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 6);
+        assert_eq!(super::SCHEMA_VERSION, 7);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config_entry;
+pub mod coordinate;
 pub mod gateway;
 pub mod json;
 pub mod kv;

@@ -380,6 +380,21 @@ async fn coordinates_start_at_the_origin_and_take_updates() {
 }
 
 #[tokio::test]
+async fn coordinates_survive_a_restart() {
+    let a = TestAgent::start().await;
+    let coord = json!({"Vec": [0.5, 0, 0, 0, 0, 0, 0, -0.25], "Error": 0.3, "Adjustment": 0.01, "Height": 0.002});
+    let update = json!({"Node": "test-node", "Segment": "alpha", "Coord": coord});
+    a.put_json("/v1/coordinate/update", update).await;
+    let (index, before) = a.get_json("/v1/coordinate/nodes").await;
+    assert_eq!(before.as_array().unwrap().len(), 2);
+    let a = a.restart().await;
+    let (after_index, after) = a.get_json("/v1/coordinate/nodes").await;
+    // The start keeps the measured coordinate rather than going back to the origin.
+    assert_eq!(after, before);
+    assert_eq!(after_index, index);
+}
+
+#[tokio::test]
 async fn coordinate_update_errors() {
     let a = TestAgent::start().await;
     let (code, text) = status_and_text(

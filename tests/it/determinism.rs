@@ -11,6 +11,7 @@ use legate::store::catalog::Registration;
 use legate::store::{codec, Command, Dump, Entry, Store, StoreError};
 use legate::types::catalog::{HealthCheck, Node, NodeService};
 use legate::types::config_entry::ConfigEntry;
+use legate::types::coordinate::{Coord, CoordinateEntry};
 use legate::types::session::Session;
 use legate::types::JsonValue;
 use proptest::strategy::{Strategy, ValueTree};
@@ -243,8 +244,9 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 33] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, // every kind
+const KIND_DRAW: [u8; 34] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    21, // every kind
     0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7,
 ];
 /// Entry times for sequences that exercise time itself: a fixed past epoch, 5 s apart, so
@@ -417,10 +419,20 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             entry.check().unwrap();
             Command::ConfigEntrySet { entry, cas }
         }
-        _ => Command::ConfigEntryDelete {
+        20 => Command::ConfigEntryDelete {
             kind: "service-defaults".into(),
             name: "web".into(),
             cas,
+        },
+        _ => Command::CoordinateBatchUpdate {
+            updates: vec![CoordinateEntry {
+                node: ["n1", "ghost"][usize::from(b) % 2].into(),
+                segment: String::new(),
+                coord: Coord {
+                    vec: vec![f64::from(a) / 8.0; 8],
+                    ..Coord::origin()
+                },
+            }],
         },
     }
 }

@@ -207,37 +207,21 @@ impl Policy {
         }
         let tree = syntax::parse(text).map_err(RulesError::Syntax)?;
         let (blocks, globals) = decode(tree).map_err(RulesError::Syntax)?;
-        let check_global =
-            |resource: Resource| -> Result<Option<(Resource, AccessLevel)>, RulesError> {
-                let raw = globals
-                    .iter()
-                    .rev()
-                    .find(|(r, _)| *r == resource)
-                    .map(|g| g.1.as_str());
-                match raw {
-                    // An empty level means "not set", as in Consul.
-                    None | Some("") => Ok(None),
-                    Some(raw) => {
-                        match AccessLevel::parse(raw).filter(|&l| l != AccessLevel::List) {
-                            Some(level) => Ok(Some((resource, level))),
-                            None => Err(RulesError::InvalidPolicy {
-                                block: resource.as_str(),
-                                detail: format!("{raw:?}"),
-                            }),
-                        }
-                    }
-                }
-            };
+        // A global set twice: the last one counts.
+        let global = |resource: Resource| {
+            let raw = globals.iter().rev().find(|(r, _)| *r == resource);
+            validate_global(resource, raw.map_or("", |(_, raw)| raw.as_str()))
+        };
         // Consul's validation order, so that the first error reported is the same one.
         let mut policy = Policy::default();
-        policy.globals.extend(check_global(GLOBALS[0])?);
+        policy.globals.extend(global(GLOBALS[0])?);
         for (spec, raws) in BLOCKS.iter().zip(blocks) {
             for raw in raws {
                 policy.rules.push(validate_rule(spec, raw)?);
             }
         }
         for resource in &GLOBALS[1..] {
-            policy.globals.extend(check_global(*resource)?);
+            policy.globals.extend(global(*resource)?);
         }
         Ok(policy)
     }
@@ -248,6 +232,23 @@ impl Policy {
             .iter()
             .find(|(r, _)| *r == resource)
             .map(|&(_, level)| level)
+    }
+}
+
+/// An empty level means "not set", as in Consul; `list` is only for key rules.
+fn validate_global(
+    resource: Resource,
+    raw: &str,
+) -> Result<Option<(Resource, AccessLevel)>, RulesError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match AccessLevel::parse(raw).filter(|&level| level != AccessLevel::List) {
+        Some(level) => Ok(Some((resource, level))),
+        None => Err(RulesError::InvalidPolicy {
+            block: resource.as_str(),
+            detail: format!("{raw:?}"),
+        }),
     }
 }
 

@@ -358,11 +358,11 @@ impl<'a> Parser<'a> {
 mod tests {
     use super::*;
 
-    fn obj(items: Vec<(&str, Value)>) -> Value {
+    fn obj<K: Into<String>>(items: Vec<(K, Value)>) -> Value {
         Value::Obj(
             items
                 .into_iter()
-                .map(|(k, value)| (k.to_string(), Node { value, pos: None }))
+                .map(|(k, value)| (k.into(), Node { value, pos: None }))
                 .collect(),
         )
     }
@@ -370,7 +370,7 @@ mod tests {
     /// Positions aside, so HCL and JSON trees compare equal.
     fn strip(node: Node) -> Value {
         match node.value {
-            Value::Obj(items) => obj_of(items.into_iter().map(|(k, n)| (k, strip(n))).collect()),
+            Value::Obj(items) => obj(items.into_iter().map(|(k, n)| (k, strip(n))).collect()),
             Value::List(items) => Value::List(
                 items
                     .into_iter()
@@ -382,15 +382,6 @@ mod tests {
             ),
             other => other,
         }
-    }
-
-    fn obj_of(items: Vec<(String, Value)>) -> Value {
-        Value::Obj(
-            items
-                .into_iter()
-                .map(|(k, value)| (k, Node { value, pos: None }))
-                .collect(),
-        )
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `agent` runs the process (config, store, HTTP server, signals); `cli` is the `legate`
 //! command line, an HTTP client of the agent.
 
+pub mod acl;
 pub mod agent;
 pub mod cli;
 pub mod clock;

@@ -59,7 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
-        name: "network coordinates",
+        name: "network coordinates and the autopilot configuration",
         apply: m0007_coordinates::apply,
     },
 ];

@@ -11,6 +11,7 @@ pub mod sessions;
 use crate::config::Config;
 use crate::http::{self, AgentContext};
 use crate::store::{Command, Outcome, Store};
+use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{
     HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
     SERF_CHECK_NAME,
@@ -67,9 +68,8 @@ impl Agent {
             config.node_name.clone(),
             config.session_ttl_min,
         );
-        let index = store.read()?.global_index()?;
         let ctx = Arc::new(AgentContext {
-            autopilot: http::operator::Autopilot::new(index),
+            leader_since: std::time::SystemTime::now(),
             ops: ops::Ops::new(&config),
             http_connections: http::connlimit::ConnectionLimiter::new(
                 config.limits.http_max_conns_per_client,
@@ -271,6 +271,7 @@ async fn register_self(ctx: &http::Ctx) -> Result<(), AgentError> {
             node,
             serf_health: serf,
             consul_service: consul,
+            autopilot: AutopilotConfig::default(),
         })
         .await?;
     Ok(())

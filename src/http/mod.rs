@@ -49,8 +49,8 @@ pub struct AgentContext {
     pub shutdown: tokio::sync::Notify,
     /// The recent user events (`/v1/event/*`), in memory.
     pub events: Arc<event::Events>,
-    /// The autopilot configuration (`/v1/operator/autopilot/*`), in memory.
-    pub autopilot: operator::Autopilot,
+    /// When this server became leader (`/v1/operator/autopilot/*`): when the agent started.
+    pub leader_since: std::time::SystemTime,
     /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
     pub ops: crate::agent::ops::Ops,
     /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).

@@ -1,111 +1,22 @@
 //! `/v1/operator/raft/*` and `/v1/operator/autopilot/*`, answered as a single Consul server
 //! answers them: it is the only voter and the leader, so removing it or handing leadership to
-//! another server fails with the errors Raft gives. The autopilot configuration lives in memory
-//! with Consul's defaults and check-and-set semantics.
+//! another server fails with the errors Raft gives. The autopilot configuration is in the store
+//! (`store::autopilot`), with Consul's defaults and check-and-set semantics.
 
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::filter::go_quote;
 use crate::gojson::{self, field, Kind, Schema, STRING, UINT64};
+use crate::store::{autopilot, Command, WatchSet};
+use crate::types::autopilot::AutopilotConfig;
 use serde_json::{json, Value};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// The Raft term a freshly bootstrapped single server leads in.
 const TERM: u64 = 2;
 /// The index of the Raft configuration entry that bootstrapped the single server.
 const CONFIGURATION_INDEX: u64 = 1;
-
-/// The autopilot configuration (`structs.AutopilotConfig`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutopilotConfig {
-    pub cleanup_dead_servers: bool,
-    pub last_contact_threshold: Duration,
-    pub max_trailing_logs: u64,
-    pub min_quorum: u64,
-    pub server_stabilization_time: Duration,
-    pub redundancy_zone_tag: String,
-    pub disable_upgrade_migration: bool,
-    pub upgrade_version_tag: String,
-    pub create_index: u64,
-    pub modify_index: u64,
-}
-
-impl Default for AutopilotConfig {
-    /// Consul's defaults (`api.NewAutopilotConfiguration`, the agent's `autopilot` defaults).
-    fn default() -> Self {
-        AutopilotConfig {
-            cleanup_dead_servers: true,
-            last_contact_threshold: Duration::from_millis(200),
-            max_trailing_logs: 250,
-            min_quorum: 0,
-            server_stabilization_time: Duration::from_secs(10),
-            redundancy_zone_tag: String::new(),
-            disable_upgrade_migration: false,
-            upgrade_version_tag: String::new(),
-            create_index: 0,
-            modify_index: 0,
-        }
-    }
-}
-
-impl AutopilotConfig {
-    fn to_json(&self) -> Value {
-        json!({
-            "CleanupDeadServers": self.cleanup_dead_servers,
-            "LastContactThreshold": crate::duration::format(self.last_contact_threshold),
-            "MaxTrailingLogs": self.max_trailing_logs,
-            "MinQuorum": self.min_quorum,
-            "ServerStabilizationTime": crate::duration::format(self.server_stabilization_time),
-            "RedundancyZoneTag": self.redundancy_zone_tag,
-            "DisableUpgradeMigration": self.disable_upgrade_migration,
-            "UpgradeVersionTag": self.upgrade_version_tag,
-            "CreateIndex": self.create_index,
-            "ModifyIndex": self.modify_index,
-        })
-    }
-}
-
-/// Autopilot's state on this server.
-pub struct Autopilot {
-    config: Mutex<AutopilotConfig>,
-    /// When this server became leader (and healthy).
-    since: SystemTime,
-}
-
-impl Autopilot {
-    /// The default configuration, written at `index` as a new leader writes it.
-    pub fn new(index: u64) -> Autopilot {
-        let index = index.max(1);
-        Autopilot {
-            config: Mutex::new(AutopilotConfig {
-                create_index: index,
-                modify_index: index,
-                ..Default::default()
-            }),
-            since: SystemTime::now(),
-        }
-    }
-
-    pub fn config(&self) -> AutopilotConfig {
-        self.config.lock().unwrap().clone()
-    }
-
-    /// Stores `new` at an index above the last (and at least `floor`). With `cas`, only when the
-    /// stored configuration's `ModifyIndex` equals it; returns whether it was stored.
-    pub fn set(&self, mut new: AutopilotConfig, cas: Option<u64>, floor: u64) -> bool {
-        let mut current = self.config.lock().unwrap();
-        if cas.is_some_and(|cas| cas != current.modify_index) {
-            return false;
-        }
-        let index = floor.max(current.modify_index + 1);
-        new.create_index = current.create_index;
-        new.modify_index = index;
-        *current = new;
-        true
-    }
-}
 
 /// This server's facts as Raft and autopilot report them.
 struct ThisServer {
@@ -266,7 +177,9 @@ fn decode_config(body: &[u8]) -> Result<AutopilotConfig, String> {
 pub async fn autopilot_configuration(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if req.method == warp::http::Method::GET {
-        return Reply::json(&ctx.autopilot.config().to_json(), opts.pretty);
+        // Not a blocking query in Consul, and answered without index headers.
+        let (_, config) = autopilot::get(&ctx.store.read()?, &mut WatchSet::new())?;
+        return Reply::json(&config, opts.pretty);
     }
     let body = req.body(&ctx).await?;
     let new = decode_config(&body)
@@ -280,8 +193,11 @@ pub async fn autopilot_configuration(ctx: Ctx, mut req: Request) -> Result<Reply
             ))
         })?),
     };
-    let floor = ctx.store.read()?.global_index()?;
-    let applied = ctx.autopilot.set(new, cas, floor);
+    let applied = ctx
+        .store
+        .apply(Command::AutopilotSetConfig { config: new, cas })
+        .await?
+        .applied();
     Reply::json(&applied, opts.pretty)
 }
 
@@ -289,7 +205,7 @@ pub async fn autopilot_configuration(ctx: Ctx, mut req: Request) -> Result<Reply
 pub async fn autopilot_health(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let me = this_server(&ctx)?;
-    let since = ctx.autopilot.since;
+    let since = ctx.leader_since;
     let rounded = SystemTime::UNIX_EPOCH
         + Duration::from_secs(
             (since
@@ -337,7 +253,7 @@ pub async fn autopilot_state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> 
             "LastTerm": TERM,
             "LastIndex": me.last_index,
             "Healthy": true,
-            "StableSince": go_rfc3339_nano(ctx.autopilot.since),
+            "StableSince": go_rfc3339_nano(ctx.leader_since),
             "ReadReplica": false,
             "Status": "leader",
             "Meta": ctx.node_meta(),
@@ -358,21 +274,6 @@ pub async fn autopilot_state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cas_applies_only_at_the_current_index() {
-        let a = Autopilot::new(7);
-        let mut c = a.config();
-        assert_eq!((c.create_index, c.modify_index), (7, 7));
-        c.max_trailing_logs = 10;
-        assert!(!a.set(c.clone(), Some(6), 7));
-        assert!(a.set(c.clone(), Some(7), 7));
-        let now = a.config();
-        assert_eq!((now.create_index, now.modify_index), (7, 8));
-        assert_eq!(now.max_trailing_logs, 10);
-        assert!(a.set(c, None, 20));
-        assert_eq!(a.config().modify_index, 20);
-    }
 
     #[test]
     fn bodies_decode_over_the_defaults() {

@@ -12,7 +12,8 @@ use super::catalog::{self, Registration};
 use super::codec::Record;
 use super::error::Result;
 use super::snapshot::Archive;
-use super::{config_entry, coordinate, kv, session, txn, WriteTx};
+use super::{autopilot, config_entry, coordinate, kv, session, txn, WriteTx};
+use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::config_entry::ConfigEntry;
 use crate::types::coordinate::CoordinateEntry;
@@ -102,6 +103,9 @@ pub enum Command {
         node: Node,
         serf_health: HealthCheck,
         consul_service: Option<NodeService>,
+        /// The autopilot configuration a new leader writes when none is stored (this single
+        /// node always leads).
+        autopilot: AutopilotConfig,
     },
     /// A service registered through the agent, with its checks and sidecar.
     AgentRegisterServices {
@@ -156,6 +160,12 @@ pub enum Command {
         name: String,
         cas: Option<u64>,
     },
+    /// `PUT /v1/operator/autopilot/configuration`: with `cas`, only if the stored one's
+    /// `ModifyIndex` matches.
+    AutopilotSetConfig {
+        config: AutopilotConfig,
+        cas: Option<u64>,
+    },
     /// `PUT /v1/coordinate/update` (Consul batches these; each request is one here).
     CoordinateBatchUpdate {
         updates: Vec<CoordinateEntry>,
@@ -188,6 +198,7 @@ impl Command {
         "session-expire",
         "config-entry-set",
         "config-entry-delete",
+        "autopilot-set-config",
         "coordinate-batch-update",
         "restore-snapshot",
     ];
@@ -216,6 +227,7 @@ impl Command {
             Command::SessionExpire { .. } => "session-expire",
             Command::ConfigEntrySet { .. } => "config-entry-set",
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
+            Command::AutopilotSetConfig { .. } => "autopilot-set-config",
             Command::CoordinateBatchUpdate { .. } => "coordinate-batch-update",
             Command::RestoreSnapshot(_) => "restore-snapshot",
         }
@@ -344,6 +356,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             node,
             serf_health,
             consul_service,
+            autopilot: autopilot_defaults,
         } => {
             let name = node.node.clone();
             catalog::ensure_node(tx, node)?;
@@ -353,6 +366,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
                 Some(svc) => catalog::ensure_service(tx, &name, svc)?,
                 None => catalog::delete_service(tx, &name, "consul")?,
             }
+            autopilot::ensure(tx, autopilot_defaults)?;
             Done
         }
         Command::AgentRegisterServices {
@@ -400,6 +414,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::ConfigEntryDelete { kind, name, cas } => {
             Applied(config_entry::delete(tx, &kind, &name, cas)?)
         }
+        Command::AutopilotSetConfig { config, cas } => Applied(autopilot::set(tx, config, cas)?),
         Command::CoordinateBatchUpdate { updates } => {
             coordinate::update(tx, updates)?;
             Done

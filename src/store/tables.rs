@@ -123,6 +123,9 @@ pub const CONFIG_ENTRIES: Table<crate::types::config_entry::ConfigEntry> =
 /// in `catalog_nodes` have rows.
 pub const COORDINATES: Table<crate::types::coordinate::CoordinateEntry> = Table::new("coordinates");
 
+/// `autopilot`: `config` → `AutopilotConfig`, the one autopilot configuration.
+pub const AUTOPILOT: Table<crate::types::autopilot::AutopilotConfig> = Table::new("autopilot");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -143,6 +146,7 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV_LOCK_DELAYS.name, "LockDelay"),
     (CONFIG_ENTRIES.name, "ConfigEntry"),
     (COORDINATES.name, "CoordinateEntry"),
+    (AUTOPILOT.name, "AutopilotConfig"),
 ];
 
 #[cfg(test)]
@@ -176,6 +180,7 @@ mod tests {
                 "kv_lock_delays:LockDelay",
                 "config_entries:ConfigEntry",
                 "coordinates:CoordinateEntry",
+                "autopilot:AutopilotConfig",
             ]
         );
         assert_eq!(super::SCHEMA_VERSION, 7);

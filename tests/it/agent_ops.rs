@@ -595,6 +595,10 @@ async fn autopilot_configuration_with_cas() {
             "Error parsing autopilot config: time: invalid duration \"soon\""
         )
     );
+    // The configuration is durable, indexes included.
+    let a = a.restart().await;
+    let (_, after) = a.get_json("/v1/operator/autopilot/configuration").await;
+    assert_eq!(after, config);
 }
 
 #[tokio::test]

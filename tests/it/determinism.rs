@@ -9,6 +9,7 @@ use crate::common::TestAgent;
 use legate::store::agent_state::{LocalCheck, LocalService, ServiceRegistration};
 use legate::store::catalog::Registration;
 use legate::store::{codec, Command, Dump, Entry, Store, StoreError};
+use legate::types::autopilot::AutopilotConfig;
 use legate::types::catalog::{HealthCheck, Node, NodeService};
 use legate::types::config_entry::ConfigEntry;
 use legate::types::coordinate::{Coord, CoordinateEntry};
@@ -244,9 +245,9 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 34] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
-    21, // every kind
+const KIND_DRAW: [u8; 35] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+    22, // every kind
     0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7,
 ];
 /// Entry times for sequences that exercise time itself: a fixed past epoch, 5 s apart, so
@@ -355,6 +356,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             },
             serf_health: check("serfHealth", "", &status),
             consul_service: flag.then(|| service("consul", "consul", 8300)),
+            autopilot: AutopilotConfig::default(),
         },
         10 => {
             let id = format!("api{}", b % 2);
@@ -419,6 +421,13 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             entry.check().unwrap();
             Command::ConfigEntrySet { entry, cas }
         }
+        21 => Command::AutopilotSetConfig {
+            config: AutopilotConfig {
+                max_trailing_logs: u64::from(b),
+                ..AutopilotConfig::default()
+            },
+            cas,
+        },
         20 => Command::ConfigEntryDelete {
             kind: "service-defaults".into(),
             name: "web".into(),

@@ -1,11 +1,16 @@
 //! Legate: a durable, single-node, Consul-compatible agent.
 //!
+//! Layers, top to bottom: `cli` (the `legate` command line, an HTTP client of the agent) →
+//! `process` (the agent served over HTTP, signals) → `http` (routes, parsing, rendering) →
+//! `agent` (its context, local services and checks, sessions, events) → `store` (redb tables,
+//! one module per domain) → `config`, `types`, `gojson`, `filter`; `acl` and `connect` are
+//! the ACL rules and authorizer and the Connect CA's certificates, beside the store.
+//!
 //! Request flow: `http` parses a request into query options and a typed body, then calls a
-//! domain function of `store` — reads on a `ReadTx` snapshot (through `http::blocking` for
-//! blocking queries, which registers the read's `WatchSet`), writes as `store::Command`s through `Store::apply`,
-//! which group-commits them (`store::batch`) and wakes only the watchers whose data changed.
-//! `agent` runs the process (config, store, HTTP server, signals); `cli` is the `legate`
-//! command line, an HTTP client of the agent.
+//! domain function of `store`: reads on a `ReadTx` snapshot (through `http::blocking` for
+//! blocking queries, which registers the read's `WatchSet`), writes as `store::Command`s
+//! through `Store::apply`, which group-commits them (`store::batch`) and wakes only the
+//! watchers whose data changed.
 
 pub mod acl;
 pub mod agent;
@@ -17,5 +22,6 @@ pub mod duration;
 pub mod filter;
 pub mod gojson;
 pub mod http;
+pub mod process;
 pub mod store;
 pub mod types;

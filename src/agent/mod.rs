@@ -1,21 +1,25 @@
-//! The agent process: configuration, data directory, store, HTTP server, background work and
-//! signals. `run` returns when the agent has shut down cleanly.
+//! The agent: its context (store, configuration, local services and checks, sessions, events),
+//! how it is opened and brought up, and its background work. Serving it over HTTP is
+//! `process`'s job; `http` reads this context and never the other way round.
 
 pub mod checks;
+pub mod connlimit;
+pub mod context;
 pub mod definition;
+pub mod events;
 pub mod local;
 pub mod logging;
 pub mod ops;
 pub mod sessions;
 
 use crate::config::Config;
-use crate::http::{self, AgentContext};
 use crate::store::{Command, Outcome, Store};
 use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{
     HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ALIVE_OUTPUT, SERF_CHECK_ID,
     SERF_CHECK_NAME,
 };
+pub use context::{AgentContext, Ctx};
 use local::{LocalAgent, Source};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,108 +36,67 @@ pub enum AgentError {
     Io(String),
 }
 
-/// A running agent: its context and where it serves HTTP.
-pub struct Agent {
-    pub ctx: http::Ctx,
-    pub http_addr: Option<std::net::SocketAddr>,
-    server: Option<tokio::task::JoinHandle<()>>,
-    background: Vec<tokio::task::JoinHandle<()>>,
-    /// Keeps a `-dev` throwaway data dir alive until shutdown.
-    _dev_dir: Option<tempfile::TempDir>,
+/// Opens the data dir and the store and brings the agent up (its node, its config-file
+/// definitions, the bootstrap config entries): everything a running agent is, before it
+/// serves. The temp dir, for `-dev` without `-data-dir`, must live as long as the agent.
+pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), AgentError> {
+    let (data_dir, dev_dir) = match &config.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("legate-dev-")
+                .tempdir()
+                .map_err(|e| AgentError::Io(format!("cannot create a -dev data dir: {e}")))?;
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
+    let store = Store::open(&data_dir)?;
+    let node_id = node_id(&data_dir, config.node_id.as_deref())?;
+    let local = LocalAgent::new(
+        store.clone(),
+        config.node_name.clone(),
+        config.enable_script_checks,
+        config.enable_local_script_checks,
+    );
+    let sessions = sessions::Sessions::new(
+        store.clone(),
+        config.node_name.clone(),
+        config.session_ttl_min,
+    );
+    let ctx = Arc::new(AgentContext {
+        leader_since: std::time::SystemTime::now(),
+        ops: ops::Ops::new(&config),
+        http_connections: connlimit::ConnectionLimiter::new(
+            config.limits.http_max_conns_per_client,
+        ),
+        events: Arc::new(events::Events::new()),
+        store,
+        config,
+        node_id,
+        local,
+        sessions,
+        shutdown: tokio::sync::Notify::new(),
+    });
+    bring_up(&ctx).await?;
+    bootstrap_config_entries(&ctx).await?;
+    Ok((ctx, dev_dir))
 }
 
-impl Agent {
-    /// Opens the store and starts serving.
-    pub async fn start(config: Config) -> Result<Agent, AgentError> {
-        let (data_dir, dev_dir) = match &config.data_dir {
-            Some(dir) => (dir.clone(), None),
-            None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("legate-dev-")
-                    .tempdir()
-                    .map_err(|e| AgentError::Io(format!("cannot create a -dev data dir: {e}")))?;
-                (tmp.path().to_path_buf(), Some(tmp))
-            }
-        };
-        let store = Store::open(&data_dir)?;
-        let node_id = node_id(&data_dir, config.node_id.as_deref())?;
-        let local = LocalAgent::new(
-            store.clone(),
-            config.node_name.clone(),
-            config.enable_script_checks,
-            config.enable_local_script_checks,
-        );
-        let sessions = sessions::Sessions::new(
-            store.clone(),
-            config.node_name.clone(),
-            config.session_ttl_min,
-        );
-        let ctx = Arc::new(AgentContext {
-            leader_since: std::time::SystemTime::now(),
-            ops: ops::Ops::new(&config),
-            http_connections: http::connlimit::ConnectionLimiter::new(
-                config.limits.http_max_conns_per_client,
-            ),
-            events: Arc::new(http::event::Events::new()),
-            store,
-            config,
-            node_id,
-            local,
-            sessions,
-            shutdown: tokio::sync::Notify::new(),
-        });
-        bring_up(&ctx).await?;
-        bootstrap_config_entries(&ctx).await?;
-        let (http_addr, server) = match ctx.config.http_socket() {
-            Some(addr) => {
-                let stop = ctx.clone();
-                let (bound, handle) =
-                    http::serve(
-                        ctx.clone(),
-                        addr,
-                        async move { stop.shutdown.notified().await },
-                    )
-                    .await
-                    .map_err(|e| {
-                        AgentError::Io(format!("cannot listen on {addr} (HTTP API): {e}"))
-                    })?;
-                (Some(bound), Some(handle))
-            }
-            None => (None, None),
-        };
-        let background = vec![
-            tokio::spawn(reap_tombstones(ctx.store.clone())),
-            tokio::spawn(reap_critical_services(ctx.local.clone())),
-        ];
-        Ok(Agent {
-            ctx,
-            http_addr,
-            server,
-            background,
-            _dev_dir: dev_dir,
-        })
-    }
+/// Starts the agent's periodic housekeeping.
+pub fn spawn_background(ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(reap_tombstones(ctx.store.clone())),
+        tokio::spawn(reap_critical_services(ctx.local.clone())),
+    ]
+}
 
-    /// Stops serving and closes the store once every queued write is durable.
-    pub async fn stop(mut self) {
-        self.ctx.shutdown.notify_waiters();
-        if let Some(mut server) = self.server.take() {
-            // Graceful: in-flight requests finish; idle keep-alive connections don't hold us up.
-            if tokio::time::timeout(Duration::from_secs(5), &mut server)
-                .await
-                .is_err()
-            {
-                server.abort();
-            }
-        }
-        for task in self.background.drain(..) {
-            task.abort();
-        }
-        self.ctx.local.stop();
-        self.ctx.sessions.stop();
-        let store = self.ctx.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.close()).await;
-    }
+/// Stops check runners and session timers, then closes the store once every queued write is
+/// durable.
+pub async fn close(ctx: &Ctx) {
+    ctx.local.stop();
+    ctx.sessions.stop();
+    let store = ctx.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
 }
 
 /// After a snapshot restore replaced the store's contents: the in-memory runtime follows the
@@ -141,7 +104,7 @@ impl Agent {
 /// stopped them before restoring), and this node, its `serfHealth` check and the config-file
 /// definitions are registered again, as on a start (no-ops when the snapshot already has them
 /// as they are).
-pub async fn resume_after_restore(ctx: &http::Ctx) -> Result<(), AgentError> {
+pub async fn resume_after_restore(ctx: &Ctx) -> Result<(), AgentError> {
     ctx.local.stop();
     ctx.sessions.stop();
     bring_up(ctx).await
@@ -149,7 +112,7 @@ pub async fn resume_after_restore(ctx: &http::Ctx) -> Result<(), AgentError> {
 
 /// What a start (and a restore) does once the store is open: this node and its config-file
 /// definitions in the catalog, then check runners and session timers from the stored state.
-async fn bring_up(ctx: &http::Ctx) -> Result<(), AgentError> {
+async fn bring_up(ctx: &Ctx) -> Result<(), AgentError> {
     register_self(ctx).await?;
     load_config_definitions(ctx).await?;
     ctx.local
@@ -159,42 +122,6 @@ async fn bring_up(ctx: &http::Ctx) -> Result<(), AgentError> {
         .resume()
         .await
         .map_err(|e| AgentError::Io(e.to_string()))
-}
-
-/// Runs the agent until SIGINT, SIGTERM or `/v1/agent/leave`.
-pub async fn run(config: Config) -> Result<(), AgentError> {
-    let pid_file = config.pid_file.clone();
-    let agent = Agent::start(config).await?;
-    if let Some(pid_file) = &pid_file {
-        std::fs::write(pid_file, std::process::id().to_string()).map_err(|e| {
-            AgentError::Io(format!("cannot write pid file {}: {e}", pid_file.display()))
-        })?;
-    }
-    let c = &agent.ctx.config;
-    tracing::info!(
-        version = crate::config::CONSUL_VERSION,
-        node = %c.node_name,
-        node_id = %agent.ctx.node_id,
-        datacenter = %c.datacenter,
-        server = c.server,
-        data_dir = %agent.ctx.store.path().display(),
-        http = ?agent.http_addr,
-        "Legate agent running"
-    );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Io(e.to_string()))?;
-    let leave = agent.ctx.clone();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("caught interrupt, shutting down"),
-        _ = term.recv() => tracing::info!("caught terminate, shutting down"),
-        _ = leave.shutdown.notified() => tracing::info!("leave requested, shutting down"),
-    }
-    agent.stop().await;
-    if let Some(pid_file) = pid_file {
-        let _ = std::fs::remove_file(pid_file);
-    }
-    tracing::info!("shutdown complete");
-    Ok(())
 }
 
 /// The node ID: the configured one, else the one saved in the data dir, else a new UUID saved
@@ -219,7 +146,7 @@ fn node_id(data_dir: &Path, configured: Option<&str>) -> Result<String, AgentErr
 
 /// Puts this node in the catalog with its `serfHealth` check and, as a server, the `consul`
 /// service, as a Consul leader registers its own members.
-async fn register_self(ctx: &http::Ctx) -> Result<(), AgentError> {
+async fn register_self(ctx: &Ctx) -> Result<(), AgentError> {
     let c = &ctx.config;
     let addr = c.advertise_addr.to_string();
     let v4 = c.advertise_addr.is_ipv4();
@@ -278,7 +205,7 @@ async fn register_self(ctx: &http::Ctx) -> Result<(), AgentError> {
 }
 
 /// Registers the `services` and `checks` of the config files.
-async fn load_config_definitions(ctx: &http::Ctx) -> Result<(), AgentError> {
+async fn load_config_definitions(ctx: &Ctx) -> Result<(), AgentError> {
     for raw in &ctx.config.services {
         let def = definition::decode_service(raw.clone())
             .map_err(|e| AgentError::Io(format!("invalid service definition in config: {e}")))?;
@@ -301,7 +228,7 @@ async fn load_config_definitions(ctx: &http::Ctx) -> Result<(), AgentError> {
 /// Writes the `config_entries.bootstrap` entries that don't exist yet, as a Consul server does
 /// once it leads (only in the primary datacenter): an existing entry is never overwritten, so
 /// changes made through the API survive restarts.
-async fn bootstrap_config_entries(ctx: &http::Ctx) -> Result<(), AgentError> {
+async fn bootstrap_config_entries(ctx: &Ctx) -> Result<(), AgentError> {
     let c = &ctx.config;
     if c.config_entries.is_empty() {
         return Ok(());

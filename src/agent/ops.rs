@@ -7,7 +7,7 @@
 use super::definition::{decode_check, decode_service};
 use super::local::{LocalError, Source};
 use crate::config::Config;
-use crate::http::AgentContext;
+use super::AgentContext;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

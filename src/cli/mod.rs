@@ -168,7 +168,7 @@ async fn run_agent(flags: AgentFlags) -> i32 {
     for notice in &config.notices {
         tracing::info!("{notice}");
     }
-    match crate::agent::run(config).await {
+    match crate::process::run(config).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("==> {e}");

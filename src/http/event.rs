@@ -10,17 +10,11 @@
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::agent::events::UserEvent;
 use crate::store::agent_state;
-use base64::Engine;
-use serde::{Serialize, Serializer};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use tokio::time::Instant;
 use warp::http::StatusCode;
 
-/// How many recent events an agent keeps.
-pub const EVENT_BUFFER: usize = 256;
 /// The only user-event version there is.
 const USER_EVENT_VERSION: u32 = 1;
 /// The remote-exec event, which agents handle themselves (and ignore: remote exec is disabled).
@@ -29,90 +23,6 @@ const REMOTE_EXEC_NAME: &str = "_rexec";
 const SIZE_LIMIT: usize = 512;
 /// The prefix Consul gives user events' names in Serf.
 const SERF_PREFIX: &str = "consul:event:";
-
-/// A user event (Consul's `agent.UserEvent`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UserEvent {
-    #[serde(rename = "ID")]
-    pub id: String,
-    pub name: String,
-    #[serde(serialize_with = "base64_or_null")]
-    pub payload: Option<Vec<u8>>,
-    pub node_filter: String,
-    pub service_filter: String,
-    pub tag_filter: String,
-    pub version: u32,
-    #[serde(rename = "LTime")]
-    pub ltime: u64,
-}
-
-fn base64_or_null<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(bytes) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes)),
-        None => s.serialize_none(),
-    }
-}
-
-/// The recent events and the Lamport clock that orders them.
-pub struct Events {
-    buffer: Mutex<VecDeque<UserEvent>>,
-    /// The next event's Lamport time (Serf starts its event clock at 1).
-    clock: AtomicU64,
-    /// Bumped each time an event is recorded; `/v1/event/list` waits on it.
-    recorded: tokio::sync::watch::Sender<u64>,
-    /// Events fired through this agent (the `consul.serf.events` counter).
-    fired: AtomicU64,
-}
-
-impl Default for Events {
-    fn default() -> Self {
-        Events {
-            buffer: Mutex::new(VecDeque::with_capacity(EVENT_BUFFER)),
-            clock: AtomicU64::new(1),
-            recorded: tokio::sync::watch::channel(0).0,
-            fired: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Events {
-    pub fn new() -> Events {
-        Events::default()
-    }
-
-    /// Assigns the next Lamport time.
-    fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::SeqCst)
-    }
-
-    /// Records an event, dropping the oldest past `EVENT_BUFFER`, and wakes waiting lists.
-    pub fn record(&self, event: UserEvent) {
-        {
-            let mut buffer = self.buffer.lock().unwrap();
-            if buffer.len() == EVENT_BUFFER {
-                buffer.pop_front();
-            }
-            buffer.push_back(event);
-        }
-        self.recorded.send_modify(|n| *n += 1);
-    }
-
-    /// The recorded events, oldest first, optionally only those named `name`.
-    pub fn list(&self, name: Option<&str>) -> Vec<UserEvent> {
-        self.buffer
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| name.is_none_or(|n| e.name == n))
-            .cloned()
-            .collect()
-    }
-
-    pub fn fired(&self) -> u64 {
-        self.fired.load(Ordering::Relaxed)
-    }
-}
 
 /// Consul's `uuidToUint64`: the UUID's first 16 hex digits XOR its last 16.
 pub fn uuid_to_index(id: &str) -> u64 {
@@ -307,9 +217,9 @@ pub async fn fire(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         version: USER_EVENT_VERSION,
         ltime: 0,
     };
-    let ltime = ctx.events.clock.load(Ordering::SeqCst);
+    let ltime = ctx.events.lamport_time();
     check_size(&event, ltime)?;
-    ctx.events.fired.fetch_add(1, Ordering::Relaxed);
+    ctx.events.count_fired();
     // The reply is the event as fired: its Lamport time is set on delivery.
     let reply = Reply::json(&event, opts.pretty)?;
     event.ltime = ctx.events.tick();
@@ -334,7 +244,7 @@ pub async fn list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     };
     let deadline = Instant::now() + wait;
     loop {
-        let mut recorded = ctx.events.recorded.subscribe();
+        let mut recorded = ctx.events.subscribe();
         let events = ctx.events.list(name);
         let index = events.last().map(|e| uuid_to_index(&e.id)).unwrap_or(1);
         if opts.index > 0 && index == opts.index {
@@ -357,27 +267,6 @@ mod tests {
     fn index_is_the_xor_of_the_uuid_halves() {
         assert_eq!(uuid_to_index("00000000-0000-0001-0000-000000000003"), 1 ^ 3);
         assert_eq!(uuid_to_index("ffffffff-ffff-ffff-ffff-ffffffffffff"), 0);
-    }
-
-    #[test]
-    fn the_buffer_keeps_the_newest_256() {
-        let events = Events::new();
-        for i in 0..300 {
-            events.record(UserEvent {
-                id: format!("{i}"),
-                name: if i % 2 == 0 { "even" } else { "odd" }.into(),
-                payload: None,
-                node_filter: String::new(),
-                service_filter: String::new(),
-                tag_filter: String::new(),
-                version: 1,
-                ltime: i,
-            });
-        }
-        let all = events.list(None);
-        assert_eq!(all.len(), EVENT_BUFFER);
-        assert_eq!(all[0].ltime, 44);
-        assert_eq!(events.list(Some("odd")).len(), 128);
     }
 
     #[test]

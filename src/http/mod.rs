@@ -7,7 +7,6 @@ pub mod agent;
 pub mod blocking;
 pub mod catalog;
 pub mod config;
-pub mod connlimit;
 pub mod coordinate;
 pub mod error;
 pub mod event;
@@ -21,8 +20,6 @@ pub mod snapshot;
 pub mod status;
 pub mod txn;
 
-use crate::config::Config;
-use crate::store::Store;
 use bytes::Bytes;
 use error::ApiError;
 use futures_util::{Stream, StreamExt};
@@ -35,87 +32,10 @@ use std::sync::Arc;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 
-/// What every handler can reach: the store and the agent's configuration.
-pub struct AgentContext {
-    pub store: Store,
-    pub config: Config,
-    /// This node's ID (a UUID, kept in the data dir across restarts).
-    pub node_id: String,
-    /// Services and checks registered through this agent, with their runners.
-    pub local: Arc<crate::agent::local::LocalAgent>,
-    /// Session lifecycle and TTL timers.
-    pub sessions: Arc<crate::agent::sessions::Sessions>,
-    /// Notified to stop the agent (`/v1/agent/leave`, signals).
-    pub shutdown: tokio::sync::Notify,
-    /// The recent user events (`/v1/event/*`), in memory.
-    pub events: Arc<event::Events>,
-    /// When this server became leader (`/v1/operator/autopilot/*`): when the agent started.
-    pub leader_since: std::time::SystemTime,
-    /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
-    pub ops: crate::agent::ops::Ops,
-    /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).
-    pub http_connections: Arc<connlimit::ConnectionLimiter>,
-}
+pub use crate::agent::context::{AgentContext, Ctx};
 
-pub type Ctx = Arc<AgentContext>;
-
+/// What only HTTP handlers need of the context.
 impl AgentContext {
-    /// This node as a serf member (`/v1/agent/self`, `/v1/agent/members`).
-    pub fn member(&self) -> serde_json::Value {
-        let c = &self.config;
-        // A client's serf tags say `role=node`; a server adds what other servers need.
-        let mut tags = serde_json::json!({
-            "role": if c.server { "consul" } else { "node" },
-            "dc": c.datacenter,
-            "segment": "",
-            "id": self.node_id,
-            "build": format!("{}:legate-{}", crate::config::CONSUL_VERSION, env!("CARGO_PKG_VERSION")),
-            "vsn": "2",
-            "vsn_min": "2",
-            "vsn_max": "3",
-        });
-        if c.server {
-            let server_tags = serde_json::json!({
-                "port": c.ports.server.to_string(),
-                "raft_vsn": "3",
-                "expect": c.bootstrap_expect.to_string(),
-                "bootstrap": if c.bootstrap { "1" } else { "0" },
-                "acls": "0",
-                "ft_fs": "1",
-                "ft_si": "1",
-                "wan_join_port": c.ports.serf_wan.to_string(),
-                "grpc_port": c.ports.grpc.to_string(),
-            });
-            if let (Some(all), Some(extra)) = (tags.as_object_mut(), server_tags.as_object()) {
-                all.extend(extra.clone());
-            }
-        }
-        serde_json::json!({
-            "Name": c.node_name,
-            "Addr": c.advertise_addr.to_string(),
-            "Port": c.ports.serf_lan,
-            "Tags": tags,
-            "Status": 1,
-            "ProtocolMin": 1,
-            "ProtocolMax": 5,
-            "ProtocolCur": 2,
-            "DelegateMin": 2,
-            "DelegateMax": 5,
-            "DelegateCur": 4,
-        })
-    }
-
-    /// The node's metadata, with the keys Consul always adds.
-    pub fn node_meta(&self) -> std::collections::BTreeMap<String, String> {
-        let mut meta = self.config.node_meta.clone();
-        meta.insert("consul-network-segment".into(), String::new());
-        meta.insert(
-            "consul-version".into(),
-            crate::config::CONSUL_VERSION.into(),
-        );
-        meta
-    }
-
     pub fn query_options(&self, req: &Request) -> Result<QueryOptions, ApiError> {
         QueryOptions::parse(
             &req.params,
@@ -426,7 +346,7 @@ pub async fn serve(
 /// on each of the thousands of connections parked in blocking queries.
 async fn accept_loop<S>(
     listener: tokio::net::TcpListener,
-    limiter: Arc<connlimit::ConnectionLimiter>,
+    limiter: Arc<crate::agent::connlimit::ConnectionLimiter>,
     service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
@@ -481,7 +401,7 @@ async fn refuse(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
         client = %peer.ip(),
         "too many concurrent HTTP connections from one client (limits.http_max_conns_per_client)"
     );
-    let write = stream.write_all(connlimit::TOO_MANY_CONNECTIONS);
+    let write = stream.write_all(crate::agent::connlimit::TOO_MANY_CONNECTIONS);
     let _ = tokio::time::timeout(std::time::Duration::from_millis(10), write).await;
 }
 

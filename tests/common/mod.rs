@@ -2,8 +2,8 @@
 //! dir, plus a small client for driving it.
 #![allow(dead_code)]
 
-use legate::agent::Agent;
 use legate::config::{AgentFlags, Config};
+use legate::process::Agent;
 use std::path::{Path, PathBuf};
 
 pub struct TestAgent {

@@ -57,7 +57,7 @@ async fn a_second_agent_on_the_same_data_dir_fails_fast() {
         ..Default::default()
     };
     let config = legate::config::Config::load(&flags).unwrap();
-    let err = match legate::agent::Agent::start(config).await {
+    let err = match legate::process::Agent::start(config).await {
         Ok(_) => panic!("second agent started on a locked data dir"),
         Err(e) => e.to_string(),
     };

@@ -1,0 +1,103 @@
+//! The agent process: the agent (`agent::open`) served over HTTP, its background work and
+//! signals. `run` returns when the agent has shut down cleanly.
+
+use crate::agent::{self, AgentError, Ctx};
+use crate::config::Config;
+use crate::http;
+use std::time::Duration;
+
+/// A running agent: its context and where it serves HTTP.
+pub struct Agent {
+    pub ctx: Ctx,
+    pub http_addr: Option<std::net::SocketAddr>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Keeps a `-dev` throwaway data dir alive until shutdown.
+    _dev_dir: Option<tempfile::TempDir>,
+}
+
+impl Agent {
+    /// Opens the store and starts serving.
+    pub async fn start(config: Config) -> Result<Agent, AgentError> {
+        let (ctx, dev_dir) = agent::open(config).await?;
+        let (http_addr, server) = match ctx.config.http_socket() {
+            Some(addr) => {
+                let stop = ctx.clone();
+                let (bound, handle) =
+                    http::serve(
+                        ctx.clone(),
+                        addr,
+                        async move { stop.shutdown.notified().await },
+                    )
+                    .await
+                    .map_err(|e| {
+                        AgentError::Io(format!("cannot listen on {addr} (HTTP API): {e}"))
+                    })?;
+                (Some(bound), Some(handle))
+            }
+            None => (None, None),
+        };
+        let background = agent::spawn_background(&ctx);
+        Ok(Agent {
+            ctx,
+            http_addr,
+            server,
+            background,
+            _dev_dir: dev_dir,
+        })
+    }
+
+    /// Stops serving and closes the store once every queued write is durable.
+    pub async fn stop(mut self) {
+        self.ctx.shutdown.notify_waiters();
+        if let Some(mut server) = self.server.take() {
+            // Graceful: in-flight requests finish; idle keep-alive connections don't hold us up.
+            if tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        agent::close(&self.ctx).await;
+    }
+}
+
+/// Runs the agent until SIGINT, SIGTERM or `/v1/agent/leave`.
+pub async fn run(config: Config) -> Result<(), AgentError> {
+    let pid_file = config.pid_file.clone();
+    let agent = Agent::start(config).await?;
+    if let Some(pid_file) = &pid_file {
+        std::fs::write(pid_file, std::process::id().to_string()).map_err(|e| {
+            AgentError::Io(format!("cannot write pid file {}: {e}", pid_file.display()))
+        })?;
+    }
+    let c = &agent.ctx.config;
+    tracing::info!(
+        version = crate::config::CONSUL_VERSION,
+        node = %c.node_name,
+        node_id = %agent.ctx.node_id,
+        datacenter = %c.datacenter,
+        server = c.server,
+        data_dir = %agent.ctx.store.path().display(),
+        http = ?agent.http_addr,
+        "Legate agent running"
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| AgentError::Io(e.to_string()))?;
+    let leave = agent.ctx.clone();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("caught interrupt, shutting down"),
+        _ = term.recv() => tracing::info!("caught terminate, shutting down"),
+        _ = leave.shutdown.notified() => tracing::info!("leave requested, shutting down"),
+    }
+    agent.stop().await;
+    if let Some(pid_file) = pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

@@ -649,15 +649,7 @@ impl LocalAgent {
         };
         let output = checks::truncate_ttl_output(output, max);
         let deadline = now_ms() + def.ttl.0.as_millis() as u64;
-        self.store
-            .apply(Command::AgentCheckStatus {
-                node: self.node.clone(),
-                id: id.to_string(),
-                status: status.to_string(),
-                output,
-                ttl_deadline_ms: Some(deadline),
-            })
-            .await?;
+        self.set_status(id, status, output, Some(deadline)).await?;
         self.start_ttl_timer(id.to_string(), def.ttl.0);
         Ok(())
     }
@@ -832,7 +824,7 @@ impl LocalAgent {
         } else {
             format!("TTL expired (last output before timeout follows): {last}")
         };
-        if let Err(e) = self.set_status(id, CRITICAL, output).await {
+        if let Err(e) = self.set_status(id, CRITICAL, output, None).await {
             tracing::warn!(check = id, error = %e, "could not record TTL expiry");
         }
     }
@@ -846,20 +838,27 @@ impl LocalAgent {
         if unchanged {
             return;
         }
-        if let Err(e) = self.set_status(id, status, output.to_string()).await {
+        if let Err(e) = self.set_status(id, status, output.to_string(), None).await {
             tracing::warn!(check = id, error = %e, "could not record check result");
         }
     }
 
-    /// Writes a check's status and output (ignored once the check is deregistered).
-    async fn set_status(&self, id: &str, status: &str, output: String) -> Result<()> {
+    /// Writes a check's status and output, and a TTL check's new deadline (ignored once the
+    /// check is deregistered).
+    async fn set_status(
+        &self,
+        id: &str,
+        status: &str,
+        output: String,
+        ttl_deadline_ms: Option<u64>,
+    ) -> Result<()> {
         self.store
             .apply(Command::AgentCheckStatus {
                 node: self.node.clone(),
                 id: id.to_string(),
                 status: status.to_string(),
                 output,
-                ttl_deadline_ms: None,
+                ttl_deadline_ms,
             })
             .await?;
         Ok(())

@@ -33,7 +33,8 @@
 
 use super::error::{Result, StoreError};
 use super::tables::{
-    self, META, META_INDEX, META_SCHEMA_VERSION, RECORD_TABLES, SCHEMA_VERSION, TABLE_INDEX,
+    self, MAX_INDEX, META, META_INDEX, META_SCHEMA_VERSION, RECORD_TABLES, SCHEMA_VERSION,
+    TABLE_INDEX,
 };
 use super::tx::{ReadTx, WriteTx};
 use super::{migrate, Command, Store, DB_FILE};
@@ -195,7 +196,7 @@ fn export_txn(
         datacenter: origin.datacenter.clone(),
         legate_version: env!("CARGO_PKG_VERSION").to_string(),
         consul_version: crate::config::CONSUL_VERSION.to_string(),
-        tables: RECORD_TABLES.iter().map(|(n, _)| n.to_string()).collect(),
+        tables: RECORD_TABLES.iter().map(|t| t.name.to_string()).collect(),
         table_indexes,
     };
     let header = serde_json::to_vec(&meta).map_err(StoreError::storage)?;
@@ -204,8 +205,8 @@ fn export_txn(
     w.put(&(header.len() as u32).to_be_bytes())?;
     w.put(&header)?;
     let mut count: u64 = 0;
-    for (number, (name, _)) in RECORD_TABLES.iter().enumerate() {
-        let table = match txn.open_table(tables::raw(name)) {
+    for (number, t) in RECORD_TABLES.iter().enumerate() {
+        let table = match txn.open_table(tables::raw(t.name)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => continue,
             Err(e) => return Err(e.into()),
@@ -401,6 +402,13 @@ pub fn verify(data: Vec<u8>) -> Result<Archive> {
             meta.format
         )));
     }
+    let highest = meta.table_indexes.values().chain([&meta.index]).max();
+    if highest.is_some_and(|i| *i > MAX_INDEX) {
+        return Err(invalid(format!(
+            "index {} is beyond what this store can continue from (at most {MAX_INDEX})",
+            highest.unwrap_or(&0)
+        )));
+    }
     if meta.schema_version > SCHEMA_VERSION {
         return Err(invalid(format!(
             "taken at schema version {}, newer than this build's {SCHEMA_VERSION}; upgrade legate",
@@ -413,7 +421,7 @@ pub fn verify(data: Vec<u8>) -> Result<Archive> {
         .map(|name| {
             RECORD_TABLES
                 .iter()
-                .map(|(n, _)| *n)
+                .map(|t| t.name)
                 .find(|n| n == name)
                 .ok_or_else(|| invalid(format!("unknown table {name:?}")))
         })
@@ -445,8 +453,20 @@ pub fn verify(data: Vec<u8>) -> Result<Archive> {
 /// Verifies an archive for restore, upgrading one from an older schema to this build's.
 pub fn load(data: Vec<u8>) -> Result<Archive> {
     let archive = verify(data)?;
-    if archive.meta.schema_version < SCHEMA_VERSION {
-        return upgrade(archive);
+    let archive = if archive.meta.schema_version < SCHEMA_VERSION {
+        upgrade(archive)?
+    } else {
+        archive
+    };
+    // Anyone can recompute the checksum: every record must also decode as its table's type,
+    // or a restore would leave rows that fail every read.
+    for record in archive.records() {
+        let (table, key, value) = record?;
+        let t = RECORD_TABLES.iter().find(|t| t.name == table);
+        if let Some(t) = t {
+            (t.check)(table, key, value)
+                .map_err(|e| invalid(format!("a record does not decode: {e}")))?;
+        }
     }
     Ok(archive)
 }
@@ -522,15 +542,15 @@ pub(super) fn restore(tx: &mut WriteTx, archive: &Archive) -> Result<u64> {
         )));
     }
     tx.raise_index(archive.meta.index);
-    for (name, _) in RECORD_TABLES {
-        tx.clear_table(name)?;
+    for t in RECORD_TABLES {
+        tx.clear_table(t.name)?;
     }
     for record in archive.records() {
         let (table, key, value) = record?;
         tx.put_raw(table, key, value)?;
     }
-    for (name, _) in RECORD_TABLES {
-        tx.touch_table(name);
+    for t in RECORD_TABLES {
+        tx.touch_table(t.name);
     }
     tx.wake_all();
     Ok(tx.index())
@@ -637,8 +657,13 @@ mod tests {
             .unwrap()
             .restored_index();
         assert_eq!(restored_at, before + 1);
-        for (name, _) in RECORD_TABLES {
-            assert_eq!(rows(&source, name), rows(&target, name), "table {name}");
+        for t in RECORD_TABLES {
+            assert_eq!(
+                rows(&source, t.name),
+                rows(&target, t.name),
+                "table {}",
+                t.name
+            );
         }
         let read = target.read().unwrap();
         assert_eq!(read.global_index().unwrap(), restored_at);
@@ -751,6 +776,37 @@ mod tests {
         }
     }
 
+    /// Regression: a checksum anyone can recompute once let undecodable rows in, and every
+    /// later read of them failed.
+    #[test]
+    fn records_that_do_not_decode_are_refused() {
+        let forged = forge(
+            &header(SCHEMA_VERSION, &["kv"]),
+            &[(1, "k", b"\x01garbage")],
+        );
+        let err = message(load(forged).err().unwrap());
+        assert!(err.contains("a record does not decode"), "{err}");
+        assert!(err.contains("table kv at key \"k\""), "{err}");
+    }
+
+    /// Regression: an index at the top of the range restored, and the next write wrapped.
+    #[test]
+    fn indexes_that_cannot_grow_are_refused() {
+        let mut top = header(SCHEMA_VERSION, &["kv"]);
+        top.index = u64::MAX;
+        let err = message(verify(forge(&top, &[])).err().unwrap());
+        assert!(
+            err.contains("beyond what this store can continue from"),
+            "{err}"
+        );
+        let mut table = header(SCHEMA_VERSION, &["kv"]);
+        table.table_indexes.insert("kv".into(), MAX_INDEX + 1);
+        assert!(verify(forge(&table, &[])).is_err());
+        let mut fine = header(SCHEMA_VERSION, &["kv"]);
+        fine.index = MAX_INDEX;
+        assert!(verify(forge(&fine, &[])).is_ok());
+    }
+
     #[test]
     fn newer_schemas_formats_and_unknown_tables_are_refused() {
         let newer = forge(&header(SCHEMA_VERSION + 1, &["kv"]), &[]);
@@ -758,8 +814,8 @@ mod tests {
         let mut future = header(SCHEMA_VERSION, &["kv"]);
         future.format = FORMAT_VERSION + 1;
         assert!(message(verify(forge(&future, &[])).err().unwrap()).contains("format 2"));
-        let unknown = forge(&header(SCHEMA_VERSION, &["kv", "acl_tokens"]), &[]);
-        assert!(message(verify(unknown).err().unwrap()).contains("unknown table \"acl_tokens\""));
+        let unknown = forge(&header(SCHEMA_VERSION, &["kv", "no_such_table"]), &[]);
+        assert!(message(verify(unknown).err().unwrap()).contains("unknown table \"no_such_table\""));
         let bad_number = forge(&header(SCHEMA_VERSION, &["kv"]), &[(2, "k", b"v")]);
         assert!(message(verify(bad_number).err().unwrap()).contains("table number 2"));
     }

@@ -16,6 +16,9 @@ pub const SCHEMA_VERSION: u64 = 7;
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_INDEX: &str = "index";
+/// The highest global index a store continues from. Each command adds at most one, so index
+/// arithmetic cannot overflow; a snapshot claiming a higher index is refused.
+pub const MAX_INDEX: u64 = 1 << 62;
 /// `applied`: the log position of the last command applied (see `command`). Every command
 /// takes one position, whether it wrote or failed; a command at or below it is refused.
 pub const META_APPLIED: &str = "applied";
@@ -126,27 +129,51 @@ pub const COORDINATES: Table<crate::types::coordinate::CoordinateEntry> = Table:
 /// `autopilot`: `config` → `AutopilotConfig`, the one autopilot configuration.
 pub const AUTOPILOT: Table<crate::types::autopilot::AutopilotConfig> = Table::new("autopilot");
 
+/// A record table as code that moves rows without knowing their type sees it (snapshots,
+/// dumps): its name, its record type's name, and a check that a row decodes as that type.
+pub struct RecordTable {
+    pub name: &'static str,
+    pub record: &'static str,
+    pub check: fn(&'static str, &str, &[u8]) -> super::Result<()>,
+}
+
+const fn record<T: super::codec::Record>(table: Table<T>, record: &'static str) -> RecordTable {
+    RecordTable {
+        name: table.name,
+        record,
+        check: decodes::<T>,
+    }
+}
+
+fn decodes<T: super::codec::Record>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> super::Result<()> {
+    super::codec::decode::<T>(table, key, bytes).map(|_| ())
+}
+
 /// Every record table, with the record type it holds, in creation order.
-pub const RECORD_TABLES: &[(&str, &str)] = &[
-    (KV.name, "KvEntry"),
-    (KV_TOMBSTONES.name, "Tombstone"),
-    (NODES.name, "Node"),
-    (SERVICES.name, "ServiceEntry"),
-    (SERVICE_NAMES.name, "Marker"),
-    (CONNECT_NAMES.name, "Marker"),
-    (CHECKS.name, "HealthCheck"),
-    (SERVICE_CHECKS.name, "Marker"),
-    (CATALOG_INDEXES.name, "IndexEntry"),
-    (AGENT_SERVICES.name, "LocalService"),
-    (AGENT_CHECKS.name, "LocalCheck"),
-    (SESSIONS.name, "Session"),
-    (SESSION_CHECKS.name, "Marker"),
-    (SESSION_NODES.name, "Marker"),
-    (SESSION_LOCKS.name, "Marker"),
-    (KV_LOCK_DELAYS.name, "LockDelay"),
-    (CONFIG_ENTRIES.name, "ConfigEntry"),
-    (COORDINATES.name, "CoordinateEntry"),
-    (AUTOPILOT.name, "AutopilotConfig"),
+pub const RECORD_TABLES: &[RecordTable] = &[
+    record(KV, "KvEntry"),
+    record(KV_TOMBSTONES, "Tombstone"),
+    record(NODES, "Node"),
+    record(SERVICES, "ServiceEntry"),
+    record(SERVICE_NAMES, "Marker"),
+    record(CONNECT_NAMES, "Marker"),
+    record(CHECKS, "HealthCheck"),
+    record(SERVICE_CHECKS, "Marker"),
+    record(CATALOG_INDEXES, "IndexEntry"),
+    record(AGENT_SERVICES, "LocalService"),
+    record(AGENT_CHECKS, "LocalCheck"),
+    record(SESSIONS, "Session"),
+    record(SESSION_CHECKS, "Marker"),
+    record(SESSION_NODES, "Marker"),
+    record(SESSION_LOCKS, "Marker"),
+    record(KV_LOCK_DELAYS, "LockDelay"),
+    record(CONFIG_ENTRIES, "ConfigEntry"),
+    record(COORDINATES, "CoordinateEntry"),
+    record(AUTOPILOT, "AutopilotConfig"),
 ];
 
 #[cfg(test)]
@@ -157,7 +184,7 @@ mod tests {
     fn schema_is_pinned() {
         let described: Vec<String> = super::RECORD_TABLES
             .iter()
-            .map(|(name, ty)| format!("{name}:{ty}"))
+            .map(|t| format!("{}:{}", t.name, t.record))
             .collect();
         assert_eq!(
             described,

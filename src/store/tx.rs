@@ -82,15 +82,15 @@ impl ReadTx {
             }
         };
         let mut tables = Vec::new();
-        for (name, _) in tables::RECORD_TABLES {
+        for table in tables::RECORD_TABLES {
             let mut rows = Vec::new();
-            if let Some(t) = open_read(&self.txn, name)? {
+            if let Some(t) = open_read(&self.txn, table.name)? {
                 for row in t.iter()? {
                     let (k, v) = row?;
                     rows.push((k.value().to_string(), v.value().to_vec()));
                 }
             }
-            tables.push((*name, rows));
+            tables.push((table.name, rows));
         }
         Ok(Dump {
             meta: counters(META)?,

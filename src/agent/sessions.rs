@@ -4,10 +4,11 @@
 
 use super::local::LocalError;
 use crate::clock::now_ms;
+use crate::gojson::{self, field, Kind, Schema, STRING};
 use crate::store::{session, Command, Store};
 use crate::types::catalog::SERF_CHECK_ID;
 use crate::types::session::{ServiceCheck, Session, BEHAVIOR_DELETE, BEHAVIOR_RELEASE};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -30,6 +31,38 @@ pub struct Sessions {
 }
 
 type Result<T> = std::result::Result<T, LocalError>;
+
+/// `structs.Session` as `/v1/session/create` decodes it (`LockDelay` takes a number of
+/// seconds or nanoseconds, or a duration text, so it is typed by hand below).
+static SESSION_REQUEST: Schema = Schema {
+    name: "Session",
+    go_type: "structs.Session",
+    fields: &[
+        field("ID", STRING),
+        field("Name", STRING),
+        field("Node", STRING),
+        field("LockDelay", Kind::Any),
+        field("Behavior", STRING),
+        field("TTL", STRING),
+        field("Checks", Kind::StrList),
+        field("NodeChecks", Kind::StrList),
+        field(
+            "ServiceChecks",
+            Kind::List(&SERVICE_CHECK, "[]structs.ServiceCheck"),
+        ),
+        field("Namespace", STRING),
+    ],
+    base: None,
+    strict: true,
+};
+
+static SERVICE_CHECK: Schema = Schema {
+    name: "Session",
+    go_type: "structs.ServiceCheck",
+    fields: &[field("ID", STRING), field("Namespace", STRING)],
+    base: None,
+    strict: true,
+};
 
 impl Sessions {
     pub fn new(store: Store, node: String, min_ttl: Duration) -> Arc<Sessions> {
@@ -62,35 +95,9 @@ impl Sessions {
         // Consul's server refuses these as RPC errors (500), and clients such as Patroni
         // recognise them by that status.
         let rejected = |m: String| LocalError::Internal(m);
-        let fields = match body {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m,
-            Some(_) => {
-                return Err(bad(
-                    "Request decode failed: json: cannot unmarshal into a session".into(),
-                ))
-            }
-        };
-        let known = [
-            "ID",
-            "Name",
-            "Node",
-            "LockDelay",
-            "Behavior",
-            "TTL",
-            "Checks",
-            "NodeChecks",
-            "ServiceChecks",
-            "Namespace",
-        ];
-        let mut f: HashMap<&str, Value> = HashMap::new();
-        for (k, v) in fields {
-            let name = known
-                .iter()
-                .find(|n| n.eq_ignore_ascii_case(&k))
-                .ok_or_else(|| bad(format!("Request decode failed: json: unknown field {k:?}")))?;
-            f.insert(name, v);
-        }
+        // Typed as Go decodes `structs.Session`: a field of the wrong JSON type is refused.
+        let f = gojson::decode_value(body.unwrap_or(Value::Null), &SESSION_REQUEST)
+            .map_err(|e| bad(format!("Request decode failed: {e}")))?;
         let text = |name: &str| {
             f.get(name)
                 .and_then(|v| v.as_str())

@@ -98,6 +98,15 @@ async fn create_errors() {
             json!({"Bogus": 1}),
             "Request decode failed: json: unknown field \"Bogus\"",
         ),
+        // Regression: a field of the wrong type was dropped and the session created.
+        (
+            json!({"Node": 123}),
+            "Request decode failed: json: cannot unmarshal number into Go struct field Session.Node of type string",
+        ),
+        (
+            json!({"NodeChecks": "serfHealth"}),
+            "Request decode failed: json: cannot unmarshal string into Go struct field Session.NodeChecks of type []string",
+        ),
     ];
     for (body, text) in cases {
         let resp = a.put_json("/v1/session/create", body.clone()).await;

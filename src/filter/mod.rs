@@ -32,6 +32,7 @@
 
 mod eval;
 mod parser;
+mod re2;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -122,7 +123,7 @@ fn compile_regexes(expr: &mut Expr) -> Result<(), FilterError> {
             let Some(value) = m.value.as_mut() else {
                 return Ok(());
             };
-            match regex::Regex::new(&value.raw) {
+            match re2::compile(&value.raw) {
                 Ok(re) => {
                     value.regex = Some(re);
                     Ok(())
@@ -147,6 +148,8 @@ fn regex_error_text(e: &regex::Error) -> String {
                 .unwrap_or(text.trim());
             format!("error parsing regexp: {gist}")
         }
+        // Go's RE2 says so of a program past its size limit.
+        regex::Error::CompiledTooBig(_) => "error parsing regexp: expression too large".into(),
         other => other.to_string(),
     }
 }
@@ -349,6 +352,12 @@ mod tests {
             "{e}"
         );
         assert!(!e.to_string().contains('\n'), "{e}");
+        let e = Filter::parse(r#"Service matches "(\\w{1000}){1000}""#).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("error parsing regexp: expression too large"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -410,6 +410,14 @@ async fn acknowledged_writes_survive_sigkill_and_index_never_goes_backwards() {
             ChildAgent::start(&data_dir, logs.path().join(format!("agent-{round}.log")));
         let http = client();
         agent.wait_ready(&http).await;
+        if round > 0 {
+            // The start after a kill says it repaired the store.
+            let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+            assert!(
+                log.contains("not shut down cleanly") && log.contains("store repaired"),
+                "round {round}: no repair logged after the kill:\n{log}"
+            );
+        }
         verify(&http, &agent.base, &mut ledger, round).await;
         if round == ROUNDS {
             break; // the final start only verifies

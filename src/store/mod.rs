@@ -71,12 +71,34 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
+        // redb repairs a file that was not closed cleanly as it opens it; say so, and how
+        // long it took, since that start is slower and follows a crash or a kill.
+        let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = std::time::Instant::now();
+        let mut builder = Database::builder();
+        let flag = repaired.clone();
+        let shown = path.display().to_string();
+        builder.set_repair_callback(move |session| {
+            if !flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    file = %shown,
+                    "the store was not shut down cleanly (crash, kill or power loss); repairing it"
+                );
+            }
+            tracing::debug!(progress = session.progress(), "repairing the store");
+        });
+        let db = builder.create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Locked(data_dir.display().to_string())
             }
             other => StoreError::storage(other),
         })?;
+        if repaired.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "store repaired; every write acknowledged before the crash is kept"
+            );
+        }
         migrate::run(&db, tables::SCHEMA_VERSION)?;
         Self::start(db, path)
     }

@@ -248,6 +248,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 async fn put(a: PutArgs) -> Result<(), String> {
+    super::no_undefined_flag(&a.args)?;
     let (key, data) = match a.args.as_slice() {
         [] => return Err("Error! Missing KEY argument".into()),
         [key] => (key.clone(), Vec::new()),
@@ -389,6 +390,7 @@ async fn export(a: ExportArgs) -> Result<(), String> {
 }
 
 async fn import(a: ImportArgs) -> Result<(), String> {
+    super::no_undefined_flag(&a.args)?;
     let data = match a.args.as_slice() {
         [] => return Err("Error! Missing DATA argument".into()),
         [data] => read_data(data).map_err(|e| format!("Error! {e}"))?,

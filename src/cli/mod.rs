@@ -20,7 +20,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "legate",
     version,
-    about = "A durable, single-node, Consul-compatible agent"
+    about = "A durable, single-node, Consul-compatible agent",
+    // Go's flag package lets the last of a repeated flag win (repeatable flags accumulate).
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -119,10 +121,7 @@ pub fn run(args: Vec<String>) -> i32 {
     };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
-        }
+        Err(e) => return report_parse_error(e),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -153,6 +152,46 @@ pub fn run(args: Vec<String>) -> i32 {
             );
             0
         }
+    }
+}
+
+/// For commands whose arguments may start with `-` (a value such as `-` for stdin): Go's flag
+/// package still reads a dash word before the first argument as a flag, so one the command
+/// does not define is refused as Go refuses it.
+pub fn no_undefined_flag(args: &[String]) -> Result<(), String> {
+    match args.first() {
+        Some(first) if first.len() > 2 && first.starts_with("--") => {
+            let name = first[1..].split('=').next().unwrap_or(first);
+            Err(format!("flag provided but not defined: {name}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Prints a command line the parser refused; an undefined flag is named as Go's flag package
+/// names it. Returns the exit code (0 for `-help` and `-version`).
+fn report_parse_error(e: clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            // Undo `normalize_go_flags`: `--name` was typed `-name`.
+            let name = arg
+                .strip_prefix('-')
+                .filter(|a| a.starts_with('-'))
+                .unwrap_or(arg);
+            let name = name.split('=').next().unwrap_or(name);
+            eprintln!("flag provided but not defined: {name}");
+            if let Some(ContextValue::StyledStr(usage)) = e.get(ContextKind::Usage) {
+                eprintln!("{usage}");
+            }
+            return 1;
+        }
+    }
+    let _ = e.print();
+    if e.use_stderr() {
+        1
+    } else {
+        0
     }
 }
 

@@ -112,3 +112,35 @@ async fn errors_from_the_agent_reach_the_user() {
         out.stderr
     );
 }
+
+/// Regression: clap's own messages showed where Go's flag package names the flag, and a
+/// repeated flag stopped the command where Go lets the last one win.
+#[tokio::test]
+async fn flags_parse_as_gos_flag_package_parses_them() {
+    let a = TestAgent::start().await;
+    let out = a.cli(&["kv", "get", "-x", "k"], None).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("flag provided but not defined: -x\n"),
+        "{}",
+        out.stderr
+    );
+    let out = a.cli(&["kv", "put", "-bogus=1", "k", "v"], None).await;
+    assert!(
+        out.stderr
+            .starts_with("flag provided but not defined: -bogus\n"),
+        "{}",
+        out.stderr
+    );
+    // The last of a repeated flag wins: the first address would fail to connect.
+    let unreachable = "-http-addr=127.0.0.1:1";
+    let reachable = format!("-http-addr={}", a.base.trim_start_matches("http://"));
+    let out = a
+        .cli(&["kv", "put", unreachable, &reachable, "k", "v"], None)
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Data written to: k\n")
+    );
+}

@@ -9,8 +9,8 @@
 
 use super::{AgentError, Ctx};
 use crate::connect::{
-    self, cross_sign, generate_root, import_root, sign_leaf, CaRoot, CaSettings, CaSigner,
-    CertUri, LeafRequest,
+    self, cross_sign, generate_root, import_root, sign_leaf, CaRoot, CaSettings, CaSigner, CertUri,
+    LeafRequest,
 };
 use crate::store::connect_ca::{self as store_ca, CaConfig, CaRootRecord, LeafRecord};
 use crate::store::{Command, ReadTx, StoreError, WatchSet};
@@ -222,7 +222,11 @@ fn is_fresh(leaf: &LeafRecord, active_root: &str, now_secs: u64) -> bool {
 /// For a blocking leaf query: the cached leaf's index while it may be served, else
 /// `u64::MAX`, so that a query waiting on it returns once a rotation (a write to the roots)
 /// or a reissue (a write to the leaf) makes it stale.
-pub fn leaf_version(r: &ReadTx, ws: &mut WatchSet, service: &str) -> crate::store::Result<(u64, ())> {
+pub fn leaf_version(
+    r: &ReadTx,
+    ws: &mut WatchSet,
+    service: &str,
+) -> crate::store::Result<(u64, ())> {
     let active = store_ca::active_root(r, ws)?;
     let leaf = store_ca::leaf(r, ws, service)?;
     let now_secs = unix_secs(now());
@@ -259,7 +263,10 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
             private_key_pem: &root.private_key,
         };
         let issued = sign_leaf(signer, &root.intermediate_certs, &request, now())?;
-        let (after, before) = (unix_secs(issued.valid_after), unix_secs(issued.valid_before));
+        let (after, before) = (
+            unix_secs(issued.valid_after),
+            unix_secs(issued.valid_before),
+        );
         // Consul's leaf-cert manager renews at a random point between 60% and 90% of the
         // lifetime, so leaves issued together don't all renew together.
         let lifetime = before.saturating_sub(after);
@@ -279,7 +286,9 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
         })
     })
     .await?;
-    ctx.store.apply(Command::ConnectCaLeafIssued(issued)).await?;
+    ctx.store
+        .apply(Command::ConnectCaLeafIssued(issued))
+        .await?;
     store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?
         .ok_or_else(|| CaError::Failed(format!("the leaf of {service:?} was not stored")))
 }

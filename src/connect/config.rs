@@ -115,7 +115,9 @@ impl CaSettings {
 fn duration(key: &str, value: &Value) -> Result<Duration, String> {
     match value {
         Value::String(s) => crate::duration::parse(s),
-        Value::Number(n) => Ok(Duration::from_nanos(n.as_f64().unwrap_or(0.0).max(0.0) as u64)),
+        Value::Number(n) => Ok(Duration::from_nanos(
+            n.as_f64().unwrap_or(0.0).max(0.0) as u64
+        )),
         other => Err(type_error(key, other, "time.Duration")),
     }
 }
@@ -136,9 +138,9 @@ fn integer(key: &str, value: &Value) -> Result<i64, String> {
             .as_i64()
             .or_else(|| n.as_f64().map(|f| f as i64))
             .ok_or_else(|| type_error(key, value, "int")),
-        Value::String(s) => s
-            .parse()
-            .map_err(|_| format!("cannot parse '{key}' as int: strconv.ParseInt: parsing {s:?}: invalid syntax")),
+        Value::String(s) => s.parse().map_err(|_| {
+            format!("cannot parse '{key}' as int: strconv.ParseInt: parsing {s:?}: invalid syntax")
+        }),
         other => Err(type_error(key, other, "int")),
     }
 }
@@ -170,8 +172,10 @@ mod tests {
         assert_eq!(s.leaf_cert_ttl, Duration::from_secs(72 * HOUR));
         assert_eq!(s.key, KeySpec::default());
         assert_eq!(CaSettings::parse(&default_map()).unwrap(), s);
-        let s = parse(json!({"leaf_cert_ttl": "2h", "privatekeytype": "rsa", "PrivateKeyBits": "2048"}))
-            .unwrap();
+        let s = parse(
+            json!({"leaf_cert_ttl": "2h", "privatekeytype": "rsa", "PrivateKeyBits": "2048"}),
+        )
+        .unwrap();
         assert_eq!(s.leaf_cert_ttl, Duration::from_secs(2 * HOUR));
         assert_eq!(s.key, KeySpec::from_config("rsa", 2048).unwrap());
     }

@@ -10,9 +10,9 @@
 use super::agent_state::{self, ServiceRegistration};
 use super::catalog::{self, Registration};
 use super::codec::Record;
+use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
-use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::{autopilot, config_entry, coordinate, kv, session, txn, WriteTx};
 use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{HealthCheck, Node, NodeService};

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
 
 use super::ca::{trust_domain, DEFAULT_ROOT_CERT_TTL};
 use super::*;

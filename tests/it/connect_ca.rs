@@ -282,3 +282,60 @@ async fn without_connect_the_ca_endpoints_answer_as_consuls() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_cli_reads_and_sets_the_ca_configuration() {
+    let a = connect_agent().await;
+    let out = a.cli(&["connect", "ca", "get-config"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("{\n\t\"Provider\": \"consul\",\n\t\"Config\": {\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\t\t\"LeafCertTTL\": \"72h\",\n"),
+        "{}",
+        out.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.json");
+    std::fs::write(
+        &file,
+        r#"{"Provider": "consul", "Config": {"LeafCertTTL": "24h"}}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = a
+        .cli(&["connect", "ca", "set-config", "-config-file", path], None)
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Configuration updated!\n"),
+        "{}",
+        out.stderr
+    );
+    let (_, config) = a.get_json("/v1/connect/ca/configuration").await;
+    assert_eq!(config["Config"], json!({"LeafCertTTL": "24h"}));
+
+    std::fs::write(
+        &file,
+        r#"{"Provider": "consul", "Config": {"LeafCertTTL": "1m"}}"#,
+    )
+    .unwrap();
+    let out = a
+        .cli(&["connect", "ca", "set-config", "-config-file", path], None)
+        .await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "Error setting CA configuration: Unexpected response code: 400 (could not initialize provider: leaf cert TTL must be greater or equal than 1h0m0s)\n"
+    );
+    let out = a.cli(&["connect", "ca", "set-config"], None).await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "The -config-file flag is required\n")
+    );
+}

@@ -767,6 +767,48 @@ mod tests {
     }
 
     #[test]
+    fn connect_is_on_in_dev_and_its_ca_config_is_spelled_as_the_api() {
+        let dev = load(AgentFlags {
+            dev: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(dev.connect.enabled);
+        assert_eq!(dev.connect.ca_config["LeafCertTTL"], "72h");
+        let cfg = load(AgentFlags {
+            data_dir: Some("/x".into()),
+            hcl: vec![
+                "connect {\n enabled = true\n ca_config {\n leaf_cert_ttl = \"2h\"\n private_key_type = \"rsa\"\n private_key_bits = 2048\n }\n}".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(cfg.connect.enabled);
+        assert_eq!(cfg.connect.ca_config["LeafCertTTL"], "2h");
+        assert_eq!(cfg.connect.ca_config["PrivateKeyType"], "rsa");
+        assert_eq!(cfg.connect.ca_config["RootCertTTL"], "87600h");
+        let err = |hcl: &str| {
+            load(AgentFlags {
+                data_dir: Some("/x".into()),
+                hcl: vec![hcl.into()],
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            err("connect {\n ca_config {\n leaf_cert = \"2h\"\n }\n}"),
+            "connect.ca_config: unknown key \"leaf_cert\""
+        );
+        assert_eq!(
+            err("connect {\n ca_config {\n leaf_cert_ttl = \"1m\"\n }\n}"),
+            "connect.ca_config: leaf cert TTL must be greater or equal than 1h0m0s"
+        );
+        assert!(err("connect { ca_provider = \"vault\" }").contains("only the built-in"));
+        assert!(err("connect { bogus = true }").contains("bogus"));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "a.json", r#"{"data_dir":"/x","no_such_key":1}"#);

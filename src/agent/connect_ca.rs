@@ -198,8 +198,11 @@ pub async fn set_configuration(
     let applied = ctx
         .store
         .apply(Command::ConnectCaSetConfig {
-            provider,
-            config: JsonValue(Value::Object(map)),
+            config: CaConfig {
+                provider,
+                config: JsonValue(Value::Object(map)),
+                ..config
+            },
             new_root,
             rotates_from: active.id,
         })

@@ -14,8 +14,6 @@ use super::keys::{validate_leaf_cert_ttl, KeySpec};
 pub struct CaSettings {
     pub leaf_cert_ttl: Duration,
     pub root_cert_ttl: Duration,
-    /// Kept for the API; a single-node CA has no intermediate to renew.
-    pub intermediate_cert_ttl: Duration,
     /// The key a generated root gets (ignored when a root is imported).
     pub key: KeySpec,
     /// A root to import instead of generating one, with its key.
@@ -25,8 +23,9 @@ pub struct CaSettings {
 
 const HOUR: u64 = 3600;
 
-/// Every field the built-in provider reads, as Consul spells it. `RotationPeriod`,
-/// `SkipValidate` and the CSR rate limits are accepted and have no effect on a single node.
+/// Every field the built-in provider reads, as Consul spells it. `IntermediateCertTTL`,
+/// `RotationPeriod`, `SkipValidate` and the CSR rate limits are accepted (durations checked)
+/// and have no effect: a single node signs with its root, with no intermediate to renew.
 pub const FIELDS: &[&str] = &[
     "LeafCertTTL",
     "RootCertTTL",
@@ -70,7 +69,6 @@ impl CaSettings {
     pub fn parse(map: &Map<String, Value>) -> Result<CaSettings, String> {
         let mut leaf_cert_ttl = Duration::from_secs(72 * HOUR);
         let mut root_cert_ttl = DEFAULT_ROOT_CERT_TTL;
-        let mut intermediate_cert_ttl = Duration::from_secs(8760 * HOUR);
         let mut key_type = "ec".to_string();
         let mut key_bits = 256;
         let mut private_key = String::new();
@@ -80,10 +78,7 @@ impl CaSettings {
             match canonical_key(key) {
                 Some("LeafCertTTL") => leaf_cert_ttl = duration(key, value).map_err(decoding)?,
                 Some("RootCertTTL") => root_cert_ttl = duration(key, value).map_err(decoding)?,
-                Some("IntermediateCertTTL") => {
-                    intermediate_cert_ttl = duration(key, value).map_err(decoding)?
-                }
-                Some("RotationPeriod") => {
+                Some("IntermediateCertTTL" | "RotationPeriod") => {
                     duration(key, value).map_err(decoding)?;
                 }
                 Some("PrivateKeyType") => key_type = string(key, value).map_err(decoding)?,
@@ -102,7 +97,6 @@ impl CaSettings {
         Ok(CaSettings {
             leaf_cert_ttl,
             root_cert_ttl,
-            intermediate_cert_ttl,
             key,
             private_key,
             root_cert,

@@ -20,7 +20,6 @@ use crate::types::config_entry::ConfigEntry;
 use crate::types::coordinate::CoordinateEntry;
 use crate::types::session::Session;
 use crate::types::txn::{TxnOp, TxnResult};
-use crate::types::JsonValue;
 use bincode::{Decode, Encode};
 
 /// One entry of the command log: a command and the time it was built at.
@@ -178,11 +177,11 @@ pub enum Command {
         config: CaConfig,
         root: CaRootRecord,
     },
-    /// `PUT /v1/connect/ca/configuration`: new provider settings and, when they change the
-    /// root, the new root cross-signed by `rotates_from`, the active root it replaces.
+    /// `PUT /v1/connect/ca/configuration`: the new provider and settings (its cluster ID and
+    /// indexes are ignored) and, when they change the root, the new root cross-signed by
+    /// `rotates_from`, the active root it replaces.
     ConnectCaSetConfig {
-        provider: String,
-        config: JsonValue,
+        config: CaConfig,
         new_root: Option<CaRootRecord>,
         rotates_from: String,
     },
@@ -448,17 +447,10 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             Done
         }
         Command::ConnectCaSetConfig {
-            provider,
             config,
             new_root,
             rotates_from,
-        } => Applied(connect_ca::set_config(
-            tx,
-            provider,
-            config,
-            new_root,
-            &rotates_from,
-        )?),
+        } => Applied(connect_ca::set_config(tx, config, new_root, &rotates_from)?),
         Command::ConnectCaLeafIssued(leaf) => {
             connect_ca::put_leaf(tx, leaf)?;
             Done

@@ -17,7 +17,7 @@ use std::fmt;
 const CONFIG_KEY: &str = "config";
 
 /// Consul's `CAConfiguration`, with its cluster ID.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[derive(Clone, PartialEq, Encode, Decode)]
 pub struct CaConfig {
     pub provider: String,
     /// Fixed when the CA is first initialized; names the trust domain.
@@ -26,6 +26,17 @@ pub struct CaConfig {
     pub config: JsonValue,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// Without the settings, which may hold an imported root's private key.
+impl fmt::Debug for CaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaConfig")
+            .field("provider", &self.provider)
+            .field("cluster_id", &self.cluster_id)
+            .field("modify_index", &self.modify_index)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Consul's `CARoot`, with its private key.
@@ -148,14 +159,13 @@ pub fn initialize(tx: &mut WriteTx, config: CaConfig, root: CaRootRecord) -> Res
     put_root(tx, root)
 }
 
-/// Replaces the provider settings (the cluster ID stays) and, with `new_root`, rotates: the
+/// Replaces the provider and its settings (the cluster ID stays) and, with `new_root`, rotates: the
 /// active root becomes inactive and `new_root` (cross-signed by it) the active one. Refused
 /// (`false`) when the active root is no longer `rotates_from`: the change was decided (and
 /// `new_root` cross-signed) against a root another write has replaced since.
 pub fn set_config(
     tx: &mut WriteTx,
-    provider: String,
-    settings: JsonValue,
+    config: CaConfig,
     new_root: Option<CaRootRecord>,
     rotates_from: &str,
 ) -> Result<bool> {
@@ -168,8 +178,8 @@ pub fn set_config(
     }
     let index = tx.index();
     let config = CaConfig {
-        provider,
-        config: settings,
+        provider: config.provider,
+        config: config.config,
         modify_index: index,
         ..current
     };

@@ -309,6 +309,16 @@ fn ca_root(n: u8) -> CaRootRecord {
     }
 }
 
+fn ca_config(cluster_id: &str, leaf_cert_ttl: &str) -> CaConfig {
+    CaConfig {
+        provider: "consul".into(),
+        cluster_id: cluster_id.into(),
+        config: JsonValue(json!({ "LeafCertTTL": leaf_cert_ttl })),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
 /// The command a generated tuple stands for; `now` is its entry's time.
 fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
     let key = KEYS[usize::from(a) % KEYS.len()].to_string();
@@ -457,18 +467,11 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             cas,
         },
         23 => Command::ConnectCaInitialize {
-            config: CaConfig {
-                provider: "consul".into(),
-                cluster_id: format!("cluster-{a}"),
-                config: JsonValue(json!({"LeafCertTTL": "72h"})),
-                create_index: 0,
-                modify_index: 0,
-            },
+            config: ca_config(&format!("cluster-{a}"), "72h"),
             root: ca_root(a),
         },
         24 => Command::ConnectCaSetConfig {
-            provider: "consul".into(),
-            config: JsonValue(json!({"LeafCertTTL": format!("{}h", 1 + a)})),
+            config: ca_config("ignored", &format!("{}h", 1 + a)),
             new_root: flag.then(|| ca_root(b)),
             rotates_from: format!("root-{}", a % 3),
         },

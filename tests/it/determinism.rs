@@ -86,7 +86,7 @@ async fn assert_replicas_agree(logs: &[Log]) -> Coverage {
 
 /// Drives a real agent through a day of ordinary use and records what its store applied.
 async fn recorded_scenario() -> Log {
-    let agent = TestAgent::start().await;
+    let agent = TestAgent::start_with(|f| f.hcl.push("connect { enabled = true }".into())).await;
     let tap = agent.store().tap();
     let node = json!({
         "Node": "test-node", "Address": "127.0.0.1",
@@ -182,6 +182,15 @@ async fn recorded_scenario() -> Log {
     agent
         .put_ok("/v1/catalog/deregister", json!({"Node": "ext"}).to_string())
         .await;
+    // The Connect CA (initialized at start, so carried by the restored snapshot): a leaf
+    // issued, a rotation to a new root, the leaf reissued under it.
+    agent.get_json("/v1/agent/connect/ca/leaf/web").await;
+    let rotate =
+        json!({"Provider": "consul", "Config": {"PrivateKeyType": "ec", "PrivateKeyBits": 384}});
+    agent
+        .put_ok("/v1/connect/ca/configuration", rotate.to_string())
+        .await;
+    agent.get_json("/v1/agent/connect/ca/leaf/web").await;
     // Every entry reaches the tap before its request is answered.
     tap.try_iter().collect()
 }
@@ -196,11 +205,19 @@ async fn a_recorded_agent_stream_replays_identically() {
         "session-create",
         "agent-register-services",
         "restore-snapshot",
+        "connect-ca-set-config",
+        "connect-ca-leaf-issued",
     ] {
         assert!(coverage.kinds.contains(kind), "{kind} missing");
     }
-    // The time-dependent rows exist, so a clock read while applying would show.
-    for table in ["kv_lock_delays", "kv_tombstones", "sessions"] {
+    // The time-dependent rows exist, so a clock read while applying would show (a rotation
+    // stamps the retired root with the entry's time).
+    for table in [
+        "kv_lock_delays",
+        "kv_tombstones",
+        "sessions",
+        "connect_ca_roots",
+    ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }
 }

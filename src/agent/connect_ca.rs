@@ -16,7 +16,7 @@ use crate::store::connect_ca::{self as store_ca, CaConfig, CaRootRecord, LeafRec
 use crate::store::{Command, ReadTx, StoreError, WatchSet};
 use crate::types::JsonValue;
 use serde_json::{Map, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The only provider: Consul's built-in CA.
 pub const PROVIDER: &str = "consul";
@@ -47,7 +47,7 @@ impl From<connect::Error> for CaError {
 }
 
 fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(crate::clock::now_ms())
+    SystemTime::UNIX_EPOCH + Duration::from_millis(crate::clock::now_ms())
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -238,6 +238,17 @@ pub fn leaf_version(
         _ => u64::MAX,
     };
     Ok((index, ()))
+}
+
+/// How long the cached leaf of `service` may still be served before its renewal point (zero
+/// when there is none or it is due): a blocking leaf query waits no longer, since time
+/// passing is no write that would wake it.
+pub fn until_renewal(r: &ReadTx, service: &str) -> crate::store::Result<Duration> {
+    let leaf = store_ca::leaf(r, &mut WatchSet::new(), service)?;
+    let now_secs = unix_secs(now());
+    Ok(Duration::from_secs(
+        leaf.map_or(0, |l| l.renew_after.saturating_sub(now_secs)),
+    ))
 }
 
 /// The leaf certificate of `service` (Consul's `AgentConnectCALeafCert`): the cached one

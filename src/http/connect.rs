@@ -4,6 +4,7 @@
 
 use super::blocking::blocking;
 use super::error::ApiError;
+use super::query::QueryOptions;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::agent::connect_ca::{self, CaError};
@@ -171,8 +172,8 @@ fn render_leaf(leaf: &LeafRecord) -> Value {
 }
 
 /// `GET /v1/agent/connect/ca/leaf/<service>`: the service's current leaf; with `?index=`, once
-/// the leaf at that index is superseded (a rotation, or its renewal time noticed when the
-/// wait ends).
+/// the leaf at that index is superseded (by a rotation, or by reaching its renewal point,
+/// which ends the wait early).
 pub async fn leaf(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let service = req.tail("/v1/agent/connect/ca/leaf/").to_string();
@@ -180,6 +181,11 @@ pub async fn leaf(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         return Err(ApiError::bad_request("Missing service name"));
     }
     if opts.index > 0 {
+        let due = connect_ca::until_renewal(&ctx.store.read()?, &service)?;
+        let opts = QueryOptions {
+            wait: opts.wait.min(due),
+            ..opts.clone()
+        };
         blocking(&ctx.store, &opts, |r, ws| {
             connect_ca::leaf_version(r, ws, &service)
         })

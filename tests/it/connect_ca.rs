@@ -121,8 +121,20 @@ async fn leaves_of_two_services_complete_mutual_tls_against_the_roots() {
         web["ServiceURI"]
     );
     openssl_verify(&root_pem, None, web["CertPEM"].as_str().unwrap());
-    // Cached: the same certificate until it nears expiry or the root changes.
+    // Cached: the same certificate until it nears expiry or the root changes, also when a
+    // blocking read of it times out.
     assert_eq!(leaf(&a, "web").await, web);
+    let started = std::time::Instant::now();
+    let path = format!(
+        "/v1/agent/connect/ca/leaf/web?index={}&wait=500ms",
+        web["ModifyIndex"]
+    );
+    let (index, again) = a.get_json(&path).await;
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(
+        (index, &again),
+        (web["ModifyIndex"].as_u64().unwrap(), &web)
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ mod m0005_sessions;
 mod m0006_config_entries;
 #[path = "0007_coordinates.rs"]
 mod m0007_coordinates;
+#[path = "0008_connect_ca.rs"]
+mod m0008_connect_ca;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -61,5 +63,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "network coordinates and the autopilot configuration",
         apply: m0007_coordinates::apply,
+    },
+    Migration {
+        version: 8,
+        name: "Connect CA: configuration, roots and leaf certificates",
+        apply: m0008_connect_ca::apply,
     },
 ];

@@ -130,6 +130,18 @@ pub struct Config {
     pub prometheus_retention: Duration,
     /// The flags this configuration was loaded from, so `reload` can load it again.
     pub flags: AgentFlags,
+    pub connect: ConnectConfig,
+}
+
+/// The `connect` block: Connect and its CA (the built-in `consul` provider only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectConfig {
+    /// Off by default, on with `-dev` (as Consul's dev mode).
+    pub enabled: bool,
+    pub ca_provider: String,
+    /// The provider settings a new CA starts with, spelled as the API spells them
+    /// (`LeafCertTTL`...): Consul's defaults overridden by `ca_config`.
+    pub ca_config: Map<String, Value>,
 }
 
 /// A port of -1 disables the listener.
@@ -211,6 +223,42 @@ struct FileConfig {
     check: Option<Value>,
     checks: Option<Value>,
     config_entries: Option<FileConfigEntries>,
+    connect: Option<FileConnect>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConnect {
+    enabled: Option<bool>,
+    ca_provider: Option<String>,
+    ca_config: Option<Map<String, Value>>,
+}
+
+/// Checks the `connect` block and spells `ca_config`'s keys as the CA API does, so the stored
+/// configuration reads the same whether it came from a file or from the API.
+fn connect_config(raw: Option<FileConnect>, dev: bool) -> Result<ConnectConfig, ConfigError> {
+    use crate::connect::config::{canonical_key, default_map};
+    let raw = raw.unwrap_or_default();
+    let ca_provider = raw.ca_provider.unwrap_or_else(|| "consul".into());
+    if ca_provider != "consul" {
+        return Err(ConfigError::Invalid(format!(
+            "connect.ca_provider: {ca_provider:?} is not supported; Legate has only the built-in \"consul\" provider"
+        )));
+    }
+    let mut ca_config = default_map();
+    for (key, value) in raw.ca_config.unwrap_or_default() {
+        let field = canonical_key(&key).ok_or_else(|| {
+            ConfigError::Invalid(format!("connect.ca_config: unknown key {key:?}"))
+        })?;
+        ca_config.insert(field.into(), value);
+    }
+    crate::connect::CaSettings::parse(&ca_config)
+        .map_err(|e| ConfigError::Invalid(format!("connect.ca_config: {e}")))?;
+    Ok(ConnectConfig {
+        enabled: raw.enabled.unwrap_or(dev),
+        ca_provider,
+        ca_config,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,7 +319,6 @@ const IGNORED_KEYS: &[&str] = &[
     "telemetry",
     "tls",
     "auto_encrypt",
-    "connect",
     "license_path",
 ];
 
@@ -567,6 +614,7 @@ impl Config {
             notices,
             prometheus_retention: Duration::ZERO,
             flags: flags.clone(),
+            connect: connect_config(file.connect, dev)?,
         })
     }
 
@@ -716,6 +764,48 @@ mod tests {
         assert_eq!(cfg.limits.kv_max_value_size, 1024);
         assert_eq!(cfg.node_name, "flagged");
         assert_eq!(cfg.data_dir.as_deref(), Some(Path::new("/tmp/x")));
+    }
+
+    #[test]
+    fn connect_is_on_in_dev_and_its_ca_config_is_spelled_as_the_api() {
+        let dev = load(AgentFlags {
+            dev: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(dev.connect.enabled);
+        assert_eq!(dev.connect.ca_config["LeafCertTTL"], "72h");
+        let cfg = load(AgentFlags {
+            data_dir: Some("/x".into()),
+            hcl: vec![
+                "connect {\n enabled = true\n ca_config {\n leaf_cert_ttl = \"2h\"\n private_key_type = \"rsa\"\n private_key_bits = 2048\n }\n}".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(cfg.connect.enabled);
+        assert_eq!(cfg.connect.ca_config["LeafCertTTL"], "2h");
+        assert_eq!(cfg.connect.ca_config["PrivateKeyType"], "rsa");
+        assert_eq!(cfg.connect.ca_config["RootCertTTL"], "87600h");
+        let err = |hcl: &str| {
+            load(AgentFlags {
+                data_dir: Some("/x".into()),
+                hcl: vec![hcl.into()],
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            err("connect {\n ca_config {\n leaf_cert = \"2h\"\n }\n}"),
+            "connect.ca_config: unknown key \"leaf_cert\""
+        );
+        assert_eq!(
+            err("connect {\n ca_config {\n leaf_cert_ttl = \"1m\"\n }\n}"),
+            "connect.ca_config: leaf cert TTL must be greater or equal than 1h0m0s"
+        );
+        assert!(err("connect { ca_provider = \"vault\" }").contains("only the built-in"));
+        assert!(err("connect { bogus = true }").contains("bogus"));
     }
 
     #[test]

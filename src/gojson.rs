@@ -21,7 +21,10 @@
 
 mod weak;
 
-pub use weak::{decode as decode_weak, errors_text as weak_errors, go_kind, Decoded};
+pub use weak::{
+    decode as decode_weak, errors_text as weak_errors, go_kind, parse_bool as parse_go_bool,
+    Decoded,
+};
 
 use crate::filter::go_quote;
 use serde_json::{Map, Value};

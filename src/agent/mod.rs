@@ -3,6 +3,7 @@
 //! `process`'s job; `http` reads this context and never the other way round.
 
 pub mod checks;
+pub mod connect_ca;
 pub mod connlimit;
 pub mod context;
 pub mod definition;
@@ -111,9 +112,13 @@ pub async fn resume_after_restore(ctx: &Ctx) -> Result<(), AgentError> {
 }
 
 /// What a start (and a restore) does once the store is open: this node and its config-file
-/// definitions in the catalog, then check runners and session timers from the stored state.
+/// definitions in the catalog, the Connect CA when it has none yet, then check runners and
+/// session timers from the stored state.
 async fn bring_up(ctx: &Ctx) -> Result<(), AgentError> {
     register_self(ctx).await?;
+    if ctx.config.connect.enabled {
+        connect_ca::initialize(ctx).await?;
+    }
     load_config_definitions(ctx).await?;
     ctx.local
         .resume()

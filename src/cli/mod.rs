@@ -5,6 +5,7 @@ pub mod agent;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod connect;
 pub mod event;
 pub mod kv;
 pub mod lock;
@@ -81,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         command: operator::OperatorCommand,
     },
+    /// Connect: the CA's configuration.
+    Connect {
+        #[command(subcommand)]
+        command: connect::ConnectCommand,
+    },
     /// Prints the version.
     Version,
 }
@@ -144,6 +150,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Info(args) => runtime.block_on(agent::info(args)),
         Command::Event(args) => runtime.block_on(event::run(args)),
         Command::Operator { command } => runtime.block_on(operator::run(command)),
+        Command::Connect { command } => runtime.block_on(connect::run(command)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

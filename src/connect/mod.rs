@@ -5,6 +5,8 @@
 //! and CA name suffixes are drawn from the OS random source while the command is being built,
 //! never while it is applied, so applying a command stays deterministic.
 //!
+//! - [`config`]: the provider's `Config` map (Consul's `ConsulCAProviderConfig`), decoded and
+//!   validated.
 //! - [`keys`]: CA key type/size configuration (Consul's `PrivateKeyType`/`PrivateKeyBits`) and
 //!   key generation.
 //! - [`ca`]: root generation and import ([`CaRoot`], as Consul's `CARoot`), and cross-signing a
@@ -13,6 +15,7 @@
 //! - [`uri`]: SPIFFE IDs, parsed as Consul's `connect.ParseCertURI`.
 
 pub mod ca;
+pub mod config;
 pub mod keys;
 pub mod leaf;
 pub mod uri;
@@ -25,7 +28,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use x509_parser::certificate::X509Certificate;
 
-pub use ca::{cross_sign, generate_root, import_root, CaRoot, CaSigner};
+pub use ca::{cross_sign, generate_root, import_root, trust_domain, CaRoot, CaSigner};
+pub use config::CaSettings;
 pub use keys::{generate_private_key, validate_leaf_cert_ttl, KeySpec, KeyType};
 pub use leaf::{sign_leaf, IssuedLeaf, LeafRequest};
 pub use uri::CertUri;

@@ -118,7 +118,7 @@ pub fn go_kind(v: &Value) -> &'static str {
 }
 
 /// Go's `strconv.ParseBool`.
-fn parse_bool(s: &str) -> Option<bool> {
+pub fn parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),

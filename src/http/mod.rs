@@ -7,6 +7,7 @@ pub mod agent;
 pub mod blocking;
 pub mod catalog;
 pub mod config;
+pub mod connect;
 pub mod coordinate;
 pub mod error;
 pub mod event;
@@ -229,6 +230,10 @@ static ROUTES: &[Route] = &[
     route!("/v1/operator/autopilot/configuration", exact, [GET, PUT], Default, operator::autopilot_configuration),
     route!("/v1/operator/autopilot/health", exact, [GET], Default, operator::autopilot_health),
     route!("/v1/operator/autopilot/state", exact, [GET], Default, operator::autopilot_state),
+    route!("/v1/connect/ca/roots", exact, [GET], Default, connect::roots),
+    route!("/v1/connect/ca/configuration", exact, [GET, PUT], Default, connect::configuration),
+    route!("/v1/agent/connect/ca/roots", exact, [GET], Default, connect::roots),
+    route!("/v1/agent/connect/ca/leaf/", prefix, [GET], Default, connect::leaf),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -10,6 +10,7 @@
 use super::agent_state::{self, ServiceRegistration};
 use super::catalog::{self, Registration};
 use super::codec::Record;
+use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
 use super::{autopilot, config_entry, coordinate, kv, session, txn, WriteTx};
@@ -170,6 +171,22 @@ pub enum Command {
     CoordinateBatchUpdate {
         updates: Vec<CoordinateEntry>,
     },
+    /// The Connect CA's first configuration and root (cluster ID, key and certificate made
+    /// before), stored only when there is no CA yet.
+    ConnectCaInitialize {
+        config: CaConfig,
+        root: CaRootRecord,
+    },
+    /// `PUT /v1/connect/ca/configuration`: the new provider and settings (its cluster ID and
+    /// indexes are ignored) and, when they change the root, the new root cross-signed by
+    /// `rotates_from`, the active root it replaces.
+    ConnectCaSetConfig {
+        config: CaConfig,
+        new_root: Option<CaRootRecord>,
+        rotates_from: String,
+    },
+    /// A leaf certificate signed for a service, cached for the agent's leaf endpoint.
+    ConnectCaLeafIssued(LeafRecord),
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Archive),
 }
@@ -200,6 +217,9 @@ impl Command {
         "config-entry-delete",
         "autopilot-set-config",
         "coordinate-batch-update",
+        "connect-ca-initialize",
+        "connect-ca-set-config",
+        "connect-ca-leaf-issued",
         "restore-snapshot",
     ];
 
@@ -229,6 +249,9 @@ impl Command {
             Command::ConfigEntryDelete { .. } => "config-entry-delete",
             Command::AutopilotSetConfig { .. } => "autopilot-set-config",
             Command::CoordinateBatchUpdate { .. } => "coordinate-batch-update",
+            Command::ConnectCaInitialize { .. } => "connect-ca-initialize",
+            Command::ConnectCaSetConfig { .. } => "connect-ca-set-config",
+            Command::ConnectCaLeafIssued(_) => "connect-ca-leaf-issued",
             Command::RestoreSnapshot(_) => "restore-snapshot",
         }
     }
@@ -417,6 +440,19 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::AutopilotSetConfig { config, cas } => Applied(autopilot::set(tx, config, cas)?),
         Command::CoordinateBatchUpdate { updates } => {
             coordinate::update(tx, updates)?;
+            Done
+        }
+        Command::ConnectCaInitialize { config, root } => {
+            connect_ca::initialize(tx, config, root)?;
+            Done
+        }
+        Command::ConnectCaSetConfig {
+            config,
+            new_root,
+            rotates_from,
+        } => Applied(connect_ca::set_config(tx, config, new_root, &rotates_from)?),
+        Command::ConnectCaLeafIssued(leaf) => {
+            connect_ca::put_leaf(tx, leaf)?;
             Done
         }
         Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod codec;
 pub mod command;
 pub mod config_entry;
+pub mod connect_ca;
 pub mod coordinate;
 pub mod error;
 pub mod gateway;

@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -129,6 +129,17 @@ pub const COORDINATES: Table<crate::types::coordinate::CoordinateEntry> = Table:
 /// `autopilot`: `config` → `AutopilotConfig`, the one autopilot configuration.
 pub const AUTOPILOT: Table<crate::types::autopilot::AutopilotConfig> = Table::new("autopilot");
 
+/// `connect_ca_config`: `config` → `CaConfig`, the Connect CA's one configuration.
+pub const CA_CONFIG: Table<super::connect_ca::CaConfig> = Table::new("connect_ca_config");
+
+/// `connect_ca_roots`: root ID → `CaRootRecord`. Invariant: once the CA is initialized,
+/// exactly one root is active.
+pub const CA_ROOTS: Table<super::connect_ca::CaRootRecord> = Table::new("connect_ca_roots");
+
+/// `connect_ca_leaves`: service name → `LeafRecord`, the leaf certificate this agent serves for
+/// that service.
+pub const CA_LEAVES: Table<super::connect_ca::LeafRecord> = Table::new("connect_ca_leaves");
+
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
 pub struct RecordTable {
@@ -174,6 +185,9 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(CONFIG_ENTRIES, "ConfigEntry"),
     record(COORDINATES, "CoordinateEntry"),
     record(AUTOPILOT, "AutopilotConfig"),
+    record(CA_CONFIG, "CaConfig"),
+    record(CA_ROOTS, "CaRootRecord"),
+    record(CA_LEAVES, "LeafRecord"),
 ];
 
 #[cfg(test)]
@@ -208,8 +222,11 @@ mod tests {
                 "config_entries:ConfigEntry",
                 "coordinates:CoordinateEntry",
                 "autopilot:AutopilotConfig",
+                "connect_ca_config:CaConfig",
+                "connect_ca_roots:CaRootRecord",
+                "connect_ca_leaves:LeafRecord",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 7);
+        assert_eq!(super::SCHEMA_VERSION, 8);
     }
 }

@@ -6,12 +6,16 @@ use legate::config::{AgentFlags, Config};
 use legate::process::Agent;
 use std::path::{Path, PathBuf};
 
+pub mod tls;
+
 pub struct TestAgent {
     agent: Option<Agent>,
     dir: Option<tempfile::TempDir>,
     pub data_dir: PathBuf,
     pub base: String,
     pub http: reqwest::Client,
+    /// The flags it was started with, which a restart keeps.
+    flags: AgentFlags,
 }
 
 impl TestAgent {
@@ -38,6 +42,7 @@ impl TestAgent {
         };
         adjust(&mut flags);
         let config = Config::load(&flags).expect("valid test config");
+        let started_with = flags.clone();
         let agent = Agent::start(config).await.expect("agent starts");
         let base = format!("http://{}", agent.http_addr.expect("http enabled"));
         TestAgent {
@@ -46,6 +51,7 @@ impl TestAgent {
             data_dir: data_dir.to_path_buf(),
             base,
             http: reqwest::Client::new(),
+            flags: started_with,
         }
     }
 
@@ -54,7 +60,8 @@ impl TestAgent {
         let dir = self.dir.take();
         let data_dir = self.data_dir.clone();
         self.agent.take().unwrap().stop().await;
-        let mut agent = Self::start_in(&data_dir, |_| {}).await;
+        let flags = self.flags.clone();
+        let mut agent = Self::start_in(&data_dir, |f| *f = flags).await;
         agent.dir = dir;
         agent
     }

@@ -8,6 +8,7 @@
 use crate::common::TestAgent;
 use legate::store::agent_state::{LocalCheck, LocalService, ServiceRegistration};
 use legate::store::catalog::Registration;
+use legate::store::connect_ca::{CaConfig, CaRootRecord, LeafRecord};
 use legate::store::{codec, Command, Dump, Entry, Store, StoreError};
 use legate::types::autopilot::AutopilotConfig;
 use legate::types::catalog::{HealthCheck, Node, NodeService};
@@ -85,7 +86,7 @@ async fn assert_replicas_agree(logs: &[Log]) -> Coverage {
 
 /// Drives a real agent through a day of ordinary use and records what its store applied.
 async fn recorded_scenario() -> Log {
-    let agent = TestAgent::start().await;
+    let agent = TestAgent::start_with(|f| f.hcl.push("connect { enabled = true }".into())).await;
     let tap = agent.store().tap();
     let node = json!({
         "Node": "test-node", "Address": "127.0.0.1",
@@ -181,6 +182,15 @@ async fn recorded_scenario() -> Log {
     agent
         .put_ok("/v1/catalog/deregister", json!({"Node": "ext"}).to_string())
         .await;
+    // The Connect CA (initialized at start, so carried by the restored snapshot): a leaf
+    // issued, a rotation to a new root, the leaf reissued under it.
+    agent.get_json("/v1/agent/connect/ca/leaf/web").await;
+    let rotate =
+        json!({"Provider": "consul", "Config": {"PrivateKeyType": "ec", "PrivateKeyBits": 384}});
+    agent
+        .put_ok("/v1/connect/ca/configuration", rotate.to_string())
+        .await;
+    agent.get_json("/v1/agent/connect/ca/leaf/web").await;
     // Every entry reaches the tap before its request is answered.
     tap.try_iter().collect()
 }
@@ -195,11 +205,19 @@ async fn a_recorded_agent_stream_replays_identically() {
         "session-create",
         "agent-register-services",
         "restore-snapshot",
+        "connect-ca-set-config",
+        "connect-ca-leaf-issued",
     ] {
         assert!(coverage.kinds.contains(kind), "{kind} missing");
     }
-    // The time-dependent rows exist, so a clock read while applying would show.
-    for table in ["kv_lock_delays", "kv_tombstones", "sessions"] {
+    // The time-dependent rows exist, so a clock read while applying would show (a rotation
+    // stamps the retired root with the entry's time).
+    for table in [
+        "kv_lock_delays",
+        "kv_tombstones",
+        "sessions",
+        "connect_ca_roots",
+    ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }
 }
@@ -245,9 +263,9 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 35] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-    22, // every kind
+const KIND_DRAW: [u8; 38] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+    25, // every kind
     0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7,
 ];
 /// Entry times for sequences that exercise time itself: a fixed past epoch, 5 s apart, so
@@ -283,6 +301,38 @@ fn service(id: &str, name: &str, port: u16) -> NodeService {
         service: name.into(),
         port,
         ..Default::default()
+    }
+}
+
+/// A CA root as the store sees it: applying copies certificates and keys without reading them,
+/// so placeholders exercise it as well as real ones.
+fn ca_root(n: u8) -> CaRootRecord {
+    CaRootRecord {
+        id: format!("root-{}", n % 3),
+        name: "Consul CA Primary Cert".into(),
+        serial_number: u64::from(n),
+        signing_key_id: format!("key-{n}"),
+        not_before: 1_000,
+        not_after: 2_000,
+        root_cert: format!("cert-{n}"),
+        intermediate_certs: vec![format!("cross-{n}")],
+        private_key: format!("private-{n}"),
+        private_key_type: "ec".into(),
+        private_key_bits: 256,
+        active: true,
+        rotated_out_at_ms: 0,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn ca_config(cluster_id: &str, leaf_cert_ttl: &str) -> CaConfig {
+    CaConfig {
+        provider: "consul".into(),
+        cluster_id: cluster_id.into(),
+        config: JsonValue(json!({ "LeafCertTTL": leaf_cert_ttl })),
+        create_index: 0,
+        modify_index: 0,
     }
 }
 
@@ -433,6 +483,28 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             name: "web".into(),
             cas,
         },
+        23 => Command::ConnectCaInitialize {
+            config: ca_config(&format!("cluster-{a}"), "72h"),
+            root: ca_root(a),
+        },
+        24 => Command::ConnectCaSetConfig {
+            config: ca_config("ignored", &format!("{}h", 1 + a)),
+            new_root: flag.then(|| ca_root(b)),
+            rotates_from: format!("root-{}", a % 3),
+        },
+        25 => Command::ConnectCaLeafIssued(LeafRecord {
+            service: ["web", "db"][usize::from(b) % 2].into(),
+            service_uri: format!("spiffe://c.consul/ns/default/dc/dc1/svc/{b}"),
+            serial_number: format!("0{a}:0{b}"),
+            cert_pem: format!("leaf-{a}"),
+            private_key_pem: format!("leaf-key-{a}"),
+            valid_after: now / 1000,
+            valid_before: now / 1000 + 3600,
+            renew_after: now / 1000 + 2400,
+            root_id: format!("root-{}", a % 3),
+            create_index: 0,
+            modify_index: 0,
+        }),
         _ => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {
                 node: ["n1", "ghost"][usize::from(b) % 2].into(),
@@ -490,6 +562,8 @@ async fn random_command_sequences_replay_identically() {
         "kv_tombstones",
         "sessions",
         "agent_checks",
+        "connect_ca_roots",
+        "connect_ca_leaves",
     ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }

@@ -14,6 +14,7 @@ mod cli_catalog;
 mod cli_lock;
 mod clients;
 mod config_entries;
+mod connect_ca;
 mod determinism;
 mod kv;
 mod process;

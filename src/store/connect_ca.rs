@@ -1,0 +1,223 @@
+//! The Connect CA (Consul's `state/connect_ca.go`): the one CA configuration (provider, its
+//! settings, the cluster ID), the roots (the active one and those rotated out, each with the
+//! cross-signed certificates its leaves carry) and the agent's leaf certificates by service.
+//!
+//! Private keys are kept here and nowhere else (the data dir is 0700); readers that render
+//! roots or the configuration leave them out. Keys, serials and certificates are made before
+//! the command that stores them is built (see `command`), so applying only copies them in.
+
+use super::error::Result;
+use super::tables::{CA_CONFIG, CA_LEAVES, CA_ROOTS};
+use super::{ReadTx, Readable, WatchSet, WriteTx};
+use crate::types::JsonValue;
+use bincode::{Decode, Encode};
+use std::fmt;
+
+/// The only key of the `connect_ca_config` table.
+const CONFIG_KEY: &str = "config";
+
+/// Consul's `CAConfiguration`, with its cluster ID.
+#[derive(Clone, PartialEq, Encode, Decode)]
+pub struct CaConfig {
+    pub provider: String,
+    /// Fixed when the CA is first initialized; names the trust domain.
+    pub cluster_id: String,
+    /// The provider's settings as given (an object; `PrivateKey` included).
+    pub config: JsonValue,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// Without the settings, which may hold an imported root's private key.
+impl fmt::Debug for CaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaConfig")
+            .field("provider", &self.provider)
+            .field("cluster_id", &self.cluster_id)
+            .field("modify_index", &self.modify_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Consul's `CARoot`, with its private key.
+#[derive(Clone, PartialEq, Encode, Decode)]
+pub struct CaRootRecord {
+    pub id: String,
+    pub name: String,
+    pub serial_number: u64,
+    pub signing_key_id: String,
+    /// Unix seconds.
+    pub not_before: u64,
+    pub not_after: u64,
+    pub root_cert: String,
+    /// Certificates leaves of this root carry after it: the root cross-signed by the one it
+    /// replaced.
+    pub intermediate_certs: Vec<String>,
+    pub private_key: String,
+    pub private_key_type: String,
+    pub private_key_bits: u32,
+    pub active: bool,
+    /// Unix milliseconds when a rotation made it inactive (0 while active).
+    pub rotated_out_at_ms: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl fmt::Debug for CaRootRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaRootRecord")
+            .field("id", &self.id)
+            .field("active", &self.active)
+            .field("private_key_type", &self.private_key_type)
+            .field("create_index", &self.create_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A leaf certificate issued to a service through this agent (Consul's `IssuedCert`), cached
+/// until its renewal time or until its root stops being the active one.
+#[derive(Clone, PartialEq, Encode, Decode)]
+pub struct LeafRecord {
+    pub service: String,
+    pub service_uri: String,
+    pub serial_number: String,
+    /// The leaf followed by its root's intermediates.
+    pub cert_pem: String,
+    pub private_key_pem: String,
+    /// Unix seconds.
+    pub valid_after: u64,
+    pub valid_before: u64,
+    /// Unix seconds from which a read issues a new one: a random point of the validity
+    /// window, drawn when it was issued.
+    pub renew_after: u64,
+    /// The ID of the root that signed it.
+    pub root_id: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl fmt::Debug for LeafRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeafRecord")
+            .field("service", &self.service)
+            .field("serial_number", &self.serial_number)
+            .field("root_id", &self.root_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl super::codec::Record for CaConfig {
+    const VERSION: u8 = 1;
+}
+impl super::codec::Record for CaRootRecord {
+    const VERSION: u8 = 1;
+}
+impl super::codec::Record for LeafRecord {
+    const VERSION: u8 = 1;
+}
+
+/// The stored configuration, if the CA was initialized.
+pub fn config(r: &ReadTx, ws: &mut WatchSet) -> Result<Option<CaConfig>> {
+    ws.table(CA_CONFIG.name);
+    r.get(CA_CONFIG, CONFIG_KEY)
+}
+
+/// Every root by ID (Consul's order), with the table's index.
+pub fn roots(r: &impl Readable, ws: &mut WatchSet) -> Result<(u64, Vec<CaRootRecord>)> {
+    ws.table(CA_ROOTS.name);
+    let roots = r.scan_prefix(CA_ROOTS, "")?;
+    Ok((
+        r.table_index(CA_ROOTS.name)?,
+        roots.into_iter().map(|(_, root)| root).collect(),
+    ))
+}
+
+/// The root that signs new leaves.
+pub fn active_root(r: &impl Readable, ws: &mut WatchSet) -> Result<Option<CaRootRecord>> {
+    Ok(roots(r, ws)?.1.into_iter().find(|root| root.active))
+}
+
+/// The cached leaf of `service`.
+pub fn leaf(r: &ReadTx, ws: &mut WatchSet, service: &str) -> Result<Option<LeafRecord>> {
+    ws.key(CA_LEAVES.name, service);
+    r.get(CA_LEAVES, service)
+}
+
+/// Stores the first configuration and its root unless the CA is already initialized (what a
+/// Consul leader does when it finds no CA).
+pub fn initialize(tx: &mut WriteTx, config: CaConfig, root: CaRootRecord) -> Result<()> {
+    if tx.get(CA_CONFIG, CONFIG_KEY)?.is_some() {
+        return Ok(());
+    }
+    let index = tx.index();
+    let config = CaConfig {
+        create_index: index,
+        modify_index: index,
+        ..config
+    };
+    tx.put(CA_CONFIG, CONFIG_KEY, &config)?;
+    put_root(tx, root)
+}
+
+/// Replaces the provider and its settings (the cluster ID stays) and, with `new_root`, rotates: the
+/// active root becomes inactive and `new_root` (cross-signed by it) the active one. Refused
+/// (`false`) when the active root is no longer `rotates_from`: the change was decided (and
+/// `new_root` cross-signed) against a root another write has replaced since.
+pub fn set_config(
+    tx: &mut WriteTx,
+    config: CaConfig,
+    new_root: Option<CaRootRecord>,
+    rotates_from: &str,
+) -> Result<bool> {
+    let Some(current) = tx.get(CA_CONFIG, CONFIG_KEY)? else {
+        return Ok(false);
+    };
+    let active = active_root(tx, &mut WatchSet::new())?;
+    if active.as_ref().map(|r| r.id.as_str()) != Some(rotates_from) {
+        return Ok(false);
+    }
+    let index = tx.index();
+    let config = CaConfig {
+        provider: config.provider,
+        config: config.config,
+        modify_index: index,
+        ..current
+    };
+    tx.put(CA_CONFIG, CONFIG_KEY, &config)?;
+    if let (Some(new_root), Some(old)) = (new_root, active) {
+        let now = tx.now_ms();
+        let retired = CaRootRecord {
+            active: false,
+            rotated_out_at_ms: now,
+            modify_index: index,
+            ..old
+        };
+        tx.put(CA_ROOTS, &retired.id.clone(), &retired)?;
+        put_root(tx, new_root)?;
+    }
+    Ok(true)
+}
+
+fn put_root(tx: &mut WriteTx, root: CaRootRecord) -> Result<()> {
+    let index = tx.index();
+    let root = CaRootRecord {
+        active: true,
+        rotated_out_at_ms: 0,
+        create_index: index,
+        modify_index: index,
+        ..root
+    };
+    tx.put(CA_ROOTS, &root.id.clone(), &root)
+}
+
+/// Caches a newly issued leaf for its service (each certificate is new: both its indexes are
+/// this write's).
+pub fn put_leaf(tx: &mut WriteTx, leaf: LeafRecord) -> Result<()> {
+    let index = tx.index();
+    let leaf = LeafRecord {
+        create_index: index,
+        modify_index: index,
+        ..leaf
+    };
+    tx.put(CA_LEAVES, &leaf.service.clone(), &leaf)
+}

@@ -16,6 +16,8 @@ mod m0005_sessions;
 mod m0006_config_entries;
 #[path = "0007_coordinates.rs"]
 mod m0007_coordinates;
+#[path = "0009_acl.rs"]
+mod m0009_acl;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -61,5 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "network coordinates and the autopilot configuration",
         apply: m0007_coordinates::apply,
+    },
+    // Version 8 is the Connect CA's (developed alongside); the merge puts it before this one.
+    Migration {
+        version: 9,
+        name: "ACL tokens, policies, roles, their name and secret indexes, bootstrap marker",
+        apply: m0009_acl::apply,
     },
 ];

@@ -65,7 +65,7 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
     );
     let ctx = Arc::new(AgentContext {
         leader_since: std::time::SystemTime::now(),
-        ops: ops::Ops::new(&config),
+        ops: ops::Ops::new(&config, &data_dir).map_err(AgentError::Io)?,
         http_connections: connlimit::ConnectionLimiter::new(
             config.limits.http_max_conns_per_client,
         ),

@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -126,6 +126,27 @@ pub const COORDINATES: Table<crate::types::coordinate::CoordinateEntry> = Table:
 /// `autopilot`: `config` → `AutopilotConfig`, the one autopilot configuration.
 pub const AUTOPILOT: Table<crate::types::autopilot::AutopilotConfig> = Table::new("autopilot");
 
+/// `acl_tokens`: accessor ID → `AclToken`, links to policies and roles by ID only.
+pub const ACL_TOKENS: Table<crate::types::acl::AclToken> = Table::new("acl_tokens");
+
+/// `acl_token_secrets`: secret ID → `IdRef` (the accessor). Invariant: one row per token.
+pub const ACL_TOKEN_SECRETS: Table<super::acl::IdRef> = Table::new("acl_token_secrets");
+
+/// `acl_policies`: policy ID → `AclPolicy`.
+pub const ACL_POLICIES: Table<crate::types::acl::AclPolicy> = Table::new("acl_policies");
+
+/// `acl_policy_names`: policy name → `IdRef`. Invariant: one row per policy.
+pub const ACL_POLICY_NAMES: Table<super::acl::IdRef> = Table::new("acl_policy_names");
+
+/// `acl_roles`: role ID → `AclRole`, links to policies by ID only.
+pub const ACL_ROLES: Table<crate::types::acl::AclRole> = Table::new("acl_roles");
+
+/// `acl_role_names`: role name → `IdRef`. Invariant: one row per role.
+pub const ACL_ROLE_NAMES: Table<super::acl::IdRef> = Table::new("acl_role_names");
+
+/// `acl_bootstrap`: `bootstrap` → `Bootstrap`, the index of the last ACL bootstrap.
+pub const ACL_BOOTSTRAP: Table<super::acl::Bootstrap> = Table::new("acl_bootstrap");
+
 /// Every record table, with the record type it holds, in creation order.
 pub const RECORD_TABLES: &[(&str, &str)] = &[
     (KV.name, "KvEntry"),
@@ -147,6 +168,13 @@ pub const RECORD_TABLES: &[(&str, &str)] = &[
     (CONFIG_ENTRIES.name, "ConfigEntry"),
     (COORDINATES.name, "CoordinateEntry"),
     (AUTOPILOT.name, "AutopilotConfig"),
+    (ACL_TOKENS.name, "AclToken"),
+    (ACL_TOKEN_SECRETS.name, "IdRef"),
+    (ACL_POLICIES.name, "AclPolicy"),
+    (ACL_POLICY_NAMES.name, "IdRef"),
+    (ACL_ROLES.name, "AclRole"),
+    (ACL_ROLE_NAMES.name, "IdRef"),
+    (ACL_BOOTSTRAP.name, "Bootstrap"),
 ];
 
 #[cfg(test)]
@@ -181,8 +209,15 @@ mod tests {
                 "config_entries:ConfigEntry",
                 "coordinates:CoordinateEntry",
                 "autopilot:AutopilotConfig",
+                "acl_tokens:AclToken",
+                "acl_token_secrets:IdRef",
+                "acl_policies:AclPolicy",
+                "acl_policy_names:IdRef",
+                "acl_roles:AclRole",
+                "acl_role_names:IdRef",
+                "acl_bootstrap:Bootstrap",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 7);
+        assert_eq!(super::SCHEMA_VERSION, 9);
     }
 }

@@ -279,10 +279,11 @@ async fn reap_critical_services(local: Arc<LocalAgent>) {
 
 /// Removes KV tombstones older than the TTL, once a minute.
 /// With ACLs enabled, makes sure the builtin policy, the anonymous token and the configured
-/// initial management token exist, as a Consul server does once it leads.
+/// initial management token exist, as a Consul server does once it leads. A client does it
+/// too: its own store is the only one it asks.
 async fn initialize_acls(ctx: &Ctx) -> Result<(), AgentError> {
     let c = &ctx.config;
-    if !c.acl.enabled || !c.server {
+    if !c.acl.enabled {
         return Ok(());
     }
     let initial_management = c.acl.tokens.initial_management.clone().map(|secret| {

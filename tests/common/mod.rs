@@ -12,6 +12,8 @@ pub struct TestAgent {
     pub data_dir: PathBuf,
     pub base: String,
     pub http: reqwest::Client,
+    /// The flags it was started with, which `restart` starts it with again.
+    flags: AgentFlags,
 }
 
 impl TestAgent {
@@ -38,6 +40,7 @@ impl TestAgent {
         };
         adjust(&mut flags);
         let config = Config::load(&flags).expect("valid test config");
+        let started_with = flags.clone();
         let agent = Agent::start(config).await.expect("agent starts");
         let base = format!("http://{}", agent.http_addr.expect("http enabled"));
         TestAgent {
@@ -46,6 +49,7 @@ impl TestAgent {
             data_dir: data_dir.to_path_buf(),
             base,
             http: reqwest::Client::new(),
+            flags: started_with,
         }
     }
 
@@ -53,8 +57,9 @@ impl TestAgent {
     pub async fn restart(mut self) -> TestAgent {
         let dir = self.dir.take();
         let data_dir = self.data_dir.clone();
+        let flags = self.flags.clone();
         self.agent.take().unwrap().stop().await;
-        let mut agent = Self::start_in(&data_dir, |_| {}).await;
+        let mut agent = Self::start_in(&data_dir, |f| *f = flags).await;
         agent.dir = dir;
         agent
     }

@@ -474,7 +474,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                     ..Grants::default()
                 },
                 // Some tokens link a role by ID, which may not exist (refused).
-                roles: if a % 3 == 0 {
+                roles: if a.is_multiple_of(3) {
                     vec![Link {
                         id: ACL_IDS[usize::from(b) % 3].into(),
                         name: String::new(),
@@ -482,7 +482,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 } else {
                     Vec::new()
                 },
-                expiration_ms: (a % 2 == 0).then_some(now + TOKEN_LIFE_MS),
+                expiration_ms: a.is_multiple_of(2).then_some(now + TOKEN_LIFE_MS),
                 create_ms: now,
                 ..AclToken::default()
             },

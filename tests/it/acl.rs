@@ -570,3 +570,131 @@ async fn secrets_never_reach_the_logs() {
     assert!(!logs.contains(ROOT), "initial management secret logged");
     assert!(!logs.contains(&secret), "token secret logged");
 }
+
+#[tokio::test]
+async fn cli_bootstraps_and_manages_tokens_and_policies() {
+    let (a, _cfg) = acl_agent(json!({"tokens": {}})).await;
+    let boot = a.cli(&["acl", "bootstrap", "-format=json"], None).await;
+    assert_eq!(boot.code, 0, "{}", boot.stderr);
+    let root: Value = serde_json::from_str(&boot.stdout).unwrap();
+    let root = root["SecretID"].as_str().unwrap().to_string();
+    let again = a.cli(&["acl", "bootstrap"], None).await;
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.starts_with("Failed ACL bootstrapping: Unexpected response code: 403 (Permission denied: ACL bootstrap no longer allowed"),
+        "{}",
+        again.stderr
+    );
+
+    let t = ["-token", root.as_str()];
+    let created = a
+        .cli(
+            &[
+                &["acl", "policy", "create", "-name", "kv", "-rules", "-"][..],
+                &t,
+            ]
+            .concat(),
+            Some(r#"key_prefix "" { policy = "read" }"#),
+        )
+        .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(
+        created.stdout.contains("Name:         kv"),
+        "{}",
+        created.stdout
+    );
+    let read = a
+        .cli(
+            &[&["acl", "policy", "read", "-name", "kv"][..], &t].concat(),
+            None,
+        )
+        .await;
+    assert!(
+        read.stdout.contains("Rules:\nkey_prefix"),
+        "{}",
+        read.stdout
+    );
+
+    let token = a
+        .cli(
+            &[
+                &[
+                    "acl",
+                    "token",
+                    "create",
+                    "-description",
+                    "cli",
+                    "-policy-name",
+                    "kv",
+                    "-format=json",
+                ][..],
+                &t,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let accessor = token["AccessorID"].as_str().unwrap();
+    let shown = a
+        .cli(
+            &[&["acl", "token", "read", "-id", accessor][..], &t].concat(),
+            None,
+        )
+        .await;
+    assert!(
+        shown.stdout.contains("Description:      cli"),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("Policies:\n   "), "{}", shown.stdout);
+    let updated = a
+        .cli(
+            &[
+                &[
+                    "acl",
+                    "token",
+                    "update",
+                    "-id",
+                    accessor,
+                    "-description",
+                    "renamed",
+                ][..],
+                &t,
+            ]
+            .concat(),
+            None,
+        )
+        .await;
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    assert!(
+        updated.stdout.contains("- kv"),
+        "policies kept: {}",
+        updated.stdout
+    );
+    let list = a
+        .cli(&[&["acl", "token", "list"][..], &t].concat(), None)
+        .await;
+    assert!(list.stdout.contains("renamed"), "{}", list.stdout);
+    let deleted = a
+        .cli(
+            &[&["acl", "token", "delete", "-id", accessor][..], &t].concat(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        deleted.stdout.trim(),
+        format!("Token {accessor:?} deleted successfully")
+    );
+    let gone = a
+        .cli(
+            &[&["acl", "policy", "delete", "-name", "kv"][..], &t].concat(),
+            None,
+        )
+        .await;
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
+    let denied = a.cli(&["acl", "policy", "list"], None).await;
+    assert_eq!(denied.code, 1);
+    assert!(denied.stderr.contains("403"), "{}", denied.stderr);
+}

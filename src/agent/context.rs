@@ -52,7 +52,7 @@ impl AgentContext {
                 "raft_vsn": "3",
                 "expect": c.bootstrap_expect.to_string(),
                 "bootstrap": if c.bootstrap { "1" } else { "0" },
-                "acls": "0",
+                "acls": if c.acl.enabled { "1" } else { "0" },
                 "ft_fs": "1",
                 "ft_si": "1",
                 "wan_join_port": c.ports.serf_wan.to_string(),

@@ -136,6 +136,14 @@ impl AclResolver {
     /// Every policy the token's grants and roles bring, for this datacenter.
     fn policies_of(&self, r: &impl Readable, token: &AclToken) -> Result<Vec<Policy>, StoreError> {
         let mut out = Vec::new();
+        if let Some(legacy) = &token.legacy {
+            match Policy::parse(&legacy.rules) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring legacy token rules that do not parse")
+                }
+            }
+        }
         self.add_grants(r, &token.grants, &mut out)?;
         for link in &token.roles {
             if let Some(role) = acl::role(r, &link.id)? {

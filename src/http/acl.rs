@@ -963,3 +963,149 @@ pub async fn templated_handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
     };
     Reply::json(&preview.to_json(), opts.pretty)
 }
+
+// ---- the legacy API (pre-1.4), on the same tokens ------------------------------------------
+
+static LEGACY: Schema = Schema {
+    name: "ACL",
+    go_type: "structs.ACL",
+    fields: &[
+        field("ID", STRING),
+        field("Name", STRING),
+        field("Type", STRING),
+        field("Rules", STRING),
+    ],
+    base: None,
+    strict: false,
+};
+
+/// A legacy token from `{ID, Name, Type, Rules}`: the ID is the secret (any string, as the
+/// legacy API allowed), a management token links the builtin policy, a client token keeps
+/// its rules.
+fn legacy_token(
+    body: &Map<String, Value>,
+    accessor: String,
+    secret: String,
+) -> Result<AclToken, ApiError> {
+    let kind = match text(body, "Type") {
+        t if t.is_empty() => "client".to_string(),
+        t if t == "client" || t == "management" => t,
+        t => return Err(ApiError::bad_request(format!("Invalid ACL Type: {t:?}"))),
+    };
+    let management = kind == "management";
+    Ok(AclToken {
+        accessor_id: accessor,
+        secret_id: secret,
+        description: text(body, "Name"),
+        grants: Grants {
+            policies: management
+                .then(|| Link {
+                    id: crate::types::acl::GLOBAL_MANAGEMENT_ID.into(),
+                    name: String::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+        legacy: Some(crate::types::acl::Legacy {
+            kind,
+            rules: if management {
+                String::new()
+            } else {
+                text(body, "Rules")
+            },
+        }),
+        create_ms: crate::clock::now_ms(),
+        ..Default::default()
+    })
+}
+
+/// The live token whose secret is `id`, if any.
+fn token_by_secret(ctx: &Ctx, id: &str) -> Result<Option<AclToken>, ApiError> {
+    let now = crate::clock::now_ms();
+    Ok(store_acl::token_by_secret(&ctx.store.read()?, id)?.filter(|t| !t.is_expired(now)))
+}
+
+/// `PUT /v1/acl/create` and `PUT /v1/acl/update`: `{"ID": <secret>}`. An update of an
+/// unknown ID creates it, as the legacy API's upsert did.
+pub async fn legacy_write(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    authorize(&ctx, &req, AccessLevel::Write)?;
+    let opts = ctx.query_options(&req)?;
+    let body = decode(&ctx, &mut req, &LEGACY, false).await?;
+    let id = text(&body, "ID");
+    let update = req.path.ends_with("/update");
+    if update && id.is_empty() {
+        return Err(ApiError::bad_request("ACL ID must be set"));
+    }
+    let existing = if id.is_empty() {
+        None
+    } else {
+        token_by_secret(&ctx, &id)?
+    };
+    let (token, mode) = match existing {
+        Some(t) => (legacy_token(&body, t.accessor_id, id)?, TokenWrite::Update),
+        None => {
+            let secret = if id.is_empty() { new_uuid() } else { id };
+            (legacy_token(&body, new_uuid(), secret)?, TokenWrite::Create)
+        }
+    };
+    let stored = write_token(&ctx, token, mode).await?;
+    Reply::json(&json!({"ID": stored.secret_id}), opts.pretty)
+}
+
+/// `PUT /v1/acl/destroy/<id>`: `true`, also for an unknown ID.
+pub async fn legacy_destroy(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    authorize(&ctx, &req, AccessLevel::Write)?;
+    let opts = ctx.query_options(&req)?;
+    if let Some(t) = token_by_secret(&ctx, req.tail("/v1/acl/destroy/"))? {
+        ctx.store
+            .apply(Command::AclTokenDelete {
+                accessor_id: t.accessor_id,
+            })
+            .await?;
+    }
+    Reply::json(&true, opts.pretty)
+}
+
+/// `GET /v1/acl/info/<id>`: a list of the one token, empty when unknown.
+pub async fn legacy_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    authorize(&ctx, &req, AccessLevel::Read)?;
+    let opts = ctx.query_options(&req)?;
+    let found = token_by_secret(&ctx, req.tail("/v1/acl/info/"))?;
+    let list: Vec<Value> = found.iter().map(AclToken::legacy_json).collect();
+    Reply::json(&list, opts.pretty)
+}
+
+/// `PUT /v1/acl/clone/<id>`: `{"ID": <new secret>}`.
+pub async fn legacy_clone(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    authorize(&ctx, &req, AccessLevel::Write)?;
+    let opts = ctx.query_options(&req)?;
+    let original = token_by_secret(&ctx, req.tail("/v1/acl/clone/"))?
+        .ok_or_else(|| ApiError::internal("ACL not found"))?;
+    let clone = AclToken {
+        accessor_id: new_uuid(),
+        secret_id: new_uuid(),
+        create_ms: crate::clock::now_ms(),
+        ..original
+    };
+    let stored = write_token(&ctx, clone, TokenWrite::Create).await?;
+    Reply::json(&json!({"ID": stored.secret_id}), opts.pretty)
+}
+
+/// `GET /v1/acl/list`: every live token in the legacy shape.
+pub async fn legacy_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    authorize(&ctx, &req, AccessLevel::Read)?;
+    let opts = ctx.query_options(&req)?;
+    let now = crate::clock::now_ms();
+    let got = blocking(&ctx.store, &opts, |r, ws| {
+        let (index, tokens) = store_acl::list_tokens(r, ws, None, None)?;
+        let list: Vec<Value> = tokens
+            .iter()
+            .filter(|t| !t.is_expired(now))
+            .map(AclToken::legacy_json)
+            .collect();
+        Ok((index, list))
+    })
+    .await?;
+    Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index))
+}

@@ -243,6 +243,12 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/roles", exact, [GET], Default, acl::role_list),
     route!("/v1/acl/templated-policies", exact, [GET], Default, acl::templated_list),
     route!("/v1/acl/templated-policy/", prefix, [GET, POST, PUT], Default, acl::templated_handle),
+    route!("/v1/acl/create", exact, [PUT], Default, acl::legacy_write),
+    route!("/v1/acl/update", exact, [PUT], Default, acl::legacy_write),
+    route!("/v1/acl/destroy/", prefix, [PUT], Default, acl::legacy_destroy),
+    route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
+    route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
+    route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -305,6 +305,9 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
     resolve_policy_links(tx, &mut token.grants.policies, true)?;
     resolve_role_links(tx, &mut token.roles)?;
     check_identities(&token.grants, "token", token.local)?;
+    if let Some(legacy) = &token.legacy {
+        crate::acl::Policy::parse(&legacy.rules).map_err(|e| rejected(e.to_string()))?;
+    }
     token.hash = token.content_hash();
     put_token(tx, token)
 }

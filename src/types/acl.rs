@@ -87,6 +87,15 @@ pub struct Grants {
     pub templated_policies: Vec<TemplatedPolicyLink>,
 }
 
+/// What a token written through the legacy API (`/v1/acl/create`, pre-1.4) carries: its type
+/// and, for a client token, its own rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Legacy {
+    /// `client` or `management`.
+    pub kind: String,
+    pub rules: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
 pub struct AclToken {
     pub accessor_id: String,
@@ -98,6 +107,8 @@ pub struct AclToken {
     /// Unix milliseconds; the token stops working at this time and is reaped after it.
     pub expiration_ms: Option<u64>,
     pub create_ms: u64,
+    /// Set for tokens of the legacy API; an update through the new API drops it.
+    pub legacy: Option<Legacy>,
     pub hash: Vec<u8>,
     pub create_index: u64,
     pub modify_index: u64,
@@ -227,6 +238,7 @@ impl AclToken {
             &self.roles,
             self.local,
             &self.secret_id,
+            &self.legacy,
         ))
     }
 
@@ -242,6 +254,10 @@ impl AclToken {
         out.insert("SecretID".into(), json!(secret));
         out.insert("Description".into(), json!(self.description));
         self.grants.render_into(&mut out, Some(&self.roles));
+        if let Some(legacy) = &self.legacy {
+            out.insert("Type".into(), json!(legacy.kind));
+            out.insert("Rules".into(), json!(legacy.rules));
+        }
         out.insert("Local".into(), json!(self.local));
         if let Some(at) = self.expiration_ms {
             out.insert("ExpirationTime".into(), json!(rfc3339(at)));
@@ -253,11 +269,37 @@ impl AclToken {
         Value::Object(out)
     }
 
+    /// The legacy API's view (`/v1/acl/info`, `/v1/acl/list`): the secret is the ID, the
+    /// description the name; a token of the new API shows as `client` with no rules, unless
+    /// it has the management policy.
+    pub fn legacy_json(&self) -> Value {
+        let (kind, rules) = match &self.legacy {
+            Some(l) => (l.kind.as_str(), l.rules.as_str()),
+            None if self
+                .grants
+                .policies
+                .iter()
+                .any(|p| p.id == GLOBAL_MANAGEMENT_ID) =>
+            {
+                ("management", "")
+            }
+            None => ("client", ""),
+        };
+        json!({
+            "ID": self.secret_id,
+            "Name": self.description,
+            "Type": kind,
+            "Rules": rules,
+            "CreateIndex": self.create_index,
+            "ModifyIndex": self.modify_index,
+        })
+    }
+
     /// `ACLTokenListStub`, as `/v1/acl/tokens` lists it.
     pub fn stub_json(&self, secret: &str) -> Value {
         let mut out = self.to_json(secret);
         if let Some(map) = out.as_object_mut() {
-            map.insert("Legacy".into(), json!(false));
+            map.insert("Legacy".into(), json!(self.legacy.is_some()));
         }
         out
     }

@@ -698,3 +698,59 @@ async fn cli_bootstraps_and_manages_tokens_and_policies() {
     assert_eq!(denied.code, 1);
     assert!(denied.stderr.contains("403"), "{}", denied.stderr);
 }
+
+#[tokio::test]
+async fn the_legacy_api_works_on_the_same_tokens() {
+    let (a, _cfg) = acl_agent(json!({})).await;
+    let rules = r#"key_prefix "legacy/" { policy = "write" }"#;
+    let created = ok(put(
+        &a,
+        "/v1/acl/create",
+        ROOT,
+        json!({"Name": "old client", "Type": "client", "Rules": rules}),
+    )
+    .await);
+    let id = created["ID"].as_str().unwrap().to_string();
+    let info = ok(get(&a, &format!("/v1/acl/info/{id}"), ROOT).await);
+    assert_eq!(info[0]["Name"], "old client");
+    assert_eq!(info[0]["Rules"], rules);
+    // The new API sees it, marked legacy.
+    let me = ok(get(&a, "/v1/acl/token/self", &id).await);
+    assert_eq!(me["Type"], "client");
+    let tokens = ok(get(&a, "/v1/acl/tokens", ROOT).await);
+    assert!(tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Legacy"] == true && t["Description"] == "old client"));
+    ok(put(
+        &a,
+        "/v1/acl/update",
+        ROOT,
+        json!({"ID": id, "Name": "renamed", "Type": "client"}),
+    )
+    .await);
+    let list = ok(get(&a, "/v1/acl/list", ROOT).await);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Name"] == "renamed"));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["ID"] == ROOT && t["Type"] == "management"));
+    let (status, body) = put(&a, "/v1/acl/update", ROOT, json!({"Name": "x"})).await;
+    assert_eq!((status, body.as_str()), (400, "ACL ID must be set"));
+    let clone = ok(put(&a, &format!("/v1/acl/clone/{id}"), ROOT, json!({})).await);
+    assert_ne!(clone["ID"], id.as_str());
+    assert_eq!(
+        ok(put(&a, &format!("/v1/acl/destroy/{id}"), ROOT, json!({})).await),
+        true
+    );
+    assert_eq!(
+        ok(get(&a, &format!("/v1/acl/info/{id}"), ROOT).await),
+        json!([])
+    );
+}

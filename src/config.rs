@@ -916,6 +916,55 @@ mod tests {
     }
 
     #[test]
+    fn the_acl_block_and_its_legacy_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let hcl = write(
+            dir.path(),
+            "acl.hcl",
+            "data_dir = \"/x\"\nacl_master_token = \"old\"\nacl_token = \"anon\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    agent = \"a\"\n  }\n}\n",
+        );
+        let cfg = load(AgentFlags {
+            config_file: vec![hcl],
+            ..Default::default()
+        })
+        .unwrap();
+        let acl = &cfg.acl;
+        assert!(acl.enabled);
+        assert_eq!(acl.default_policy, crate::acl::DefaultPolicy::Deny);
+        assert_eq!(acl.down_policy, "extend-cache");
+        assert_eq!(acl.tokens.initial_management.as_deref(), Some("old"));
+        assert_eq!(acl.tokens.default.as_deref(), Some("anon"));
+        assert_eq!(acl.tokens.agent.as_deref(), Some("a"));
+        assert!(
+            !format!("{cfg:?}").contains("\"old\""),
+            "secrets stay out of Debug"
+        );
+
+        for (text, wanted) in [
+            (
+                r#"{"data_dir":"/x","acl":{"default_policy":"maybe"}}"#,
+                "acl.default_policy",
+            ),
+            (
+                r#"{"data_dir":"/x","acl":{"down_policy":"panic"}}"#,
+                "acl.down_policy",
+            ),
+            (
+                r#"{"data_dir":"/x","acl":{"tokens":{"master":"a","initial_management":"b"}}}"#,
+                "cannot both be set",
+            ),
+        ] {
+            let f = write(dir.path(), "bad.json", text);
+            let err = load(AgentFlags {
+                config_file: vec![f],
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(wanted), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "a.json", r#"{"data_dir":"/x","no_such_key":1}"#);

@@ -263,12 +263,7 @@ fn caller_secret(ctx: &Ctx, req: &Request) -> String {
 
 /// The caller, once ACLs are known to be on.
 fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
-    if !ctx.acl.enabled() {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "ACL support disabled",
-        ));
-    }
+    acls_enabled(ctx)?;
     Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
 }
 
@@ -305,7 +300,7 @@ fn token_json(token: &AclToken, show_secret: bool) -> Value {
 /// `PUT /v1/acl/bootstrap`: the first management token (`BootstrapSecret` may choose its
 /// secret). Once done, only a reset file naming the last bootstrap's index allows another.
 pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    caller_enabled(&ctx)?;
+    acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
     let body = decode(&ctx, &mut req, &BOOTSTRAP, true).await?;
     let secret = match text(&body, "BootstrapSecret") {
@@ -346,8 +341,8 @@ pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     Reply::json(&token_json(&token, true), opts.pretty)
 }
 
-/// 401 unless ACLs are enabled (for endpoints that need no token).
-fn caller_enabled(ctx: &Ctx) -> Result<(), ApiError> {
+/// 401 unless ACLs are enabled, as every ACL endpoint answers.
+fn acls_enabled(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.acl.enabled() {
         Ok(())
     } else {
@@ -372,7 +367,7 @@ fn read_reset_index(path: &std::path::Path) -> Option<u64> {
 
 /// `GET /v1/acl/replication`: this server is the primary, which replicates nothing.
 pub async fn replication(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
-    caller_enabled(&ctx)?;
+    acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
     let zero_time = "0001-01-01T00:00:00Z";
     Reply::json(

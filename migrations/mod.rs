@@ -18,6 +18,8 @@ mod m0006_config_entries;
 mod m0007_coordinates;
 #[path = "0008_connect_ca.rs"]
 mod m0008_connect_ca;
+#[path = "0009_acl.rs"]
+mod m0009_acl;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -68,5 +70,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "Connect CA: configuration, roots and leaf certificates",
         apply: m0008_connect_ca::apply,
+    },
+    Migration {
+        version: 9,
+        name: "ACL tokens, policies, roles, their name and secret indexes, bootstrap marker",
+        apply: m0009_acl::apply,
     },
 ];

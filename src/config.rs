@@ -112,8 +112,8 @@ pub struct Config {
     /// The shortest session TTL accepted (`session_ttl_min`, default 10s).
     pub session_ttl_min: Duration,
     pub node_meta: BTreeMap<String, String>,
-    /// The `acl` block, kept for the ACL work.
-    pub acl: Value,
+    /// The `acl` block with the older top-level `acl_*` keys folded in.
+    pub acl: AclConfig,
     /// `services`/`service` and `checks`/`check` definitions, for the agent-services work.
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
@@ -186,6 +186,187 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The `acl` block, checked (Consul's ACL settings of `RuntimeConfig`).
+#[derive(Debug, Clone)]
+pub struct AclConfig {
+    pub enabled: bool,
+    /// What a token may do where none of its rules apply (`allow` or `deny`, default allow).
+    pub default_policy: crate::acl::DefaultPolicy,
+    /// `allow`, `deny`, `extend-cache` (default) or `async-cache`. This single server never
+    /// loses its leader, so the setting is checked and reported but has no effect.
+    pub down_policy: String,
+    /// Whether tokens set through `/v1/agent/token/*` are saved in the data dir.
+    pub enable_token_persistence: bool,
+    pub tokens: AclTokens,
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        AclConfig {
+            enabled: false,
+            default_policy: crate::acl::DefaultPolicy::Allow,
+            down_policy: "extend-cache".into(),
+            enable_token_persistence: false,
+            tokens: AclTokens::default(),
+        }
+    }
+}
+
+/// `acl.tokens`: the secrets the configuration supplies.
+#[derive(Clone, Default)]
+pub struct AclTokens {
+    /// Created as a management token at start (and bootstraps the ACL system).
+    pub initial_management: Option<String>,
+    /// The agent's own token for its internal operations.
+    pub agent: Option<String>,
+    /// Used for requests that carry no token.
+    pub default: Option<String>,
+    /// Works on this agent's `/v1/agent/*` endpoints even when the servers are unreachable.
+    pub agent_recovery: Option<String>,
+    pub replication: Option<String>,
+    pub config_file_service_registration: Option<String>,
+    pub dns: Option<String>,
+}
+
+/// Secrets stay out of `{:?}` output (the configuration is logged at debug level).
+impl std::fmt::Debug for AclTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |t: &Option<String>| if t.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("AclTokens")
+            .field("initial_management", &set(&self.initial_management))
+            .field("agent", &set(&self.agent))
+            .field("default", &set(&self.default))
+            .field("agent_recovery", &set(&self.agent_recovery))
+            .field("replication", &set(&self.replication))
+            .field(
+                "config_file_service_registration",
+                &set(&self.config_file_service_registration),
+            )
+            .field("dns", &set(&self.dns))
+            .finish()
+    }
+}
+
+/// The top-level `acl_*` keys Consul still reads, used where the `acl` block is silent.
+struct Legacy {
+    master_token: Option<String>,
+    default_policy: Option<String>,
+    down_policy: Option<String>,
+    token: Option<String>,
+    agent_token: Option<String>,
+}
+
+impl AclConfig {
+    fn build(file: FileAcl, legacy: Legacy) -> Result<AclConfig, ConfigError> {
+        let tokens = file.tokens.unwrap_or_default();
+        let default_policy = match file
+            .default_policy
+            .or(legacy.default_policy)
+            .as_deref()
+            .unwrap_or("allow")
+        {
+            "allow" => crate::acl::DefaultPolicy::Allow,
+            "deny" => crate::acl::DefaultPolicy::Deny,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "acl.default_policy: invalid value {other:?}: must be \"allow\" or \"deny\""
+                )))
+            }
+        };
+        let down_policy = file
+            .down_policy
+            .or(legacy.down_policy)
+            .unwrap_or_else(|| "extend-cache".into());
+        if !["allow", "deny", "extend-cache", "async-cache"].contains(&down_policy.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "acl.down_policy: invalid value {down_policy:?}: must be one of \"allow\", \"deny\", \"extend-cache\" or \"async-cache\""
+            )));
+        }
+        // The deprecated alias and its replacement must agree, as in Consul.
+        let pick = |new: Option<String>, new_key: &str, old: Option<String>, old_key: &str| {
+            match (new, old) {
+                (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+                    "acl.tokens.{old_key} and acl.tokens.{new_key} cannot both be set; acl.tokens.{old_key} is deprecated, keep only acl.tokens.{new_key}"
+                ))),
+                (new, old) => Ok(new.or(old)),
+            }
+        };
+        let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
+        Ok(AclConfig {
+            enabled: file.enabled.unwrap_or(false),
+            default_policy,
+            down_policy,
+            enable_token_persistence: file.enable_token_persistence.unwrap_or(false),
+            tokens: AclTokens {
+                initial_management: non_empty(
+                    pick(
+                        tokens.initial_management,
+                        "initial_management",
+                        tokens.master,
+                        "master",
+                    )?
+                    .or(legacy.master_token),
+                ),
+                agent: non_empty(tokens.agent.or(legacy.agent_token)),
+                default: non_empty(tokens.default.or(legacy.token)),
+                agent_recovery: non_empty(pick(
+                    tokens.agent_recovery,
+                    "agent_recovery",
+                    tokens.agent_master,
+                    "agent_master",
+                )?),
+                replication: non_empty(tokens.replication),
+                config_file_service_registration: non_empty(
+                    tokens.config_file_service_registration,
+                ),
+                dns: non_empty(tokens.dns),
+            },
+        })
+    }
+}
+
+/// The `acl` block as written. The cache TTLs and replication switches are accepted (a
+/// Consul configuration carries them) but mean nothing on a single server.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAcl {
+    enabled: Option<bool>,
+    default_policy: Option<String>,
+    down_policy: Option<String>,
+    enable_token_persistence: Option<bool>,
+    #[serde(rename = "enable_token_replication")]
+    _enable_token_replication: Option<bool>,
+    #[serde(rename = "enable_key_list_policy")]
+    _enable_key_list_policy: Option<bool>,
+    #[serde(rename = "policy_ttl")]
+    _policy_ttl: Option<String>,
+    #[serde(rename = "role_ttl")]
+    _role_ttl: Option<String>,
+    #[serde(rename = "token_ttl")]
+    _token_ttl: Option<String>,
+    tokens: Option<FileAclTokens>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAclTokens {
+    initial_management: Option<String>,
+    master: Option<String>,
+    agent: Option<String>,
+    agent_recovery: Option<String>,
+    agent_master: Option<String>,
+    default: Option<String>,
+    replication: Option<String>,
+    config_file_service_registration: Option<String>,
+    dns: Option<String>,
+}
+
+impl std::fmt::Debug for FileAclTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileAclTokens { .. }")
+    }
+}
+
 /// Everything a config file may hold. Unknown keys are refused; cluster-only keys are kept as
 /// raw values only to be reported as ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -217,7 +398,14 @@ struct FileConfig {
     max_query_time: Option<String>,
     session_ttl_min: Option<String>,
     node_meta: Option<BTreeMap<String, String>>,
-    acl: Option<Value>,
+    acl: Option<FileAcl>,
+    /// Pre-1.4 spellings of `acl.tokens.initial_management`, `acl.default_policy`,
+    /// `acl.down_policy`, `acl.tokens.default` and `acl.tokens.agent`.
+    acl_master_token: Option<String>,
+    acl_default_policy: Option<String>,
+    acl_down_policy: Option<String>,
+    acl_token: Option<String>,
+    acl_agent_token: Option<String>,
     service: Option<Value>,
     services: Option<Value>,
     check: Option<Value>,
@@ -605,7 +793,16 @@ impl Config {
             max_query_time: duration("max_query_time", file.max_query_time, 600)?,
             session_ttl_min: duration("session_ttl_min", file.session_ttl_min, 10)?,
             node_meta: file.node_meta.unwrap_or_default(),
-            acl: file.acl.unwrap_or(Value::Null),
+            acl: AclConfig::build(
+                file.acl.unwrap_or_default(),
+                Legacy {
+                    master_token: file.acl_master_token,
+                    default_policy: file.acl_default_policy,
+                    down_policy: file.acl_down_policy,
+                    token: file.acl_token,
+                    agent_token: file.acl_agent_token,
+                },
+            )?,
             services: definitions(file.service, file.services),
             checks: definitions(file.check, file.checks),
             config_entries: bootstrap_entries(file.config_entries)?,
@@ -806,6 +1003,55 @@ mod tests {
         );
         assert!(err("connect { ca_provider = \"vault\" }").contains("only the built-in"));
         assert!(err("connect { bogus = true }").contains("bogus"));
+    }
+
+    #[test]
+    fn the_acl_block_and_its_legacy_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let hcl = write(
+            dir.path(),
+            "acl.hcl",
+            "data_dir = \"/x\"\nacl_master_token = \"old\"\nacl_token = \"anon\"\nacl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    agent = \"a\"\n  }\n}\n",
+        );
+        let cfg = load(AgentFlags {
+            config_file: vec![hcl],
+            ..Default::default()
+        })
+        .unwrap();
+        let acl = &cfg.acl;
+        assert!(acl.enabled);
+        assert_eq!(acl.default_policy, crate::acl::DefaultPolicy::Deny);
+        assert_eq!(acl.down_policy, "extend-cache");
+        assert_eq!(acl.tokens.initial_management.as_deref(), Some("old"));
+        assert_eq!(acl.tokens.default.as_deref(), Some("anon"));
+        assert_eq!(acl.tokens.agent.as_deref(), Some("a"));
+        assert!(
+            !format!("{cfg:?}").contains("\"old\""),
+            "secrets stay out of Debug"
+        );
+
+        for (text, wanted) in [
+            (
+                r#"{"data_dir":"/x","acl":{"default_policy":"maybe"}}"#,
+                "acl.default_policy",
+            ),
+            (
+                r#"{"data_dir":"/x","acl":{"down_policy":"panic"}}"#,
+                "acl.down_policy",
+            ),
+            (
+                r#"{"data_dir":"/x","acl":{"tokens":{"master":"a","initial_management":"b"}}}"#,
+                "cannot both be set",
+            ),
+        ] {
+            let f = write(dir.path(), "bad.json", text);
+            let err = load(AgentFlags {
+                config_file: vec![f],
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(wanted), "{err}");
+        }
     }
 
     #[test]

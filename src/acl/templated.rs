@@ -139,6 +139,12 @@ impl TemplatedPolicy {
         Ok(())
     }
 
+    /// The rules text with its `{{.Name}}` placeholders, as `/v1/acl/templated-policies`
+    /// shows it.
+    pub fn template(&self) -> &'static str {
+        self.template
+    }
+
     /// The rules text of this template with its variables, after [`Self::validate`].
     pub fn render(&self, variables: Option<&TemplateVariables>) -> Result<String, TemplateError> {
         self.validate(variables)?;

@@ -23,6 +23,8 @@ pub struct AgentContext {
     pub leader_since: std::time::SystemTime,
     /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
     pub ops: super::ops::Ops,
+    /// Resolves request tokens to what they may do.
+    pub acl: super::acl::AclResolver,
     /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).
     pub http_connections: Arc<super::connlimit::ConnectionLimiter>,
 }
@@ -50,7 +52,7 @@ impl AgentContext {
                 "raft_vsn": "3",
                 "expect": c.bootstrap_expect.to_string(),
                 "bootstrap": if c.bootstrap { "1" } else { "0" },
-                "acls": "0",
+                "acls": if c.acl.enabled { "1" } else { "0" },
                 "ft_fs": "1",
                 "ft_si": "1",
                 "wan_join_port": c.ports.serf_wan.to_string(),

@@ -2,6 +2,7 @@
 //! how it is opened and brought up, and its background work. Serving it over HTTP is
 //! `process`'s job; `http` reads this context and never the other way round.
 
+pub mod acl;
 pub mod checks;
 pub mod connect_ca;
 pub mod connlimit;
@@ -66,7 +67,8 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
     );
     let ctx = Arc::new(AgentContext {
         leader_since: std::time::SystemTime::now(),
-        ops: ops::Ops::new(&config),
+        ops: ops::Ops::new(&config, &data_dir).map_err(AgentError::Io)?,
+        acl: acl::AclResolver::new(store.clone(), &config),
         http_connections: connlimit::ConnectionLimiter::new(
             config.limits.http_max_conns_per_client,
         ),
@@ -80,15 +82,20 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
     });
     bring_up(&ctx).await?;
     bootstrap_config_entries(&ctx).await?;
+    initialize_acls(&ctx).await?;
     Ok((ctx, dev_dir))
 }
 
 /// Starts the agent's periodic housekeeping.
 pub fn spawn_background(ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![
+    let mut tasks = vec![
         tokio::spawn(reap_tombstones(ctx.store.clone())),
         tokio::spawn(reap_critical_services(ctx.local.clone())),
-    ]
+    ];
+    if ctx.config.acl.enabled {
+        tasks.push(tokio::spawn(reap_expired_acl_tokens(ctx.store.clone())));
+    }
+    tasks
 }
 
 /// Stops check runners and session timers, then closes the store once every queued write is
@@ -276,6 +283,44 @@ async fn reap_critical_services(local: Arc<LocalAgent>) {
 }
 
 /// Removes KV tombstones older than the TTL, once a minute.
+/// With ACLs enabled, makes sure the builtin policy, the anonymous token and the configured
+/// initial management token exist, as a Consul server does once it leads. A client does it
+/// too: its own store is the only one it asks.
+async fn initialize_acls(ctx: &Ctx) -> Result<(), AgentError> {
+    let c = &ctx.config;
+    if !c.acl.enabled {
+        return Ok(());
+    }
+    let initial_management = c.acl.tokens.initial_management.clone().map(|secret| {
+        crate::types::acl::management_token(
+            crate::types::acl::new_uuid(),
+            secret,
+            "Initial Management Token",
+            crate::clock::now_ms(),
+        )
+    });
+    ctx.store
+        .apply(Command::AclInitialize { initial_management })
+        .await?;
+    Ok(())
+}
+
+/// Removes expired ACL tokens now and then (they stop working at their expiry regardless).
+async fn reap_expired_acl_tokens(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        match store.apply(Command::AclTokenReap).await {
+            Ok(Outcome::Reaped(n)) if n > 0 => {
+                tracing::debug!(reaped = n, "reaped expired ACL tokens")
+            }
+            Ok(_) => {}
+            Err(crate::store::StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "ACL token reap failed"),
+        }
+    }
+}
+
 async fn reap_tombstones(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {

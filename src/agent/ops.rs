@@ -1,5 +1,6 @@
-//! Run-time agent operations: the ACL tokens set through `/v1/agent/token/*` (kept in memory
-//! until the ACL system exists) and `reload`, which reads the configuration files again as
+//! Run-time agent operations: the agent's ACL tokens (from the configuration, replaced through
+//! `/v1/agent/token/*` and, with `acl.enable_token_persistence`, saved in the data dir's
+//! `acl-tokens.json` as Consul does) and `reload`, which reads the configuration files again as
 //! Consul's `ReloadConfig` does: services and checks defined in config are replaced by the new
 //! definitions (ones that disappeared are removed; API registrations are left alone) and the
 //! log level changes.
@@ -10,12 +11,21 @@ use super::AgentContext;
 use crate::config::Config;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The agent tokens, by canonical name (`default`, `agent`, `agent_recovery`, `replication`,
 /// `config_file_service_registration`, `dns`).
-#[derive(Debug, Default)]
-pub struct Tokens(Mutex<BTreeMap<&'static str, String>>);
+#[derive(Debug)]
+pub struct Tokens {
+    current: Mutex<BTreeMap<&'static str, String>>,
+    /// The tokens set through the API, saved to `file` when persistence is on.
+    persisted: Mutex<BTreeMap<&'static str, String>>,
+    file: Option<PathBuf>,
+}
+
+/// The persisted tokens' file in the data dir (Consul's name and format).
+pub const TOKENS_FILE: &str = "acl-tokens.json";
 
 impl Tokens {
     /// The canonical name of a `/v1/agent/token/<target>`, with Consul's legacy aliases.
@@ -31,13 +41,96 @@ impl Tokens {
         })
     }
 
-    pub fn set(&self, name: &'static str, token: String) {
-        self.0.lock().unwrap().insert(name, token);
+    /// The configured tokens, overridden by the persisted ones (tokens set through the API
+    /// win over the configuration across restarts, as in Consul).
+    pub fn load(config: &Config, data_dir: &Path) -> Result<Tokens, String> {
+        let t = &config.acl.tokens;
+        let configured = [
+            ("default", &t.default),
+            ("agent", &t.agent),
+            ("agent_recovery", &t.agent_recovery),
+            ("replication", &t.replication),
+            (
+                "config_file_service_registration",
+                &t.config_file_service_registration,
+            ),
+            ("dns", &t.dns),
+        ];
+        let mut current: BTreeMap<&'static str, String> = configured
+            .into_iter()
+            .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+            .collect();
+        let file = config
+            .acl
+            .enable_token_persistence
+            .then(|| data_dir.join(TOKENS_FILE));
+        let mut persisted = BTreeMap::new();
+        if let Some(path) = &file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let saved: BTreeMap<String, String> =
+                        serde_json::from_slice(&bytes).map_err(|e| {
+                            format!(
+                                "cannot read persisted ACL tokens from {}: {e}",
+                                path.display()
+                            )
+                        })?;
+                    for (name, value) in saved {
+                        if let Some(name) = Self::canonical(&name) {
+                            persisted.insert(name, value);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            }
+        }
+        current.extend(persisted.clone());
+        Ok(Tokens {
+            current: Mutex::new(current),
+            persisted: Mutex::new(persisted),
+            file,
+        })
+    }
+
+    /// Sets a token (an empty one clears it) and, with persistence on, saves the tokens set
+    /// through the API.
+    pub fn set(&self, name: &'static str, token: String) -> std::io::Result<()> {
+        self.current.lock().unwrap().insert(name, token.clone());
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let mut persisted = self.persisted.lock().unwrap();
+        persisted.insert(name, token);
+        let body = serde_json::to_vec(&*persisted).expect("a map of strings renders");
+        write_private(path, &body)
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
-        self.0.lock().unwrap().get(name).cloned()
+        self.current
+            .lock()
+            .unwrap()
+            .get(name)
+            .filter(|t| !t.is_empty())
+            .cloned()
     }
+}
+
+/// Replaces `path` with `body`, readable by this user only, through a temporary file so a
+/// crash leaves the old or the new file, never a cut one.
+fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// What the last configuration load put in place.
@@ -63,16 +156,16 @@ pub struct Ops {
 pub struct ReloadError(pub String);
 
 impl Ops {
-    pub fn new(config: &Config) -> Ops {
-        Ops {
-            tokens: Tokens::default(),
+    pub fn new(config: &Config, data_dir: &Path) -> Result<Ops, String> {
+        Ok(Ops {
+            tokens: Tokens::load(config, data_dir)?,
             loaded: Mutex::new(Loaded {
                 services: config.services.clone(),
                 checks: config.checks.clone(),
                 log_level: config.log_level.clone(),
             }),
             reloading: tokio::sync::Mutex::new(()),
-        }
+        })
     }
 
     /// The log level currently in force (changes with `reload`).

@@ -1,6 +1,7 @@
 //! The `legate` command line, mirroring `consul`'s commands and Go-style flags (`-flag`,
 //! `-flag=value`, `-flag value`). Every command but `agent` is an HTTP client of a running agent.
 
+pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod client;
@@ -77,6 +78,11 @@ pub enum Command {
     Info(agent::InfoArgs),
     /// Fires a user event.
     Event(event::EventArgs),
+    /// Manages the ACL system: bootstrap, tokens and policies.
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
     /// Operator tools: the Raft configuration and autopilot.
     Operator {
         #[command(subcommand)]
@@ -151,6 +157,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Event(args) => runtime.block_on(event::run(args)),
         Command::Operator { command } => runtime.block_on(operator::run(command)),
         Command::Connect { command } => runtime.block_on(connect::run(command)),
+        Command::Acl { command } => runtime.block_on(acl::run(command)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

@@ -877,18 +877,9 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
     strict: true,
 };
 
-/// Whether ACLs are enabled (`acl { enabled = true }`).
-fn acls_enabled(ctx: &Ctx) -> bool {
-    match ctx.config.acl.get("enabled") {
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(serde_json::Value::String(s)) => s == "true",
-        _ => false,
-    }
-}
-
 /// `PUT /v1/agent/token/<target>` with `{"Token": "..."}`: sets one of the agent's tokens.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    if !acls_enabled(&ctx) {
+    if !ctx.config.acl.enabled {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "ACL support disabled",
@@ -909,7 +900,10 @@ pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         .and_then(serde_json::Value::as_str)
         .unwrap_or("")
         .to_string();
-    ctx.ops.tokens.set(name, value);
+    ctx.ops
+        .tokens
+        .set(name, value)
+        .map_err(|e| ApiError::internal(format!("Failed to persist ACL token: {e}")))?;
     tracing::info!(token = %target, "Updated agent's ACL token");
     Ok(done())
 }

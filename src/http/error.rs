@@ -26,6 +26,9 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -48,6 +51,22 @@ impl From<crate::filter::FilterError> for ApiError {
         match err {
             crate::filter::FilterError::Render(_) => ApiError::internal(err.to_string()),
             _ => ApiError::bad_request(err.to_string()),
+        }
+    }
+}
+
+/// Consul answers an unknown token and a missing permission with a 403 and the error's text.
+impl From<crate::acl::PermissionDenied> for ApiError {
+    fn from(err: crate::acl::PermissionDenied) -> Self {
+        ApiError::forbidden(err.to_string())
+    }
+}
+
+impl From<crate::agent::acl::ResolveError> for ApiError {
+    fn from(err: crate::agent::acl::ResolveError) -> Self {
+        match err {
+            crate::agent::acl::ResolveError::NotFound => ApiError::forbidden(err.to_string()),
+            crate::agent::acl::ResolveError::Store(e) => e.into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! methods as Consul does, reads the body within the route's limit, and renders errors.
 //! Handlers parse and render; they call `store` domain functions and never touch tables.
 
+pub mod acl;
 pub mod agent;
 pub mod blocking;
 pub mod catalog;
@@ -234,6 +235,25 @@ static ROUTES: &[Route] = &[
     route!("/v1/connect/ca/configuration", exact, [GET, PUT], Default, connect::configuration),
     route!("/v1/agent/connect/ca/roots", exact, [GET], Default, connect::roots),
     route!("/v1/agent/connect/ca/leaf/", prefix, [GET], Default, connect::leaf),
+    route!("/v1/acl/bootstrap", exact, [PUT], Default, acl::bootstrap),
+    route!("/v1/acl/replication", exact, [GET], Default, acl::replication),
+    route!("/v1/acl/token", exact, [PUT], Default, acl::token_create),
+    route!("/v1/acl/token/", prefix, [GET, PUT, DELETE], Default, acl::token_handle),
+    route!("/v1/acl/tokens", exact, [GET], Default, acl::token_list),
+    route!("/v1/acl/policy", exact, [PUT], Default, acl::policy_create),
+    route!("/v1/acl/policy/", prefix, [GET, PUT, DELETE], Default, acl::policy_handle),
+    route!("/v1/acl/policies", exact, [GET], Default, acl::policy_list),
+    route!("/v1/acl/role", exact, [PUT], Default, acl::role_create),
+    route!("/v1/acl/role/", prefix, [GET, PUT, DELETE], Default, acl::role_handle),
+    route!("/v1/acl/roles", exact, [GET], Default, acl::role_list),
+    route!("/v1/acl/templated-policies", exact, [GET], Default, acl::templated_list),
+    route!("/v1/acl/templated-policy/", prefix, [GET, POST, PUT], Default, acl::templated_handle),
+    route!("/v1/acl/create", exact, [PUT], Default, acl::legacy_write),
+    route!("/v1/acl/update", exact, [PUT], Default, acl::legacy_write),
+    route!("/v1/acl/destroy/", prefix, [PUT], Default, acl::legacy_destroy),
+    route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
+    route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
+    route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {
@@ -285,6 +305,7 @@ async fn dispatch(
         body_limit: route.body,
     };
     let pretty = request.params.has("pretty");
+    let ctx_default_policy = ctx.config.acl.default_policy;
     let mut reply = match (route.handler)(ctx, request).await {
         Ok(reply) => reply,
         Err(err) => err.into(),
@@ -293,7 +314,11 @@ async fn dispatch(
         // Bodies built without the pretty flag (true/false answers) still end with a newline.
         reply.body.push(b'\n');
     }
-    reply.header("X-Consul-Default-ACL-Policy", "allow")
+    let default_policy = match ctx_default_policy {
+        crate::acl::DefaultPolicy::Allow => "allow",
+        crate::acl::DefaultPolicy::Deny => "deny",
+    };
+    reply.header("X-Consul-Default-ACL-Policy", default_policy)
 }
 
 /// The warp filter serving the whole API.

@@ -7,6 +7,7 @@
 //! and travels inside it; the time of a whole entry is `WriteTx::now_ms`. So any store that
 //! applies the same entries in the same order ends with byte-identical tables and indexes.
 
+use super::acl::{self, TokenWrite};
 use super::agent_state::{self, ServiceRegistration};
 use super::catalog::{self, Registration};
 use super::codec::Record;
@@ -14,6 +15,7 @@ use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
 use super::{autopilot, config_entry, coordinate, kv, session, txn, WriteTx};
+use crate::types::acl::{AclPolicy, AclRole, AclToken};
 use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::config_entry::ConfigEntry;
@@ -189,6 +191,42 @@ pub enum Command {
     ConnectCaLeafIssued(LeafRecord),
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Archive),
+    /// A start with ACLs enabled: the builtin policy, the anonymous token (created at the
+    /// entry's time) and the configured initial management token, each if missing.
+    AclInitialize {
+        initial_management: Option<AclToken>,
+    },
+    /// `PUT /v1/acl/bootstrap`, with the reset index read from the data dir, if any.
+    AclBootstrap {
+        token: AclToken,
+        reset_index: Option<u64>,
+    },
+    /// `PUT /v1/acl/token[/<accessor>]`: IDs, secret and times already decided.
+    AclTokenSet {
+        token: AclToken,
+        mode: TokenWrite,
+    },
+    AclTokenDelete {
+        accessor_id: String,
+    },
+    /// Removes the tokens whose expiry is not after the entry's time.
+    AclTokenReap,
+    /// `PUT /v1/acl/policy[/<id>]`, its ID already decided.
+    AclPolicySet {
+        policy: AclPolicy,
+        create: bool,
+    },
+    AclPolicyDelete {
+        id: String,
+    },
+    /// `PUT /v1/acl/role[/<id>]`, its ID already decided.
+    AclRoleSet {
+        role: AclRole,
+        create: bool,
+    },
+    AclRoleDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -221,6 +259,15 @@ impl Command {
         "connect-ca-set-config",
         "connect-ca-leaf-issued",
         "restore-snapshot",
+        "acl-initialize",
+        "acl-bootstrap",
+        "acl-token-set",
+        "acl-token-delete",
+        "acl-token-reap",
+        "acl-policy-set",
+        "acl-policy-delete",
+        "acl-role-set",
+        "acl-role-delete",
     ];
 
     /// The command's kind, for logs, metrics and tests that must see every kind.
@@ -253,6 +300,15 @@ impl Command {
             Command::ConnectCaSetConfig { .. } => "connect-ca-set-config",
             Command::ConnectCaLeafIssued(_) => "connect-ca-leaf-issued",
             Command::RestoreSnapshot(_) => "restore-snapshot",
+            Command::AclInitialize { .. } => "acl-initialize",
+            Command::AclBootstrap { .. } => "acl-bootstrap",
+            Command::AclTokenSet { .. } => "acl-token-set",
+            Command::AclTokenDelete { .. } => "acl-token-delete",
+            Command::AclTokenReap => "acl-token-reap",
+            Command::AclPolicySet { .. } => "acl-policy-set",
+            Command::AclPolicyDelete { .. } => "acl-policy-delete",
+            Command::AclRoleSet { .. } => "acl-role-set",
+            Command::AclRoleDelete { .. } => "acl-role-delete",
         }
     }
 }
@@ -284,6 +340,10 @@ pub enum Outcome {
     RemovedChecks(Vec<String>),
     /// Rows removed by housekeeping.
     Reaped(usize),
+    /// An ACL token, policy or role as stored by the write.
+    AclToken(AclToken),
+    AclPolicy(AclPolicy),
+    AclRole(AclRole),
 }
 
 impl Outcome {
@@ -304,6 +364,27 @@ impl Outcome {
         match self {
             Outcome::Restored(index) => *index,
             _ => 0,
+        }
+    }
+
+    pub fn acl_token(self) -> Option<AclToken> {
+        match self {
+            Outcome::AclToken(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn acl_policy(self) -> Option<AclPolicy> {
+        match self {
+            Outcome::AclPolicy(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn acl_role(self) -> Option<AclRole> {
+        match self {
+            Outcome::AclRole(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -456,5 +537,30 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             Done
         }
         Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),
+        Command::AclInitialize { initial_management } => {
+            acl::initialize(tx, initial_management)?;
+            Done
+        }
+        Command::AclBootstrap { token, reset_index } => {
+            Outcome::AclToken(acl::bootstrap(tx, token, reset_index)?)
+        }
+        Command::AclTokenSet { token, mode } => Outcome::AclToken(acl::set_token(tx, token, mode)?),
+        Command::AclTokenDelete { accessor_id } => {
+            acl::delete_token(tx, &accessor_id)?;
+            Done
+        }
+        Command::AclTokenReap => Reaped(acl::reap_expired_tokens(tx)?),
+        Command::AclPolicySet { policy, create } => {
+            Outcome::AclPolicy(acl::set_policy(tx, policy, create)?)
+        }
+        Command::AclPolicyDelete { id } => {
+            acl::delete_policy(tx, &id)?;
+            Done
+        }
+        Command::AclRoleSet { role, create } => Outcome::AclRole(acl::set_role(tx, role, create)?),
+        Command::AclRoleDelete { id } => {
+            acl::delete_role(tx, &id)?;
+            Done
+        }
     })
 }

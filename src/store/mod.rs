@@ -17,6 +17,7 @@
 //! or below `meta.applied` is refused (`StoreError::AlreadyApplied`), so replaying a log after
 //! a restart or a snapshot install cannot apply an entry twice. Reads stay local (`ReadTx`).
 
+pub mod acl;
 pub mod agent_state;
 pub mod autopilot;
 pub mod batch;

@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -140,6 +140,27 @@ pub const CA_ROOTS: Table<super::connect_ca::CaRootRecord> = Table::new("connect
 /// that service.
 pub const CA_LEAVES: Table<super::connect_ca::LeafRecord> = Table::new("connect_ca_leaves");
 
+/// `acl_tokens`: accessor ID → `AclToken`, links to policies and roles by ID only.
+pub const ACL_TOKENS: Table<crate::types::acl::AclToken> = Table::new("acl_tokens");
+
+/// `acl_token_secrets`: secret ID → `IdRef` (the accessor). Invariant: one row per token.
+pub const ACL_TOKEN_SECRETS: Table<super::acl::IdRef> = Table::new("acl_token_secrets");
+
+/// `acl_policies`: policy ID → `AclPolicy`.
+pub const ACL_POLICIES: Table<crate::types::acl::AclPolicy> = Table::new("acl_policies");
+
+/// `acl_policy_names`: policy name → `IdRef`. Invariant: one row per policy.
+pub const ACL_POLICY_NAMES: Table<super::acl::IdRef> = Table::new("acl_policy_names");
+
+/// `acl_roles`: role ID → `AclRole`, links to policies by ID only.
+pub const ACL_ROLES: Table<crate::types::acl::AclRole> = Table::new("acl_roles");
+
+/// `acl_role_names`: role name → `IdRef`. Invariant: one row per role.
+pub const ACL_ROLE_NAMES: Table<super::acl::IdRef> = Table::new("acl_role_names");
+
+/// `acl_bootstrap`: `bootstrap` → `Bootstrap`, the index of the last ACL bootstrap.
+pub const ACL_BOOTSTRAP: Table<super::acl::Bootstrap> = Table::new("acl_bootstrap");
+
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
 pub struct RecordTable {
@@ -188,6 +209,13 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(CA_CONFIG, "CaConfig"),
     record(CA_ROOTS, "CaRootRecord"),
     record(CA_LEAVES, "LeafRecord"),
+    record(ACL_TOKENS, "AclToken"),
+    record(ACL_TOKEN_SECRETS, "IdRef"),
+    record(ACL_POLICIES, "AclPolicy"),
+    record(ACL_POLICY_NAMES, "IdRef"),
+    record(ACL_ROLES, "AclRole"),
+    record(ACL_ROLE_NAMES, "IdRef"),
+    record(ACL_BOOTSTRAP, "Bootstrap"),
 ];
 
 #[cfg(test)]
@@ -225,8 +253,15 @@ mod tests {
                 "connect_ca_config:CaConfig",
                 "connect_ca_roots:CaRootRecord",
                 "connect_ca_leaves:LeafRecord",
+                "acl_tokens:AclToken",
+                "acl_token_secrets:IdRef",
+                "acl_policies:AclPolicy",
+                "acl_policy_names:IdRef",
+                "acl_roles:AclRole",
+                "acl_role_names:IdRef",
+                "acl_bootstrap:Bootstrap",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 8);
+        assert_eq!(super::SCHEMA_VERSION, 9);
     }
 }

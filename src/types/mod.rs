@@ -1,6 +1,7 @@
 //! Consul's JSON types, shared by the store (which persists them), the HTTP layer (which renders
 //! them) and the CLI (which reads them back). Field names and shapes follow Consul's API.
 
+pub mod acl;
 pub mod autopilot;
 pub mod catalog;
 pub mod config_entry;

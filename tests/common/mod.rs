@@ -59,8 +59,8 @@ impl TestAgent {
     pub async fn restart(mut self) -> TestAgent {
         let dir = self.dir.take();
         let data_dir = self.data_dir.clone();
-        self.agent.take().unwrap().stop().await;
         let flags = self.flags.clone();
+        self.agent.take().unwrap().stop().await;
         let mut agent = Self::start_in(&data_dir, |f| *f = flags).await;
         agent.dir = dir;
         agent

@@ -6,10 +6,12 @@
 //! source would make them differ.
 
 use crate::common::TestAgent;
+use legate::store::acl::TokenWrite;
 use legate::store::agent_state::{LocalCheck, LocalService, ServiceRegistration};
 use legate::store::catalog::Registration;
 use legate::store::connect_ca::{CaConfig, CaRootRecord, LeafRecord};
 use legate::store::{codec, Command, Dump, Entry, Store, StoreError};
+use legate::types::acl::{management_token, AclPolicy, AclRole, AclToken, Grants, Link};
 use legate::types::autopilot::AutopilotConfig;
 use legate::types::catalog::{HealthCheck, Node, NodeService};
 use legate::types::config_entry::ConfigEntry;
@@ -263,11 +265,19 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 38] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-    25, // every kind
-    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7,
+const KIND_DRAW: [u8; 50] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31, 32, 33, 34, // every kind
+    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31,
 ];
+/// ACL IDs the generator draws from: few, so creates, updates and deletes meet.
+const ACL_IDS: [&str; 3] = [
+    "ac1d0000-0000-4000-8000-000000000001",
+    "ac1d0000-0000-4000-8000-000000000002",
+    "ac1d0000-0000-4000-8000-000000000003",
+];
+/// Tokens live 10 s (two entries), so reaps and expired updates happen within a sequence.
+const TOKEN_LIFE_MS: u64 = 10_000;
 /// Entry times for sequences that exercise time itself: a fixed past epoch, 5 s apart, so
 /// TTLs and lock-delays lapse within a sequence.
 const EPOCH_MS: u64 = 1_000_000_000_000;
@@ -505,7 +515,91 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             create_index: 0,
             modify_index: 0,
         }),
-        _ => Command::CoordinateBatchUpdate {
+
+        26 => Command::AclInitialize {
+            initial_management: flag.then(|| {
+                management_token(
+                    ACL_IDS[usize::from(a) % 3].into(),
+                    ACL_IDS[usize::from(b) % 3].into(),
+                    "initial",
+                    now,
+                )
+            }),
+        },
+        27 => Command::AclBootstrap {
+            token: management_token(
+                ACL_IDS[usize::from(a) % 3].into(),
+                ACL_IDS[usize::from(b) % 3].into(),
+                "bootstrap",
+                now,
+            ),
+            reset_index: flag.then_some(u64::from(b)),
+        },
+        28 => Command::AclTokenSet {
+            token: AclToken {
+                accessor_id: ACL_IDS[usize::from(a) % 3].into(),
+                secret_id: ACL_IDS[usize::from(b) % 3].into(),
+                grants: Grants {
+                    policies: vec![Link {
+                        id: String::new(),
+                        name: ["p", "q"][usize::from(b) % 2].into(),
+                    }],
+                    ..Grants::default()
+                },
+                // Some tokens link a role by ID, which may not exist (refused).
+                roles: if a.is_multiple_of(3) {
+                    vec![Link {
+                        id: ACL_IDS[usize::from(b) % 3].into(),
+                        name: String::new(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                expiration_ms: a.is_multiple_of(2).then_some(now + TOKEN_LIFE_MS),
+                create_ms: now,
+                ..AclToken::default()
+            },
+            mode: if flag {
+                TokenWrite::Create
+            } else {
+                TokenWrite::Update
+            },
+        },
+        29 => Command::AclTokenDelete {
+            accessor_id: ACL_IDS[usize::from(a) % 3].into(),
+        },
+        30 => Command::AclTokenReap,
+        31 => Command::AclPolicySet {
+            policy: AclPolicy {
+                id: ACL_IDS[usize::from(a) % 3].into(),
+                name: ["p", "q"][usize::from(b) % 2].into(),
+                rules: format!("key_prefix \"{key}\" {{ policy = \"read\" }}"),
+                ..AclPolicy::default()
+            },
+            create: flag,
+        },
+        32 => Command::AclPolicyDelete {
+            id: ACL_IDS[usize::from(a) % 3].into(),
+        },
+        33 => Command::AclRoleSet {
+            role: AclRole {
+                id: ACL_IDS[usize::from(a) % 3].into(),
+                name: ["r", "s"][usize::from(b) % 2].into(),
+                grants: Grants {
+                    policies: vec![Link {
+                        id: String::new(),
+                        name: ["p", "q"][usize::from(a) % 2].into(),
+                    }],
+                    ..Grants::default()
+                },
+                ..AclRole::default()
+            },
+            create: flag,
+        },
+        34 => Command::AclRoleDelete {
+            id: ACL_IDS[usize::from(a) % 3].into(),
+        },
+        22 => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {
                 node: ["n1", "ghost"][usize::from(b) % 2].into(),
                 segment: String::new(),
@@ -515,6 +609,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 },
             }],
         },
+        other => unreachable!("no command kind {other}"),
     }
 }
 
@@ -564,6 +659,8 @@ async fn random_command_sequences_replay_identically() {
         "agent_checks",
         "connect_ca_roots",
         "connect_ca_leaves",
+        "acl_tokens",
+        "acl_roles",
     ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }

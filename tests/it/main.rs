@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl;
 mod agent;
 mod agent_ops;
 mod agent_services;

@@ -1,0 +1,581 @@
+//! `legate acl bootstrap`, `legate acl token create|read|update|delete|list` and `legate acl
+//! policy create|read|update|delete|list`, as the consul commands of those names: the same
+//! flags, `-format=pretty|json`, and the same output and error texts.
+
+use super::client::{connect, decode, exit_code, indented_json, read_data, segment, HttpFlags};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AclCommand {
+    /// Bootstraps the ACL system and prints the management token.
+    Bootstrap(BootstrapArgs),
+    /// Manages tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manages policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    Create(TokenArgs),
+    Read(TokenReadArgs),
+    Update(TokenArgs),
+    Delete(IdArgs),
+    List(FormatArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    Create(PolicyArgs),
+    Read(PolicyReadArgs),
+    Update(PolicyArgs),
+    Delete(PolicyReadArgs),
+    List(FormatArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FormatArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    /// Output format {pretty|json}.
+    #[arg(long, default_value = "pretty")]
+    format: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    out: FormatArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    #[command(flatten)]
+    http: HttpFlags,
+    /// The token's AccessorID.
+    #[arg(long, default_value = "")]
+    id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenReadArgs {
+    #[command(flatten)]
+    out: FormatArgs,
+    /// The token's AccessorID.
+    #[arg(long, default_value = "")]
+    id: String,
+    /// Reads the token given with -token instead.
+    #[arg(long = "self")]
+    own: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    out: FormatArgs,
+    /// The AccessorID to update (update) or to use (create).
+    #[arg(long = "id", alias = "accessor", default_value = "")]
+    id: String,
+    /// The SecretID to use (create only).
+    #[arg(long, default_value = "")]
+    secret: String,
+    #[arg(long)]
+    description: Option<String>,
+    /// A policy to link by ID (repeatable).
+    #[arg(long = "policy-id")]
+    policy_ids: Vec<String>,
+    /// A policy to link by name (repeatable).
+    #[arg(long = "policy-name")]
+    policy_names: Vec<String>,
+    #[arg(long = "role-id")]
+    role_ids: Vec<String>,
+    #[arg(long = "role-name")]
+    role_names: Vec<String>,
+    /// `<service>[:<dc1>,<dc2>]` (repeatable).
+    #[arg(long = "service-identity")]
+    service_identities: Vec<String>,
+    /// `<node>:<datacenter>` (repeatable).
+    #[arg(long = "node-identity")]
+    node_identities: Vec<String>,
+    /// The token's lifetime (e.g. `1h`; create only).
+    #[arg(long = "expires-ttl", value_parser = crate::duration::parse)]
+    expires_ttl: Option<std::time::Duration>,
+    /// A token local to this datacenter (create only).
+    #[arg(long)]
+    local: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyReadArgs {
+    #[command(flatten)]
+    out: FormatArgs,
+    #[arg(long, default_value = "")]
+    id: String,
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    out: FormatArgs,
+    /// The policy to update.
+    #[arg(long, default_value = "")]
+    id: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// The rules: literal, `@file` or `-` for stdin.
+    #[arg(long)]
+    rules: Option<String>,
+    /// A datacenter the policy is valid in (repeatable).
+    #[arg(long = "valid-datacenter")]
+    datacenters: Vec<String>,
+}
+
+pub async fn run(command: AclCommand) -> i32 {
+    exit_code(match command {
+        AclCommand::Bootstrap(a) => bootstrap(a).await,
+        AclCommand::Token { command } => match command {
+            TokenCommand::Create(a) => token_write(a, true).await,
+            TokenCommand::Read(a) => token_read(a).await,
+            TokenCommand::Update(a) => token_write(a, false).await,
+            TokenCommand::Delete(a) => token_delete(a).await,
+            TokenCommand::List(a) => token_list(a).await,
+        },
+        AclCommand::Policy { command } => match command {
+            PolicyCommand::Create(a) => policy_write(a, true).await,
+            PolicyCommand::Read(a) => policy_read(a).await,
+            PolicyCommand::Update(a) => policy_write(a, false).await,
+            PolicyCommand::Delete(a) => policy_delete(a).await,
+            PolicyCommand::List(a) => policy_list(a).await,
+        },
+    })
+}
+
+/// Sends a request and decodes its JSON answer; errors carry `context`.
+async fn call(
+    http: &HttpFlags,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    context: &str,
+) -> Result<Value, String> {
+    let client = connect(http)?;
+    let body = body.map(|b| b.to_string().into_bytes());
+    let resp = client
+        .ok(method, path, &[], body)
+        .await
+        .map_err(|e| format!("{context}: {e}"))?;
+    decode(&resp.body)
+}
+
+fn check_format(format: &str) -> Result<(), String> {
+    match format {
+        "pretty" | "json" => Ok(()),
+        other => Err(format!("Invalid format: {other}")),
+    }
+}
+
+/// Prints one record in the chosen format.
+fn print(out: &FormatArgs, value: &Value, pretty: fn(&Value) -> String) -> Result<(), String> {
+    if out.format == "json" {
+        println!("{}", indented_json(value, b"    ")?);
+    } else {
+        print!("{}", pretty(value));
+    }
+    Ok(())
+}
+
+fn print_list(out: &FormatArgs, list: &Value, pretty: fn(&Value) -> String) -> Result<(), String> {
+    if out.format == "json" {
+        println!("{}", indented_json(list, b"    ")?);
+        return Ok(());
+    }
+    let items = list.as_array().cloned().unwrap_or_default();
+    let rendered: Vec<String> = items.iter().map(pretty).collect();
+    print!("{}", rendered.join("\n"));
+    Ok(())
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// An RFC 3339 time as Go prints a `time.Time` (`2006-01-02 15:04:05.000 +0000 UTC`).
+fn go_time(rfc3339: &str) -> String {
+    let t = rfc3339.trim_end_matches('Z').replacen('T', " ", 1);
+    format!("{t} +0000 UTC")
+}
+
+/// The consul CLI's pretty token output.
+fn pretty_token(t: &Value) -> String {
+    let mut out = format!(
+        "AccessorID:       {}\nSecretID:         {}\nDescription:      {}\nLocal:            {}\nCreate Time:      {}\n",
+        s(t, "AccessorID"),
+        s(t, "SecretID"),
+        s(t, "Description"),
+        t["Local"].as_bool().unwrap_or(false),
+        go_time(s(t, "CreateTime")),
+    );
+    if let Some(exp) = t["ExpirationTime"].as_str() {
+        out.push_str(&format!("Expiration Time:  {}\n", go_time(exp)));
+    }
+    for (key, title) in [("Policies", "Policies"), ("Roles", "Roles")] {
+        if let Some(links) = t[key].as_array().filter(|l| !l.is_empty()) {
+            out.push_str(&format!("{title}:\n"));
+            for l in links {
+                out.push_str(&format!("   {} - {}\n", s(l, "ID"), s(l, "Name")));
+            }
+        }
+    }
+    if let Some(ids) = t["ServiceIdentities"].as_array().filter(|l| !l.is_empty()) {
+        out.push_str("Service Identities:\n");
+        for id in ids {
+            let dcs = match id["Datacenters"].as_array() {
+                Some(d) if !d.is_empty() => d
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "all".into(),
+            };
+            out.push_str(&format!(
+                "   {} (Datacenters: {dcs})\n",
+                s(id, "ServiceName")
+            ));
+        }
+    }
+    if let Some(ids) = t["NodeIdentities"].as_array().filter(|l| !l.is_empty()) {
+        out.push_str("Node Identities:\n");
+        for id in ids {
+            out.push_str(&format!(
+                "   {} (Datacenter: {})\n",
+                s(id, "NodeName"),
+                s(id, "Datacenter")
+            ));
+        }
+    }
+    out
+}
+
+/// The consul CLI's pretty policy output (rules only when the record has them).
+fn pretty_policy(p: &Value) -> String {
+    let dcs = p["Datacenters"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let mut out = format!(
+        "ID:           {}\nName:         {}\nDescription:  {}\nDatacenters:  {dcs}\n",
+        s(p, "ID"),
+        s(p, "Name"),
+        s(p, "Description"),
+    );
+    if let Some(rules) = p["Rules"].as_str() {
+        out.push_str(&format!("Rules:\n{rules}\n"));
+    }
+    out
+}
+
+async fn bootstrap(a: BootstrapArgs) -> Result<(), String> {
+    check_format(&a.out.format)?;
+    let token = call(
+        &a.out.http,
+        Method::PUT,
+        "/v1/acl/bootstrap",
+        None,
+        "Failed ACL bootstrapping",
+    )
+    .await?;
+    print(&a.out, &token, pretty_token)
+}
+
+fn link_list(ids: &[String], names: &[String]) -> Vec<Value> {
+    ids.iter()
+        .map(|id| json!({"ID": id}))
+        .chain(names.iter().map(|name| json!({"Name": name})))
+        .collect()
+}
+
+fn service_identity(arg: &str) -> Value {
+    match arg.split_once(':') {
+        Some((name, dcs)) => {
+            json!({"ServiceName": name, "Datacenters": dcs.split(',').collect::<Vec<_>>()})
+        }
+        None => json!({"ServiceName": arg}),
+    }
+}
+
+fn node_identity(arg: &str) -> Result<Value, String> {
+    let (name, dc) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("Malformed -node-identity argument: {arg:?}"))?;
+    Ok(json!({"NodeName": name, "Datacenter": dc}))
+}
+
+/// `acl token create` and `acl token update`: an update starts from the stored token and
+/// replaces what the flags give.
+async fn token_write(a: TokenArgs, create: bool) -> Result<(), String> {
+    check_format(&a.out.format)?;
+    let http = &a.out.http;
+    let mut body: Map<String, Value> = if create {
+        Map::new()
+    } else {
+        if a.id.is_empty() {
+            return Err("Cannot update a token without specifying the -id parameter".into());
+        }
+        let path = format!("/v1/acl/token/{}", segment(&a.id));
+        let current = call(
+            http,
+            Method::GET,
+            &path,
+            None,
+            &format!("Error when retrieving current token {:?}", a.id),
+        )
+        .await?;
+        current.as_object().cloned().unwrap_or_default()
+    };
+    if create {
+        if !a.id.is_empty() {
+            body.insert("AccessorID".into(), json!(a.id));
+        }
+        if !a.secret.is_empty() {
+            body.insert("SecretID".into(), json!(a.secret));
+        }
+        if let Some(ttl) = a.expires_ttl {
+            body.insert("ExpirationTTL".into(), json!(crate::duration::format(ttl)));
+        }
+        body.insert("Local".into(), json!(a.local));
+    }
+    if let Some(d) = a.description {
+        body.insert("Description".into(), json!(d));
+    }
+    let policies = link_list(&a.policy_ids, &a.policy_names);
+    if create || !policies.is_empty() {
+        body.insert("Policies".into(), Value::Array(policies));
+    }
+    let roles = link_list(&a.role_ids, &a.role_names);
+    if create || !roles.is_empty() {
+        body.insert("Roles".into(), Value::Array(roles));
+    }
+    if create || !a.service_identities.is_empty() {
+        let ids = a
+            .service_identities
+            .iter()
+            .map(|i| service_identity(i))
+            .collect();
+        body.insert("ServiceIdentities".into(), Value::Array(ids));
+    }
+    if create || !a.node_identities.is_empty() {
+        let ids = a
+            .node_identities
+            .iter()
+            .map(|i| node_identity(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        body.insert("NodeIdentities".into(), Value::Array(ids));
+    }
+    let (path, context) = if create {
+        (
+            "/v1/acl/token".to_string(),
+            "Failed to create new token".to_string(),
+        )
+    } else {
+        (
+            format!("/v1/acl/token/{}", segment(&a.id)),
+            "Failed to update token".to_string(),
+        )
+    };
+    let token = call(
+        http,
+        Method::PUT,
+        &path,
+        Some(Value::Object(body)),
+        &context,
+    )
+    .await?;
+    if !create && a.out.format == "pretty" {
+        println!("Token updated successfully.");
+    }
+    print(&a.out, &token, pretty_token)
+}
+
+async fn token_read(a: TokenReadArgs) -> Result<(), String> {
+    check_format(&a.out.format)?;
+    let path = if a.own {
+        "/v1/acl/token/self".to_string()
+    } else if a.id.is_empty() {
+        return Err("Must specify the -id parameter".into());
+    } else {
+        format!("/v1/acl/token/{}", segment(&a.id))
+    };
+    let context = format!(
+        "Error reading token {:?}",
+        if a.own { "self" } else { &a.id }
+    );
+    let token = call(&a.out.http, Method::GET, &path, None, &context).await?;
+    print(&a.out, &token, pretty_token)
+}
+
+async fn token_delete(a: IdArgs) -> Result<(), String> {
+    if a.id.is_empty() {
+        return Err("Must specify the -id parameter".into());
+    }
+    let path = format!("/v1/acl/token/{}", segment(&a.id));
+    call(
+        &a.http,
+        Method::DELETE,
+        &path,
+        None,
+        &format!("Error deleting token {:?}", a.id),
+    )
+    .await?;
+    println!("Token {:?} deleted successfully", a.id);
+    Ok(())
+}
+
+async fn token_list(a: FormatArgs) -> Result<(), String> {
+    check_format(&a.format)?;
+    let list = call(
+        &a.http,
+        Method::GET,
+        "/v1/acl/tokens",
+        None,
+        "Failed to retrieve the token list",
+    )
+    .await?;
+    print_list(&a, &list, pretty_token)
+}
+
+/// The policy ID of `-id` or, failing that, of `-name`.
+async fn policy_id(http: &HttpFlags, id: &str, name: &str) -> Result<String, String> {
+    if !id.is_empty() {
+        return Ok(id.to_string());
+    }
+    if name.is_empty() {
+        return Err("Must specify either the -id or -name parameters".into());
+    }
+    let path = format!("/v1/acl/policy/name/{}", segment(name));
+    let policy = call(
+        http,
+        Method::GET,
+        &path,
+        None,
+        &format!("Error finding policy {name:?}"),
+    )
+    .await?;
+    Ok(s(&policy, "ID").to_string())
+}
+
+async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
+    check_format(&a.out.format)?;
+    let http = &a.out.http;
+    let mut body: Map<String, Value> = if create {
+        if a.name.as_deref().unwrap_or("").is_empty() {
+            return Err("Missing required '-name' flag".into());
+        }
+        Map::new()
+    } else {
+        let id = policy_id(http, &a.id, "").await.map_err(|_| {
+            "Cannot update a policy without specifying the -id parameter".to_string()
+        })?;
+        let path = format!("/v1/acl/policy/{}", segment(&id));
+        let current = call(
+            http,
+            Method::GET,
+            &path,
+            None,
+            &format!("Error retrieving current policy {id:?}"),
+        )
+        .await?;
+        current.as_object().cloned().unwrap_or_default()
+    };
+    if let Some(name) = a.name {
+        body.insert("Name".into(), json!(name));
+    }
+    if let Some(d) = a.description {
+        body.insert("Description".into(), json!(d));
+    }
+    if let Some(rules) = a.rules {
+        let text = read_data(&rules)?;
+        body.insert("Rules".into(), json!(String::from_utf8_lossy(&text)));
+    }
+    if create || !a.datacenters.is_empty() {
+        body.insert("Datacenters".into(), json!(a.datacenters));
+    }
+    let (path, context) = if create {
+        (
+            "/v1/acl/policy".to_string(),
+            "Failed to create new policy".to_string(),
+        )
+    } else {
+        (
+            format!("/v1/acl/policy/{}", segment(&a.id)),
+            "Failed to update policy".to_string(),
+        )
+    };
+    let policy = call(
+        http,
+        Method::PUT,
+        &path,
+        Some(Value::Object(body)),
+        &context,
+    )
+    .await?;
+    print(&a.out, &policy, pretty_policy)
+}
+
+async fn policy_read(a: PolicyReadArgs) -> Result<(), String> {
+    check_format(&a.out.format)?;
+    let id = policy_id(&a.out.http, &a.id, &a.name).await?;
+    let path = format!("/v1/acl/policy/{}", segment(&id));
+    let policy = call(
+        &a.out.http,
+        Method::GET,
+        &path,
+        None,
+        &format!("Error reading policy {id:?}"),
+    )
+    .await?;
+    print(&a.out, &policy, pretty_policy)
+}
+
+async fn policy_delete(a: PolicyReadArgs) -> Result<(), String> {
+    let id = policy_id(&a.out.http, &a.id, &a.name).await?;
+    let path = format!("/v1/acl/policy/{}", segment(&id));
+    call(
+        &a.out.http,
+        Method::DELETE,
+        &path,
+        None,
+        &format!("Error deleting policy {id:?}"),
+    )
+    .await?;
+    println!("Policy {id:?} deleted successfully");
+    Ok(())
+}
+
+async fn policy_list(a: FormatArgs) -> Result<(), String> {
+    check_format(&a.format)?;
+    let list = call(
+        &a.http,
+        Method::GET,
+        "/v1/acl/policies",
+        None,
+        "Failed to retrieve the policy list",
+    )
+    .await?;
+    print_list(&a, &list, pretty_policy)
+}

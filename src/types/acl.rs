@@ -1,0 +1,491 @@
+//! ACL tokens, policies and roles (Consul's `structs.ACLToken`, `ACLPolicy`, `ACLRole`), as
+//! stored and rendered, with the builtin records every ACL-enabled datacenter has.
+//!
+//! Links to policies and roles are stored by ID only (a policy can be renamed without touching
+//! the tokens that use it); the store fills in the current names when it reads them back.
+
+use bincode::{Decode, Encode};
+use serde_json::{json, Map, Value};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The builtin `global-management` policy (`structs.ACLPolicyGlobalManagementID`).
+pub const GLOBAL_MANAGEMENT_ID: &str = "00000000-0000-0000-0000-000000000001";
+pub const GLOBAL_MANAGEMENT_NAME: &str = "global-management";
+/// The anonymous token's accessor (`structs.ACLTokenAnonymousID`); its secret is `anonymous`.
+pub const ANONYMOUS_ID: &str = "00000000-0000-0000-0000-000000000002";
+pub const ANONYMOUS_SECRET: &str = "anonymous";
+/// IDs a user may not choose (`structs.ACLReservedPrefix`): the builtin records live there.
+pub const RESERVED_PREFIX: &str = "00000000-0000-0000-0000-0000000000";
+
+/// What the builtin management policy allows: everything.
+const GLOBAL_MANAGEMENT_RULES: &str = r#"
+acl = "write"
+agent_prefix "" {
+	policy = "write"
+}
+event_prefix "" {
+	policy = "write"
+}
+key_prefix "" {
+	policy = "write"
+}
+keyring = "write"
+node_prefix "" {
+	policy = "write"
+}
+operator = "write"
+mesh = "write"
+peering = "write"
+query_prefix "" {
+	policy = "write"
+}
+service_prefix "" {
+	policy = "write"
+	intentions = "write"
+}
+session_prefix "" {
+	policy = "write"
+}"#;
+
+/// A token's or role's link to a policy or role. Written with an ID or a name; stored with
+/// the ID only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Link {
+    pub id: String,
+    pub name: String,
+}
+
+/// `ACLServiceIdentity`: the rules of a service's own token, generated from its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct ServiceIdentity {
+    pub service_name: String,
+    pub datacenters: Vec<String>,
+}
+
+/// `ACLNodeIdentity`: the rules of a node's agent token, valid in one datacenter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct NodeIdentity {
+    pub node_name: String,
+    pub datacenter: String,
+}
+
+/// `ACLTemplatedPolicy`: a builtin template and its `name` variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct TemplatedPolicyLink {
+    pub template_name: String,
+    /// `TemplateVariables.Name`; `None` when the request had no variables.
+    pub name: Option<String>,
+    pub datacenters: Vec<String>,
+}
+
+/// What grants a token or role its rules, besides the policies linked directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Grants {
+    pub policies: Vec<Link>,
+    pub service_identities: Vec<ServiceIdentity>,
+    pub node_identities: Vec<NodeIdentity>,
+    pub templated_policies: Vec<TemplatedPolicyLink>,
+}
+
+/// What a token written through the legacy API (`/v1/acl/create`, pre-1.4) carries: its type
+/// and, for a client token, its own rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Legacy {
+    /// `client` or `management`.
+    pub kind: String,
+    pub rules: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AclToken {
+    pub accessor_id: String,
+    pub secret_id: String,
+    pub description: String,
+    pub grants: Grants,
+    pub roles: Vec<Link>,
+    pub local: bool,
+    /// Unix milliseconds; the token stops working at this time and is reaped after it.
+    pub expiration_ms: Option<u64>,
+    pub create_ms: u64,
+    /// Set for tokens of the legacy API; an update through the new API drops it.
+    pub legacy: Option<Legacy>,
+    pub hash: Vec<u8>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AclPolicy {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub rules: String,
+    pub datacenters: Vec<String>,
+    pub hash: Vec<u8>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AclRole {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub grants: Grants,
+    pub hash: Vec<u8>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl crate::store::codec::Record for AclToken {
+    const VERSION: u8 = 1;
+}
+impl crate::store::codec::Record for AclPolicy {
+    const VERSION: u8 = 1;
+}
+impl crate::store::codec::Record for AclRole {
+    const VERSION: u8 = 1;
+}
+
+/// The builtin `global-management` policy.
+pub fn global_management_policy() -> AclPolicy {
+    let mut policy = AclPolicy {
+        id: GLOBAL_MANAGEMENT_ID.into(),
+        name: GLOBAL_MANAGEMENT_NAME.into(),
+        description: "Builtin Policy that grants unlimited access".into(),
+        rules: GLOBAL_MANAGEMENT_RULES.into(),
+        ..Default::default()
+    };
+    policy.hash = policy.content_hash();
+    policy
+}
+
+/// The anonymous token: what a request without a token acts as.
+pub fn anonymous_token(create_ms: u64) -> AclToken {
+    let mut token = AclToken {
+        accessor_id: ANONYMOUS_ID.into(),
+        secret_id: ANONYMOUS_SECRET.into(),
+        description: "Anonymous Token".into(),
+        create_ms,
+        ..Default::default()
+    };
+    token.hash = token.content_hash();
+    token
+}
+
+/// A token with the `global-management` policy (bootstrap and the initial management token).
+pub fn management_token(
+    accessor_id: String,
+    secret_id: String,
+    description: &str,
+    create_ms: u64,
+) -> AclToken {
+    let mut token = AclToken {
+        accessor_id,
+        secret_id,
+        description: description.into(),
+        grants: Grants {
+            policies: vec![Link {
+                id: GLOBAL_MANAGEMENT_ID.into(),
+                name: String::new(),
+            }],
+            ..Default::default()
+        },
+        create_ms,
+        ..Default::default()
+    };
+    token.hash = token.content_hash();
+    token
+}
+
+/// Whether `id` is a UUID in Consul's textual form (`uuid.ParseUUID`: 36 characters, hex and
+/// dashes in the 8-4-4-4-12 layout, any case).
+pub fn is_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether a user-chosen ID falls in the builtin records' range.
+pub fn is_reserved(id: &str) -> bool {
+    id.starts_with(RESERVED_PREFIX)
+}
+
+/// A new random UUID (accessor and secret IDs, policy and role IDs).
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// SHA-256 of the bincode encoding of what a record grants or says; its `Hash` field, which
+/// clients compare to see whether a record changed (Consul hashes the same fields, with
+/// blake2b; the value is opaque).
+fn hash_of(parts: impl Encode) -> Vec<u8> {
+    let bytes = bincode::encode_to_vec(parts, bincode::config::standard())
+        .expect("encoding into a Vec cannot fail");
+    ring::digest::digest(&ring::digest::SHA256, &bytes)
+        .as_ref()
+        .to_vec()
+}
+
+impl AclToken {
+    /// The hash of the token's content (not its indexes or times, as Consul's `SetHash`).
+    pub fn content_hash(&self) -> Vec<u8> {
+        hash_of((
+            &self.description,
+            &self.grants,
+            &self.roles,
+            self.local,
+            &self.secret_id,
+            &self.legacy,
+        ))
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expiration_ms.is_some_and(|at| at <= now_ms)
+    }
+
+    /// The token as `/v1/acl/token/<id>` renders it; `secret` replaces the secret (Consul's
+    /// `<hidden>` for callers without `acl:write`).
+    pub fn to_json(&self, secret: &str) -> Value {
+        let mut out = Map::new();
+        out.insert("AccessorID".into(), json!(self.accessor_id));
+        out.insert("SecretID".into(), json!(secret));
+        out.insert("Description".into(), json!(self.description));
+        self.grants.render_into(&mut out, Some(&self.roles));
+        if let Some(legacy) = &self.legacy {
+            out.insert("Type".into(), json!(legacy.kind));
+            out.insert("Rules".into(), json!(legacy.rules));
+        }
+        out.insert("Local".into(), json!(self.local));
+        if let Some(at) = self.expiration_ms {
+            out.insert("ExpirationTime".into(), json!(rfc3339(at)));
+        }
+        out.insert("CreateTime".into(), json!(rfc3339(self.create_ms)));
+        out.insert("Hash".into(), json!(b64(&self.hash)));
+        out.insert("CreateIndex".into(), json!(self.create_index));
+        out.insert("ModifyIndex".into(), json!(self.modify_index));
+        Value::Object(out)
+    }
+
+    /// The legacy API's view (`/v1/acl/info`, `/v1/acl/list`): the secret is the ID, the
+    /// description the name; a token of the new API shows as `client` with no rules, unless
+    /// it has the management policy.
+    pub fn legacy_json(&self) -> Value {
+        let (kind, rules) = match &self.legacy {
+            Some(l) => (l.kind.as_str(), l.rules.as_str()),
+            None if self
+                .grants
+                .policies
+                .iter()
+                .any(|p| p.id == GLOBAL_MANAGEMENT_ID) =>
+            {
+                ("management", "")
+            }
+            None => ("client", ""),
+        };
+        json!({
+            "ID": self.secret_id,
+            "Name": self.description,
+            "Type": kind,
+            "Rules": rules,
+            "CreateIndex": self.create_index,
+            "ModifyIndex": self.modify_index,
+        })
+    }
+
+    /// `ACLTokenListStub`, as `/v1/acl/tokens` lists it.
+    pub fn stub_json(&self, secret: &str) -> Value {
+        let mut out = self.to_json(secret);
+        if let Some(map) = out.as_object_mut() {
+            map.insert("Legacy".into(), json!(self.legacy.is_some()));
+        }
+        out
+    }
+}
+
+impl AclPolicy {
+    pub fn content_hash(&self) -> Vec<u8> {
+        hash_of((
+            &self.name,
+            &self.description,
+            &self.rules,
+            &self.datacenters,
+        ))
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut out = self.stub_json();
+        if let Some(map) = out.as_object_mut() {
+            map.insert("Rules".into(), json!(self.rules));
+        }
+        out
+    }
+
+    /// `ACLPolicyListStub`: the policy without its rules.
+    pub fn stub_json(&self) -> Value {
+        json!({
+            "ID": self.id,
+            "Name": self.name,
+            "Description": self.description,
+            "Datacenters": (!self.datacenters.is_empty()).then_some(&self.datacenters),
+            "Hash": b64(&self.hash),
+            "CreateIndex": self.create_index,
+            "ModifyIndex": self.modify_index,
+        })
+    }
+}
+
+impl AclRole {
+    pub fn content_hash(&self) -> Vec<u8> {
+        hash_of((&self.name, &self.description, &self.grants))
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("ID".into(), json!(self.id));
+        out.insert("Name".into(), json!(self.name));
+        out.insert("Description".into(), json!(self.description));
+        self.grants.render_into(&mut out, None);
+        out.insert("Hash".into(), json!(b64(&self.hash)));
+        out.insert("CreateIndex".into(), json!(self.create_index));
+        out.insert("ModifyIndex".into(), json!(self.modify_index));
+        Value::Object(out)
+    }
+}
+
+impl Grants {
+    /// Adds the non-empty grant lists in Consul's field order (all are `omitempty`); a token's
+    /// roles go right after its policies.
+    fn render_into(&self, out: &mut Map<String, Value>, roles: Option<&[Link]>) {
+        let links = |links: &[Link]| -> Value {
+            links
+                .iter()
+                .map(|l| json!({"ID": l.id, "Name": l.name}))
+                .collect()
+        };
+        if !self.policies.is_empty() {
+            out.insert("Policies".into(), links(&self.policies));
+        }
+        if let Some(roles) = roles.filter(|r| !r.is_empty()) {
+            out.insert("Roles".into(), links(roles));
+        }
+        if !self.service_identities.is_empty() {
+            let ids: Vec<Value> = self
+                .service_identities
+                .iter()
+                .map(|s| {
+                    let mut v = json!({"ServiceName": s.service_name});
+                    if !s.datacenters.is_empty() {
+                        v["Datacenters"] = json!(s.datacenters);
+                    }
+                    v
+                })
+                .collect();
+            out.insert("ServiceIdentities".into(), Value::Array(ids));
+        }
+        if !self.node_identities.is_empty() {
+            let ids: Vec<Value> = self
+                .node_identities
+                .iter()
+                .map(|n| json!({"NodeName": n.node_name, "Datacenter": n.datacenter}))
+                .collect();
+            out.insert("NodeIdentities".into(), Value::Array(ids));
+        }
+        if !self.templated_policies.is_empty() {
+            let ids: Vec<Value> = self
+                .templated_policies
+                .iter()
+                .map(|t| {
+                    let mut v = json!({"TemplateName": t.template_name});
+                    if let Some(name) = &t.name {
+                        v["TemplateVariables"] = json!({"Name": name});
+                    }
+                    if !t.datacenters.is_empty() {
+                        v["Datacenters"] = json!(t.datacenters);
+                    }
+                    v
+                })
+                .collect();
+            out.insert("TemplatedPolicies".into(), Value::Array(ids));
+        }
+    }
+}
+
+fn b64(bytes: &[u8]) -> Value {
+    use base64::Engine;
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, as Go renders a `time.Time`.
+pub fn rfc3339(ms: u64) -> String {
+    let t = time::OffsetDateTime::from(UNIX_EPOCH + Duration::from_millis(ms));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 time (`2030-01-02T15:04:05.999Z`, or with a `+hh:mm` offset) into Unix
+/// milliseconds, as `ExpirationTime` arrives.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let num = |s: &str| s.parse::<u32>().ok();
+    let (date, rest) = text.split_once(['T', 't'])?;
+    let mut d = date.splitn(3, '-');
+    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, offset_s): (&str, i32) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (c, off) = rest.split_at(at);
+        let (oh, om) = off[1..].split_once(':')?;
+        let secs = (num(oh)? * 3600 + num(om)? * 60) as i32;
+        (c, if off.starts_with('-') { -secs } else { secs })
+    };
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut t = hms.splitn(3, ':');
+    let (h, mi, s) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
+    let millis = format!("{frac:0<3}").get(..3).and_then(num)?;
+    let date = time::Date::from_calendar_date(
+        year as i32,
+        time::Month::try_from(month as u8).ok()?,
+        day as u8,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms_milli(h as u8, mi as u8, s as u8, millis as u16).ok()?;
+    let at = time::PrimitiveDateTime::new(date, clock)
+        .assume_offset(time::UtcOffset::from_whole_seconds(offset_s).ok()?);
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    u64::try_from(ms).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let ms = parse_rfc3339("2030-01-02T15:04:05.123Z").unwrap();
+        assert_eq!(rfc3339(ms), "2030-01-02T15:04:05.123Z");
+        assert_eq!(parse_rfc3339("2030-01-02T17:04:05.123+02:00"), Some(ms));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(is_uuid("00000000-0000-0000-0000-000000000002"));
+        assert!(!is_uuid("not-a-uuid"));
+        assert!(is_reserved(ANONYMOUS_ID));
+    }
+}

@@ -114,6 +114,9 @@ pub struct Config {
     pub node_meta: BTreeMap<String, String>,
     /// The `acl` block, kept for the ACL work.
     pub acl: Value,
+    /// `default_intention_policy` (`allow` or `deny`): what authorize answers when no
+    /// intention matches; unset, the ACL default policy decides.
+    pub default_intention_policy: Option<String>,
     /// `services`/`service` and `checks`/`check` definitions, for the agent-services work.
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
@@ -206,6 +209,7 @@ struct FileConfig {
     session_ttl_min: Option<String>,
     node_meta: Option<BTreeMap<String, String>>,
     acl: Option<Value>,
+    default_intention_policy: Option<String>,
     service: Option<Value>,
     services: Option<Value>,
     check: Option<Value>,
@@ -513,6 +517,15 @@ impl Config {
             .or(file.node_name)
             .unwrap_or_else(hostname);
         let server = dev || flags.server.or(file.server).unwrap_or(false);
+        if let Some(p) = file
+            .default_intention_policy
+            .as_deref()
+            .filter(|p| !matches!(*p, "allow" | "deny"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "default_intention_policy: {p:?} is neither \"allow\" nor \"deny\""
+            )));
+        }
         Ok(Config {
             dev,
             primary_datacenter: file
@@ -559,6 +572,7 @@ impl Config {
             session_ttl_min: duration("session_ttl_min", file.session_ttl_min, 10)?,
             node_meta: file.node_meta.unwrap_or_default(),
             acl: file.acl.unwrap_or(Value::Null),
+            default_intention_policy: file.default_intention_policy,
             services: definitions(file.service, file.services),
             checks: definitions(file.check, file.checks),
             config_entries: bootstrap_entries(file.config_entries)?,

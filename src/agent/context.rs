@@ -23,6 +23,8 @@ pub struct AgentContext {
     pub leader_since: std::time::SystemTime,
     /// Agent tokens and what the last config load registered (`/v1/agent/token/*`, reload).
     pub ops: super::ops::Ops,
+    /// The compiled intentions `/v1/agent/connect/authorize` answers from.
+    pub intentions: super::intentions::IntentionCache,
     /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).
     pub http_connections: Arc<super::connlimit::ConnectionLimiter>,
 }

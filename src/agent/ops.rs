@@ -6,8 +6,8 @@
 
 use super::definition::{decode_check, decode_service};
 use super::local::{LocalError, Source};
-use crate::config::Config;
 use super::AgentContext;
+use crate::config::Config;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -27,6 +27,7 @@ pub mod config_entry;
 pub mod coordinate;
 pub mod error;
 pub mod gateway;
+pub mod intention;
 pub mod kv;
 pub mod migrate;
 pub mod session;

@@ -15,6 +15,7 @@ mod cli_lock;
 mod clients;
 mod config_entries;
 mod determinism;
+mod intentions;
 mod kv;
 mod process;
 mod restart;

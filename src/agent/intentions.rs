@@ -9,9 +9,7 @@
 use crate::clock::now_ms;
 use crate::store::{intention as stored, Command, Store, StoreError, Watch, WatchSet};
 use crate::types::config_entry::{ConfigEntry, WILDCARD};
-use crate::types::intention::{
-    self, go_time, Intention, IntentionInput, Legacy, Source, DEFAULT_NS,
-};
+use crate::types::intention::{self, go_time, Intention, IntentionInput, Legacy, DEFAULT_NS};
 use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -109,8 +107,9 @@ pub async fn delete_exact(store: &Store, source: &str, destination: &str) -> Res
         let Some(entry) = current else {
             return Ok(None);
         };
+        let legacy = intention::is_legacy(&entry);
         match intention::without_source(entry, |s| s.name == source) {
-            Some(rest) => checked(rest.clone(), intention::is_legacy(&rest)),
+            Some(rest) => checked(rest, legacy),
             None => Ok(None),
         }
     })
@@ -158,9 +157,8 @@ pub async fn create_legacy(store: &Store, input: IntentionInput) -> Result<Strin
 
 /// `PUT /v1/connect/intentions/<id>`: replaces a legacy intention, keeping its ID and creation
 /// time. Moving it to another destination moves it between entries.
-pub async fn update_legacy(store: &Store, id: &str, mut input: IntentionInput) -> Result<()> {
+pub async fn update_legacy(store: &Store, id: &str, input: IntentionInput) -> Result<()> {
     names(&input)?;
-    input.id = id.to_string();
     let Some(old) = stored::entry_with_id(&store.read()?, id)? else {
         return Err(rejected(format!(
             "Cannot modify non-existent intention: '{id}'"
@@ -184,10 +182,9 @@ pub async fn update_legacy(store: &Store, id: &str, mut input: IntentionInput) -
         if current.as_ref().is_some_and(|e| !intention::is_legacy(e)) {
             return Err(rejected(config_managed(&destination)));
         }
-        let mut source: Source = input.to_source(Some(legacy.clone()));
+        let source = input.to_source(Some(legacy.clone()));
         // The slot of this ID, whatever its source name was.
         let current = current.and_then(|e| intention::without_source(e, |s| s.legacy_id == id));
-        source.legacy_id = id.to_string();
         checked(
             intention::with_source(current, &destination, source, None),
             true,

@@ -40,10 +40,14 @@ pub fn exact(
     Ok((index, found))
 }
 
-/// The legacy intention with this ID (`/v1/connect/intentions/<id>`).
+/// The legacy intention with this ID (`/v1/connect/intentions/<id>`); intentions written as
+/// config entries have no ID, so an empty one finds nothing.
 pub fn by_id(r: &ReadTx, ws: &mut WatchSet, id: &str) -> Result<(u64, Option<Intention>)> {
     let (index, all) = list(r, ws)?;
-    Ok((index, all.into_iter().find(|i| i.id == id)))
+    Ok((
+        index,
+        all.into_iter().find(|i| !id.is_empty() && i.id == id),
+    ))
 }
 
 /// For each name, the intentions matching it on the `by` side, exact ones before wildcards

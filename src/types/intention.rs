@@ -326,7 +326,7 @@ pub fn normalize(entry: &mut ConfigEntry, legacy: bool) -> Result<(), String> {
             }
         }
     }
-    sources.sort_by(|a, b| b.precedence.cmp(&a.precedence));
+    sources.sort_by_key(|s| std::cmp::Reverse(s.precedence));
     let rendered = serde_json::to_value(&sources).map_err(|e| e.to_string())?;
     entry.set_body_field("Sources", rendered);
     Ok(())

@@ -377,3 +377,49 @@ async fn a_blocking_list_wakes_on_a_change_through_either_api() {
     assert_eq!(body.as_array().unwrap().len(), 2);
     assert!(took < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn default_intention_policy_decides_when_no_intention_matches() {
+    for (policy, allowed) in [("deny", false), ("allow", true)] {
+        // With ACLs on and allowing by default, the configured policy still wins.
+        let mut hcl = vec![format!("default_intention_policy = \"{policy}\"")];
+        if !allowed {
+            hcl.push("acl {\n  enabled = true\n  default_policy = \"allow\"\n}".into());
+        }
+        let a = TestAgent::start_with(|f| f.hcl = hcl).await;
+        let (status, d) = authorize(&a, "db", WEB_URI).await;
+        assert_eq!(status, 200, "{policy}: {d}");
+        assert_eq!(
+            d,
+            json!({"Authorized": allowed, "Reason": "Default intention policy"}),
+            "{policy}"
+        );
+        // A matching intention overrides the default either way.
+        let action = if allowed { "deny" } else { "allow" };
+        put_exact(&a, "web", "db", json!({"Action": action})).await;
+        let (_, d) = authorize(&a, "db", WEB_URI).await;
+        assert_eq!(d["Authorized"], !allowed, "{policy}: {d}");
+        // The check endpoint agrees for a pair no intention matches.
+        let (_, check) = a
+            .get_json("/v1/connect/intentions/check?source=web&destination=other")
+            .await;
+        assert_eq!(check, json!({"Allowed": allowed}), "{policy}");
+    }
+}
+
+#[test]
+fn an_unknown_default_intention_policy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = legate::config::AgentFlags {
+        data_dir: Some(dir.path().to_path_buf()),
+        hcl: vec!["default_intention_policy = \"maybe\"".into()],
+        ..Default::default()
+    };
+    let err = legate::config::Config::load(&flags)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("default_intention_policy: \"maybe\" is neither \"allow\" nor \"deny\""),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod event;
+pub mod intention;
 pub mod kv;
 pub mod lock;
 pub mod maint;
@@ -74,6 +75,11 @@ pub enum Command {
     Info(agent::InfoArgs),
     /// Fires a user event.
     Event(event::EventArgs),
+    /// Interacts with Connect service intentions.
+    Intention {
+        #[command(subcommand)]
+        command: intention::IntentionCommand,
+    },
     /// Operator tools: the Raft configuration and autopilot.
     Operator {
         #[command(subcommand)]
@@ -144,6 +150,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Reload(args) => runtime.block_on(agent::reload(args)),
         Command::Info(args) => runtime.block_on(agent::info(args)),
         Command::Event(args) => runtime.block_on(event::run(args)),
+        Command::Intention { command } => runtime.block_on(intention::run(command)),
         Command::Operator { command } => runtime.block_on(operator::run(command)),
         Command::Version => {
             println!(

@@ -423,3 +423,237 @@ fn an_unknown_default_intention_policy_is_refused() {
         "{err}"
     );
 }
+
+// ----- the `legate intention` CLI -----
+
+#[tokio::test]
+async fn cli_create_get_replace_check_match_list_delete() {
+    let a = TestAgent::start().await;
+    let out = a.cli(&["intention", "list"], None).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (2, "", "There are no intentions.\n")
+    );
+
+    let out = a
+        .cli(
+            &[
+                "intention",
+                "create",
+                "-meta",
+                "team=a",
+                "-meta=owner=b",
+                "-description",
+                "web reads",
+                "web",
+                "db",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Created: web => db (allow)\n"),
+        "{}",
+        out.stderr
+    );
+    let out = a.cli(&["intention", "get", "web", "db"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (_, got) = a
+        .get_json("/v1/connect/intentions/exact?source=web&destination=db")
+        .await;
+    let id = got["ID"].as_str().unwrap().to_string();
+    assert!(!id.is_empty());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..7],
+        [
+            "Source:       web".to_string(),
+            "Destination:  db".into(),
+            "Action:       allow".into(),
+            format!("ID:           {id}"),
+            "Description:  web reads".into(),
+            "Meta[owner]:  b".into(),
+            "Meta[team]:   a".into(),
+        ]
+    );
+    assert!(lines[7].starts_with("Created At:   "), "{}", out.stdout);
+    assert!(lines[7].ends_with(" UTC"), "{}", out.stdout);
+    let by_id = a.cli(&["intention", "get", &id], None).await;
+    assert_eq!(by_id.stdout, out.stdout);
+
+    // A second create conflicts; -replace replaces (silently, as consul does).
+    let out = a
+        .cli(&["intention", "create", "-deny", "web", "db"], None)
+        .await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(
+            "Error creating intention \"web => db (deny)\": Unexpected response code: 500 (duplicate intention found: default/web => default/db"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = a
+        .cli(
+            &["intention", "create", "-deny", "-replace", "web", "db"],
+            None,
+        )
+        .await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    let (_, got) = a.get_json(&format!("/v1/connect/intentions/{id}")).await;
+    assert_eq!(got["Action"], "deny");
+    let out = a
+        .cli(
+            &["intention", "create", "-allow", "-deny", "web", "db"],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Only one of -allow or -deny may be specified.\n")
+    );
+    let out = a.cli(&["intention", "create", "web"], None).await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Error: Must specify two arguments: source and destination\n"
+        )
+    );
+
+    // From a file, and from stdin.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ixn.json");
+    std::fs::write(
+        &file,
+        r#"{"SourceName": "api", "DestinationName": "db", "Action": "allow"}"#,
+    )
+    .unwrap();
+    let out = a
+        .cli(
+            &["intention", "create", "-file", file.to_str().unwrap(), "-"],
+            Some(r#"{"SourceName": "*", "DestinationName": "cache", "Action": "deny"}"#),
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            "Created: api => db (allow)\nCreated: * => cache (deny)\n"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    let out = a.cli(&["intention", "check", "web", "db"], None).await;
+    assert_eq!((out.code, out.stdout.as_str()), (1, "Denied\n"));
+    let out = a.cli(&["intention", "check", "api", "db"], None).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, "Allowed\n"));
+    let out = a.cli(&["intention", "check", "web", "cache"], None).await;
+    assert_eq!((out.code, out.stdout.as_str()), (1, "Denied\n"));
+    let out = a.cli(&["intention", "check", "web"], None).await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            2,
+            "Error: command requires exactly two arguments: src and dst\n"
+        )
+    );
+
+    let out = a.cli(&["intention", "match", "db"], None).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "api => db (allow)\nweb => db (deny)\n")
+    );
+    let out = a.cli(&["intention", "match", "-source", "web"], None).await;
+    assert_eq!(out.stdout, "web => db (deny)\n* => cache (deny)\n");
+    let out = a
+        .cli(
+            &["intention", "match", "-source", "-destination", "web"],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Error: only one of -source or -destination may be specified\n"
+        )
+    );
+
+    let out = a.cli(&["intention", "list"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["ID", "Source", "Action", "Destination", "Precedence"]
+    );
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(lines.contains(&vec![id.as_str(), "web", "deny", "db", "9"]));
+
+    let out = a.cli(&["intention", "delete", "web", "db"], None).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Intention deleted.\n"),
+        "{}",
+        out.stderr
+    );
+    let out = a.cli(&["intention", "get", "web", "db"], None).await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Intention not found with source \"web\" and destination \"db\"\n"
+        )
+    );
+    let (_, got) = a
+        .get_json("/v1/connect/intentions/exact?source=api&destination=db")
+        .await;
+    let api_id = got["ID"].as_str().unwrap().to_string();
+    let out = a.cli(&["intention", "delete", &api_id], None).await;
+    assert_eq!(out.stdout, "Intention deleted.\n", "{}", out.stderr);
+    let out = a.cli(&["intention", "get", &api_id], None).await;
+    assert_eq!(
+        (out.code, out.stderr),
+        (1, format!("Intention not found with ID {api_id:?}\n"))
+    );
+}
+
+#[tokio::test]
+async fn cli_replaces_config_entry_intentions_in_place() {
+    let a = TestAgent::start().await;
+    put_exact(&a, "web", "db", json!({"Action": "allow"})).await;
+    let out = a
+        .cli(
+            &["intention", "create", "-deny", "-replace", "web", "db"],
+            None,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (_, got) = a
+        .get_json("/v1/connect/intentions/exact?source=web&destination=db")
+        .await;
+    assert_eq!(got["Action"], "deny");
+    assert_eq!(got["ID"], "");
+    let out = a.cli(&["intention", "get", "web", "db"], None).await;
+    assert_eq!(
+        out.stdout,
+        "Source:       web\nDestination:  db\nAction:       deny\nCreated At:   Monday, 01-Jan-01 00:00:00 UTC\n"
+    );
+    // L7 intentions are for config entries.
+    let out = a
+        .cli(
+            &["intention", "create", "-file", "-"],
+            Some(r#"{"SourceName": "web", "DestinationName": "api", "Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/"}}]}"#),
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error: cannot create L7 intention from file \"-\" using this CLI; use 'consul config write' instead\n")
+    );
+}

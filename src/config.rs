@@ -114,6 +114,9 @@ pub struct Config {
     pub node_meta: BTreeMap<String, String>,
     /// The `acl` block with the older top-level `acl_*` keys folded in.
     pub acl: AclConfig,
+    /// `default_intention_policy` (`allow` or `deny`): what authorize answers when no
+    /// intention matches; unset, the ACL default policy decides.
+    pub default_intention_policy: Option<String>,
     /// `services`/`service` and `checks`/`check` definitions, for the agent-services work.
     pub services: Vec<Value>,
     pub checks: Vec<Value>,
@@ -406,6 +409,7 @@ struct FileConfig {
     acl_down_policy: Option<String>,
     acl_token: Option<String>,
     acl_agent_token: Option<String>,
+    default_intention_policy: Option<String>,
     service: Option<Value>,
     services: Option<Value>,
     check: Option<Value>,
@@ -748,6 +752,15 @@ impl Config {
             .or(file.node_name)
             .unwrap_or_else(hostname);
         let server = dev || flags.server.or(file.server).unwrap_or(false);
+        if let Some(p) = file
+            .default_intention_policy
+            .as_deref()
+            .filter(|p| !matches!(*p, "allow" | "deny"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "default_intention_policy: {p:?} is neither \"allow\" nor \"deny\""
+            )));
+        }
         Ok(Config {
             dev,
             primary_datacenter: file
@@ -803,6 +816,7 @@ impl Config {
                     agent_token: file.acl_agent_token,
                 },
             )?,
+            default_intention_policy: file.default_intention_policy,
             services: definitions(file.service, file.services),
             checks: definitions(file.check, file.checks),
             config_entries: bootstrap_entries(file.config_entries)?,

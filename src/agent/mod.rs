@@ -9,6 +9,7 @@ pub mod connlimit;
 pub mod context;
 pub mod definition;
 pub mod events;
+pub mod intentions;
 pub mod local;
 pub mod logging;
 pub mod ops;
@@ -73,6 +74,10 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
             config.limits.http_max_conns_per_client,
         ),
         events: Arc::new(events::Events::new()),
+        intentions: intentions::IntentionCache::new(
+            store.clone(),
+            intentions::Fallback::from_config(&config),
+        ),
         store,
         config,
         node_id,

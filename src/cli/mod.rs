@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod connect;
 pub mod event;
+pub mod intention;
 pub mod kv;
 pub mod lock;
 pub mod maint;
@@ -83,6 +84,11 @@ pub enum Command {
         #[command(subcommand)]
         command: acl::AclCommand,
     },
+    /// Interacts with Connect service intentions.
+    Intention {
+        #[command(subcommand)]
+        command: intention::IntentionCommand,
+    },
     /// Operator tools: the Raft configuration and autopilot.
     Operator {
         #[command(subcommand)]
@@ -155,6 +161,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Reload(args) => runtime.block_on(agent::reload(args)),
         Command::Info(args) => runtime.block_on(agent::info(args)),
         Command::Event(args) => runtime.block_on(event::run(args)),
+        Command::Intention { command } => runtime.block_on(intention::run(command)),
         Command::Operator { command } => runtime.block_on(operator::run(command)),
         Command::Connect { command } => runtime.block_on(connect::run(command)),
         Command::Acl { command } => runtime.block_on(acl::run(command)),

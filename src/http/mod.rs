@@ -13,6 +13,7 @@ pub mod coordinate;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod intention;
 pub mod kv;
 pub mod operator;
 pub mod query;
@@ -211,6 +212,9 @@ static ROUTES: &[Route] = &[
     route!("/v1/health/ingress/", prefix, [GET], Default, health::ingress),
     route!("/v1/config", exact, [PUT], Default, config::apply),
     route!("/v1/config/", prefix, [GET, DELETE], Default, config::handle),
+    route!("/v1/connect/intentions", exact, [GET, POST], Default, intention::root),
+    route!("/v1/connect/intentions/", prefix, [GET, PUT, DELETE], Default, intention::handle),
+    route!("/v1/agent/connect/authorize", exact, [POST], Default, intention::authorize),
     route!("/v1/agent/members", exact, [GET], Default, agent::members),
     route!("/v1/agent/join/", prefix, [PUT], Default, agent::join),
     route!("/v1/agent/leave", exact, [PUT], Default, agent::leave),

@@ -29,6 +29,7 @@ pub mod connect_ca;
 pub mod coordinate;
 pub mod error;
 pub mod gateway;
+pub mod intention;
 pub mod kv;
 pub mod migrate;
 pub mod session;

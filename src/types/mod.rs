@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config_entry;
 pub mod coordinate;
 pub mod gateway;
+pub mod intention;
 pub mod json;
 pub mod kv;
 pub mod schemas;

@@ -9,6 +9,7 @@
 mod schemas;
 mod validate;
 
+pub(crate) use validate::meta_errors;
 pub use validate::{
     is_http_like, GatewayTls, IngressGateway, IngressListener, IngressService, LinkedService,
     TerminatingGateway, WILDCARD,
@@ -195,6 +196,23 @@ impl ConfigEntry {
             Value::Object(map) => map,
             _ => EMPTY.get_or_init(Map::new),
         }
+    }
+
+    /// An empty entry of `kind` named `name` (for entries built by other APIs).
+    pub fn new(kind: &str, name: &str) -> ConfigEntry {
+        ConfigEntry {
+            kind: kind.into(),
+            name: name.into(),
+            body: JsonValue(Value::Object(Map::new())),
+            meta: BTreeMap::new(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    /// Sets one top-level field of the body.
+    pub fn set_body_field(&mut self, key: &str, value: Value) {
+        self.body_mut().insert(key.into(), value);
     }
 
     fn body_mut(&mut self) -> &mut Map<String, Value> {

@@ -28,7 +28,7 @@ fn collected(errors: Vec<String>) -> Checked {
 }
 
 /// `validateConfigEntryMeta`, each problem separately.
-fn meta_errors(meta: &BTreeMap<String, String>) -> Vec<String> {
+pub(crate) fn meta_errors(meta: &BTreeMap<String, String>) -> Vec<String> {
     let mut errors = Vec::new();
     if meta.len() > META_MAX_PAIRS {
         errors.push(format!(
@@ -108,6 +108,9 @@ fn normalize(entry: &mut ConfigEntry) -> Checked {
         }
         _ => {}
     }
+    if kind == crate::types::intention::SERVICE_INTENTIONS_KIND {
+        crate::types::intention::normalize(entry, false)?;
+    }
     entry.name = super::canonical_name(&kind, &entry.name)?;
     Ok(())
 }
@@ -128,6 +131,9 @@ fn validate(entry: &ConfigEntry) -> Checked {
         }
         super::SAMENESS_GROUP_KIND => Err("sameness-groups are an enterprise-only feature".into()),
         super::MESH_KIND => collected(meta_errors(&entry.meta)),
+        crate::types::intention::SERVICE_INTENTIONS_KIND => {
+            crate::types::intention::validate(entry, false)
+        }
         _ => {
             require_name(entry)?;
             collected(meta_errors(&entry.meta))

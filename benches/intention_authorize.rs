@@ -54,7 +54,10 @@ async fn main() {
         .expect("bench entry decodes");
         entry.check().expect("bench entry is valid");
         ctx.store
-            .apply(Command::ConfigEntrySet { entry, cas: None })
+            .apply(Command::ConfigEntrySet {
+                entry: Box::new(entry),
+                cas: None,
+            })
             .await
             .expect("write");
     }

@@ -123,7 +123,10 @@ pub async fn initialize(ctx: &Ctx) -> Result<(), AgentError> {
     let root = root_record(root, Vec::new());
     tracing::info!(root = %root.id, "initialized the Connect CA with a new root");
     ctx.store
-        .apply(Command::ConnectCaInitialize { config, root })
+        .apply(Command::ConnectCaInitialize {
+            config: Box::new(config),
+            root: Box::new(root),
+        })
         .await?;
     Ok(())
 }
@@ -198,12 +201,12 @@ pub async fn set_configuration(
     let applied = ctx
         .store
         .apply(Command::ConnectCaSetConfig {
-            config: CaConfig {
+            config: Box::new(CaConfig {
                 provider,
                 config: JsonValue(Value::Object(map)),
                 ..config
-            },
-            new_root,
+            }),
+            new_root: new_root.map(Box::new),
             rotates_from: active.id,
         })
         .await?
@@ -301,7 +304,7 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
     })
     .await?;
     ctx.store
-        .apply(Command::ConnectCaLeafIssued(issued))
+        .apply(Command::ConnectCaLeafIssued(Box::new(issued)))
         .await?;
     store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?
         .ok_or_else(|| CaError::Failed(format!("the leaf of {service:?} was not stored")))

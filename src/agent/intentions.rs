@@ -35,7 +35,7 @@ async fn edit(
         let cas = current.as_ref().map_or(0, |e| e.modify_index);
         let command = match planned(current)? {
             Some(entry) => Command::ConfigEntrySet {
-                entry,
+                entry: Box::new(entry),
                 cas: Some(cas),
             },
             None if cas == 0 => return Ok(()),

@@ -609,8 +609,8 @@ impl LocalAgent {
         let (local, row) = self.build_check(id, name, &service_id, def, true, source)?;
         self.store
             .apply(Command::AgentRegisterCheck {
-                check: local.clone(),
-                row,
+                check: Box::new(local.clone()),
+                row: Box::new(row),
             })
             .await?;
         self.start_runner(&local);
@@ -726,7 +726,10 @@ impl LocalAgent {
                     ttl_deadline_ms: 0,
                 };
                 self.store
-                    .apply(Command::AgentRegisterCheck { check: local, row })
+                    .apply(Command::AgentRegisterCheck {
+                        check: Box::new(local),
+                        row: Box::new(row),
+                    })
                     .await?;
             }
             (false, true) => {

@@ -212,10 +212,10 @@ async fn register_self(ctx: &Ctx) -> Result<(), AgentError> {
     });
     ctx.store
         .apply(Command::AgentSelf {
-            node,
-            serf_health: serf,
-            consul_service: consul,
-            autopilot: AutopilotConfig::default(),
+            node: Box::new(node),
+            serf_health: Box::new(serf),
+            consul_service: consul.map(Box::new),
+            autopilot: Box::new(AutopilotConfig::default()),
         })
         .await?;
     Ok(())
@@ -263,7 +263,7 @@ async fn bootstrap_config_entries(ctx: &Ctx) -> Result<(), AgentError> {
         let (kind, name) = (entry.kind.clone(), entry.name.clone());
         ctx.store
             .apply(Command::ConfigEntrySet {
-                entry,
+                entry: Box::new(entry),
                 cas: Some(0),
             })
             .await
@@ -305,7 +305,9 @@ async fn initialize_acls(ctx: &Ctx) -> Result<(), AgentError> {
         )
     });
     ctx.store
-        .apply(Command::AclInitialize { initial_management })
+        .apply(Command::AclInitialize {
+            initial_management: initial_management.map(Box::new),
+        })
         .await?;
     Ok(())
 }

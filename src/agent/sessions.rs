@@ -80,7 +80,7 @@ impl Sessions {
         let session = self.decode(body)?;
         let created = self
             .store
-            .apply(Command::SessionCreate(session))
+            .apply(Command::SessionCreate(Box::new(session)))
             .await?
             .session()
             .ok_or_else(|| LocalError::Internal("session create returned no session".into()))?;

@@ -322,7 +322,10 @@ pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     );
     let stored = match ctx
         .store
-        .apply(Command::AclBootstrap { token, reset_index })
+        .apply(Command::AclBootstrap {
+            token: Box::new(token),
+            reset_index,
+        })
         .await
     {
         Ok(outcome) => outcome.acl_token(),
@@ -524,7 +527,10 @@ fn expiration(body: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
 
 async fn write_token(ctx: &Ctx, token: AclToken, mode: TokenWrite) -> Result<AclToken, ApiError> {
     ctx.store
-        .apply(Command::AclTokenSet { token, mode })
+        .apply(Command::AclTokenSet {
+            token: Box::new(token),
+            mode,
+        })
         .await?
         .acl_token()
         .ok_or_else(|| ApiError::internal("Failed to retrieve the token after insertion"))
@@ -710,7 +716,10 @@ async fn write_policy(
 ) -> Result<Reply, ApiError> {
     let stored = ctx
         .store
-        .apply(Command::AclPolicySet { policy, create })
+        .apply(Command::AclPolicySet {
+            policy: Box::new(policy),
+            create,
+        })
         .await?
         .acl_policy()
         .ok_or_else(|| ApiError::internal("Failed to retrieve the policy after insertion"))?;
@@ -827,7 +836,10 @@ async fn write_role(
 ) -> Result<Reply, ApiError> {
     let stored = ctx
         .store
-        .apply(Command::AclRoleSet { role, create })
+        .apply(Command::AclRoleSet {
+            role: Box::new(role),
+            create,
+        })
         .await?
         .acl_role()
         .ok_or_else(|| ApiError::internal("Failed to retrieve the role after insertion"))?;

@@ -673,7 +673,7 @@ pub async fn register(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let body = req.body(&ctx).await?;
     let registration = decode::<RegisterBody>(&body, &REGISTER_REQUEST)?.validate(&ctx)?;
     ctx.store
-        .apply(Command::CatalogRegister(registration))
+        .apply(Command::CatalogRegister(Box::new(registration)))
         .await?;
     Reply::json(&true, opts.pretty)
 }

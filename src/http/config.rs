@@ -51,7 +51,10 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     entry.check().map_err(ApiError::internal)?;
     let written = ctx
         .store
-        .apply(Command::ConfigEntrySet { entry, cas })
+        .apply(Command::ConfigEntrySet {
+            entry: Box::new(entry),
+            cas,
+        })
         .await?
         .applied();
     Reply::json(&written, opts.pretty)

@@ -195,7 +195,10 @@ pub async fn autopilot_configuration(ctx: Ctx, mut req: Request) -> Result<Reply
     };
     let applied = ctx
         .store
-        .apply(Command::AutopilotSetConfig { config: new, cas })
+        .apply(Command::AutopilotSetConfig {
+            config: Box::new(new),
+            cas,
+        })
         .await?
         .applied();
     Reply::json(&applied, opts.pretty)

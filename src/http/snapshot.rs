@@ -50,7 +50,10 @@ async fn restore(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     // No runner or timer may write between the restore and the re-arm from its state.
     ctx.local.stop();
     ctx.sessions.stop();
-    let restored = ctx.store.apply(Command::RestoreSnapshot(archive)).await;
+    let restored = ctx
+        .store
+        .apply(Command::RestoreSnapshot(Box::new(archive)))
+        .await;
     // Even after a failed restore (the store is then unchanged) the runtime must run again.
     let resumed = crate::agent::resume_after_restore(&ctx).await;
     let index = restored?.restored_index();

@@ -639,7 +639,7 @@ mod tests {
             checks,
         };
         store
-            .apply(Command::CatalogRegister(registration))
+            .apply(Command::CatalogRegister(Box::new(registration)))
             .await
             .unwrap();
     }
@@ -732,13 +732,13 @@ mod tests {
         let (_d, store) = setup().await;
         // Through the agent's check registration, which writes the row as given.
         let register_check = |row: HealthCheck| Command::AgentRegisterCheck {
-            check: LocalCheck {
+            check: Box::new(LocalCheck {
                 check_id: row.check_id.clone(),
                 service_id: row.service_id.clone(),
                 definition: crate::types::JsonValue::default(),
                 ttl_deadline_ms: 0,
-            },
-            row,
+            }),
+            row: Box::new(row),
         };
         let err = store
             .apply(register_check(check("nope", "c", "", PASSING)))

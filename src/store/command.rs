@@ -48,9 +48,8 @@ impl Entry {
 }
 
 /// A kind of write, with everything it needs.
-// Sized by its largest variant (a catalog registration): each command is built once and moved
-// into the writer's queue, so boxing the large ones would buy nothing.
-#[allow(clippy::large_enum_variant)]
+// Kept small (see the test below): a command is moved from handler to queue to writer
+// several times a write, so large payloads are boxed.
 #[derive(Debug, Encode, Decode)]
 pub enum Command {
     /// `PUT /v1/kv/<key>`: with `cas`, only if the entry's `ModifyIndex` matches (0: create).
@@ -92,7 +91,7 @@ pub enum Command {
         ops: Vec<TxnOp>,
     },
     /// `PUT /v1/catalog/register`.
-    CatalogRegister(Registration),
+    CatalogRegister(Box<Registration>),
     /// `PUT /v1/catalog/deregister`: a service (with its checks), else a check, else the node.
     CatalogDeregister {
         node: String,
@@ -103,12 +102,12 @@ pub enum Command {
     /// check and, on a server, its `consul` service (removed on a client), as every start
     /// registers them.
     AgentSelf {
-        node: Node,
-        serf_health: HealthCheck,
-        consul_service: Option<NodeService>,
+        node: Box<Node>,
+        serf_health: Box<HealthCheck>,
+        consul_service: Option<Box<NodeService>>,
         /// The autopilot configuration a new leader writes when none is stored (this single
         /// node always leads).
-        autopilot: AutopilotConfig,
+        autopilot: Box<AutopilotConfig>,
     },
     /// A service registered through the agent, with its checks and sidecar.
     AgentRegisterServices {
@@ -122,8 +121,8 @@ pub enum Command {
     },
     /// A check registered through the agent (also a maintenance check).
     AgentRegisterCheck {
-        check: agent_state::LocalCheck,
-        row: HealthCheck,
+        check: Box<agent_state::LocalCheck>,
+        row: Box<HealthCheck>,
     },
     AgentDeregisterCheck {
         node: String,
@@ -139,7 +138,7 @@ pub enum Command {
         ttl_deadline_ms: Option<u64>,
     },
     /// `PUT /v1/session/create`, its ID and deadline already decided.
-    SessionCreate(Session),
+    SessionCreate(Box<Session>),
     SessionDestroy {
         id: String,
     },
@@ -154,7 +153,7 @@ pub enum Command {
     },
     /// `PUT /v1/config` (and `config_entries.bootstrap`, with `cas` 0).
     ConfigEntrySet {
-        entry: ConfigEntry,
+        entry: Box<ConfigEntry>,
         cas: Option<u64>,
     },
     /// `DELETE /v1/config/<kind>/<name>`.
@@ -166,7 +165,7 @@ pub enum Command {
     /// `PUT /v1/operator/autopilot/configuration`: with `cas`, only if the stored one's
     /// `ModifyIndex` matches.
     AutopilotSetConfig {
-        config: AutopilotConfig,
+        config: Box<AutopilotConfig>,
         cas: Option<u64>,
     },
     /// `PUT /v1/coordinate/update` (Consul batches these; each request is one here).
@@ -176,34 +175,34 @@ pub enum Command {
     /// The Connect CA's first configuration and root (cluster ID, key and certificate made
     /// before), stored only when there is no CA yet.
     ConnectCaInitialize {
-        config: CaConfig,
-        root: CaRootRecord,
+        config: Box<CaConfig>,
+        root: Box<CaRootRecord>,
     },
     /// `PUT /v1/connect/ca/configuration`: the new provider and settings (its cluster ID and
     /// indexes are ignored) and, when they change the root, the new root cross-signed by
     /// `rotates_from`, the active root it replaces.
     ConnectCaSetConfig {
-        config: CaConfig,
-        new_root: Option<CaRootRecord>,
+        config: Box<CaConfig>,
+        new_root: Option<Box<CaRootRecord>>,
         rotates_from: String,
     },
     /// A leaf certificate signed for a service, cached for the agent's leaf endpoint.
-    ConnectCaLeafIssued(LeafRecord),
+    ConnectCaLeafIssued(Box<LeafRecord>),
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
-    RestoreSnapshot(Archive),
+    RestoreSnapshot(Box<Archive>),
     /// A start with ACLs enabled: the builtin policy, the anonymous token (created at the
     /// entry's time) and the configured initial management token, each if missing.
     AclInitialize {
-        initial_management: Option<AclToken>,
+        initial_management: Option<Box<AclToken>>,
     },
     /// `PUT /v1/acl/bootstrap`, with the reset index read from the data dir, if any.
     AclBootstrap {
-        token: AclToken,
+        token: Box<AclToken>,
         reset_index: Option<u64>,
     },
     /// `PUT /v1/acl/token[/<accessor>]`: IDs, secret and times already decided.
     AclTokenSet {
-        token: AclToken,
+        token: Box<AclToken>,
         mode: TokenWrite,
     },
     AclTokenDelete {
@@ -213,7 +212,7 @@ pub enum Command {
     AclTokenReap,
     /// `PUT /v1/acl/policy[/<id>]`, its ID already decided.
     AclPolicySet {
-        policy: AclPolicy,
+        policy: Box<AclPolicy>,
         create: bool,
     },
     AclPolicyDelete {
@@ -221,7 +220,7 @@ pub enum Command {
     },
     /// `PUT /v1/acl/role[/<id>]`, its ID already decided.
     AclRoleSet {
-        role: AclRole,
+        role: Box<AclRole>,
         create: bool,
     },
     AclRoleDelete {
@@ -439,7 +438,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::KvReapTombstones { ttl_ms } => Reaped(kv::reap_tombstones(tx, ttl_ms)?),
         Command::Txn { ops } => Txn(txn::apply(tx, &ops)?),
         Command::CatalogRegister(registration) => {
-            catalog::register(tx, registration)?;
+            catalog::register(tx, *registration)?;
             Done
         }
         Command::CatalogDeregister {
@@ -463,14 +462,14 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             autopilot: autopilot_defaults,
         } => {
             let name = node.node.clone();
-            catalog::ensure_node(tx, node)?;
+            catalog::ensure_node(tx, *node)?;
             coordinate::ensure_origin(tx, &name)?;
-            catalog::ensure_check(tx, serf_health)?;
+            catalog::ensure_check(tx, *serf_health)?;
             match consul_service {
-                Some(svc) => catalog::ensure_service(tx, &name, svc)?,
+                Some(svc) => catalog::ensure_service(tx, &name, *svc)?,
                 None => catalog::delete_service(tx, &name, "consul")?,
             }
-            autopilot::ensure(tx, autopilot_defaults)?;
+            autopilot::ensure(tx, *autopilot_defaults)?;
             Done
         }
         Command::AgentRegisterServices {
@@ -488,7 +487,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             Done
         }
         Command::AgentRegisterCheck { check, row } => {
-            agent_state::put_check(tx, check, row)?;
+            agent_state::put_check(tx, *check, *row)?;
             Done
         }
         Command::AgentDeregisterCheck { node, id } => {
@@ -505,7 +504,7 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             agent_state::set_check_status(tx, &node, &id, &status, &output, ttl_deadline_ms)?;
             Done
         }
-        Command::SessionCreate(s) => Session(Some(session::create(tx, s)?)),
+        Command::SessionCreate(s) => Session(Some(session::create(tx, *s)?)),
         Command::SessionDestroy { id } => {
             session::destroy(tx, &id)?;
             Done
@@ -514,53 +513,70 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             Session(session::renew(tx, &id, expires_at_ms)?)
         }
         Command::SessionExpire { id } => Applied(session::expire(tx, &id)?),
-        Command::ConfigEntrySet { entry, cas } => Applied(config_entry::set(tx, entry, cas)?),
+        Command::ConfigEntrySet { entry, cas } => Applied(config_entry::set(tx, *entry, cas)?),
         Command::ConfigEntryDelete { kind, name, cas } => {
             Applied(config_entry::delete(tx, &kind, &name, cas)?)
         }
-        Command::AutopilotSetConfig { config, cas } => Applied(autopilot::set(tx, config, cas)?),
+        Command::AutopilotSetConfig { config, cas } => Applied(autopilot::set(tx, *config, cas)?),
         Command::CoordinateBatchUpdate { updates } => {
             coordinate::update(tx, updates)?;
             Done
         }
         Command::ConnectCaInitialize { config, root } => {
-            connect_ca::initialize(tx, config, root)?;
+            connect_ca::initialize(tx, *config, *root)?;
             Done
         }
         Command::ConnectCaSetConfig {
             config,
             new_root,
             rotates_from,
-        } => Applied(connect_ca::set_config(tx, config, new_root, &rotates_from)?),
+        } => Applied(connect_ca::set_config(
+            tx,
+            *config,
+            new_root.map(|r| *r),
+            &rotates_from,
+        )?),
         Command::ConnectCaLeafIssued(leaf) => {
-            connect_ca::put_leaf(tx, leaf)?;
+            connect_ca::put_leaf(tx, *leaf)?;
             Done
         }
         Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),
         Command::AclInitialize { initial_management } => {
-            acl::initialize(tx, initial_management)?;
+            acl::initialize(tx, initial_management.map(|t| *t))?;
             Done
         }
         Command::AclBootstrap { token, reset_index } => {
-            Outcome::AclToken(acl::bootstrap(tx, token, reset_index)?)
+            Outcome::AclToken(acl::bootstrap(tx, *token, reset_index)?)
         }
-        Command::AclTokenSet { token, mode } => Outcome::AclToken(acl::set_token(tx, token, mode)?),
+        Command::AclTokenSet { token, mode } => {
+            Outcome::AclToken(acl::set_token(tx, *token, mode)?)
+        }
         Command::AclTokenDelete { accessor_id } => {
             acl::delete_token(tx, &accessor_id)?;
             Done
         }
         Command::AclTokenReap => Reaped(acl::reap_expired_tokens(tx)?),
         Command::AclPolicySet { policy, create } => {
-            Outcome::AclPolicy(acl::set_policy(tx, policy, create)?)
+            Outcome::AclPolicy(acl::set_policy(tx, *policy, create)?)
         }
         Command::AclPolicyDelete { id } => {
             acl::delete_policy(tx, &id)?;
             Done
         }
-        Command::AclRoleSet { role, create } => Outcome::AclRole(acl::set_role(tx, role, create)?),
+        Command::AclRoleSet { role, create } => Outcome::AclRole(acl::set_role(tx, *role, create)?),
         Command::AclRoleDelete { id } => {
             acl::delete_role(tx, &id)?;
             Done
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: with its payloads inline a command took 1 KiB, and copying it through
+    /// the write path cost about 7% of the PUT throughput at 64 clients.
+    #[test]
+    fn a_command_stays_small() {
+        assert!(std::mem::size_of::<super::Command>() <= 128);
+    }
 }

@@ -326,7 +326,10 @@ mod tests {
     async fn write(store: &Store, v: serde_json::Value, cas: Option<u64>) -> Result<bool> {
         let e = entry(v);
         store
-            .apply(Command::ConfigEntrySet { entry: e, cas })
+            .apply(Command::ConfigEntrySet {
+                entry: Box::new(e),
+                cas,
+            })
             .await
             .map(|o| o.applied())
     }

@@ -288,7 +288,7 @@ mod tests {
         e.check().unwrap();
         store
             .apply(Command::ConfigEntrySet {
-                entry: e,
+                entry: Box::new(e),
                 cas: None,
             })
             .await
@@ -307,7 +307,7 @@ mod tests {
             checks: Vec::new(),
         };
         store
-            .apply(Command::CatalogRegister(registration))
+            .apply(Command::CatalogRegister(Box::new(registration)))
             .await
             .unwrap();
     }

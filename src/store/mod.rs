@@ -45,6 +45,7 @@ pub use tx::{Dump, ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 
 use redb::{Database, ReadableDatabase};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
@@ -144,33 +145,49 @@ impl Store {
     /// Applies `command`, stamped with this machine's time, at the next log position: queued
     /// for the next group commit, it resolves with its outcome once that commit is durable. An
     /// `Err` rolls back everything the command wrote and nothing else.
-    pub async fn apply(&self, command: Command) -> Result<Outcome> {
-        self.submit(None, Entry::now(command)).await
+    pub fn apply(&self, command: Command) -> impl Future<Output = Result<Outcome>> + Send {
+        self.submit(None, Entry::now(command))
     }
 
     /// Applies `entry` at log position `log_index` (a replicated log's committed entry, or a
     /// recorded one replayed); refused if the store has already applied that position.
-    pub async fn apply_entry(&self, log_index: u64, entry: Entry) -> Result<Outcome> {
-        self.submit(Some(log_index), entry).await
+    pub fn apply_entry(
+        &self,
+        log_index: u64,
+        entry: Entry,
+    ) -> impl Future<Output = Result<Outcome>> + Send {
+        self.submit(Some(log_index), entry)
     }
 
-    async fn submit(&self, log_index: Option<u64>, entry: Entry) -> Result<Outcome> {
+    /// Queues the entry at once, in call order, and returns a future of its outcome alone:
+    /// the command (up to a kilobyte) travels straight into the queue instead of being kept
+    /// in every caller's future state.
+    fn submit(
+        &self,
+        log_index: Option<u64>,
+        entry: Entry,
+    ) -> impl Future<Output = Result<Outcome>> + Send {
         let (reply, recv) = tokio::sync::oneshot::channel();
         let job = batch::Job {
             log_index,
             entry,
             reply,
         };
-        {
+        let queued = {
             let writer = self.inner.writer.lock().unwrap();
-            let writer = writer.as_ref().ok_or(StoreError::Closed)?;
-            writer.send(job).map_err(|_| StoreError::Closed)?;
+            match writer.as_ref() {
+                Some(writer) => writer.send(job).map_err(|_| StoreError::Closed),
+                None => Err(StoreError::Closed),
+            }
+        };
+        async move {
+            queued?;
+            recv.await.unwrap_or_else(|_| {
+                Err(StoreError::Storage(
+                    "write was dropped by a failed batch".into(),
+                ))
+            })
         }
-        recv.await.unwrap_or_else(|_| {
-            Err(StoreError::Storage(
-                "write was dropped by a failed batch".into(),
-            ))
-        })
     }
 
     /// From now on, every entry applied is sent to the returned receiver with its log

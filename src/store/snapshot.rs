@@ -561,7 +561,7 @@ pub(super) fn restore(tx: &mut WriteTx, archive: &Archive) -> Result<u64> {
 pub async fn restore_offline(data_dir: &Path, archive: Archive) -> Result<u64> {
     let store = Store::open(data_dir)?;
     let result = store
-        .apply(Command::RestoreSnapshot(archive))
+        .apply(Command::RestoreSnapshot(Box::new(archive)))
         .await
         .map(|o| o.restored_index());
     let closing = store.clone();
@@ -652,7 +652,7 @@ mod tests {
         }
         let before = target.read().unwrap().global_index().unwrap();
         let restored_at = target
-            .apply(Command::RestoreSnapshot(archive))
+            .apply(Command::RestoreSnapshot(Box::new(archive)))
             .await
             .unwrap()
             .restored_index();
@@ -684,7 +684,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = Store::open(dir.path()).unwrap();
         let restored_at = target
-            .apply(Command::RestoreSnapshot(archive))
+            .apply(Command::RestoreSnapshot(Box::new(archive)))
             .await
             .unwrap()
             .restored_index();
@@ -839,7 +839,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .apply(Command::RestoreSnapshot(archive))
+            .apply(Command::RestoreSnapshot(Box::new(archive)))
             .await
             .unwrap();
         let read = store.read().unwrap();

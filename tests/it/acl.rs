@@ -449,7 +449,7 @@ async fn expired_tokens_stop_working() {
     };
     a.store()
         .apply(Command::AclTokenSet {
-            token,
+            token: Box::new(token),
             mode: TokenWrite::Create,
         })
         .await

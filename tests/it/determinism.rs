@@ -36,8 +36,8 @@ async fn replay(log: &Log) -> (Dump, BTreeSet<&'static str>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut kinds = BTreeSet::new();
-    // Submitted together so they share a few group commits; `join_all` polls the futures in
-    // order, which queues the entries in log order.
+    // Submitted together so they share a few group commits; `apply_entry` queues each entry
+    // when called, so they are queued in log order.
     let applying = log.iter().map(|(index, bytes)| {
         let entry = decode(bytes);
         kinds.insert(entry.command.kind());
@@ -389,7 +389,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 ops: serde_json::from_value(ops).unwrap(),
             }
         }
-        7 => Command::CatalogRegister(Registration {
+        7 => Command::CatalogRegister(Box::new(Registration {
             node: Node {
                 node: "n1".into(),
                 address: format!("10.0.0.{a}"),
@@ -398,7 +398,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             skip_node_update: flag,
             service: Some(service("web", "web", 80 + u16::from(b))),
             checks: vec![check(&format!("c-{}", b % 3), "web", &status)],
-        }),
+        })),
         8 => Command::CatalogDeregister {
             node: "n1".into(),
             service_id: if flag { "web".into() } else { String::new() },
@@ -409,14 +409,16 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             },
         },
         9 => Command::AgentSelf {
-            node: Node {
+            node: Box::new(Node {
                 node: "n1".into(),
                 address: "10.0.0.1".into(),
                 ..Default::default()
-            },
-            serf_health: check("serfHealth", "", &status),
-            consul_service: flag.then(|| service("consul", "consul", 8300)),
-            autopilot: AutopilotConfig::default(),
+            }),
+            serf_health: Box::new(check("serfHealth", "", &status)),
+            consul_service: flag
+                .then(|| service("consul", "consul", 8300))
+                .map(Box::new),
+            autopilot: Box::new(AutopilotConfig::default()),
         },
         10 => {
             let id = format!("api{}", b % 2);
@@ -440,8 +442,8 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             id: format!("api{}", b % 2),
         },
         12 => Command::AgentRegisterCheck {
-            check: local_check("mem", ""),
-            row: check("mem", "", &status),
+            check: Box::new(local_check("mem", "")),
+            row: Box::new(check("mem", "", &status)),
         },
         13 => Command::AgentDeregisterCheck {
             node: "n1".into(),
@@ -454,7 +456,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             output: format!("output {b}"),
             ttl_deadline_ms: flag.then_some(now + 30_000),
         },
-        15 => Command::SessionCreate(Session {
+        15 => Command::SessionCreate(Box::new(Session {
             id: session,
             node: "n1".into(),
             lock_delay: u64::from(a) * 1_000_000_000,
@@ -467,7 +469,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             }),
             expires_at_ms: now + SESSION_GRACE_MS,
             ..Default::default()
-        }),
+        })),
         16 => Command::SessionDestroy { id: session },
         17 => Command::SessionRenew {
             id: session,
@@ -479,13 +481,16 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             let raw = json!({"Kind": "service-defaults", "Name": "web", "Protocol": protocol});
             let mut entry = ConfigEntry::decode(raw).unwrap();
             entry.check().unwrap();
-            Command::ConfigEntrySet { entry, cas }
+            Command::ConfigEntrySet {
+                entry: Box::new(entry),
+                cas,
+            }
         }
         21 => Command::AutopilotSetConfig {
-            config: AutopilotConfig {
+            config: Box::new(AutopilotConfig {
                 max_trailing_logs: u64::from(b),
                 ..AutopilotConfig::default()
-            },
+            }),
             cas,
         },
         20 => Command::ConfigEntryDelete {
@@ -494,15 +499,15 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             cas,
         },
         23 => Command::ConnectCaInitialize {
-            config: ca_config(&format!("cluster-{a}"), "72h"),
-            root: ca_root(a),
+            config: Box::new(ca_config(&format!("cluster-{a}"), "72h")),
+            root: Box::new(ca_root(a)),
         },
         24 => Command::ConnectCaSetConfig {
-            config: ca_config("ignored", &format!("{}h", 1 + a)),
-            new_root: flag.then(|| ca_root(b)),
+            config: Box::new(ca_config("ignored", &format!("{}h", 1 + a))),
+            new_root: flag.then(|| ca_root(b)).map(Box::new),
             rotates_from: format!("root-{}", a % 3),
         },
-        25 => Command::ConnectCaLeafIssued(LeafRecord {
+        25 => Command::ConnectCaLeafIssued(Box::new(LeafRecord {
             service: ["web", "db"][usize::from(b) % 2].into(),
             service_uri: format!("spiffe://c.consul/ns/default/dc/dc1/svc/{b}"),
             serial_number: format!("0{a}:0{b}"),
@@ -514,29 +519,31 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             root_id: format!("root-{}", a % 3),
             create_index: 0,
             modify_index: 0,
-        }),
+        })),
 
         26 => Command::AclInitialize {
-            initial_management: flag.then(|| {
-                management_token(
-                    ACL_IDS[usize::from(a) % 3].into(),
-                    ACL_IDS[usize::from(b) % 3].into(),
-                    "initial",
-                    now,
-                )
-            }),
+            initial_management: flag
+                .then(|| {
+                    management_token(
+                        ACL_IDS[usize::from(a) % 3].into(),
+                        ACL_IDS[usize::from(b) % 3].into(),
+                        "initial",
+                        now,
+                    )
+                })
+                .map(Box::new),
         },
         27 => Command::AclBootstrap {
-            token: management_token(
+            token: Box::new(management_token(
                 ACL_IDS[usize::from(a) % 3].into(),
                 ACL_IDS[usize::from(b) % 3].into(),
                 "bootstrap",
                 now,
-            ),
+            )),
             reset_index: flag.then_some(u64::from(b)),
         },
         28 => Command::AclTokenSet {
-            token: AclToken {
+            token: Box::new(AclToken {
                 accessor_id: ACL_IDS[usize::from(a) % 3].into(),
                 secret_id: ACL_IDS[usize::from(b) % 3].into(),
                 grants: Grants {
@@ -558,7 +565,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 expiration_ms: a.is_multiple_of(2).then_some(now + TOKEN_LIFE_MS),
                 create_ms: now,
                 ..AclToken::default()
-            },
+            }),
             mode: if flag {
                 TokenWrite::Create
             } else {
@@ -570,19 +577,19 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         },
         30 => Command::AclTokenReap,
         31 => Command::AclPolicySet {
-            policy: AclPolicy {
+            policy: Box::new(AclPolicy {
                 id: ACL_IDS[usize::from(a) % 3].into(),
                 name: ["p", "q"][usize::from(b) % 2].into(),
                 rules: format!("key_prefix \"{key}\" {{ policy = \"read\" }}"),
                 ..AclPolicy::default()
-            },
+            }),
             create: flag,
         },
         32 => Command::AclPolicyDelete {
             id: ACL_IDS[usize::from(a) % 3].into(),
         },
         33 => Command::AclRoleSet {
-            role: AclRole {
+            role: Box::new(AclRole {
                 id: ACL_IDS[usize::from(a) % 3].into(),
                 name: ["r", "s"][usize::from(b) % 2].into(),
                 grants: Grants {
@@ -593,7 +600,7 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                     ..Grants::default()
                 },
                 ..AclRole::default()
-            },
+            }),
             create: flag,
         },
         34 => Command::AclRoleDelete {

@@ -474,79 +474,148 @@ pub fn reap_expired_tokens(tx: &mut WriteTx) -> Result<usize> {
     Ok(expired.len())
 }
 
-/// `PUT /v1/acl/policy` (create, with its new ID) and `PUT /v1/acl/policy/<id>` (update).
-pub fn set_policy(tx: &mut WriteTx, mut policy: AclPolicy, create: bool) -> Result<AclPolicy> {
-    if policy.name.is_empty() {
-        return Err(rejected("Invalid Policy: no Name is set"));
-    }
-    if !is_valid_name(&policy.name) {
-        return Err(rejected(
-            "Invalid Policy: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
-        ));
-    }
-    let name_owner = tx.get(ACL_POLICY_NAMES, &policy.name)?.map(|l| l.id);
-    let existing = if create {
-        if name_owner.is_some() {
-            return Err(rejected(format!(
-                "Invalid Policy: A Policy with Name {:?} already exists",
-                policy.name
-            )));
-        }
-        None
-    } else {
-        if !is_uuid(&policy.id) {
-            return Err(rejected("Policy ID invalid UUID"));
-        }
-        let Some(existing) = tx.get(ACL_POLICIES, &policy.id)? else {
-            return Err(rejected(format!("cannot find policy {}", policy.id)));
-        };
-        if name_owner.is_some_and(|owner| owner != policy.id) {
-            return Err(rejected(format!(
-                "Invalid Policy: A policy with name {:?} already exists",
-                policy.name
-            )));
-        }
-        if policy.id == GLOBAL_MANAGEMENT_ID {
-            if !policy.datacenters.is_empty() {
-                return Err(rejected(
-                    "Changing the Datacenters of the builtin global-management policy is not permitted",
-                ));
-            }
-            if policy.rules != existing.rules {
-                return Err(rejected(
-                    "Changing the Rules for the builtin global-management policy is not permitted",
-                ));
-            }
-        }
-        Some(existing)
-    };
-    crate::acl::Policy::parse(&policy.rules).map_err(|e| rejected(e.to_string()))?;
-    policy.hash = policy.content_hash();
-    put_policy(tx, policy, existing)
+/// A record with a unique name beside its ID (policies and roles), kept findable by name in a
+/// names table.
+trait Named: super::codec::Record {
+    /// How Consul's messages name the kind (`Policy`, `Role`).
+    const LABEL: &'static str;
+    const RECORDS: super::tables::Table<Self>;
+    const NAMES: super::tables::Table<IdRef>;
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    /// The record with these indexes.
+    fn indexed(self, create_index: u64, modify_index: u64) -> Self;
+    fn create_index(&self) -> u64;
 }
 
-fn put_policy(
-    tx: &mut WriteTx,
-    policy: AclPolicy,
-    existing: Option<AclPolicy>,
-) -> Result<AclPolicy> {
-    let index = tx.index();
-    if let Some(old) = &existing {
-        if old.name != policy.name {
-            tx.delete(ACL_POLICY_NAMES, &old.name)?;
+impl Named for AclPolicy {
+    const LABEL: &'static str = "Policy";
+    const RECORDS: super::tables::Table<Self> = ACL_POLICIES;
+    const NAMES: super::tables::Table<IdRef> = ACL_POLICY_NAMES;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn indexed(self, create_index: u64, modify_index: u64) -> Self {
+        AclPolicy {
+            create_index,
+            modify_index,
+            ..self
         }
     }
-    let policy = AclPolicy {
-        create_index: existing.map_or(index, |p| p.create_index),
-        modify_index: index,
-        ..policy
+    fn create_index(&self) -> u64 {
+        self.create_index
+    }
+}
+
+impl Named for AclRole {
+    const LABEL: &'static str = "Role";
+    const RECORDS: super::tables::Table<Self> = ACL_ROLES;
+    const NAMES: super::tables::Table<IdRef> = ACL_ROLE_NAMES;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn indexed(self, create_index: u64, modify_index: u64) -> Self {
+        AclRole {
+            create_index,
+            modify_index,
+            ..self
+        }
+    }
+    fn create_index(&self) -> u64 {
+        self.create_index
+    }
+}
+
+/// Checks a write of `record` as Consul's endpoints do (a valid name, unique among its kind;
+/// an update names an existing record by a valid UUID); returns the record it replaces.
+fn checked_write<T: Named>(tx: &WriteTx, record: &T, create: bool) -> Result<Option<T>> {
+    let (label, lower) = (T::LABEL, T::LABEL.to_lowercase());
+    if record.name().is_empty() {
+        return Err(rejected(format!("Invalid {label}: no Name is set")));
+    }
+    if !is_valid_name(record.name()) {
+        return Err(rejected(format!(
+            "Invalid {label}: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"
+        )));
+    }
+    let name_owner = tx.get(T::NAMES, record.name())?.map(|l| l.id);
+    if create {
+        if name_owner.is_some() {
+            return Err(rejected(format!(
+                "Invalid {label}: A {label} with Name {:?} already exists",
+                record.name()
+            )));
+        }
+        return Ok(None);
+    }
+    if !is_uuid(record.id()) {
+        return Err(rejected(format!("{label} ID invalid UUID")));
+    }
+    let Some(existing) = tx.get(T::RECORDS, record.id())? else {
+        return Err(rejected(format!("cannot find {lower} {}", record.id())));
     };
-    tx.put(ACL_POLICIES, &policy.id, &policy)?;
+    if name_owner.is_some_and(|owner| owner != record.id()) {
+        return Err(rejected(format!(
+            "Invalid {label}: A {lower} with name {:?} already exists",
+            record.name()
+        )));
+    }
+    Ok(Some(existing))
+}
+
+/// Stores `record` at this write's index (keeping `existing`'s creation index) and moves its
+/// name row.
+fn put_named<T: Named>(tx: &mut WriteTx, record: T, existing: Option<T>) -> Result<T> {
+    let index = tx.index();
+    if let Some(old) = &existing {
+        if old.name() != record.name() {
+            tx.delete(T::NAMES, old.name())?;
+        }
+    }
+    let record = record.indexed(existing.map_or(index, |r| r.create_index()), index);
+    tx.put(T::RECORDS, record.id(), &record)?;
     let link = IdRef {
-        id: policy.id.clone(),
+        id: record.id().to_string(),
     };
-    tx.put(ACL_POLICY_NAMES, &policy.name, &link)?;
-    Ok(policy)
+    tx.put(T::NAMES, record.name(), &link)?;
+    Ok(record)
+}
+
+/// Deletes a record and its name row; deleting a missing one succeeds.
+fn delete_named<T: Named>(tx: &mut WriteTx, id: &str) -> Result<()> {
+    if let Some(record) = tx.delete(T::RECORDS, id)? {
+        tx.delete(T::NAMES, record.name())?;
+    }
+    Ok(())
+}
+
+/// `PUT /v1/acl/policy` (create, with its new ID) and `PUT /v1/acl/policy/<id>` (update).
+pub fn set_policy(tx: &mut WriteTx, mut policy: AclPolicy, create: bool) -> Result<AclPolicy> {
+    let existing = checked_write(&*tx, &policy, create)?;
+    if let Some(existing) = existing
+        .as_ref()
+        .filter(|_| policy.id == GLOBAL_MANAGEMENT_ID)
+    {
+        if !policy.datacenters.is_empty() {
+            return Err(rejected(
+                "Changing the Datacenters of the builtin global-management policy is not permitted",
+            ));
+        }
+        if policy.rules != existing.rules {
+            return Err(rejected(
+                "Changing the Rules for the builtin global-management policy is not permitted",
+            ));
+        }
+    }
+    crate::acl::Policy::parse(&policy.rules).map_err(|e| rejected(e.to_string()))?;
+    policy.hash = policy.content_hash();
+    put_named(tx, policy, existing)
 }
 
 /// `DELETE /v1/acl/policy/<id>`: deleting a missing policy succeeds; the builtin one stays.
@@ -557,74 +626,22 @@ pub fn delete_policy(tx: &mut WriteTx, id: &str) -> Result<()> {
             "Delete operation not permitted on the builtin global-management policy",
         ));
     }
-    if let Some(policy) = tx.delete(ACL_POLICIES, id)? {
-        tx.delete(ACL_POLICY_NAMES, &policy.name)?;
-    }
-    Ok(())
+    delete_named::<AclPolicy>(tx, id)
 }
 
 /// `PUT /v1/acl/role` (create, with its new ID) and `PUT /v1/acl/role/<id>` (update).
 pub fn set_role(tx: &mut WriteTx, mut role: AclRole, create: bool) -> Result<AclRole> {
-    if role.name.is_empty() {
-        return Err(rejected("Invalid Role: no Name is set"));
-    }
-    if !is_valid_name(&role.name) {
-        return Err(rejected(
-            "Invalid Role: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
-        ));
-    }
-    let name_owner = tx.get(ACL_ROLE_NAMES, &role.name)?.map(|l| l.id);
-    let existing = if create {
-        if name_owner.is_some() {
-            return Err(rejected(format!(
-                "Invalid Role: A Role with Name {:?} already exists",
-                role.name
-            )));
-        }
-        None
-    } else {
-        if !is_uuid(&role.id) {
-            return Err(rejected("Role ID invalid UUID"));
-        }
-        let Some(existing) = tx.get(ACL_ROLES, &role.id)? else {
-            return Err(rejected(format!("cannot find role {}", role.id)));
-        };
-        if name_owner.is_some_and(|owner| owner != role.id) {
-            return Err(rejected(format!(
-                "Invalid Role: A role with name {:?} already exists",
-                role.name
-            )));
-        }
-        Some(existing)
-    };
+    let existing = checked_write(&*tx, &role, create)?;
     resolve_policy_links(tx, &mut role.grants.policies, false)?;
     check_identities(&role.grants, "role", false)?;
     role.hash = role.content_hash();
-    let index = tx.index();
-    if let Some(old) = &existing {
-        if old.name != role.name {
-            tx.delete(ACL_ROLE_NAMES, &old.name)?;
-        }
-    }
-    let role = AclRole {
-        create_index: existing.map_or(index, |r| r.create_index),
-        modify_index: index,
-        ..role
-    };
-    tx.put(ACL_ROLES, &role.id, &role)?;
-    let link = IdRef {
-        id: role.id.clone(),
-    };
-    tx.put(ACL_ROLE_NAMES, &role.name, &link)?;
+    let role = put_named(tx, role, existing)?;
     filled_role(&*tx, role)
 }
 
 /// `DELETE /v1/acl/role/<id>`: deleting a missing role succeeds.
 pub fn delete_role(tx: &mut WriteTx, id: &str) -> Result<()> {
-    if let Some(role) = tx.delete(ACL_ROLES, id)? {
-        tx.delete(ACL_ROLE_NAMES, &role.name)?;
-    }
-    Ok(())
+    delete_named::<AclRole>(tx, id)
 }
 
 /// `PUT /v1/acl/bootstrap`: stores the management token once. After a bootstrap, another one
@@ -656,7 +673,7 @@ pub fn bootstrap(tx: &mut WriteTx, token: AclToken, reset_index: Option<u64>) ->
 /// management token, which bootstraps the ACL system when nothing did yet.
 pub fn initialize(tx: &mut WriteTx, initial_management: Option<AclToken>) -> Result<()> {
     if tx.get(ACL_POLICIES, GLOBAL_MANAGEMENT_ID)?.is_none() {
-        put_policy(tx, global_management_policy(), None)?;
+        put_named(tx, global_management_policy(), None)?;
     }
     if tx.get(ACL_TOKENS, ANONYMOUS_ID)?.is_none() {
         put_token(tx, anonymous_token(tx.now_ms()))?;

@@ -682,84 +682,137 @@ pub async fn token_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 
 // ---- policies -----------------------------------------------------------------------------
 
-const POLICY_PREFIX: &str = "/v1/acl/policy/";
+type ReadNamed = fn(
+    &crate::store::ReadTx,
+    &mut crate::store::WatchSet,
+    &str,
+    bool,
+) -> crate::store::Result<(u64, Option<Value>)>;
 
-/// `PUT /v1/acl/policy`: creates a policy.
-pub async fn policy_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+/// What the policy and role endpoints differ in; `named_*` serve both.
+struct NamedEndpoints {
+    /// As Consul's messages name the kind (`Policy`, `Role`).
+    label: &'static str,
+    prefix: &'static str,
+    schema: &'static Schema,
+    /// The write of a decoded body under `id`; `create` when the ID is new.
+    set: fn(&Map<String, Value>, String, bool) -> Command,
+    delete: fn(String) -> Command,
+    /// The stored record as rendered, from the write's outcome.
+    written: fn(crate::store::Outcome) -> Option<Value>,
+    /// One record by ID (or by name) as rendered, with the index it was read at.
+    read: ReadNamed,
+    /// The answer for a missing record: Consul's 403 `ACL not found` for a policy, an empty
+    /// 404 for a role.
+    missing: fn(u64) -> Result<Reply, ApiError>,
+}
+
+static POLICIES: NamedEndpoints = NamedEndpoints {
+    label: "Policy",
+    prefix: "/v1/acl/policy/",
+    schema: &POLICY,
+    set: |body, id, create| Command::AclPolicySet {
+        policy: Box::new(policy_from(body, id)),
+        create,
+    },
+    delete: |id| Command::AclPolicyDelete { id },
+    written: |o| o.acl_policy().map(|p| p.to_json()),
+    read: |r, ws, key, by_name| {
+        let (index, policy) = store_acl::get_policy(r, ws, key, by_name)?;
+        Ok((index, policy.map(|p| p.to_json())))
+    },
+    missing: |_| Err(ApiError::forbidden("ACL not found")),
+};
+
+static ROLES: NamedEndpoints = NamedEndpoints {
+    label: "Role",
+    prefix: "/v1/acl/role/",
+    schema: &ROLE,
+    set: |body, id, create| Command::AclRoleSet {
+        role: Box::new(role_from(body, id)),
+        create,
+    },
+    delete: |id| Command::AclRoleDelete { id },
+    written: |o| o.acl_role().map(|r| r.to_json()),
+    read: |r, ws, key, by_name| {
+        let (index, role) = store_acl::get_role(r, ws, key, by_name)?;
+        Ok((index, role.map(|r| r.to_json())))
+    },
+    missing: |index| Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(index)),
+};
+
+/// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one. An ID in the body names an update,
+/// as in Consul's `PolicySet`/`RoleSet`.
+async fn named_create(
+    kind: &NamedEndpoints,
+    ctx: Ctx,
+    mut req: Request,
+) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &POLICY, false).await?;
-    // An ID in a create request names an update, as in Consul's `PolicySet`.
+    let body = decode(&ctx, &mut req, kind.schema, false).await?;
     let (id, create) = match text(&body, "ID") {
         id if id.is_empty() => (new_uuid(), true),
         id => (id, false),
     };
-    write_policy(&ctx, policy_from(&body, id), create, opts.pretty).await
+    named_write(kind, &ctx, &body, id, create, opts.pretty).await
 }
 
-fn policy_from(body: &Map<String, Value>, id: String) -> AclPolicy {
-    AclPolicy {
-        id,
-        name: text(body, "Name"),
-        description: text(body, "Description"),
-        rules: text(body, "Rules"),
-        datacenters: texts(body.get("Datacenters")),
-        ..Default::default()
-    }
-}
-
-async fn write_policy(
+async fn named_write(
+    kind: &NamedEndpoints,
     ctx: &Ctx,
-    policy: AclPolicy,
+    body: &Map<String, Value>,
+    id: String,
     create: bool,
     pretty: bool,
 ) -> Result<Reply, ApiError> {
-    let stored = ctx
-        .store
-        .apply(Command::AclPolicySet {
-            policy: Box::new(policy),
-            create,
-        })
-        .await?
-        .acl_policy()
-        .ok_or_else(|| ApiError::internal("Failed to retrieve the policy after insertion"))?;
-    Reply::json(&stored.to_json(), pretty)
+    let outcome = ctx.store.apply((kind.set)(body, id, create)).await?;
+    let stored = (kind.written)(outcome).ok_or_else(|| {
+        ApiError::internal(format!(
+            "Failed to retrieve the {} after insertion",
+            kind.label.to_lowercase()
+        ))
+    })?;
+    Reply::json(&stored, pretty)
 }
 
-/// Everything under `/v1/acl/policy/`: `name/<name>` (read) and `<id>`.
-pub async fn policy_handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    let tail = req.tail(POLICY_PREFIX).to_string();
+/// Everything under `/v1/acl/policy/` or `/v1/acl/role/`: `name/<name>` (read) and `<id>`.
+async fn named_handle(
+    kind: &NamedEndpoints,
+    ctx: Ctx,
+    mut req: Request,
+) -> Result<Reply, ApiError> {
+    let tail = req.tail(kind.prefix).to_string();
     if let Some(name) = tail.strip_prefix("name/") {
-        return policy_read(ctx, req, name.to_string(), true).await;
+        return named_read(kind, ctx, req, name.to_string(), true).await;
     }
     match req.method {
-        Method::GET => policy_read(ctx, req, tail, false).await,
+        Method::GET => named_read(kind, ctx, req, tail, false).await,
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &POLICY, false).await?;
+            let body = decode(&ctx, &mut req, kind.schema, false).await?;
             let in_body = text(&body, "ID");
             if !in_body.is_empty() && in_body != tail {
-                return Err(ApiError::bad_request(
-                    "Policy ID in URL and payload do not match",
-                ));
+                return Err(ApiError::bad_request(format!(
+                    "{} ID in URL and payload do not match",
+                    kind.label
+                )));
             }
-            write_policy(&ctx, policy_from(&body, tail), false, opts.pretty).await
+            named_write(kind, &ctx, &body, tail, false, opts.pretty).await
         }
         _ => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            ctx.store
-                .apply(Command::AclPolicyDelete { id: tail })
-                .await?;
+            ctx.store.apply((kind.delete)(tail)).await?;
             Reply::json(&true, opts.pretty)
         }
     }
 }
 
-/// `GET /v1/acl/policy/<id>` and `/v1/acl/policy/name/<name>`; a missing one is Consul's
-/// 403 `ACL not found`.
-async fn policy_read(
+/// `GET /v1/acl/policy/<id>`, `/v1/acl/policy/name/<name>` and the same for roles.
+async fn named_read(
+    kind: &NamedEndpoints,
     ctx: Ctx,
     req: Request,
     key: String,
@@ -773,14 +826,31 @@ async fn policy_read(
     }
     authorize(&ctx, &req, AccessLevel::Read)?;
     let opts = ctx.query_options(&req)?;
-    let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, policy) = store_acl::get_policy(r, ws, &key, by_name)?;
-        Ok((index, policy.map(|p| p.to_json())))
-    })
-    .await?;
+    let got = blocking(&ctx.store, &opts, |r, ws| (kind.read)(r, ws, &key, by_name)).await?;
     match got.value {
-        Some(policy) => Ok(Reply::json(&policy, opts.pretty)?.read_meta(got.index)),
-        None => Err(ApiError::forbidden("ACL not found")),
+        Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
+        None => (kind.missing)(got.index),
+    }
+}
+
+/// `PUT /v1/acl/policy`: creates a policy.
+pub async fn policy_create(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    named_create(&POLICIES, ctx, req).await
+}
+
+/// Everything under `/v1/acl/policy/`.
+pub async fn policy_handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    named_handle(&POLICIES, ctx, req).await
+}
+
+fn policy_from(body: &Map<String, Value>, id: String) -> AclPolicy {
+    AclPolicy {
+        id,
+        name: text(body, "Name"),
+        description: text(body, "Description"),
+        rules: text(body, "Rules"),
+        datacenters: texts(body.get("Datacenters")),
+        ..Default::default()
     }
 }
 
@@ -804,18 +874,14 @@ pub async fn policy_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 
 // ---- roles --------------------------------------------------------------------------------
 
-const ROLE_PREFIX: &str = "/v1/acl/role/";
-
 /// `PUT /v1/acl/role`: creates a role.
-pub async fn role_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    authorize(&ctx, &req, AccessLevel::Write)?;
-    let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &ROLE, false).await?;
-    let (id, create) = match text(&body, "ID") {
-        id if id.is_empty() => (new_uuid(), true),
-        id => (id, false),
-    };
-    write_role(&ctx, role_from(&body, id), create, opts.pretty).await
+pub async fn role_create(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    named_create(&ROLES, ctx, req).await
+}
+
+/// Everything under `/v1/acl/role/`.
+pub async fn role_handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    named_handle(&ROLES, ctx, req).await
 }
 
 fn role_from(body: &Map<String, Value>, id: String) -> AclRole {
@@ -825,75 +891,6 @@ fn role_from(body: &Map<String, Value>, id: String) -> AclRole {
         description: text(body, "Description"),
         grants: grants(body),
         ..Default::default()
-    }
-}
-
-async fn write_role(
-    ctx: &Ctx,
-    role: AclRole,
-    create: bool,
-    pretty: bool,
-) -> Result<Reply, ApiError> {
-    let stored = ctx
-        .store
-        .apply(Command::AclRoleSet {
-            role: Box::new(role),
-            create,
-        })
-        .await?
-        .acl_role()
-        .ok_or_else(|| ApiError::internal("Failed to retrieve the role after insertion"))?;
-    Reply::json(&stored.to_json(), pretty)
-}
-
-/// Everything under `/v1/acl/role/`: `name/<name>` (read) and `<id>`.
-pub async fn role_handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    let tail = req.tail(ROLE_PREFIX).to_string();
-    if let Some(name) = tail.strip_prefix("name/") {
-        return role_read(ctx, req, name.to_string(), true).await;
-    }
-    match req.method {
-        Method::GET => role_read(ctx, req, tail, false).await,
-        Method::PUT => {
-            authorize(&ctx, &req, AccessLevel::Write)?;
-            let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &ROLE, false).await?;
-            let in_body = text(&body, "ID");
-            if !in_body.is_empty() && in_body != tail {
-                return Err(ApiError::bad_request(
-                    "Role ID in URL and payload do not match",
-                ));
-            }
-            write_role(&ctx, role_from(&body, tail), false, opts.pretty).await
-        }
-        _ => {
-            authorize(&ctx, &req, AccessLevel::Write)?;
-            let opts = ctx.query_options(&req)?;
-            ctx.store.apply(Command::AclRoleDelete { id: tail }).await?;
-            Reply::json(&true, opts.pretty)
-        }
-    }
-}
-
-/// `GET /v1/acl/role/<id>` and `/v1/acl/role/name/<name>`; a missing role is a 404 with an
-/// empty body, as Consul answers.
-async fn role_read(ctx: Ctx, req: Request, key: String, by_name: bool) -> Result<Reply, ApiError> {
-    if req.method != Method::GET {
-        return Err(ApiError::method_not_allowed(
-            req.method.as_str(),
-            "OPTIONS,GET".into(),
-        ));
-    }
-    authorize(&ctx, &req, AccessLevel::Read)?;
-    let opts = ctx.query_options(&req)?;
-    let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, role) = store_acl::get_role(r, ws, &key, by_name)?;
-        Ok((index, role.map(|r| r.to_json())))
-    })
-    .await?;
-    match got.value {
-        Some(role) => Ok(Reply::json(&role, opts.pretty)?.read_meta(got.index)),
-        None => Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index)),
     }
 }
 

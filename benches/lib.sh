@@ -47,8 +47,8 @@ bench_cleanup() {
     rm -rf "$WORK"
 }
 
-# start_agent BINARY DATA_DIR LOG_FILE: starts the agent on a free port and waits (30 s at
-# most) until it answers; sets AGENT_PID, PORT and URL.
+# start_agent BINARY DATA_DIR LOG_FILE [AGENT FLAGS...]: starts the agent on a free port and
+# waits (30 s at most) until it answers; sets AGENT_PID, PORT and URL.
 start_agent() {
     PORT=$(free_port)
     TAKEN_PORTS="$TAKEN_PORTS$PORT "
@@ -56,7 +56,7 @@ start_agent() {
     # The load generators open far more connections from 127.0.0.1 than Consul's default
     # limit per client IP (200), so the limit is lifted.
     "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -log-level warn \
-        -hcl 'limits { http_max_conns_per_client = 0 }' >"$3" 2>&1 &
+        -hcl 'limits { http_max_conns_per_client = 0 }' "${@:4}" >"$3" 2>&1 &
     AGENT_PID=$!
     BENCH_PIDS+=("$AGENT_PID")
     for _ in $(seq 1 150); do

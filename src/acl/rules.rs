@@ -112,6 +112,24 @@ pub struct Rule {
     pub intentions: Option<AccessLevel>,
 }
 
+/// A rule without `intentions`, as the tests of this module and the templated policies write
+/// their expectations.
+#[cfg(test)]
+pub(crate) fn test_rule(
+    resource: Resource,
+    segment: &str,
+    prefix: bool,
+    access: AccessLevel,
+) -> Rule {
+    Rule {
+        resource,
+        segment: segment.into(),
+        prefix,
+        access,
+        intentions: None,
+    }
+}
+
 /// A parsed, valid policy. Rules keep the order Consul validates them in (by block kind,
 /// then document order), so HCL and JSON forms of the same policy compare equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -380,15 +398,7 @@ fn at(node: &Node, msg: String) -> String {
 mod tests {
     use super::*;
 
-    fn rule(resource: Resource, segment: &str, prefix: bool, access: AccessLevel) -> Rule {
-        Rule {
-            resource,
-            segment: segment.into(),
-            prefix,
-            access,
-            intentions: None,
-        }
-    }
+    use super::test_rule as rule;
 
     /// Consul's `TestPolicySourceParse` "Basic" case, in both syntaxes.
     #[test]

@@ -179,21 +179,13 @@ pub fn node_identity_rules(node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::{AccessLevel, Authorizer, DefaultPolicy, Policy, Resource, Rule};
+    use crate::acl::{AccessLevel, Authorizer, DefaultPolicy, Policy, Resource};
 
     fn vars(name: &str) -> TemplateVariables {
         TemplateVariables { name: name.into() }
     }
 
-    fn rule(resource: Resource, segment: &str, prefix: bool, access: AccessLevel) -> Rule {
-        Rule {
-            resource,
-            segment: segment.into(),
-            prefix,
-            access,
-            intentions: None,
-        }
-    }
+    use crate::acl::rules::test_rule as rule;
 
     #[test]
     fn every_template_renders_valid_rules() {

@@ -330,6 +330,8 @@ impl IntentionCache {
             .as_ref()
             .is_some_and(|w| w.changed().now_or_never().is_none());
         if !fresh {
+            // Forgotten first: a failed rebuild leaves the cache marked stale, never fresh.
+            *watch = None;
             let read = self.store.read()?;
             let mut ws = WatchSet::new();
             let (_, all) = stored::list(&read, &mut ws)?;

@@ -287,7 +287,6 @@ async fn reap_critical_services(local: Arc<LocalAgent>) {
     }
 }
 
-/// Removes KV tombstones older than the TTL, once a minute.
 /// With ACLs enabled, makes sure the builtin policy, the anonymous token and the configured
 /// initial management token exist, as a Consul server does once it leads. A client does it
 /// too: its own store is the only one it asks.
@@ -317,6 +316,13 @@ async fn reap_expired_acl_tokens(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
+        // Looked for first, so a quiet period writes nothing to the log.
+        let due = store
+            .read()
+            .and_then(|r| crate::store::acl::expired_tokens(&r, crate::clock::now_ms()));
+        if !matches!(due, Ok(ref expired) if !expired.is_empty()) {
+            continue;
+        }
         match store.apply(Command::AclTokenReap).await {
             Ok(Outcome::Reaped(n)) if n > 0 => {
                 tracing::debug!(reaped = n, "reaped expired ACL tokens")
@@ -328,6 +334,7 @@ async fn reap_expired_acl_tokens(store: Store) {
     }
 }
 
+/// Removes KV tombstones older than the TTL, once a minute.
 async fn reap_tombstones(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {

@@ -269,14 +269,25 @@ fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
 
 /// The caller, if its token has `access` on ACLs.
 fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
+    require(ctx, req, Resource::Acl, access, "")
+}
+
+/// The caller, if ACLs are on and its token has `access` on `resource` `segment`.
+pub(crate) fn require(
+    ctx: &Ctx,
+    req: &Request,
+    resource: Resource,
+    access: AccessLevel,
+    segment: &str,
+) -> Result<Arc<Identity>, ApiError> {
     let identity = caller(ctx, req)?;
     if !identity
         .authorizer
-        .enforce(Resource::Acl, access, "")
+        .enforce(resource, access, segment)
         .is_allow()
     {
         return Err(
-            PermissionDenied::lacks(&identity.accessor_id, Resource::Acl, access, "").into(),
+            PermissionDenied::lacks(&identity.accessor_id, resource, access, segment).into(),
         );
     }
     Ok(identity)

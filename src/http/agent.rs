@@ -878,13 +878,15 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
 };
 
 /// `PUT /v1/agent/token/<target>` with `{"Token": "..."}`: sets one of the agent's tokens.
+/// Needs `agent:write` on this node, as Consul's `AgentToken`.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
-    if !ctx.config.acl.enabled {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "ACL support disabled",
-        ));
-    }
+    super::acl::require(
+        &ctx,
+        &req,
+        crate::acl::Resource::Agent,
+        crate::acl::AccessLevel::Write,
+        &ctx.config.node_name,
+    )?;
     let body = req.body(&ctx).await?;
     let map = crate::gojson::decode(&body, &AGENT_TOKEN)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;

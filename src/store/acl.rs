@@ -459,15 +459,18 @@ pub fn delete_token(tx: &mut WriteTx, accessor: &str) -> Result<()> {
     Ok(())
 }
 
+/// The accessors of the tokens expired at `now_ms`.
+pub fn expired_tokens(r: &impl Readable, now_ms: u64) -> Result<Vec<String>> {
+    Ok(r.scan_prefix(ACL_TOKENS, "")?
+        .into_iter()
+        .filter(|(_, t)| t.is_expired(now_ms))
+        .map(|(accessor, _)| accessor)
+        .collect())
+}
+
 /// Removes the tokens expired at the entry's time; returns how many.
 pub fn reap_expired_tokens(tx: &mut WriteTx) -> Result<usize> {
-    let now = tx.now_ms();
-    let expired: Vec<String> = tx
-        .scan_prefix(ACL_TOKENS, "")?
-        .into_iter()
-        .filter(|(_, t)| t.is_expired(now))
-        .map(|(accessor, _)| accessor)
-        .collect();
+    let expired = expired_tokens(&*tx, tx.now_ms())?;
     for accessor in &expired {
         delete_token(tx, accessor)?;
     }

@@ -708,7 +708,10 @@ async fn tokens_need_acls_enabled() {
     .await;
     assert_eq!((code, text.as_str()), (401, "ACL support disabled"));
 
-    let a = TestAgent::start_with(|f| f.hcl = vec!["acl { enabled = true }".into()]).await;
+    // Setting a token needs `agent:write`; the management token has it whatever the default
+    // token becomes below.
+    let acl = "acl {\n enabled = true\n tokens {\n initial_management = \"root\"\n }\n}";
+    let a = TestAgent::start_with(|f| f.hcl = vec![acl.into()]).await;
     for target in [
         "default",
         "agent",
@@ -720,7 +723,7 @@ async fn tokens_need_acls_enabled() {
     ] {
         let resp = a
             .put_json(
-                &format!("/v1/agent/token/{target}"),
+                &format!("/v1/agent/token/{target}?token=root"),
                 json!({"Token": "secret"}),
             )
             .await;
@@ -728,15 +731,15 @@ async fn tokens_need_acls_enabled() {
         assert_eq!(resp.text().await.unwrap(), "");
     }
     let (code, text) = status_and_text(
-        a.put_json("/v1/agent/token/bogus", json!({"Token": "t"}))
+        a.put_json("/v1/agent/token/bogus?token=root", json!({"Token": "t"}))
             .await,
     )
     .await;
     assert_eq!((code, text.as_str()), (404, "Token \"bogus\" is unknown"));
-    let (code, text) = status_and_text(a.put("/v1/agent/token/default", "").await).await;
+    let (code, text) = status_and_text(a.put("/v1/agent/token/default?token=root", "").await).await;
     assert_eq!((code, text.as_str()), (400, "Request decode failed: EOF"));
     let (code, text) = status_and_text(
-        a.put_json("/v1/agent/token/default", json!({"Secret": "t"}))
+        a.put_json("/v1/agent/token/default?token=root", json!({"Secret": "t"}))
             .await,
     )
     .await;
@@ -972,4 +975,22 @@ async fn connections_per_client_are_limited() {
     drop(first);
     // The closed connection's place is free again.
     a.eventually("/v1/status/leader", |v| v.is_string()).await;
+}
+
+/// Regression: any caller could replace the agent's tokens; Consul requires `agent:write`.
+#[tokio::test]
+async fn setting_an_agent_token_needs_agent_write() {
+    let acl = "acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n initial_management = \"root\"\n }\n}";
+    let a = TestAgent::start_with(|f| f.hcl = vec![acl.into()]).await;
+    let (code, text) = status_and_text(
+        a.put_json("/v1/agent/token/default", json!({"Token": "t"}))
+            .await,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert!(text.contains("lacks permission 'agent:write'"), "{text}");
+    let resp = a
+        .put_json("/v1/agent/token/default?token=root", json!({"Token": "t"}))
+        .await;
+    assert_eq!(resp.status(), 200);
 }

@@ -132,15 +132,7 @@ pub async fn create_legacy(store: &Store, input: IntentionInput) -> Result<Strin
     let destination = input.destination_name.clone();
     edit(store, &destination, |current| {
         if let Some(existing) = current.as_ref() {
-            if let Some(dup) = intention::intentions(existing)
-                .into_iter()
-                .find(|i| i.source_name == input.source_name)
-            {
-                return Err(rejected(format!(
-                    "duplicate intention found: {}",
-                    dup.describe()
-                )));
-            }
+            refuse_duplicate(existing, &input.source_name, "")?;
             if !intention::is_legacy(existing) {
                 return Err(rejected(config_managed(&destination)));
             }
@@ -153,6 +145,24 @@ pub async fn create_legacy(store: &Store, input: IntentionInput) -> Result<Strin
     })
     .await?;
     Ok(id)
+}
+
+/// Refuses a second intention from `source` to the entry's destination (one whose legacy ID is
+/// not `own_id`), as Consul does.
+fn refuse_duplicate(entry: &ConfigEntry, source: &str, own_id: &str) -> Result<()> {
+    let taken = intention::sources(entry)
+        .into_iter()
+        .any(|s| s.name == source && (own_id.is_empty() || s.legacy_id != own_id));
+    if !taken {
+        return Ok(());
+    }
+    let dup = intention::intentions(entry)
+        .into_iter()
+        .find(|i| i.source_name == source);
+    Err(rejected(format!(
+        "duplicate intention found: {}",
+        dup.map(|d| d.describe()).unwrap_or_default()
+    )))
 }
 
 /// `PUT /v1/connect/intentions/<id>`: replaces a legacy intention, keeping its ID and creation
@@ -175,12 +185,24 @@ pub async fn update_legacy(store: &Store, id: &str, input: IntentionInput) -> Re
         updated_at: go_time(now_ms()),
     };
     if old.name != input.destination_name {
+        // Checked before the move's delete, so a refused move loses nothing.
+        let target = crate::store::config_entry::lookup(
+            &store.read()?,
+            intention::SERVICE_INTENTIONS_KIND,
+            &input.destination_name,
+        )?;
+        if let Some(target) = target {
+            refuse_duplicate(&target, &input.source_name, id)?;
+        }
         delete_legacy(store, id).await?;
     }
     let destination = input.destination_name.clone();
     edit(store, &destination, |current| {
         if current.as_ref().is_some_and(|e| !intention::is_legacy(e)) {
             return Err(rejected(config_managed(&destination)));
+        }
+        if let Some(existing) = current.as_ref() {
+            refuse_duplicate(existing, &input.source_name, id)?;
         }
         let source = input.to_source(Some(legacy.clone()));
         // The slot of this ID, whatever its source name was.

@@ -657,3 +657,32 @@ async fn cli_replaces_config_entry_intentions_in_place() {
         (1, "Error: cannot create L7 intention from file \"-\" using this CLI; use 'consul config write' instead\n")
     );
 }
+
+/// Regression: updating a legacy intention to the source of another one at the same
+/// destination silently replaced that other intention.
+#[tokio::test]
+async fn a_legacy_update_cannot_take_another_intentions_source() {
+    let a = TestAgent::start().await;
+    let create =
+        |source: &str| json!({"SourceName": source, "DestinationName": "db", "Action": "allow"});
+    let (_, web) = post(&a, "/v1/connect/intentions", create("web")).await;
+    let (_, api) = post(&a, "/v1/connect/intentions", create("api")).await;
+    let api_id: Value = serde_json::from_str(&api).unwrap();
+    let api_id = api_id["ID"].as_str().unwrap();
+    let resp = a
+        .put_json(&format!("/v1/connect/intentions/{api_id}"), create("web"))
+        .await;
+    assert_eq!(resp.status(), 500);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .starts_with("duplicate intention found: default/web => default/db"));
+    let (_, list) = a.get_json("/v1/connect/intentions").await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{web} {list}");
+    // Updating an intention in place (same source) still works.
+    let resp = a
+        .put_json(&format!("/v1/connect/intentions/{api_id}"), create("api"))
+        .await;
+    assert_eq!(resp.status(), 200);
+}

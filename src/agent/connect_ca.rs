@@ -13,9 +13,11 @@ use crate::connect::{
     LeafRequest,
 };
 use crate::store::connect_ca::{self as store_ca, CaConfig, CaRootRecord, LeafRecord};
-use crate::store::{Command, ReadTx, StoreError, WatchSet};
+use crate::store::{Command, Outcome, ReadTx, Store, StoreError, WatchSet};
 use crate::types::JsonValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The only provider: Consul's built-in CA.
@@ -117,6 +119,7 @@ pub async fn initialize(ctx: &Ctx) -> Result<(), AgentError> {
         provider: ctx.config.connect.ca_provider.clone(),
         cluster_id,
         config: JsonValue(Value::Object(map)),
+        force_without_cross_signing: false,
         create_index: 0,
         modify_index: 0,
     };
@@ -152,25 +155,36 @@ pub fn configuration(ctx: &Ctx) -> Result<CaConfig, CaError> {
     Ok(current(ctx)?.0)
 }
 
+/// A `PUT /v1/connect/ca/configuration` body.
+pub struct CaConfigRequest {
+    pub provider: String,
+    pub config: Map<String, Value>,
+    /// Rotate without having the current root cross-sign the new one.
+    pub force_without_cross_signing: bool,
+}
+
 /// Applies a new provider configuration (Consul's `ConnectCA.ConfigurationSet`): validated
 /// first, so a refused one changes nothing; a different key type or size, or a different
-/// imported root, rotates to a new root cross-signed by the current one, which stays trusted.
-pub async fn set_configuration(
-    ctx: &Ctx,
-    provider: String,
-    map: Map<String, Value>,
-) -> Result<(), CaError> {
+/// imported root, rotates to a new root cross-signed by the current one (unless
+/// `ForceWithoutCrossSigning`), which stays trusted.
+pub async fn set_configuration(ctx: &Ctx, request: CaConfigRequest) -> Result<(), CaError> {
     let (config, active) = current(ctx)?;
+    let CaConfigRequest {
+        provider,
+        config: map,
+        force_without_cross_signing,
+    } = request;
     if provider != PROVIDER {
         return Err(CaError::BadConfig(format!(
             "could not initialize provider: unknown CA provider {provider:?} (Legate has only the built-in \"consul\" provider)"
         )));
     }
-    let settings = CaSettings::parse(&map)
-        .map_err(|e| CaError::BadConfig(format!("could not initialize provider: {e}")))?;
+    // Consul's no-op check compares the provider and its settings only.
     if provider == config.provider && Some(&map) == config.config.0.as_object() {
         return Ok(());
     }
+    let settings = CaSettings::parse(&map)
+        .map_err(|e| CaError::BadConfig(format!("error configuring provider: {e}")))?;
     let cluster_id = config.cluster_id.clone();
     let old = active.clone();
     let new_root = blocking(move || {
@@ -186,6 +200,10 @@ pub async fn set_configuration(
         let root = make_root(&cluster_id, &settings)?;
         if root.id == old.id {
             return Ok(None);
+        }
+        if force_without_cross_signing {
+            tracing::warn!("ForceWithoutCrossSigning set, CA reconfiguration skipping cross-signing");
+            return Ok(Some(root_record(root, Vec::new())));
         }
         let signer = CaSigner {
             cert_pem: &old.root_cert,
@@ -204,6 +222,7 @@ pub async fn set_configuration(
             config: Box::new(CaConfig {
                 provider,
                 config: JsonValue(Value::Object(map)),
+                force_without_cross_signing,
                 ..config
             }),
             new_root: new_root.map(Box::new),
@@ -219,6 +238,52 @@ pub async fn set_configuration(
     Ok(())
 }
 
+/// How often Consul's leader looks for roots to prune.
+const ROOT_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Removes the roots rotated out more than two leaf lifetimes before `now_ms` (Consul's
+/// `pruneCARoots`: no leaf they signed can still be valid); writes only when one is due.
+pub async fn prune_roots(store: &Store, now_ms: u64) -> Result<usize, CaError> {
+    let read = store.read()?;
+    let mut ws = WatchSet::new();
+    let Some(config) = store_ca::config(&read, &mut ws)? else {
+        return Ok(0);
+    };
+    let leaf_ttl = settings_of(&config)?.leaf_cert_ttl;
+    let cutoff = now_ms.saturating_sub(2 * leaf_ttl.as_millis() as u64);
+    let (_, roots) = store_ca::roots(&read, &mut ws)?;
+    drop(read);
+    if !roots
+        .iter()
+        .any(|r| !r.active && r.rotated_out_at_ms != 0 && r.rotated_out_at_ms < cutoff)
+    {
+        return Ok(0);
+    }
+    let outcome = store
+        .apply(Command::ConnectCaPruneRoots {
+            rotated_out_before_ms: cutoff,
+        })
+        .await?;
+    Ok(match outcome {
+        Outcome::Reaped(n) => n,
+        _ => 0,
+    })
+}
+
+/// Prunes rotated-out roots at start, then every `ROOT_PRUNE_INTERVAL` as Consul's leader does.
+pub async fn prune_roots_periodically(store: Store) {
+    let mut tick = tokio::time::interval(ROOT_PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        match prune_roots(&store, crate::clock::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned old unused Connect CA roots"),
+            Err(CaError::Store(StoreError::Closed)) => return,
+            Err(e) => tracing::warn!(error = %e, "Connect CA root pruning failed"),
+        }
+    }
+}
+
 /// Whether `leaf` may still be served: signed by the active root and not yet in its renewal
 /// window.
 fn is_fresh(leaf: &LeafRecord, active_root: &str, now_secs: u64) -> bool {
@@ -227,7 +292,7 @@ fn is_fresh(leaf: &LeafRecord, active_root: &str, now_secs: u64) -> bool {
 
 /// For a blocking leaf query: the cached leaf's index while it may be served, else
 /// `u64::MAX`, so that a query waiting on it returns once a rotation (a write to the roots)
-/// or a reissue (a write to the leaf) makes it stale.
+/// or a reissue (a write to the leaf) makes it stale, or its renewal point passes.
 pub fn leaf_version(
     r: &ReadTx,
     ws: &mut WatchSet,
@@ -235,33 +300,74 @@ pub fn leaf_version(
 ) -> crate::store::Result<(u64, ())> {
     let active = store_ca::active_root(r, ws)?;
     let leaf = store_ca::leaf(r, ws, service)?;
-    let now_secs = unix_secs(now());
     let index = match (leaf, active) {
-        (Some(leaf), Some(root)) if is_fresh(&leaf, &root.id, now_secs) => leaf.modify_index,
+        (Some(leaf), Some(root)) if is_fresh(&leaf, &root.id, unix_secs(now())) => {
+            ws.stale_at(leaf.renew_after * 1000);
+            leaf.modify_index
+        }
         _ => u64::MAX,
     };
     Ok((index, ()))
 }
 
-/// How long the cached leaf of `service` may still be served before its renewal point (zero
-/// when there is none or it is due): a blocking leaf query waits no longer, since time
-/// passing is no write that would wake it.
-pub fn until_renewal(r: &ReadTx, service: &str) -> crate::store::Result<Duration> {
-    let leaf = store_ca::leaf(r, &mut WatchSet::new(), service)?;
-    let now_secs = unix_secs(now());
-    Ok(Duration::from_secs(
-        leaf.map_or(0, |l| l.renew_after.saturating_sub(now_secs)),
-    ))
+/// One leaf issuance at a time per service: concurrent requests that find no fresh leaf
+/// wait for the one signing and are answered with its certificate (Consul's leaf manager
+/// runs one fetch per service as well), instead of each signing and caching its own.
+#[derive(Default)]
+pub struct LeafIssuers(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl LeafIssuers {
+    async fn turn(&self, service: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut issuers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks nobody holds or waits for go: the map is as large as the issuances under way.
+            issuers.retain(|_, lock| Arc::strong_count(lock) > 1);
+            issuers.entry(service.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// The cached leaf of `service` if it may be served, else what issuing its successor needs.
+enum Cached {
+    Fresh(LeafRecord),
+    Due {
+        config: CaConfig,
+        root: CaRootRecord,
+        /// The serial of the stale leaf the new one replaces.
+        replaces: Option<String>,
+    },
+}
+
+fn cached(ctx: &Ctx, service: &str) -> Result<Cached, CaError> {
+    let (config, root) = current(ctx)?;
+    let leaf = store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?;
+    Ok(match leaf {
+        Some(leaf) if is_fresh(&leaf, &root.id, unix_secs(now())) => Cached::Fresh(leaf),
+        leaf => Cached::Due {
+            config,
+            root,
+            replaces: leaf.map(|l| l.serial_number),
+        },
+    })
 }
 
 /// The leaf certificate of `service` (Consul's `AgentConnectCALeafCert`): the cached one
 /// while fresh, else a new one signed by the active root (with its intermediates) and cached.
 pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
-    let (config, root) = current(ctx)?;
-    let cached = store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?;
-    if let Some(leaf) = cached.filter(|l| is_fresh(l, &root.id, unix_secs(now()))) {
+    if let Cached::Fresh(leaf) = cached(ctx, service)? {
         return Ok(leaf);
     }
+    let _turn = ctx.leaf_issuers.turn(service).await;
+    // The issuance that held the turn before may have cached a fresh one.
+    let (config, root, replaces) = match cached(ctx, service)? {
+        Cached::Fresh(leaf) => return Ok(leaf),
+        Cached::Due {
+            config,
+            root,
+            replaces,
+        } => (config, root, replaces),
+    };
     let settings = settings_of(&config)?;
     let id = CertUri::service(
         &connect::trust_domain(&config.cluster_id),
@@ -303,8 +409,13 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
         })
     })
     .await?;
+    // Refused when another issuer (another server, one day) cached a leaf since: its leaf
+    // stands, and is what this request answers too.
     ctx.store
-        .apply(Command::ConnectCaLeafIssued(Box::new(issued)))
+        .apply(Command::ConnectCaLeafIssued {
+            leaf: Box::new(issued),
+            replaces,
+        })
         .await?;
     store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?
         .ok_or_else(|| CaError::Failed(format!("the leaf of {service:?} was not stored")))

@@ -25,6 +25,8 @@ pub struct AgentContext {
     pub ops: super::ops::Ops,
     /// Resolves request tokens to what they may do.
     pub acl: super::acl::AclResolver,
+    /// Leaf certificate issuance, one at a time per service.
+    pub leaf_issuers: super::connect_ca::LeafIssuers,
     /// The compiled intentions `/v1/agent/connect/authorize` answers from.
     pub intentions: super::intentions::IntentionCache,
     /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).

@@ -74,6 +74,7 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
             config.limits.http_max_conns_per_client,
         ),
         events: Arc::new(events::Events::new()),
+        leaf_issuers: connect_ca::LeafIssuers::default(),
         intentions: intentions::IntentionCache::new(
             store.clone(),
             intentions::Fallback::from_config(&config),
@@ -99,6 +100,11 @@ pub fn spawn_background(ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
     ];
     if ctx.config.acl.enabled {
         tasks.push(tokio::spawn(reap_expired_acl_tokens(ctx.store.clone())));
+    }
+    if ctx.config.connect.enabled {
+        tasks.push(tokio::spawn(connect_ca::prune_roots_periodically(
+            ctx.store.clone(),
+        )));
     }
     tasks
 }

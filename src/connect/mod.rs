@@ -50,6 +50,11 @@ pub enum Error {
     LeafCertTtlTooShort,
     #[error("leaf cert TTL must be less than 8760h0m0s")]
     LeafCertTtlTooLong,
+    #[error("Intermediate Cert TTL must be greater or equal than 3h")]
+    IntermediateCertTtlTooShort,
+    /// With three leaf lifetimes as Go renders a duration.
+    #[error("Intermediate Cert TTL must be greater or equal than 3 * LeafCertTTL (>={0}).")]
+    IntermediateCertTtlBelowLeaves(String),
     #[error("must provide a private key when providing a root cert")]
     MissingPrivateKey,
     #[error("root cert is for a different private key")]

@@ -5,6 +5,8 @@
 //! time a commit touches what it read, until the index passes the client's (or the content hash
 //! differs), or the wait (plus up to 1/16 jitter) runs out; then it reads once more and returns
 //! that.
+//! A query whose result goes stale with time rather than with a write (`WatchSet::stale_at`)
+//! is read again at that time, as if a write had woken it.
 //! An index ahead of the store's simply waits, as Consul's does. The index is never below 1.
 //! A snapshot restore wakes every waiting read, which returns at once with an index no lower
 //! than the store's (what it waited on was replaced; entries' own indexes may be older).
@@ -96,14 +98,22 @@ where
         if fresh || restored || timed_out || Instant::now() >= deadline {
             return Ok(Blocked { index, hash, value });
         }
+        // A result that goes stale with time (not with a write) is read again then.
+        let stale_at = ws.stale_at_ms().map(|unix_ms| {
+            Instant::now()
+                + std::time::Duration::from_millis(
+                    unix_ms.saturating_sub(crate::clock::now_ms()),
+                )
+        });
         let watch = store.watches().register(ws, read_index);
         // A parked read holds only its watch: with thousands of watchers, keeping every result
         // until it is superseded would cost memory in proportion to the results' size. A
         // timeout reads once more and returns that (never older than the result dropped here).
         drop((value, hash));
+        let wake = stale_at.map_or(deadline, |at| at.min(deadline));
         tokio::select! {
             _ = watch.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => timed_out = true,
+            _ = tokio::time::sleep_until(wake) => timed_out = wake >= deadline,
         }
     }
 }
@@ -176,6 +186,24 @@ mod tests {
             .unwrap();
         assert_eq!(got.index, 1);
         assert!(got.value.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_result_that_goes_stale_with_time_is_read_again_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stale_at = crate::clock::now_ms() + 300;
+        let started = Instant::now();
+        let got = blocking(&store, &opts(1, 10_000), |_, ws| {
+            ws.stale_at(stale_at);
+            let now = crate::clock::now_ms();
+            Ok((if now >= stale_at { 2 } else { 1 }, now))
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.index, 2);
+        assert!(got.value >= stale_at);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]

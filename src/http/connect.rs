@@ -4,10 +4,9 @@
 
 use super::blocking::blocking;
 use super::error::ApiError;
-use super::query::QueryOptions;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::agent::connect_ca::{self, CaError};
+use crate::agent::connect_ca::{self, CaConfigRequest, CaError};
 use crate::gojson::{self, field, Kind, Schema, STRING, UINT64};
 use crate::store::connect_ca::{self as store_ca, CaRootRecord, LeafRecord};
 use serde_json::{json, Map, Value};
@@ -111,6 +110,7 @@ static CA_CONFIGURATION: Schema = Schema {
         field("Config", Kind::Any),
         field("State", Kind::StrMap),
         field("ForceWithoutCrossSigning", Kind::Bool),
+        field("force_without_cross_signing", Kind::Bool),
         field("CreateIndex", UINT64),
         field("ModifyIndex", UINT64),
     ],
@@ -129,7 +129,7 @@ pub async fn configuration(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError
             "Provider": config.provider,
             "Config": settings,
             "State": null,
-            "ForceWithoutCrossSigning": false,
+            "ForceWithoutCrossSigning": config.force_without_cross_signing,
             "CreateIndex": config.create_index,
             "ModifyIndex": config.modify_index,
         });
@@ -152,7 +152,25 @@ pub async fn configuration(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError
             ))
         }
     };
-    connect_ca::set_configuration(&ctx, provider, settings).await?;
+    // The built-in provider keeps no State: one given must be empty, as Consul's check.
+    if decoded
+        .get("State")
+        .and_then(Value::as_object)
+        .is_some_and(|state| !state.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "Provider State is read-only. It must be omitted or identical to the current value",
+        ));
+    }
+    // Consul also reads the snake-case spelling of this one field.
+    let force = |key| decoded.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let request = CaConfigRequest {
+        provider,
+        config: settings,
+        force_without_cross_signing: force("ForceWithoutCrossSigning")
+            || force("force_without_cross_signing"),
+    };
+    connect_ca::set_configuration(&ctx, request).await?;
     Ok(Reply::empty(warp::http::StatusCode::OK))
 }
 
@@ -172,8 +190,8 @@ fn render_leaf(leaf: &LeafRecord) -> Value {
 }
 
 /// `GET /v1/agent/connect/ca/leaf/<service>`: the service's current leaf; with `?index=`, once
-/// the leaf at that index is superseded (by a rotation, or by reaching its renewal point,
-/// which ends the wait early).
+/// the leaf at that index is superseded (by a rotation, a reissue, or by reaching its renewal
+/// point, which the shared blocking mechanism wakes on as on a write).
 pub async fn leaf(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let service = req.tail("/v1/agent/connect/ca/leaf/").to_string();
@@ -181,11 +199,6 @@ pub async fn leaf(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         return Err(ApiError::bad_request("Missing service name"));
     }
     if opts.index > 0 {
-        let due = connect_ca::until_renewal(&ctx.store.read()?, &service)?;
-        let opts = QueryOptions {
-            wait: opts.wait.min(due),
-            ..opts.clone()
-        };
         blocking(&ctx.store, &opts, |r, ws| {
             connect_ca::leaf_version(r, ws, &service)
         })

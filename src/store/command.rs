@@ -186,8 +186,15 @@ pub enum Command {
         new_root: Option<Box<CaRootRecord>>,
         rotates_from: String,
     },
-    /// A leaf certificate signed for a service, cached for the agent's leaf endpoint.
-    ConnectCaLeafIssued(Box<LeafRecord>),
+    /// A leaf certificate signed for a service, cached for the agent's leaf endpoint, if the
+    /// cached one is still `replaces` (the serial its issuer saw; `None`: there was none).
+    ConnectCaLeafIssued {
+        leaf: Box<LeafRecord>,
+        replaces: Option<String>,
+    },
+    /// Consul's CA root pruning: removes the inactive roots rotated out before the cutoff
+    /// (Unix milliseconds, decided by the pruner from its clock and the leaf TTL).
+    ConnectCaPruneRoots { rotated_out_before_ms: u64 },
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Box<Archive>),
     /// A start with ACLs enabled: the builtin policy, the anonymous token (created at the
@@ -257,6 +264,7 @@ impl Command {
         "connect-ca-initialize",
         "connect-ca-set-config",
         "connect-ca-leaf-issued",
+        "connect-ca-prune-roots",
         "restore-snapshot",
         "acl-initialize",
         "acl-bootstrap",
@@ -297,7 +305,8 @@ impl Command {
             Command::CoordinateBatchUpdate { .. } => "coordinate-batch-update",
             Command::ConnectCaInitialize { .. } => "connect-ca-initialize",
             Command::ConnectCaSetConfig { .. } => "connect-ca-set-config",
-            Command::ConnectCaLeafIssued(_) => "connect-ca-leaf-issued",
+            Command::ConnectCaLeafIssued { .. } => "connect-ca-leaf-issued",
+            Command::ConnectCaPruneRoots { .. } => "connect-ca-prune-roots",
             Command::RestoreSnapshot(_) => "restore-snapshot",
             Command::AclInitialize { .. } => "acl-initialize",
             Command::AclBootstrap { .. } => "acl-bootstrap",
@@ -536,10 +545,12 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
             new_root.map(|r| *r),
             &rotates_from,
         )?),
-        Command::ConnectCaLeafIssued(leaf) => {
-            connect_ca::put_leaf(tx, *leaf)?;
-            Done
+        Command::ConnectCaLeafIssued { leaf, replaces } => {
+            Applied(connect_ca::put_leaf(tx, *leaf, replaces.as_deref())?)
         }
+        Command::ConnectCaPruneRoots {
+            rotated_out_before_ms,
+        } => Reaped(connect_ca::prune_roots(tx, rotated_out_before_ms)?),
         Command::RestoreSnapshot(archive) => Restored(super::snapshot::restore(tx, &archive)?),
         Command::AclInitialize { initial_management } => {
             acl::initialize(tx, initial_management.map(|t| *t))?;

@@ -24,8 +24,21 @@ pub struct CaConfig {
     pub cluster_id: String,
     /// The provider's settings as given (an object; `PrivateKey` included).
     pub config: JsonValue,
+    /// As last set: whether that change rotated the root without cross-signing it.
+    pub force_without_cross_signing: bool,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// `CaConfig` as version 1 stored it, before `force_without_cross_signing`.
+#[derive(Decode)]
+#[cfg_attr(test, derive(Encode))]
+struct CaConfigV1 {
+    provider: String,
+    cluster_id: String,
+    config: JsonValue,
+    create_index: u64,
+    modify_index: u64,
 }
 
 /// Without the settings, which may hold an imported root's private key.
@@ -107,7 +120,22 @@ impl fmt::Debug for LeafRecord {
 }
 
 impl super::codec::Record for CaConfig {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_version(version: u8, payload: &[u8]) -> std::result::Result<Self, String> {
+        if version != 1 {
+            return Err(format!("unknown CaConfig record version {version}"));
+        }
+        let v1: CaConfigV1 = super::codec::decode_payload(payload)?;
+        Ok(CaConfig {
+            provider: v1.provider,
+            cluster_id: v1.cluster_id,
+            config: v1.config,
+            force_without_cross_signing: false,
+            create_index: v1.create_index,
+            modify_index: v1.modify_index,
+        })
+    }
 }
 impl super::codec::Record for CaRootRecord {
     const VERSION: u8 = 1;
@@ -159,7 +187,7 @@ pub fn initialize(tx: &mut WriteTx, config: CaConfig, root: CaRootRecord) -> Res
     put_root(tx, root)
 }
 
-/// Replaces the provider and its settings (the cluster ID stays) and, with `new_root`, rotates: the
+/// Replaces the provider, its settings and `ForceWithoutCrossSigning` (the cluster ID stays) and, with `new_root`, rotates: the
 /// active root becomes inactive and `new_root` (cross-signed by it) the active one. Refused
 /// (`false`) when the active root is no longer `rotates_from`: the change was decided (and
 /// `new_root` cross-signed) against a root another write has replaced since.
@@ -180,6 +208,7 @@ pub fn set_config(
     let config = CaConfig {
         provider: config.provider,
         config: config.config,
+        force_without_cross_signing: config.force_without_cross_signing,
         modify_index: index,
         ..current
     };
@@ -211,13 +240,61 @@ fn put_root(tx: &mut WriteTx, root: CaRootRecord) -> Result<()> {
 }
 
 /// Caches a newly issued leaf for its service (each certificate is new: both its indexes are
-/// this write's).
-pub fn put_leaf(tx: &mut WriteTx, leaf: LeafRecord) -> Result<()> {
+/// this write's), unless the cached one is no longer `replaces` (the serial the issuer saw, or
+/// none): another issuer got there first and its leaf stands (`false`).
+pub fn put_leaf(tx: &mut WriteTx, leaf: LeafRecord, replaces: Option<&str>) -> Result<bool> {
+    let current = tx.get::<LeafRecord>(CA_LEAVES, &leaf.service)?;
+    if current.as_ref().map(|l| l.serial_number.as_str()) != replaces {
+        return Ok(false);
+    }
     let index = tx.index();
     let leaf = LeafRecord {
         create_index: index,
         modify_index: index,
         ..leaf
     };
-    tx.put(CA_LEAVES, &leaf.service.clone(), &leaf)
+    tx.put(CA_LEAVES, &leaf.service.clone(), &leaf)?;
+    Ok(true)
+}
+
+/// Removes the roots rotated out before `rotated_out_before_ms` (Unix milliseconds; Consul's
+/// leader prunes a root once two leaf lifetimes have passed since its rotation, so no leaf it
+/// signed is still valid). The active root is never removed. Returns how many went.
+pub fn prune_roots(tx: &mut WriteTx, rotated_out_before_ms: u64) -> Result<usize> {
+    let (_, roots) = roots(tx, &mut WatchSet::new())?;
+    let mut pruned = 0;
+    for root in roots {
+        if !root.active && root.rotated_out_at_ms != 0 && root.rotated_out_at_ms < rotated_out_before_ms
+        {
+            tx.delete(CA_ROOTS, &root.id)?;
+            pruned += 1;
+        }
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec;
+
+    #[test]
+    fn a_version_1_configuration_reads_as_not_forced() {
+        let v1 = CaConfigV1 {
+            provider: "consul".into(),
+            cluster_id: "c1".into(),
+            config: JsonValue(serde_json::json!({"LeafCertTTL": "72h"})),
+            create_index: 3,
+            modify_index: 4,
+        };
+        let mut bytes = vec![1];
+        bytes.extend(bincode::encode_to_vec(&v1, bincode::config::standard()).unwrap());
+        let read: CaConfig = codec::decode("connect_ca_config", "config", &bytes).unwrap();
+        assert_eq!(
+            (read.cluster_id.as_str(), read.force_without_cross_signing, read.modify_index),
+            ("c1", false, 4)
+        );
+        let again: CaConfig = codec::decode("connect_ca_config", "config", &codec::encode(&read)).unwrap();
+        assert!(again == read);
+    }
 }

@@ -29,6 +29,9 @@ pub enum WatchKey {
 #[derive(Debug, Default)]
 pub struct WatchSet {
     keys: Vec<WatchKey>,
+    /// Unix milliseconds from which what was read is stale with no write at all (a cached
+    /// certificate reaching its renewal point): a blocking read waits no longer.
+    stale_at_ms: Option<u64>,
 }
 
 impl WatchSet {
@@ -46,6 +49,13 @@ impl WatchSet {
     }
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+    /// Records that the result read goes stale at `unix_ms` (the earliest such time counts).
+    pub fn stale_at(&mut self, unix_ms: u64) {
+        self.stale_at_ms = Some(self.stale_at_ms.map_or(unix_ms, |t| t.min(unix_ms)));
+    }
+    pub fn stale_at_ms(&self) -> Option<u64> {
+        self.stale_at_ms
     }
 }
 

@@ -213,19 +213,31 @@ async fn bad_configurations_are_refused_and_change_nothing() {
     for (config, message) in [
         (
             json!({"Provider": "consul", "Config": {"LeafCertTTL": "1m"}}),
-            "could not initialize provider: leaf cert TTL must be greater or equal than 1h0m0s",
+            "error configuring provider: leaf cert TTL must be greater or equal than 1h0m0s",
         ),
         (
             json!({"Provider": "consul", "Config": {"PrivateKeyType": "dsa"}}),
-            "could not initialize provider: private key type must be either 'ec' or 'rsa'",
+            "error configuring provider: private key type must be either 'ec' or 'rsa'",
         ),
         (
             json!({"Provider": "consul", "Config": {"PrivateKeyType": "rsa", "PrivateKeyBits": 1024}}),
-            "could not initialize provider: RSA key length must be 2048 or 4096 bits",
+            "error configuring provider: RSA key length must be 2048 or 4096 bits",
+        ),
+        (
+            json!({"Provider": "consul", "Config": {"IntermediateCertTTL": "24h"}}),
+            "error configuring provider: Intermediate Cert TTL must be greater or equal than 3 * LeafCertTTL (>=216h0m0s).",
+        ),
+        (
+            json!({"Provider": "consul", "Config": {"CSRMaxConcurrent": "many"}}),
+            "error configuring provider: error decoding config: cannot parse 'CSRMaxConcurrent' as int: strconv.ParseInt: parsing \"many\": invalid syntax",
+        ),
+        (
+            json!({"Provider": "consul", "Config": {}, "State": {"id": "x"}}),
+            "Provider State is read-only. It must be omitted or identical to the current value",
         ),
         (
             json!({"Provider": "consul", "Config": {"RootCert": "-----BEGIN CERTIFICATE-----"}}),
-            "could not initialize provider: must provide a private key when providing a root cert",
+            "error configuring provider: must provide a private key when providing a root cert",
         ),
     ] {
         let (status, body) = put_config(&a, config.clone()).await;
@@ -343,11 +355,83 @@ async fn the_cli_reads_and_sets_the_ca_configuration() {
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr,
-        "Error setting CA configuration: Unexpected response code: 400 (could not initialize provider: leaf cert TTL must be greater or equal than 1h0m0s)\n"
+        "Error setting CA configuration: Unexpected response code: 400 (error configuring provider: leaf cert TTL must be greater or equal than 1h0m0s)\n"
     );
     let out = a.cli(&["connect", "ca", "set-config"], None).await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
         (1, "The -config-file flag is required\n")
     );
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_for_a_leaf_get_one_certificate() {
+    let a = connect_agent().await;
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let url = a.url("/v1/agent/connect/ca/leaf/api");
+            let http = a.http.clone();
+            tokio::spawn(async move {
+                let resp = http.get(url).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut serials = std::collections::BTreeSet::new();
+    for request in requests {
+        let leaf = request.await.unwrap();
+        serials.insert((leaf["SerialNumber"].to_string(), leaf["ModifyIndex"].to_string()));
+    }
+    assert_eq!(serials.len(), 1, "one certificate issued: {serials:?}");
+    assert_eq!(
+        leaf(&a, "api").await["SerialNumber"].to_string(),
+        serials.first().unwrap().0
+    );
+}
+
+#[tokio::test]
+async fn force_without_cross_signing_rotates_with_no_cross_signed_certificate() {
+    let a = connect_agent().await;
+    let old_root = active_root(&roots(&a).await).clone();
+    let old_leaf = leaf(&a, "web").await;
+    let config = json!({
+        "Provider": "consul",
+        "Config": {"PrivateKeyType": "ec", "PrivateKeyBits": 384},
+        "ForceWithoutCrossSigning": true,
+    });
+    assert_eq!(put_config(&a, config).await, (200, String::new()));
+    let roots = roots(&a).await;
+    let new_root = active_root(&roots);
+    assert_ne!(new_root["ID"], old_root["ID"]);
+    assert_eq!(new_root["IntermediateCerts"], Value::Null);
+    assert_eq!(roots["Roots"].as_array().unwrap().len(), 2);
+    let (_, stored) = a.get_json("/v1/connect/ca/configuration").await;
+    assert_eq!(stored["ForceWithoutCrossSigning"], true);
+    // The new leaf carries no cross-signed certificate: only the new root verifies it.
+    let new_leaf = leaf(&a, "web").await;
+    assert_ne!(new_leaf["SerialNumber"], old_leaf["SerialNumber"]);
+    let pem = new_leaf["CertPEM"].as_str().unwrap();
+    assert_eq!(chain(pem).len(), 1);
+    openssl_verify(new_root["RootCert"].as_str().unwrap(), None, pem);
+}
+
+#[tokio::test]
+async fn rotated_out_roots_are_pruned_after_two_leaf_lifetimes() {
+    let a = connect_agent().await;
+    let config = json!({"Provider": "consul", "Config": {"PrivateKeyType": "ec", "PrivateKeyBits": 384, "LeafCertTTL": "2h"}});
+    assert_eq!(put_config(&a, config).await, (200, String::new()));
+    let before = roots(&a).await;
+    assert_eq!(before["Roots"].as_array().unwrap().len(), 2);
+    let prune = |now_ms| legate::agent::connect_ca::prune_roots(a.store(), now_ms);
+    let now = legate::clock::now_ms();
+    // Within two leaf lifetimes (2 × 2h) of the rotation nothing goes, and nothing is written.
+    assert_eq!(prune(now + 4 * 3600 * 1000 - 60_000).await.unwrap(), 0);
+    assert_eq!(roots(&a).await, before);
+    assert_eq!(prune(now + 4 * 3600 * 1000 + 60_000).await.unwrap(), 1);
+    let after = roots(&a).await;
+    let listed = after["Roots"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["ID"], before["ActiveRootID"]);
+    assert_eq!(listed[0]["Active"], true);
 }

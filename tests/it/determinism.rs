@@ -265,9 +265,9 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 50] = [
+const KIND_DRAW: [u8; 51] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, // every kind
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, // every kind
     0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31,
 ];
 /// ACL IDs the generator draws from: few, so creates, updates and deletes meet.
@@ -341,6 +341,7 @@ fn ca_config(cluster_id: &str, leaf_cert_ttl: &str) -> CaConfig {
         provider: "consul".into(),
         cluster_id: cluster_id.into(),
         config: JsonValue(json!({ "LeafCertTTL": leaf_cert_ttl })),
+        force_without_cross_signing: leaf_cert_ttl.len() > 2,
         create_index: 0,
         modify_index: 0,
     }
@@ -507,19 +508,23 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             new_root: flag.then(|| ca_root(b)).map(Box::new),
             rotates_from: format!("root-{}", a % 3),
         },
-        25 => Command::ConnectCaLeafIssued(Box::new(LeafRecord {
-            service: ["web", "db"][usize::from(b) % 2].into(),
-            service_uri: format!("spiffe://c.consul/ns/default/dc/dc1/svc/{b}"),
-            serial_number: format!("0{a}:0{b}"),
-            cert_pem: format!("leaf-{a}"),
-            private_key_pem: format!("leaf-key-{a}"),
-            valid_after: now / 1000,
-            valid_before: now / 1000 + 3600,
-            renew_after: now / 1000 + 2400,
-            root_id: format!("root-{}", a % 3),
-            create_index: 0,
-            modify_index: 0,
-        })),
+        25 => Command::ConnectCaLeafIssued {
+            leaf: Box::new(LeafRecord {
+                service: ["web", "db"][usize::from(b) % 2].into(),
+                service_uri: format!("spiffe://c.consul/ns/default/dc/dc1/svc/{b}"),
+                serial_number: format!("0{a}:0{b}"),
+                cert_pem: format!("leaf-{a}"),
+                private_key_pem: format!("leaf-key-{a}"),
+                valid_after: now / 1000,
+                valid_before: now / 1000 + 3600,
+                renew_after: now / 1000 + 2400,
+                root_id: format!("root-{}", a % 3),
+                create_index: 0,
+                modify_index: 0,
+            }),
+            // Sometimes the serial a previous draw cached, sometimes none: both outcomes.
+            replaces: flag.then(|| format!("0{b}:0{a}")),
+        },
 
         26 => Command::AclInitialize {
             initial_management: flag
@@ -605,6 +610,10 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         },
         34 => Command::AclRoleDelete {
             id: ACL_IDS[usize::from(a) % 3].into(),
+        },
+        // Roots rotated out more than `a` steps ago go (the cutoff is the pruner's decision).
+        35 => Command::ConnectCaPruneRoots {
+            rotated_out_before_ms: now.saturating_sub(u64::from(a) * STEP_MS),
         },
         22 => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {

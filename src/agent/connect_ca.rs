@@ -391,9 +391,14 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
             unix_secs(issued.valid_before),
         );
         // Consul's leaf-cert manager renews at a random point between 60% and 90% of the
-        // lifetime, so leaves issued together don't all renew together.
+        // lifetime, so leaves issued together don't all renew together; one living under ten
+        // minutes (only with `SkipValidate`) is due at once.
         let lifetime = before.saturating_sub(after);
-        let renew_after = after + lifetime * 6 / 10 + rand::random_range(0..=lifetime * 3 / 10);
+        let renew_after = if lifetime < 600 {
+            after
+        } else {
+            after + lifetime * 6 / 10 + rand::random_range(0..=lifetime * 3 / 10)
+        };
         Ok(LeafRecord {
             service: service_name,
             service_uri: issued.uri,

@@ -759,8 +759,26 @@ async fn connect_lookups_find_proxies_and_native_services() {
     assert_eq!(names(&health, "/Service/ID"), ["web1-sidecar-proxy"]);
     let (_, native) = a.get_json("/v1/catalog/connect/native").await;
     assert_eq!(native[0]["ServiceConnect"], json!({"Native": true}));
+    let (_, native) = a.get_json("/v1/health/connect/native").await;
+    assert_eq!(names(&native, "/Service/ID"), ["native1"]);
+    // Tags don't narrow a Connect lookup (Consul ignores them there).
+    let (_, tagged) = a.get_json("/v1/catalog/connect/web?tag=nope").await;
+    assert_eq!(names(&tagged, "/ServiceID"), ["web1-sidecar-proxy"]);
     let (_, plain) = a.get_json("/v1/catalog/service/web").await;
     assert_eq!(names(&plain, "/ServiceID"), ["web1"]);
+}
+
+#[tokio::test]
+async fn an_agent_registered_sidecar_is_what_connect_lookups_return() {
+    let a = TestAgent::start().await;
+    let body = json!({"Name": "api", "Port": 8080, "Connect": {"SidecarService": {}}});
+    a.put_ok("/v1/agent/service/register", body.to_string()).await;
+    let (_, catalog) = a.get_json("/v1/catalog/connect/api").await;
+    assert_eq!(names(&catalog, "/ServiceID"), ["api-sidecar-proxy"]);
+    assert_eq!(catalog[0]["ServiceProxy"]["DestinationServiceName"], "api");
+    let (_, health) = a.get_json("/v1/health/connect/api").await;
+    assert_eq!(names(&health, "/Service/ID"), ["api-sidecar-proxy"]);
+    assert_eq!(health[0]["Service"]["Kind"], "connect-proxy");
 }
 
 async fn still_blocked(task: &tokio::task::JoinHandle<(u64, Value, Duration)>, what: &str) {

@@ -202,7 +202,9 @@ pub async fn set_configuration(ctx: &Ctx, request: CaConfigRequest) -> Result<()
             return Ok(None);
         }
         if force_without_cross_signing {
-            tracing::warn!("ForceWithoutCrossSigning set, CA reconfiguration skipping cross-signing");
+            tracing::warn!(
+                "ForceWithoutCrossSigning set, CA reconfiguration skipping cross-signing"
+            );
             return Ok(Some(root_record(root, Vec::new())));
         }
         let signer = CaSigner {

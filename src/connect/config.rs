@@ -157,7 +157,9 @@ fn boolean(key: &str, value: &Value) -> Result<bool, String> {
         Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
         Value::String(s) if s.is_empty() => Ok(false),
         Value::String(s) => crate::gojson::parse_go_bool(s).ok_or_else(|| {
-            format!("cannot parse '{key}' as bool: strconv.ParseBool: parsing {s:?}: invalid syntax")
+            format!(
+                "cannot parse '{key}' as bool: strconv.ParseBool: parsing {s:?}: invalid syntax"
+            )
         }),
         other => Err(type_error(key, other, "bool")),
     }
@@ -169,7 +171,9 @@ fn float(key: &str, value: &Value) -> Result<f64, String> {
         Value::Number(n) => Ok(n.as_f64().unwrap_or(0.0)),
         Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
         Value::String(s) => s.parse().map_err(|_| {
-            format!("cannot parse '{key}' as float: strconv.ParseFloat: parsing {s:?}: invalid syntax")
+            format!(
+                "cannot parse '{key}' as float: strconv.ParseFloat: parsing {s:?}: invalid syntax"
+            )
         }),
         other => Err(type_error(key, other, "float32")),
     }
@@ -273,8 +277,9 @@ mod tests {
 
     #[test]
     fn skip_validate_lifts_the_ttl_rules_and_rotation_period_is_ignored() {
-        let s = parse(json!({"SkipValidate": true, "LeafCertTTL": "1m", "IntermediateCertTTL": "1h"}))
-            .unwrap();
+        let s =
+            parse(json!({"SkipValidate": true, "LeafCertTTL": "1m", "IntermediateCertTTL": "1h"}))
+                .unwrap();
         assert_eq!(s.leaf_cert_ttl, Duration::from_secs(60));
         assert!(parse(json!({"SkipValidate": "true", "PrivateKeyType": "dsa"})).is_err());
         assert!(parse(json!({"RotationPeriod": "not a duration"})).is_ok());

@@ -101,9 +101,7 @@ where
         // A result that goes stale with time (not with a write) is read again then.
         let stale_at = ws.stale_at_ms().map(|unix_ms| {
             Instant::now()
-                + std::time::Duration::from_millis(
-                    unix_ms.saturating_sub(crate::clock::now_ms()),
-                )
+                + std::time::Duration::from_millis(unix_ms.saturating_sub(crate::clock::now_ms()))
         });
         let watch = store.watches().register(ws, read_index);
         // A parked read holds only its watch: with thousands of watchers, keeping every result

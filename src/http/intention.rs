@@ -9,8 +9,10 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::agent::intentions as ops;
 use crate::connect::CertUri;
+use crate::gojson;
 use crate::store::intention as stored;
 use crate::types::intention::{IntentionInput, MatchBy, DEFAULT_NS};
+use crate::types::schemas::CONNECT_AUTHORIZE;
 use warp::http::Method;
 
 const PREFIX: &str = "/v1/connect/intentions/";
@@ -34,17 +36,32 @@ fn service_param(req: &Request, name: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn decoded_body(ctx: &Ctx, req: &mut Request) -> Result<IntentionInput, ApiError> {
+/// A body the intention writes cannot decode. Consul's exact upsert and legacy update answer
+/// 400 `Request decode failed`; its legacy create returns a plain error, a 500 `Failed to
+/// decode request body`.
+#[derive(Clone, Copy)]
+enum DecodeFailure {
+    BadRequest,
+    Create,
+}
+
+async fn decoded_body(
+    ctx: &Ctx,
+    req: &mut Request,
+    failure: DecodeFailure,
+) -> Result<IntentionInput, ApiError> {
     let body = req.body(ctx).await?;
-    IntentionInput::decode(&body)
-        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    IntentionInput::decode(&body).map_err(|e| match failure {
+        DecodeFailure::BadRequest => ApiError::bad_request(format!("Request decode failed: {e}")),
+        DecodeFailure::Create => ApiError::internal(format!("Failed to decode request body: {e}")),
+    })
 }
 
 /// `GET /v1/connect/intentions` (`?filter`) and `POST` (a legacy create, answering its ID).
 pub async fn root(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if req.method == Method::POST {
-        let input = decoded_body(&ctx, &mut req).await?;
+        let input = decoded_body(&ctx, &mut req, DecodeFailure::Create).await?;
         let id = ops::create_legacy(&ctx.store, input).await?;
         return Reply::json(&serde_json::json!({ "ID": id }), opts.pretty);
     }
@@ -89,7 +106,7 @@ async fn exact(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             }
         }
         Method::PUT => {
-            let mut input = decoded_body(&ctx, &mut req).await?;
+            let mut input = decoded_body(&ctx, &mut req, DecodeFailure::BadRequest).await?;
             input.source_name = source;
             input.destination_name = destination;
             ops::upsert_exact(&ctx.store, input).await?;
@@ -160,7 +177,7 @@ async fn by_id(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             }
         }
         Method::PUT => {
-            let input = decoded_body(&ctx, &mut req).await?;
+            let input = decoded_body(&ctx, &mut req, DecodeFailure::BadRequest).await?;
             ops::update_legacy(&ctx.store, &id, input).await?;
             Ok(Reply::empty(warp::http::StatusCode::OK))
         }
@@ -171,27 +188,24 @@ async fn by_id(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     }
 }
 
-/// A string field of a JSON object, its key matched case-insensitively (as Go decodes).
-fn field(body: &serde_json::Value, name: &str) -> String {
-    body.as_object()
-        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-        .and_then(|(_, v)| v.as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// `POST /v1/agent/connect/authorize`: answered from the agent's compiled intentions. The
 /// certificate's trust domain is not checked (the proxy verified the chain).
 pub async fn authorize(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let body = req.body(&ctx).await?;
-    let parsed: serde_json::Value = serde_json::from_slice(&body)
+    let parsed = gojson::decode(&body, &CONNECT_AUTHORIZE)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
-    let target = field(&parsed, "Target");
+    let field = |name| {
+        parsed
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    let target = field("Target");
     if target.is_empty() {
         return Err(ApiError::bad_request("Target service must be specified"));
     }
-    let uri = CertUri::parse(&field(&parsed, "ClientCertURI"))
+    let uri = CertUri::parse(field("ClientCertURI"))
         .map_err(|_| ApiError::bad_request("ClientCertURI not a valid Connect identifier"))?;
     let CertUri::Service {
         namespace, service, ..
@@ -201,6 +215,6 @@ pub async fn authorize(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             "ClientCertURI not a valid Service identifier",
         ));
     };
-    let decision = ctx.intentions.authorize(&namespace, &service, &target)?;
+    let decision = ctx.intentions.authorize(&namespace, &service, target)?;
     Reply::json(&decision, opts.pretty)
 }

@@ -194,7 +194,9 @@ pub enum Command {
     },
     /// Consul's CA root pruning: removes the inactive roots rotated out before the cutoff
     /// (Unix milliseconds, decided by the pruner from its clock and the leaf TTL).
-    ConnectCaPruneRoots { rotated_out_before_ms: u64 },
+    ConnectCaPruneRoots {
+        rotated_out_before_ms: u64,
+    },
     /// `PUT /v1/snapshot`: replaces everything with a verified archive.
     RestoreSnapshot(Box<Archive>),
     /// A start with ACLs enabled: the builtin policy, the anonymous token (created at the

@@ -264,7 +264,9 @@ pub fn prune_roots(tx: &mut WriteTx, rotated_out_before_ms: u64) -> Result<usize
     let (_, roots) = roots(tx, &mut WatchSet::new())?;
     let mut pruned = 0;
     for root in roots {
-        if !root.active && root.rotated_out_at_ms != 0 && root.rotated_out_at_ms < rotated_out_before_ms
+        if !root.active
+            && root.rotated_out_at_ms != 0
+            && root.rotated_out_at_ms < rotated_out_before_ms
         {
             tx.delete(CA_ROOTS, &root.id)?;
             pruned += 1;
@@ -291,10 +293,15 @@ mod tests {
         bytes.extend(bincode::encode_to_vec(&v1, bincode::config::standard()).unwrap());
         let read: CaConfig = codec::decode("connect_ca_config", "config", &bytes).unwrap();
         assert_eq!(
-            (read.cluster_id.as_str(), read.force_without_cross_signing, read.modify_index),
+            (
+                read.cluster_id.as_str(),
+                read.force_without_cross_signing,
+                read.modify_index
+            ),
             ("c1", false, 4)
         );
-        let again: CaConfig = codec::decode("connect_ca_config", "config", &codec::encode(&read)).unwrap();
+        let again: CaConfig =
+            codec::decode("connect_ca_config", "config", &codec::encode(&read)).unwrap();
         assert!(again == read);
     }
 }

@@ -528,42 +528,13 @@ pub struct IntentionInput {
     pub meta: BTreeMap<String, String>,
 }
 
-const INPUT_KEYS: &[&str] = &[
-    "ID",
-    "Description",
-    "SourceNS",
-    "SourceName",
-    "DestinationNS",
-    "DestinationName",
-    "SourceType",
-    "Action",
-    "Permissions",
-    "Meta",
-];
-
 impl IntentionInput {
-    /// Decodes a body as Go's `encoding/json` does: keys match case-insensitively, unknown
-    /// ones are ignored (read-only fields such as `Precedence` or `CreateIndex` included).
+    /// Decodes a body as Consul's handlers do (`structs.Intention` through `lib.DecodeJSON`:
+    /// keys match case-insensitively, unknown ones are refused, mistyped values get Go's
+    /// text); read-only fields such as `Precedence` or `CreateIndex` are accepted and ignored.
     pub fn decode(body: &[u8]) -> Result<IntentionInput, String> {
-        let raw: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        let Value::Object(map) = raw else {
-            return Err("the body must be a JSON object".into());
-        };
-        let canon: Map<String, Value> = map
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let key = INPUT_KEYS
-                    .iter()
-                    .find(|known| known.eq_ignore_ascii_case(&k))?;
-                let v = if *key == "Permissions" {
-                    canonical_permission(v)
-                } else {
-                    v
-                };
-                Some((key.to_string(), v))
-            })
-            .collect();
-        IntentionInput::deserialize(Value::Object(canon)).map_err(|e| e.to_string())
+        let decoded = crate::gojson::decode(body, &super::schemas::INTENTION)?;
+        IntentionInput::deserialize(Value::Object(decoded)).map_err(|e| e.to_string())
     }
 
     /// Namespaces are Enterprise: only `default` (or none) is accepted.

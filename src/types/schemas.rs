@@ -287,3 +287,106 @@ pub static SERVICE_DEFINITION: Schema = Schema {
     base: None,
     strict: true,
 };
+
+/// `IntentionHTTPHeaderPermission`, one header rule of an L7 intention.
+pub static INTENTION_HTTP_HEADER: Schema = Schema {
+    name: "IntentionHTTPHeaderPermission",
+    go_type: "structs.IntentionHTTPHeaderPermission",
+    fields: &[
+        field("Name", STRING),
+        field("Present", Kind::Bool),
+        field("Exact", STRING),
+        field("Prefix", STRING),
+        field("Suffix", STRING),
+        field("Contains", STRING),
+        field("Regex", STRING),
+        field("Invert", Kind::Bool),
+        field("IgnoreCase", Kind::Bool),
+    ],
+    base: None,
+    strict: true,
+};
+
+/// `IntentionHTTPPermission`: what an L7 intention matches.
+pub static INTENTION_HTTP: Schema = Schema {
+    name: "IntentionHTTPPermission",
+    go_type: "structs.IntentionHTTPPermission",
+    fields: &[
+        field("PathExact", STRING),
+        field("PathPrefix", STRING),
+        field("PathRegex", STRING),
+        field(
+            "Header",
+            Kind::List(
+                &INTENTION_HTTP_HEADER,
+                "[]structs.IntentionHTTPHeaderPermission",
+            ),
+        ),
+        field("Methods", Kind::StrList),
+    ],
+    base: None,
+    strict: true,
+};
+
+/// `IntentionPermission`; the JWT requirement is kept as given.
+pub static INTENTION_PERMISSION: Schema = Schema {
+    name: "IntentionPermission",
+    go_type: "structs.IntentionPermission",
+    fields: &[
+        field("Action", Kind::Str("structs.IntentionAction")),
+        field("HTTP", Kind::Struct(&INTENTION_HTTP)),
+        field("JWT", Kind::Any),
+    ],
+    base: None,
+    strict: true,
+};
+
+/// `structs.Intention`, the body of the intention endpoints (create, update, exact upsert).
+/// Its read-only fields (precedence, times, hash, indexes) are accepted, so a body read back
+/// from the API can be sent again; the handlers ignore them.
+pub static INTENTION: Schema = Schema {
+    name: "Intention",
+    go_type: "structs.Intention",
+    fields: &[
+        field("ID", STRING),
+        field("Description", STRING),
+        field("SourcePeer", STRING),
+        field("SourceSamenessGroup", STRING),
+        field("SourceNS", STRING),
+        field("SourceName", STRING),
+        field("DestinationNS", STRING),
+        field("DestinationName", STRING),
+        field("SourcePartition", STRING),
+        field("DestinationPartition", STRING),
+        field("SourceType", Kind::Str("structs.IntentionSourceType")),
+        field("Action", Kind::Str("structs.IntentionAction")),
+        field(
+            "Permissions",
+            Kind::List(&INTENTION_PERMISSION, "[]*structs.IntentionPermission"),
+        ),
+        field("DefaultAddr", STRING),
+        field("DefaultPort", INT),
+        field("Meta", Kind::StrMap),
+        field("Precedence", INT),
+        field("CreatedAt", Kind::Any),
+        field("UpdatedAt", Kind::Any),
+        field("Hash", Kind::Any),
+        field("CreateIndex", UINT64),
+        field("ModifyIndex", UINT64),
+    ],
+    base: None,
+    strict: true,
+};
+
+/// `ConnectAuthorizeRequest`, the body of `/v1/agent/connect/authorize`.
+pub static CONNECT_AUTHORIZE: Schema = Schema {
+    name: "ConnectAuthorizeRequest",
+    go_type: "structs.ConnectAuthorizeRequest",
+    fields: &[
+        field("Target", STRING),
+        field("ClientCertURI", STRING),
+        field("ClientCertSerial", STRING),
+    ],
+    base: None,
+    strict: true,
+};

@@ -772,7 +772,8 @@ async fn connect_lookups_find_proxies_and_native_services() {
 async fn an_agent_registered_sidecar_is_what_connect_lookups_return() {
     let a = TestAgent::start().await;
     let body = json!({"Name": "api", "Port": 8080, "Connect": {"SidecarService": {}}});
-    a.put_ok("/v1/agent/service/register", body.to_string()).await;
+    a.put_ok("/v1/agent/service/register", body.to_string())
+        .await;
     let (_, catalog) = a.get_json("/v1/catalog/connect/api").await;
     assert_eq!(names(&catalog, "/ServiceID"), ["api-sidecar-proxy"]);
     assert_eq!(catalog[0]["ServiceProxy"]["DestinationServiceName"], "api");

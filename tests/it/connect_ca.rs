@@ -381,7 +381,10 @@ async fn concurrent_first_requests_for_a_leaf_get_one_certificate() {
     let mut serials = std::collections::BTreeSet::new();
     for request in requests {
         let leaf = request.await.unwrap();
-        serials.insert((leaf["SerialNumber"].to_string(), leaf["ModifyIndex"].to_string()));
+        serials.insert((
+            leaf["SerialNumber"].to_string(),
+            leaf["ModifyIndex"].to_string(),
+        ));
     }
     assert_eq!(serials.len(), 1, "one certificate issued: {serials:?}");
     assert_eq!(

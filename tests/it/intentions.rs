@@ -250,6 +250,77 @@ async fn validation_errors_are_consuls() {
 }
 
 #[tokio::test]
+async fn bodies_are_decoded_as_consuls_handlers_decode_them() {
+    let a = TestAgent::start().await;
+    let (status, body) = put_exact(&a, "web", "db", json!({"Action": "allow", "Bogus": 1})).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Request decode failed: json: unknown field \"Bogus\"")
+    );
+    let (status, body) = put_exact(&a, "web", "db", json!({"Action": 1})).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Request decode failed: json: cannot unmarshal number into Go struct field Intention.Action of type structs.IntentionAction")
+    );
+    let (status, body) = put_exact(
+        &a,
+        "web",
+        "db",
+        json!({"Permissions": [{"Action": "allow", "HTTP": {"PathPrefix": "/", "Header": [{"Name": "x", "Exact": true}]}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Request decode failed: json: cannot unmarshal bool into Go struct field IntentionHTTPHeaderPermission.Permissions.HTTP.Header.Exact of type string")
+    );
+    let (status, body) = post(
+        &a,
+        "/v1/connect/intentions",
+        json!({"SourceName": "web", "DestinationName": "db", "Action": "allow", "Meta": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "Failed to decode request body: json: cannot unmarshal number into Go struct field Intention.Meta of type string")
+    );
+    let (status, body) = post(
+        &a,
+        "/v1/agent/connect/authorize",
+        json!({"Target": "db", "ClientCertURI": WEB_URI, "Namespace": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "Request decode failed: json: unknown field \"Namespace\""
+        )
+    );
+    // Keys match case-insensitively, and read-only fields a GET returns are accepted.
+    let (status, _) = put_exact(
+        &a,
+        "web",
+        "db",
+        json!({"action": "allow", "Precedence": 9, "CreateIndex": 3, "Hash": "AAE="}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, got) = a
+        .get_json("/v1/connect/intentions/exact?source=web&destination=db")
+        .await;
+    assert_eq!(got["Action"], "allow");
+    let (status, _) = authorize(&a, "db", WEB_URI).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        a.get_json("/v1/config/service-intentions/db").await.1["Sources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn legacy_intentions_keep_their_id_meta_and_times_across_restart() {
     let a = TestAgent::start().await;
     let (status, body) = post(

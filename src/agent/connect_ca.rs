@@ -334,8 +334,8 @@ impl LeafIssuers {
 enum Cached {
     Fresh(LeafRecord),
     Due {
-        config: CaConfig,
-        root: CaRootRecord,
+        config: Box<CaConfig>,
+        root: Box<CaRootRecord>,
         /// The serial of the stale leaf the new one replaces.
         replaces: Option<String>,
     },
@@ -347,8 +347,8 @@ fn cached(ctx: &Ctx, service: &str) -> Result<Cached, CaError> {
     Ok(match leaf {
         Some(leaf) if is_fresh(&leaf, &root.id, unix_secs(now())) => Cached::Fresh(leaf),
         leaf => Cached::Due {
-            config,
-            root,
+            config: Box::new(config),
+            root: Box::new(root),
             replaces: leaf.map(|l| l.serial_number),
         },
     })
@@ -368,7 +368,7 @@ pub async fn leaf(ctx: &Ctx, service: &str) -> Result<LeafRecord, CaError> {
             config,
             root,
             replaces,
-        } => (config, root, replaces),
+        } => (*config, *root, replaces),
     };
     let settings = settings_of(&config)?;
     let id = CertUri::service(

@@ -278,7 +278,54 @@ pub fn prune_roots(tx: &mut WriteTx, rotated_out_before_ms: u64) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::codec;
+    use crate::store::{codec, Command, Store};
+
+    fn leaf(serial: &str) -> LeafRecord {
+        LeafRecord {
+            service: "web".into(),
+            service_uri: "spiffe://c.consul/ns/default/dc/dc1/svc/web".into(),
+            serial_number: serial.into(),
+            cert_pem: String::new(),
+            private_key_pem: String::new(),
+            valid_after: 0,
+            valid_before: 7200,
+            renew_after: 3600,
+            root_id: "root".into(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    /// Two issuers that saw no leaf: the first one's stands, the second is refused; a reissue
+    /// that names the cached serial replaces it.
+    #[tokio::test]
+    async fn a_leaf_replaces_only_the_serial_its_issuer_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let issue = |serial: &str, replaces: Option<&str>| Command::ConnectCaLeafIssued {
+            leaf: Box::new(leaf(serial)),
+            replaces: replaces.map(String::from),
+        };
+        let cached = |store: &Store| {
+            super::leaf(&store.read().unwrap(), &mut WatchSet::new(), "web")
+                .unwrap()
+                .map(|l| l.serial_number)
+        };
+        assert!(store.apply(issue("01", None)).await.unwrap().applied());
+        assert!(!store.apply(issue("02", None)).await.unwrap().applied());
+        assert_eq!(cached(&store).as_deref(), Some("01"));
+        assert!(!store
+            .apply(issue("03", Some("02")))
+            .await
+            .unwrap()
+            .applied());
+        assert!(store
+            .apply(issue("04", Some("01")))
+            .await
+            .unwrap()
+            .applied());
+        assert_eq!(cached(&store).as_deref(), Some("04"));
+    }
 
     #[test]
     fn a_version_1_configuration_reads_as_not_forced() {

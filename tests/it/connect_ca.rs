@@ -438,3 +438,39 @@ async fn rotated_out_roots_are_pruned_after_two_leaf_lifetimes() {
     assert_eq!(listed[0]["ID"], before["ActiveRootID"]);
     assert_eq!(listed[0]["Active"], true);
 }
+
+#[tokio::test]
+async fn a_blocking_leaf_query_returns_a_new_certificate_at_the_renewal_point() {
+    use legate::store::{connect_ca, Command, WatchSet};
+    let a = connect_agent().await;
+    let first = leaf(&a, "web").await;
+    // The cached leaf, due for renewal two seconds from now (its real point is days away).
+    let store = a.store();
+    let mut cached = connect_ca::leaf(&store.read().unwrap(), &mut WatchSet::new(), "web")
+        .unwrap()
+        .unwrap();
+    cached.renew_after = legate::clock::now_ms() / 1000 + 2;
+    let serial = cached.serial_number.clone();
+    let stored = store
+        .apply(Command::ConnectCaLeafIssued {
+            leaf: Box::new(cached),
+            replaces: Some(serial),
+        })
+        .await
+        .unwrap();
+    assert!(stored.applied());
+    let due = leaf(&a, "web").await;
+    assert_eq!(due["SerialNumber"], first["SerialNumber"]);
+
+    let started = std::time::Instant::now();
+    let path = format!(
+        "/v1/agent/connect/ca/leaf/web?index={}&wait=60s",
+        due["ModifyIndex"]
+    );
+    let (index, renewed) = a.get_json(&path).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(30), "{waited:?}");
+    assert_ne!(renewed["SerialNumber"], first["SerialNumber"]);
+    assert!(index > due["ModifyIndex"].as_u64().unwrap());
+}

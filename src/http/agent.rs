@@ -880,6 +880,7 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
 /// `PUT /v1/agent/token/<target>` with `{"Token": "..."}`: sets one of the agent's tokens.
 /// Needs `agent:write` on this node, as Consul's `AgentToken`.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    super::acl::acls_enabled(&ctx)?;
     super::acl::require(
         &ctx,
         &req,

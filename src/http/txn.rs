@@ -1,9 +1,16 @@
 //! `/v1/txn`: atomic multi-operation transactions. Parsing and limits here; execution in
 //! `store::txn`. A transaction of reads only runs on a snapshot and takes no index.
+//!
+//! ACLs, per operation as Consul's `txn_endpoint.go`: KV writes need `key:write` (a tree
+//! delete write on the whole prefix), KV checks `key:read`; node operations `node:write`;
+//! service and check writes `service:write` on their service (a node check `node:write`).
+//! Gets are checked on the way out: results the token may not read are left out.
 
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use super::acl::Caller;
+use crate::acl::{AccessLevel, Resource};
 use crate::store::{kv, txn, Command, Outcome, StoreError};
 use crate::types::{TxnError, TxnOp, TxnResult};
 use serde::Serialize;
@@ -41,7 +48,9 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             )));
         }
     }
-    let pre_errors = pre_check(&ops);
+    let mut pre_errors = pre_check(&ops);
+    pre_errors.extend(acl_check(&req.caller, &ops));
+    pre_errors.sort_by_key(|e| e.op_index);
     let outcome = if !pre_errors.is_empty() {
         Err(StoreError::TxnAborted(pre_errors))
     } else if txn::is_read_only(&ops) {
@@ -53,13 +62,16 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             .map(Outcome::txn_results)
     };
     match outcome {
-        Ok(results) => Reply::json(
+        Ok(mut results) => {
+            results.retain(|result| readable(&req.caller, result));
+            Reply::json(
             &TxnResponse {
                 results: Some(results),
                 errors: None,
             },
             opts.pretty,
-        ),
+        )
+        }
         Err(StoreError::TxnAborted(errors)) => Ok(Reply::json(
             &TxnResponse {
                 results: None,
@@ -90,4 +102,67 @@ fn pre_check(ops: &[TxnOp]) -> Vec<TxnError> {
         }
     }
     errors
+}
+
+/// The right an operation needs before it runs; `None` for gets (filtered on the way out).
+fn needed(op: &TxnOp) -> Option<(Resource, AccessLevel, &str)> {
+    if let Some(kv_op) = &op.kv {
+        return match kv_op.verb.as_str() {
+            "get" | "get-tree" => None,
+            "check-index" | "check-session" | "check-not-exists" => {
+                Some((Resource::Key, AccessLevel::Read, &kv_op.key))
+            }
+            _ => Some((Resource::Key, AccessLevel::Write, &kv_op.key)),
+        };
+    }
+    if let Some(node_op) = &op.node {
+        return Some((Resource::Node, AccessLevel::Write, &node_op.node.node));
+    }
+    if let Some(service_op) = op.service.as_ref().filter(|o| o.verb != "get") {
+        return Some((Resource::Service, AccessLevel::Write, &service_op.service.service));
+    }
+    let check = &op.check.as_ref().filter(|o| o.verb != "get")?.check;
+    Some(if check.service_id.is_empty() {
+        (Resource::Node, AccessLevel::Write, &check.node)
+    } else {
+        (Resource::Service, AccessLevel::Write, &check.service_name)
+    })
+}
+
+/// The operations the caller may not run, with Consul's permission-denied text.
+fn acl_check(caller: &Caller, ops: &[TxnOp]) -> Vec<TxnError> {
+    let mut errors = Vec::new();
+    for (op_index, op) in ops.iter().enumerate() {
+        let Some((resource, level, segment)) = needed(op) else {
+            continue;
+        };
+        let tree = op.kv.as_ref().is_some_and(|o| o.verb == "delete-tree");
+        let allowed = if tree {
+            caller.identity.authorizer.key_write_prefix(segment).is_allow()
+        } else {
+            caller.may(resource, level, segment)
+        };
+        if !allowed {
+            errors.push(TxnError {
+                op_index,
+                what: caller.denied(resource, level, segment).message,
+            });
+        }
+    }
+    errors
+}
+
+/// Whether the caller may see a result (Consul's `FilterTxnResults`).
+fn readable(caller: &Caller, result: &TxnResult) -> bool {
+    let read = |resource, segment: &str| caller.may(resource, AccessLevel::Read, segment);
+    result.kv.as_ref().is_none_or(|e| read(Resource::Key, &e.key))
+        && result.node.as_ref().is_none_or(|n| read(Resource::Node, &n.node))
+        && result
+            .service
+            .as_ref()
+            .is_none_or(|s| read(Resource::Service, &s.service))
+        && result.check.as_ref().is_none_or(|c| {
+            read(Resource::Node, &c.node)
+                && (c.service_name.is_empty() || read(Resource::Service, &c.service_name))
+        })
 }

@@ -307,6 +307,34 @@ impl Caller {
         PermissionDenied::lacks(&self.identity.accessor_id, resource, access, segment).into()
     }
 
+    pub fn reads_node(&self, node: &str) -> bool {
+        self.may(Resource::Node, AccessLevel::Read, node)
+    }
+
+    pub fn reads_service(&self, service: &str) -> bool {
+        self.may(Resource::Service, AccessLevel::Read, service)
+    }
+
+    /// A check is readable with read on its node and, for a service check, its service.
+    pub fn reads_check(&self, check: &crate::types::catalog::HealthCheck) -> bool {
+        self.reads_node(&check.node)
+            && (check.service_id.is_empty() || self.reads_service(&check.service_name))
+    }
+
+    /// The caller, if it has `access` on `resource` `segment`; else Consul's 403.
+    pub fn require(
+        &self,
+        resource: Resource,
+        access: AccessLevel,
+        segment: &str,
+    ) -> Result<(), ApiError> {
+        if self.may(resource, access, segment) {
+            Ok(())
+        } else {
+            Err(self.denied(resource, access, segment))
+        }
+    }
+
     /// Keeps the items the caller may read (`readable`); returns whether any were removed,
     /// for `Reply::filtered_by_acls`.
     pub fn filter<T>(&self, items: &mut Vec<T>, readable: impl Fn(&Caller, &T) -> bool) -> bool {
@@ -337,9 +365,7 @@ pub(crate) fn require(
     access: AccessLevel,
     segment: &str,
 ) -> Result<Arc<Identity>, ApiError> {
-    if !req.caller.may(resource, access, segment) {
-        return Err(req.caller.denied(resource, access, segment));
-    }
+    req.caller.require(resource, access, segment)?;
     Ok(req.caller.identity.clone())
 }
 

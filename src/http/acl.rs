@@ -2,9 +2,11 @@
 //! policies, roles, templated policies and the replication status.
 //!
 //! Every endpoint answers 401 `ACL support disabled` when ACLs are off. Management endpoints
-//! need `acl:read` or `acl:write` on the caller's token (the only enforcement so far; the
-//! other endpoints get theirs with the enforcement step). A body that doesn't decode is a 400;
+//! need `acl:read` or `acl:write` on the caller's token. A body that doesn't decode is a 400;
 //! what the server refuses (validation, conflicts) is Consul's 500 with its text.
+//!
+//! Also the enforcement helpers every handler uses: `Caller` (who a request acts as, resolved
+//! once by `dispatch`), its checks and list filtering, and `require`.
 
 use super::blocking::blocking;
 use super::error::ApiError;

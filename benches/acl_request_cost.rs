@@ -96,7 +96,11 @@ async fn put(http: &reqwest::Client, url: String, body: String) -> String {
         .send()
         .await
         .expect("setup request");
-    assert!(resp.status().is_success(), "setup failed: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "setup failed: {}",
+        resp.status()
+    );
     resp.text().await.expect("setup body")
 }
 

@@ -10,8 +10,8 @@ use crate::acl::templated::{node_identity_rules, service_identity_rules, Templat
 use crate::acl::{Authorizer, DefaultPolicy, Policy};
 use crate::config::Config;
 use crate::store::{acl, Readable, Store, StoreError, Watch, WatchSet};
-use futures_util::FutureExt;
 use crate::types::acl::{AclToken, Grants, ANONYMOUS_SECRET};
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -84,11 +84,11 @@ pub async fn self_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 // ----- services and checks registered through this agent -----
 
 use super::blocking::blocking_hashed;
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::definition::{decode_check, decode_service};
 use crate::agent::local::{aggregated_status, service_health, LocalError, Source};
 use crate::store::agent_state;
 use crate::store::catalog;
-use crate::acl::{AccessLevel, Resource};
 use crate::types::catalog::{HealthCheck, NodeService, ServiceAddress, Weights};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -181,9 +181,11 @@ fn done() -> Reply {
 /// Write on a local service (by ID), when it exists: `service:write` on its name.
 fn require_service_write(ctx: &Ctx, req: &Request, id: &str) -> Result<(), ApiError> {
     match agent_state::service(&ctx.store.read()?, id)? {
-        Some(local) => req
-            .caller
-            .require(Resource::Service, AccessLevel::Write, &local.service.service),
+        Some(local) => req.caller.require(
+            Resource::Service,
+            AccessLevel::Write,
+            &local.service.service,
+        ),
         None => Ok(()),
     }
 }

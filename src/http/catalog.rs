@@ -11,11 +11,11 @@
 //! a check, its service's or node's write; reads leave out the nodes and services the token
 //! may not read (before `?filter`); Connect and gateway reads need `service:read` first.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::query::QueryOptions;
 use super::reply::Reply;
-use super::acl::Caller;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
 use crate::filter::Filter;
@@ -773,7 +773,9 @@ pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
     let mut got = blocking(&ctx.store, &opts, store::nodes).await?;
-    let removed = req.caller.filter(&mut got.value, |c, n| c.reads_node(&n.node));
+    let removed = req
+        .caller
+        .filter(&mut got.value, |c, n| c.reads_node(&n.node));
     let nodes: Vec<Node> = got
         .value
         .into_iter()
@@ -926,7 +928,10 @@ struct NodeServices {
 
 /// A node and its services as the caller may see them: nothing without read on the node, and
 /// only the readable services; also whether ACLs removed anything.
-fn readable_node(caller: &Caller, found: Option<NodeWithServices>) -> (Option<NodeWithServices>, bool) {
+fn readable_node(
+    caller: &Caller,
+    found: Option<NodeWithServices>,
+) -> (Option<NodeWithServices>, bool) {
     match found {
         None => (None, false),
         Some((node, _)) if !caller.reads_node(&node.node) => (None, true),
@@ -1008,7 +1013,9 @@ pub async fn gateway_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
     req.caller
         .require(Resource::Service, AccessLevel::Read, &name)?;
     let mut got = blocking(&ctx.store, &opts, |r, ws| gateway::services(r, ws, &name)).await?;
-    let removed = req.caller.filter(&mut got.value, |c, s| c.reads_service(&s.service.name));
+    let removed = req
+        .caller
+        .filter(&mut got.value, |c, s| c.reads_service(&s.service.name));
     let services = Some(got.value).filter(|s| !s.is_empty());
     Ok(Reply::json(&services, opts.pretty)?
         .read_meta(got.index)

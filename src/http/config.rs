@@ -10,10 +10,10 @@
 //! ACLs by kind (Consul's `CanRead`/`CanWrite`, see `entry_right`); a list keeps the entries
 //! the token may read.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
-use super::acl::Caller;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
 use crate::filter::go_quote;
@@ -62,8 +62,12 @@ fn entry_right(kind: &str, name: &str, write: bool) -> Option<(Resource, AccessL
         // Every proxy needs proxy-defaults: anyone may read them.
         "proxy-defaults" if !write => None,
         "ingress-gateway" | "terminating-gateway" if write => global(Resource::Operator),
-        "ingress-gateway" | "terminating-gateway" | "api-gateway" | "bound-api-gateway"
-        | "http-route" | "tcp-route"
+        "ingress-gateway"
+        | "terminating-gateway"
+        | "api-gateway"
+        | "bound-api-gateway"
+        | "http-route"
+        | "tcp-route"
             if !write =>
         {
             Some((Resource::Service, level, name.to_string()))
@@ -187,5 +191,75 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Some(_) => Reply::json(&deleted, opts.pretty),
         // Consul answers plain deletes with an empty object, for older clients.
         None => Reply::json(&serde_json::json!({}), opts.pretty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn right(
+        resource: Resource,
+        level: AccessLevel,
+        segment: &str,
+    ) -> Option<(Resource, AccessLevel, String)> {
+        Some((resource, level, segment.to_string()))
+    }
+
+    #[test]
+    fn entry_rights_follow_each_kinds_can_read_and_can_write() {
+        use AccessLevel::{Read, Write};
+        let cases = [
+            (
+                "service-defaults",
+                "web",
+                false,
+                right(Resource::Service, Read, "web"),
+            ),
+            (
+                "service-resolver",
+                "web",
+                true,
+                right(Resource::Service, Write, "web"),
+            ),
+            (
+                "service-intentions",
+                "web",
+                true,
+                right(Resource::Intention, Write, "web"),
+            ),
+            ("proxy-defaults", "global", false, None),
+            (
+                "proxy-defaults",
+                "global",
+                true,
+                right(Resource::Mesh, Write, ""),
+            ),
+            (
+                "ingress-gateway",
+                "gw",
+                false,
+                right(Resource::Service, Read, "gw"),
+            ),
+            (
+                "ingress-gateway",
+                "gw",
+                true,
+                right(Resource::Operator, Write, ""),
+            ),
+            (
+                "exported-services",
+                "default",
+                false,
+                right(Resource::Mesh, Read, ""),
+            ),
+        ];
+        for (kind, name, write, expected) in cases {
+            assert_eq!(
+                entry_right(kind, name, write),
+                expected,
+                "{kind} write={write}"
+            );
+        }
     }
 }

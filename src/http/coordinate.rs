@@ -8,10 +8,10 @@
 //! ACLs: reads keep the nodes the token has `node:read` on (one node's read needs it); an
 //! update needs `node:write` on its node.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
-use super::acl::Caller;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
 use crate::gojson::{self, field, Kind, Schema, STRING};

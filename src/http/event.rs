@@ -252,7 +252,11 @@ pub async fn list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         let mut recorded = ctx.events.subscribe();
         let mut events = ctx.events.list(name);
         let removed = req.caller.filter(&mut events, |c, e| {
-            c.may(crate::acl::Resource::Event, crate::acl::AccessLevel::Read, &e.name)
+            c.may(
+                crate::acl::Resource::Event,
+                crate::acl::AccessLevel::Read,
+                &e.name,
+            )
         });
         let index = events.last().map(|e| uuid_to_index(&e.id)).unwrap_or(1);
         if opts.index > 0 && index == opts.index {

@@ -35,7 +35,9 @@ fn checks_reply(
     mut checks: Vec<HealthCheck>,
     index: u64,
 ) -> Result<Reply, ApiError> {
-    let removed = req.caller.filter(&mut checks, |c, check| c.reads_check(check));
+    let removed = req
+        .caller
+        .filter(&mut checks, |c, check| c.reads_check(check));
     let checks = narrow.filter(checks)?;
     Ok(Reply::json(&checks, opts.pretty)?
         .read_meta(index)

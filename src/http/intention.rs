@@ -11,9 +11,9 @@ use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::intentions as ops;
 use crate::connect::CertUri;
-use crate::acl::{AccessLevel, Resource};
 use crate::store::intention as stored;
 use crate::store::WatchSet;
 use crate::types::intention::{IntentionInput, MatchBy, DEFAULT_NS};
@@ -51,8 +51,11 @@ pub async fn root(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if req.method == Method::POST {
         let input = decoded_body(&ctx, &mut req).await?;
-        req.caller
-            .require(Resource::Intention, AccessLevel::Write, &input.destination_name)?;
+        req.caller.require(
+            Resource::Intention,
+            AccessLevel::Write,
+            &input.destination_name,
+        )?;
         let id = ops::create_legacy(&ctx.store, input).await?;
         return Reply::json(&serde_json::json!({ "ID": id }), opts.pretty);
     }
@@ -161,7 +164,8 @@ async fn matching(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         ));
     }
     for name in &names {
-        req.caller.require(Resource::Intention, AccessLevel::Read, name)?;
+        req.caller
+            .require(Resource::Intention, AccessLevel::Read, name)?;
     }
     let got = blocking(&ctx.store, &opts, |r, ws| {
         stored::matching(r, ws, by, &names)
@@ -194,8 +198,11 @@ async fn by_id(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         Method::PUT => {
             let input = decoded_body(&ctx, &mut req).await?;
             require_write_by_id(&ctx, &req, &id)?;
-            req.caller
-                .require(Resource::Intention, AccessLevel::Write, &input.destination_name)?;
+            req.caller.require(
+                Resource::Intention,
+                AccessLevel::Write,
+                &input.destination_name,
+            )?;
             ops::update_legacy(&ctx.store, &id, input).await?;
             Ok(Reply::empty(warp::http::StatusCode::OK))
         }

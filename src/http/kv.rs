@@ -48,9 +48,15 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         return Err(missing_key());
     }
     let (level, readable) = if listing {
-        (AccessLevel::List, caller.may(Resource::Key, AccessLevel::List, &key))
+        (
+            AccessLevel::List,
+            caller.may(Resource::Key, AccessLevel::List, &key),
+        )
     } else {
-        (AccessLevel::Read, caller.may(Resource::Key, AccessLevel::Read, &key))
+        (
+            AccessLevel::Read,
+            caller.may(Resource::Key, AccessLevel::Read, &key),
+        )
     };
     if !readable {
         return Err(caller.denied(Resource::Key, level, &key));
@@ -145,7 +151,13 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     conflicting(&req, &["recurse", "cas"])?;
     let key = req.tail(PREFIX).to_string();
     let command = if req.params.has("recurse") {
-        if !req.caller.identity.authorizer.key_write_prefix(&key).is_allow() {
+        if !req
+            .caller
+            .identity
+            .authorizer
+            .key_write_prefix(&key)
+            .is_allow()
+        {
             return Err(req.caller.denied(Resource::Key, AccessLevel::Write, &key));
         }
         Command::KvDeleteTree { prefix: key }

@@ -188,18 +188,36 @@ macro_rules! route {
 }
 
 macro_rules! acl_rule {
-    (open) => { AclRule::Open };
-    (handler) => { AclRule::InHandler };
-    ($resource:ident : by_method) => { AclRule::ByMethod(acl_resource!($resource)) };
-    ($resource:ident : read) => { AclRule::Fixed(acl_resource!($resource), AccessLevel::Read) };
-    ($resource:ident : write) => { AclRule::Fixed(acl_resource!($resource), AccessLevel::Write) };
+    (open) => {
+        AclRule::Open
+    };
+    (handler) => {
+        AclRule::InHandler
+    };
+    ($resource:ident : by_method) => {
+        AclRule::ByMethod(acl_resource!($resource))
+    };
+    ($resource:ident : read) => {
+        AclRule::Fixed(acl_resource!($resource), AccessLevel::Read)
+    };
+    ($resource:ident : write) => {
+        AclRule::Fixed(acl_resource!($resource), AccessLevel::Write)
+    };
 }
 
 macro_rules! acl_resource {
-    (acl) => { Resource::Acl };
-    (agent) => { Resource::Agent };
-    (node) => { Resource::Node };
-    (operator) => { Resource::Operator };
+    (acl) => {
+        Resource::Acl
+    };
+    (agent) => {
+        Resource::Agent
+    };
+    (node) => {
+        Resource::Node
+    };
+    (operator) => {
+        Resource::Operator
+    };
 }
 
 /// Every route of the API (Consul's `http_register.go`), one line each.
@@ -301,9 +319,7 @@ static ROUTES: &[Route] = &[
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and
 /// its ACL rule.
 pub fn route_table() -> impl Iterator<Item = (&'static str, bool, &'static [Method], AclRule)> {
-    ROUTES
-        .iter()
-        .map(|r| (r.path, r.prefix, r.methods, r.acl))
+    ROUTES.iter().map(|r| (r.path, r.prefix, r.methods, r.acl))
 }
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -177,117 +177,522 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/kv/", "GET", "/v1/kv/?keys", ""),
     ("/v1/kv/", "PUT", "/v1/kv/sekrit/new", "x"),
     ("/v1/kv/", "DELETE", "/v1/kv/sekrit/?recurse", ""),
-    ("/v1/txn", "PUT", "/v1/txn", r#"[{"KV":{"Verb":"set","Key":"sekrit/t","Value":"eA=="}}]"#),
-    ("/v1/txn", "PUT", "/v1/txn", r#"[{"KV":{"Verb":"get","Key":"sekrit/key"}}]"#),
+    (
+        "/v1/txn",
+        "PUT",
+        "/v1/txn",
+        r#"[{"KV":{"Verb":"set","Key":"sekrit/t","Value":"eA=="}}]"#,
+    ),
+    (
+        "/v1/txn",
+        "PUT",
+        "/v1/txn",
+        r#"[{"KV":{"Verb":"get","Key":"sekrit/key"}}]"#,
+    ),
     ("/v1/snapshot", "GET", "/v1/snapshot", ""),
     ("/v1/snapshot", "PUT", "/v1/snapshot", "not a snapshot"),
     ("/v1/agent/self", "GET", "/v1/agent/self", ""),
     ("/v1/agent/services", "GET", "/v1/agent/services", ""),
-    ("/v1/agent/service/register", "PUT", "/v1/agent/service/register", r#"{"Name":"sekrit-new"}"#),
-    ("/v1/agent/service/deregister/", "PUT", "/v1/agent/service/deregister/sekrit-api", ""),
-    ("/v1/agent/service/maintenance/", "PUT", "/v1/agent/service/maintenance/sekrit-api?enable=true", ""),
-    ("/v1/agent/service/", "GET", "/v1/agent/service/sekrit-api", ""),
-    ("/v1/agent/maintenance", "PUT", "/v1/agent/maintenance?enable=true", ""),
-    ("/v1/agent/health/service/id/", "GET", "/v1/agent/health/service/id/sekrit-api", ""),
-    ("/v1/agent/health/service/name/", "GET", "/v1/agent/health/service/name/sekrit-api", ""),
+    (
+        "/v1/agent/service/register",
+        "PUT",
+        "/v1/agent/service/register",
+        r#"{"Name":"sekrit-new"}"#,
+    ),
+    (
+        "/v1/agent/service/deregister/",
+        "PUT",
+        "/v1/agent/service/deregister/sekrit-api",
+        "",
+    ),
+    (
+        "/v1/agent/service/maintenance/",
+        "PUT",
+        "/v1/agent/service/maintenance/sekrit-api?enable=true",
+        "",
+    ),
+    (
+        "/v1/agent/service/",
+        "GET",
+        "/v1/agent/service/sekrit-api",
+        "",
+    ),
+    (
+        "/v1/agent/maintenance",
+        "PUT",
+        "/v1/agent/maintenance?enable=true",
+        "",
+    ),
+    (
+        "/v1/agent/health/service/id/",
+        "GET",
+        "/v1/agent/health/service/id/sekrit-api",
+        "",
+    ),
+    (
+        "/v1/agent/health/service/name/",
+        "GET",
+        "/v1/agent/health/service/name/sekrit-api",
+        "",
+    ),
     ("/v1/agent/checks", "GET", "/v1/agent/checks", ""),
-    ("/v1/agent/check/register", "PUT", "/v1/agent/check/register", r#"{"Name":"sekrit-c","TTL":"10s"}"#),
-    ("/v1/agent/check/deregister/", "PUT", "/v1/agent/check/deregister/sekrit-ttl", ""),
-    ("/v1/agent/check/pass/", "PUT", "/v1/agent/check/pass/sekrit-ttl", ""),
-    ("/v1/agent/check/warn/", "PUT", "/v1/agent/check/warn/sekrit-ttl", ""),
-    ("/v1/agent/check/fail/", "PUT", "/v1/agent/check/fail/sekrit-ttl", ""),
-    ("/v1/agent/check/pass/", "GET", "/v1/agent/check/pass/sekrit-ttl", ""),
-    ("/v1/agent/check/warn/", "GET", "/v1/agent/check/warn/sekrit-ttl", ""),
-    ("/v1/agent/check/fail/", "GET", "/v1/agent/check/fail/sekrit-ttl", ""),
-    ("/v1/agent/check/update/", "PUT", "/v1/agent/check/update/sekrit-ttl", r#"{"Status":"passing"}"#),
+    (
+        "/v1/agent/check/register",
+        "PUT",
+        "/v1/agent/check/register",
+        r#"{"Name":"sekrit-c","TTL":"10s"}"#,
+    ),
+    (
+        "/v1/agent/check/deregister/",
+        "PUT",
+        "/v1/agent/check/deregister/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/pass/",
+        "PUT",
+        "/v1/agent/check/pass/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/warn/",
+        "PUT",
+        "/v1/agent/check/warn/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/fail/",
+        "PUT",
+        "/v1/agent/check/fail/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/pass/",
+        "GET",
+        "/v1/agent/check/pass/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/warn/",
+        "GET",
+        "/v1/agent/check/warn/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/fail/",
+        "GET",
+        "/v1/agent/check/fail/sekrit-ttl",
+        "",
+    ),
+    (
+        "/v1/agent/check/update/",
+        "PUT",
+        "/v1/agent/check/update/sekrit-ttl",
+        r#"{"Status":"passing"}"#,
+    ),
     ("/v1/session/create", "PUT", "/v1/session/create", ""),
-    ("/v1/session/destroy/", "PUT", "/v1/session/destroy/{session}", ""),
-    ("/v1/session/renew/", "PUT", "/v1/session/renew/{session}", ""),
+    (
+        "/v1/session/destroy/",
+        "PUT",
+        "/v1/session/destroy/{session}",
+        "",
+    ),
+    (
+        "/v1/session/renew/",
+        "PUT",
+        "/v1/session/renew/{session}",
+        "",
+    ),
     ("/v1/session/info/", "GET", "/v1/session/info/{session}", ""),
-    ("/v1/session/node/", "GET", "/v1/session/node/sekrit-agent", ""),
+    (
+        "/v1/session/node/",
+        "GET",
+        "/v1/session/node/sekrit-agent",
+        "",
+    ),
     ("/v1/session/list", "GET", "/v1/session/list", ""),
     ("/v1/status/leader", "GET", "/v1/status/leader", ""),
     ("/v1/status/peers", "GET", "/v1/status/peers", ""),
-    ("/v1/catalog/datacenters", "GET", "/v1/catalog/datacenters", ""),
-    ("/v1/catalog/register", "PUT", "/v1/catalog/register", r#"{"Node":"sekrit-node","Address":"10.0.0.9","Service":{"Service":"sekrit-web2"}}"#),
-    ("/v1/catalog/deregister", "PUT", "/v1/catalog/deregister", r#"{"Node":"sekrit-node"}"#),
+    (
+        "/v1/catalog/datacenters",
+        "GET",
+        "/v1/catalog/datacenters",
+        "",
+    ),
+    (
+        "/v1/catalog/register",
+        "PUT",
+        "/v1/catalog/register",
+        r#"{"Node":"sekrit-node","Address":"10.0.0.9","Service":{"Service":"sekrit-web2"}}"#,
+    ),
+    (
+        "/v1/catalog/deregister",
+        "PUT",
+        "/v1/catalog/deregister",
+        r#"{"Node":"sekrit-node"}"#,
+    ),
     ("/v1/catalog/nodes", "GET", "/v1/catalog/nodes", ""),
     ("/v1/catalog/services", "GET", "/v1/catalog/services", ""),
-    ("/v1/catalog/service/", "GET", "/v1/catalog/service/sekrit-web", ""),
-    ("/v1/catalog/connect/", "GET", "/v1/catalog/connect/sekrit-web", ""),
-    ("/v1/catalog/node/", "GET", "/v1/catalog/node/sekrit-node", ""),
-    ("/v1/catalog/node-services/", "GET", "/v1/catalog/node-services/sekrit-node", ""),
-    ("/v1/catalog/gateway-services/", "GET", "/v1/catalog/gateway-services/sekrit-gw", ""),
+    (
+        "/v1/catalog/service/",
+        "GET",
+        "/v1/catalog/service/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/catalog/connect/",
+        "GET",
+        "/v1/catalog/connect/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/catalog/node/",
+        "GET",
+        "/v1/catalog/node/sekrit-node",
+        "",
+    ),
+    (
+        "/v1/catalog/node-services/",
+        "GET",
+        "/v1/catalog/node-services/sekrit-node",
+        "",
+    ),
+    (
+        "/v1/catalog/gateway-services/",
+        "GET",
+        "/v1/catalog/gateway-services/sekrit-gw",
+        "",
+    ),
     ("/v1/health/node/", "GET", "/v1/health/node/sekrit-node", ""),
-    ("/v1/health/checks/", "GET", "/v1/health/checks/sekrit-web", ""),
-    ("/v1/health/service/", "GET", "/v1/health/service/sekrit-web", ""),
-    ("/v1/health/connect/", "GET", "/v1/health/connect/sekrit-web", ""),
+    (
+        "/v1/health/checks/",
+        "GET",
+        "/v1/health/checks/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/health/service/",
+        "GET",
+        "/v1/health/service/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/health/connect/",
+        "GET",
+        "/v1/health/connect/sekrit-web",
+        "",
+    ),
     ("/v1/health/state/", "GET", "/v1/health/state/any", ""),
-    ("/v1/health/ingress/", "GET", "/v1/health/ingress/sekrit-web", ""),
-    ("/v1/config", "PUT", "/v1/config", r#"{"Kind":"service-defaults","Name":"sekrit-web","Protocol":"grpc"}"#),
-    ("/v1/config/", "GET", "/v1/config/service-defaults/sekrit-web", ""),
+    (
+        "/v1/health/ingress/",
+        "GET",
+        "/v1/health/ingress/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/config",
+        "PUT",
+        "/v1/config",
+        r#"{"Kind":"service-defaults","Name":"sekrit-web","Protocol":"grpc"}"#,
+    ),
+    (
+        "/v1/config/",
+        "GET",
+        "/v1/config/service-defaults/sekrit-web",
+        "",
+    ),
     ("/v1/config/", "GET", "/v1/config/service-defaults", ""),
-    ("/v1/config/", "DELETE", "/v1/config/service-defaults/sekrit-web", ""),
-    ("/v1/connect/intentions", "GET", "/v1/connect/intentions", ""),
-    ("/v1/connect/intentions", "POST", "/v1/connect/intentions", r#"{"SourceName":"sekrit-x","DestinationName":"sekrit-web","Action":"deny"}"#),
-    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/exact?source=sekrit-src&destination=sekrit-web", ""),
-    ("/v1/connect/intentions/", "PUT", "/v1/connect/intentions/exact?source=sekrit-y&destination=sekrit-web", r#"{"Action":"deny"}"#),
-    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/check?source=sekrit-src&destination=sekrit-web", ""),
-    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/match?by=destination&name=sekrit-web", ""),
-    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/{intention}", ""),
-    ("/v1/connect/intentions/", "DELETE", "/v1/connect/intentions/{intention}", ""),
-    ("/v1/agent/connect/authorize", "POST", "/v1/agent/connect/authorize", r#"{"Target":"sekrit-web","ClientCertURI":"spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/sekrit-src"}"#),
+    (
+        "/v1/config/",
+        "DELETE",
+        "/v1/config/service-defaults/sekrit-web",
+        "",
+    ),
+    (
+        "/v1/connect/intentions",
+        "GET",
+        "/v1/connect/intentions",
+        "",
+    ),
+    (
+        "/v1/connect/intentions",
+        "POST",
+        "/v1/connect/intentions",
+        r#"{"SourceName":"sekrit-x","DestinationName":"sekrit-web","Action":"deny"}"#,
+    ),
+    (
+        "/v1/connect/intentions/",
+        "GET",
+        "/v1/connect/intentions/exact?source=sekrit-src&destination=sekrit-web",
+        "",
+    ),
+    (
+        "/v1/connect/intentions/",
+        "PUT",
+        "/v1/connect/intentions/exact?source=sekrit-y&destination=sekrit-web",
+        r#"{"Action":"deny"}"#,
+    ),
+    (
+        "/v1/connect/intentions/",
+        "GET",
+        "/v1/connect/intentions/check?source=sekrit-src&destination=sekrit-web",
+        "",
+    ),
+    (
+        "/v1/connect/intentions/",
+        "GET",
+        "/v1/connect/intentions/match?by=destination&name=sekrit-web",
+        "",
+    ),
+    (
+        "/v1/connect/intentions/",
+        "GET",
+        "/v1/connect/intentions/{intention}",
+        "",
+    ),
+    (
+        "/v1/connect/intentions/",
+        "DELETE",
+        "/v1/connect/intentions/{intention}",
+        "",
+    ),
+    (
+        "/v1/agent/connect/authorize",
+        "POST",
+        "/v1/agent/connect/authorize",
+        r#"{"Target":"sekrit-web","ClientCertURI":"spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/sekrit-src"}"#,
+    ),
     ("/v1/agent/members", "GET", "/v1/agent/members", ""),
     ("/v1/agent/join/", "PUT", "/v1/agent/join/127.0.0.1:1", ""),
-    ("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/sekrit-node", ""),
+    (
+        "/v1/agent/force-leave/",
+        "PUT",
+        "/v1/agent/force-leave/sekrit-node",
+        "",
+    ),
     ("/v1/agent/reload", "PUT", "/v1/agent/reload", ""),
     ("/v1/agent/metrics", "GET", "/v1/agent/metrics", ""),
     ("/v1/agent/monitor", "GET", "/v1/agent/monitor", ""),
-    ("/v1/agent/token/", "PUT", "/v1/agent/token/replication", r#"{"Token":"sekrit-token"}"#),
+    (
+        "/v1/agent/token/",
+        "PUT",
+        "/v1/agent/token/replication",
+        r#"{"Token":"sekrit-token"}"#,
+    ),
     ("/v1/event/fire/", "PUT", "/v1/event/fire/sekrit-event2", ""),
     ("/v1/event/list", "GET", "/v1/event/list", ""),
-    ("/v1/coordinate/datacenters", "GET", "/v1/coordinate/datacenters", ""),
+    (
+        "/v1/coordinate/datacenters",
+        "GET",
+        "/v1/coordinate/datacenters",
+        "",
+    ),
     ("/v1/coordinate/nodes", "GET", "/v1/coordinate/nodes", ""),
-    ("/v1/coordinate/node/", "GET", "/v1/coordinate/node/sekrit-node", ""),
-    ("/v1/coordinate/update", "PUT", "/v1/coordinate/update", r#"{"Node":"sekrit-node","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.00001}}"#),
-    ("/v1/operator/raft/configuration", "GET", "/v1/operator/raft/configuration", ""),
-    ("/v1/operator/raft/peer", "DELETE", "/v1/operator/raft/peer?id=nope", ""),
-    ("/v1/operator/raft/transfer-leader", "POST", "/v1/operator/raft/transfer-leader", ""),
-    ("/v1/operator/autopilot/configuration", "GET", "/v1/operator/autopilot/configuration", ""),
-    ("/v1/operator/autopilot/configuration", "PUT", "/v1/operator/autopilot/configuration", r#"{"CleanupDeadServers":false}"#),
-    ("/v1/operator/autopilot/health", "GET", "/v1/operator/autopilot/health", ""),
-    ("/v1/operator/autopilot/state", "GET", "/v1/operator/autopilot/state", ""),
+    (
+        "/v1/coordinate/node/",
+        "GET",
+        "/v1/coordinate/node/sekrit-node",
+        "",
+    ),
+    (
+        "/v1/coordinate/update",
+        "PUT",
+        "/v1/coordinate/update",
+        r#"{"Node":"sekrit-node","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.00001}}"#,
+    ),
+    (
+        "/v1/operator/raft/configuration",
+        "GET",
+        "/v1/operator/raft/configuration",
+        "",
+    ),
+    (
+        "/v1/operator/raft/peer",
+        "DELETE",
+        "/v1/operator/raft/peer?id=nope",
+        "",
+    ),
+    (
+        "/v1/operator/raft/transfer-leader",
+        "POST",
+        "/v1/operator/raft/transfer-leader",
+        "",
+    ),
+    (
+        "/v1/operator/autopilot/configuration",
+        "GET",
+        "/v1/operator/autopilot/configuration",
+        "",
+    ),
+    (
+        "/v1/operator/autopilot/configuration",
+        "PUT",
+        "/v1/operator/autopilot/configuration",
+        r#"{"CleanupDeadServers":false}"#,
+    ),
+    (
+        "/v1/operator/autopilot/health",
+        "GET",
+        "/v1/operator/autopilot/health",
+        "",
+    ),
+    (
+        "/v1/operator/autopilot/state",
+        "GET",
+        "/v1/operator/autopilot/state",
+        "",
+    ),
     ("/v1/connect/ca/roots", "GET", "/v1/connect/ca/roots", ""),
-    ("/v1/connect/ca/configuration", "GET", "/v1/connect/ca/configuration", ""),
-    ("/v1/connect/ca/configuration", "PUT", "/v1/connect/ca/configuration", r#"{"Provider":"consul","Config":{}}"#),
-    ("/v1/agent/connect/ca/roots", "GET", "/v1/agent/connect/ca/roots", ""),
-    ("/v1/agent/connect/ca/leaf/", "GET", "/v1/agent/connect/ca/leaf/sekrit-web", ""),
+    (
+        "/v1/connect/ca/configuration",
+        "GET",
+        "/v1/connect/ca/configuration",
+        "",
+    ),
+    (
+        "/v1/connect/ca/configuration",
+        "PUT",
+        "/v1/connect/ca/configuration",
+        r#"{"Provider":"consul","Config":{}}"#,
+    ),
+    (
+        "/v1/agent/connect/ca/roots",
+        "GET",
+        "/v1/agent/connect/ca/roots",
+        "",
+    ),
+    (
+        "/v1/agent/connect/ca/leaf/",
+        "GET",
+        "/v1/agent/connect/ca/leaf/sekrit-web",
+        "",
+    ),
     ("/v1/acl/bootstrap", "PUT", "/v1/acl/bootstrap", ""),
     ("/v1/acl/replication", "GET", "/v1/acl/replication", ""),
-    ("/v1/acl/token", "PUT", "/v1/acl/token", r#"{"Description":"sekrit-t"}"#),
-    ("/v1/acl/token/", "GET", "/v1/acl/token/00000000-0000-0000-0000-000000000002", ""),
-    ("/v1/acl/token/", "PUT", "/v1/acl/token/00000000-0000-0000-0000-000000000002", r#"{"Description":"x"}"#),
-    ("/v1/acl/token/", "DELETE", "/v1/acl/token/00000000-0000-0000-0000-000000000009", ""),
+    (
+        "/v1/acl/token",
+        "PUT",
+        "/v1/acl/token",
+        r#"{"Description":"sekrit-t"}"#,
+    ),
+    (
+        "/v1/acl/token/",
+        "GET",
+        "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+        "",
+    ),
+    (
+        "/v1/acl/token/",
+        "PUT",
+        "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+        r#"{"Description":"x"}"#,
+    ),
+    (
+        "/v1/acl/token/",
+        "DELETE",
+        "/v1/acl/token/00000000-0000-0000-0000-000000000009",
+        "",
+    ),
     ("/v1/acl/tokens", "GET", "/v1/acl/tokens", ""),
-    ("/v1/acl/policy", "PUT", "/v1/acl/policy", r#"{"Name":"sekrit-p"}"#),
-    ("/v1/acl/policy/", "GET", "/v1/acl/policy/name/global-management", ""),
-    ("/v1/acl/policy/", "PUT", "/v1/acl/policy/00000000-0000-0000-0000-000000000001", r#"{"Name":"x"}"#),
-    ("/v1/acl/policy/", "DELETE", "/v1/acl/policy/00000000-0000-0000-0000-000000000009", ""),
+    (
+        "/v1/acl/policy",
+        "PUT",
+        "/v1/acl/policy",
+        r#"{"Name":"sekrit-p"}"#,
+    ),
+    (
+        "/v1/acl/policy/",
+        "GET",
+        "/v1/acl/policy/name/global-management",
+        "",
+    ),
+    (
+        "/v1/acl/policy/",
+        "PUT",
+        "/v1/acl/policy/00000000-0000-0000-0000-000000000001",
+        r#"{"Name":"x"}"#,
+    ),
+    (
+        "/v1/acl/policy/",
+        "DELETE",
+        "/v1/acl/policy/00000000-0000-0000-0000-000000000009",
+        "",
+    ),
     ("/v1/acl/policies", "GET", "/v1/acl/policies", ""),
-    ("/v1/acl/role", "PUT", "/v1/acl/role", r#"{"Name":"sekrit-r"}"#),
+    (
+        "/v1/acl/role",
+        "PUT",
+        "/v1/acl/role",
+        r#"{"Name":"sekrit-r"}"#,
+    ),
     ("/v1/acl/role/", "GET", "/v1/acl/role/name/sekrit-r", ""),
-    ("/v1/acl/role/", "PUT", "/v1/acl/role/00000000-0000-0000-0000-000000000009", r#"{"Name":"x"}"#),
-    ("/v1/acl/role/", "DELETE", "/v1/acl/role/00000000-0000-0000-0000-000000000009", ""),
+    (
+        "/v1/acl/role/",
+        "PUT",
+        "/v1/acl/role/00000000-0000-0000-0000-000000000009",
+        r#"{"Name":"x"}"#,
+    ),
+    (
+        "/v1/acl/role/",
+        "DELETE",
+        "/v1/acl/role/00000000-0000-0000-0000-000000000009",
+        "",
+    ),
     ("/v1/acl/roles", "GET", "/v1/acl/roles", ""),
-    ("/v1/acl/templated-policies", "GET", "/v1/acl/templated-policies", ""),
-    ("/v1/acl/templated-policy/", "GET", "/v1/acl/templated-policy/name/builtin/service", ""),
-    ("/v1/acl/templated-policy/", "POST", "/v1/acl/templated-policy/preview/builtin/service", r#"{"Name":"sekrit-web"}"#),
-    ("/v1/acl/templated-policy/", "PUT", "/v1/acl/templated-policy/preview/builtin/service", r#"{"Name":"sekrit-web"}"#),
-    ("/v1/acl/create", "PUT", "/v1/acl/create", r#"{"Name":"sekrit-legacy"}"#),
-    ("/v1/acl/update", "PUT", "/v1/acl/update", r#"{"ID":"sekrit-legacy","Name":"x"}"#),
-    ("/v1/acl/destroy/", "PUT", "/v1/acl/destroy/00000000-0000-0000-0000-000000000009", ""),
-    ("/v1/acl/info/", "GET", "/v1/acl/info/00000000-0000-0000-0000-000000000002", ""),
-    ("/v1/acl/clone/", "PUT", "/v1/acl/clone/00000000-0000-0000-0000-000000000002", ""),
+    (
+        "/v1/acl/templated-policies",
+        "GET",
+        "/v1/acl/templated-policies",
+        "",
+    ),
+    (
+        "/v1/acl/templated-policy/",
+        "GET",
+        "/v1/acl/templated-policy/name/builtin/service",
+        "",
+    ),
+    (
+        "/v1/acl/templated-policy/",
+        "POST",
+        "/v1/acl/templated-policy/preview/builtin/service",
+        r#"{"Name":"sekrit-web"}"#,
+    ),
+    (
+        "/v1/acl/templated-policy/",
+        "PUT",
+        "/v1/acl/templated-policy/preview/builtin/service",
+        r#"{"Name":"sekrit-web"}"#,
+    ),
+    (
+        "/v1/acl/create",
+        "PUT",
+        "/v1/acl/create",
+        r#"{"Name":"sekrit-legacy"}"#,
+    ),
+    (
+        "/v1/acl/update",
+        "PUT",
+        "/v1/acl/update",
+        r#"{"ID":"sekrit-legacy","Name":"x"}"#,
+    ),
+    (
+        "/v1/acl/destroy/",
+        "PUT",
+        "/v1/acl/destroy/00000000-0000-0000-0000-000000000009",
+        "",
+    ),
+    (
+        "/v1/acl/info/",
+        "GET",
+        "/v1/acl/info/00000000-0000-0000-0000-000000000002",
+        "",
+    ),
+    (
+        "/v1/acl/clone/",
+        "PUT",
+        "/v1/acl/clone/00000000-0000-0000-0000-000000000002",
+        "",
+    ),
     ("/v1/acl/list", "GET", "/v1/acl/list", ""),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
@@ -309,12 +714,18 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
     let mut uncovered = Vec::new();
     for (path, _, methods, _) in &routes {
         for m in methods.iter() {
-            if !CALLS.iter().any(|(r, cm, _, _)| r == path && *cm == m.as_str()) {
+            if !CALLS
+                .iter()
+                .any(|(r, cm, _, _)| r == path && *cm == m.as_str())
+            {
                 uncovered.push(format!("{m} {path}"));
             }
         }
     }
-    assert!(uncovered.is_empty(), "routes without a matrix call: {uncovered:?}");
+    assert!(
+        uncovered.is_empty(),
+        "routes without a matrix call: {uncovered:?}"
+    );
     let known: BTreeSet<&str> = routes.iter().map(|r| r.0).collect();
     for (route, ..) in CALLS {
         assert!(known.contains(route), "{route} is not a route");
@@ -342,7 +753,11 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
         let method: Method = method.parse().unwrap();
         let path = expand(path);
         let rule = rule_of(route);
-        for (who, token) in [("anonymous", ""), ("unknown", UNKNOWN), ("limited", &limited)] {
+        for (who, token) in [
+            ("anonymous", ""),
+            ("unknown", UNKNOWN),
+            ("limited", &limited),
+        ] {
             let before = store_index(&a);
             let got = call(&a, method.clone(), &path, token, body).await;
             let what = format!("{method} {path} as {who}: {} {}", got.status, got.body);
@@ -351,7 +766,11 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
                 continue;
             }
             if who == "unknown" {
-                assert_eq!((got.status, got.body.as_str()), (403, "ACL not found"), "{what}");
+                assert_eq!(
+                    (got.status, got.body.as_str()),
+                    (403, "ACL not found"),
+                    "{what}"
+                );
             }
             if matches!(rule, AclRule::Fixed(..) | AclRule::ByMethod(_)) {
                 assert!(denied(&got), "{what}");
@@ -384,15 +803,28 @@ async fn kv_rights_follow_key_prefixes() {
            key "app/b" { policy = "write" }"#,
     )
     .await;
-    assert_eq!(call(&a, Method::GET, "/v1/kv/app/a", &token, "").await.status, 200);
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/app/a", &token, "")
+            .await
+            .status,
+        200
+    );
     let got = call(&a, Method::GET, "/v1/kv/other/d", &token, "").await;
     assert_eq!(got.status, 403);
-    assert!(got.body.contains("lacks permission 'key:read' on \"other/d\""), "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'key:read' on \"other/d\""),
+        "{}",
+        got.body
+    );
 
     // A listing needs key:list on the prefix and shows only readable keys, saying so.
     let got = call(&a, Method::GET, "/v1/kv/app/?keys", &token, "").await;
     assert_eq!(got.status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&got.body).unwrap(), json!(["app/a", "app/b"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap(),
+        json!(["app/a", "app/b"])
+    );
     assert!(got.filtered);
     let got = call(&a, Method::GET, "/v1/kv/app/?recurse", &token, "").await;
     let keys: Vec<Value> = serde_json::from_str::<Vec<Value>>(&got.body)
@@ -402,13 +834,33 @@ async fn kv_rights_follow_key_prefixes() {
         .collect();
     assert_eq!(keys, [json!("app/a"), json!("app/b")]);
     assert!(got.filtered);
-    assert_eq!(call(&a, Method::GET, "/v1/kv/?recurse", &token, "").await.status, 403);
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/?recurse", &token, "")
+            .await
+            .status,
+        403
+    );
 
     // Writes: only the writable key; a tree delete needs write on everything under it.
-    assert_eq!(call(&a, Method::PUT, "/v1/kv/app/b", &token, "x").await.status, 200);
+    assert_eq!(
+        call(&a, Method::PUT, "/v1/kv/app/b", &token, "x")
+            .await
+            .status,
+        200
+    );
     let got = call(&a, Method::PUT, "/v1/kv/app/a", &token, "x").await;
-    assert!(got.body.contains("lacks permission 'key:write' on \"app/a\""), "{}", got.body);
-    assert_eq!(call(&a, Method::DELETE, "/v1/kv/app/b", &token, "").await.status, 200);
+    assert!(
+        got.body
+            .contains("lacks permission 'key:write' on \"app/a\""),
+        "{}",
+        got.body
+    );
+    assert_eq!(
+        call(&a, Method::DELETE, "/v1/kv/app/b", &token, "")
+            .await
+            .status,
+        200
+    );
     let writer = token_with(
         &a,
         "writer",
@@ -418,7 +870,10 @@ async fn kv_rights_follow_key_prefixes() {
     .await;
     let got = call(&a, Method::DELETE, "/v1/kv/app/?recurse", &writer, "").await;
     assert_eq!(got.status, 403, "{}", got.body);
-    assert_eq!(root(&a, Method::GET, "/v1/kv/app/a", json!(null)).await[0]["Key"], "app/a");
+    assert_eq!(
+        root(&a, Method::GET, "/v1/kv/app/a", json!(null)).await[0]["Key"],
+        "app/a"
+    );
 }
 
 #[tokio::test]
@@ -454,13 +909,19 @@ async fn catalog_and_health_reads_are_filtered_with_the_header() {
     assert_eq!(names(&got.body, "/Node"), ["n-pub"]);
     assert!(got.filtered);
     let got = call(&a, Method::GET, "/v1/catalog/services", &token, "").await;
-    assert_eq!(serde_json::from_str::<Value>(&got.body).unwrap(), json!({"web": []}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap(),
+        json!({"web": []})
+    );
     assert!(got.filtered);
     let got = call(&a, Method::GET, "/v1/health/state/any", &token, "").await;
     assert_eq!(names(&got.body, "/CheckID"), ["web-up"]);
     assert!(got.filtered);
     let got = call(&a, Method::GET, "/v1/health/service/db", &token, "").await;
-    assert_eq!((got.status, got.body.as_str(), got.filtered), (200, "[]", true));
+    assert_eq!(
+        (got.status, got.body.as_str(), got.filtered),
+        (200, "[]", true)
+    );
     let got = call(&a, Method::GET, "/v1/health/service/web", &token, "").await;
     assert_eq!(names(&got.body, "/Service/Service"), ["web"]);
     assert!(!got.filtered, "nothing was removed");
@@ -477,11 +938,30 @@ async fn service_registration_and_connect_need_service_write() {
     let (a, _cfg) = acl_agent().await;
     let token = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
     let register = |name: &str| json!({"Name": name, "Port": 80}).to_string();
-    let got = call(&a, Method::PUT, "/v1/agent/service/register", &token, &register("web")).await;
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/agent/service/register",
+        &token,
+        &register("web"),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(&a, Method::PUT, "/v1/agent/service/register", &token, &register("db")).await;
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/agent/service/register",
+        &token,
+        &register("db"),
+    )
+    .await;
     assert_eq!(got.status, 403);
-    assert!(got.body.contains("lacks permission 'service:write' on \"db\""), "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'service:write' on \"db\""),
+        "{}",
+        got.body
+    );
 
     // Leaf certificates and authorize calls need service:write on the service / target.
     let got = call(&a, Method::GET, "/v1/agent/connect/ca/leaf/web", &token, "").await;
@@ -493,9 +973,23 @@ async fn service_registration_and_connect_need_service_write() {
                "ClientCertURI": "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/api"})
         .to_string()
     };
-    let got = call(&a, Method::POST, "/v1/agent/connect/authorize", &token, &authorize("web")).await;
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/agent/connect/authorize",
+        &token,
+        &authorize("web"),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(&a, Method::POST, "/v1/agent/connect/authorize", &token, &authorize("db")).await;
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/agent/connect/authorize",
+        &token,
+        &authorize("db"),
+    )
+    .await;
     assert_eq!(got.status, 403, "{}", got.body);
 
     // Intentions are read and written with intention rights on their destination.
@@ -508,15 +1002,36 @@ async fn service_registration_and_connect_need_service_write() {
     let intention = |dest: &str| {
         json!({"SourceName": "api", "DestinationName": dest, "Action": "allow"}).to_string()
     };
-    let got = call(&a, Method::POST, "/v1/connect/intentions", &reader, &intention("web")).await;
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        &reader,
+        &intention("web"),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(&a, Method::POST, "/v1/connect/intentions", &reader, &intention("db")).await;
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        &reader,
+        &intention("db"),
+    )
+    .await;
     assert!(
-        got.body.contains("lacks permission 'intention:write' on \"db\""),
+        got.body
+            .contains("lacks permission 'intention:write' on \"db\""),
         "{}",
         got.body
     );
-    root(&a, Method::POST, "/v1/connect/intentions", json!({"SourceName": "api", "DestinationName": "db", "Action": "deny"})).await;
+    root(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        json!({"SourceName": "api", "DestinationName": "db", "Action": "deny"}),
+    )
+    .await;
     let got = call(&a, Method::GET, "/v1/connect/intentions", &reader, "").await;
     assert_eq!(
         serde_json::from_str::<Vec<Value>>(&got.body).unwrap().len(),
@@ -532,26 +1047,67 @@ async fn tokens_come_from_the_request_then_the_agent_default() {
     let (a, _cfg) = acl_agent().await;
     root(&a, Method::PUT, "/v1/kv/k", json!("v")).await;
     let reader = token_with(&a, "reader", r#"key "k" { policy = "read" }"#).await;
-    let status = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
     let url = a.url("/v1/kv/k");
     assert_eq!(status(a.http.get(&url)).await, 403);
-    assert_eq!(status(a.http.get(&url).header("X-Consul-Token", &reader)).await, 200);
+    assert_eq!(
+        status(a.http.get(&url).header("X-Consul-Token", &reader)).await,
+        200
+    );
     let bearer = format!("Bearer {reader}");
-    assert_eq!(status(a.http.get(&url).header("Authorization", &bearer)).await, 200);
-    assert_eq!(status(a.http.get(format!("{url}?token={reader}"))).await, 200);
+    assert_eq!(
+        status(a.http.get(&url).header("Authorization", &bearer)).await,
+        200
+    );
+    assert_eq!(
+        status(a.http.get(format!("{url}?token={reader}"))).await,
+        200
+    );
     // `?token=` wins over the headers, as in Consul.
-    let with_unknown = a.http.get(format!("{url}?token={UNKNOWN}")).header("X-Consul-Token", &reader);
+    let with_unknown = a
+        .http
+        .get(format!("{url}?token={UNKNOWN}"))
+        .header("X-Consul-Token", &reader);
     assert_eq!(status(with_unknown).await, 403);
 
     // The agent's default token stands in for a request without one.
-    root(&a, Method::PUT, "/v1/agent/token/default", json!({"Token": reader})).await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/token/default",
+        json!({"Token": reader}),
+    )
+    .await;
     assert_eq!(status(a.http.get(&url)).await, 200);
 
     // The agent recovery token set through the API acts on this agent.
     let recovery = "0f0f0f0f-1111-4222-8333-944455556666";
-    assert_eq!(status(a.http.get(a.url("/v1/agent/self")).header("X-Consul-Token", recovery)).await, 403);
-    root(&a, Method::PUT, "/v1/agent/token/agent_recovery", json!({"Token": recovery})).await;
-    assert_eq!(status(a.http.get(a.url("/v1/agent/self")).header("X-Consul-Token", recovery)).await, 200);
+    assert_eq!(
+        status(
+            a.http
+                .get(a.url("/v1/agent/self"))
+                .header("X-Consul-Token", recovery)
+        )
+        .await,
+        403
+    );
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/token/agent_recovery",
+        json!({"Token": recovery}),
+    )
+    .await;
+    assert_eq!(
+        status(
+            a.http
+                .get(a.url("/v1/agent/self"))
+                .header("X-Consul-Token", recovery)
+        )
+        .await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -559,7 +1115,10 @@ async fn a_changed_policy_takes_effect_on_the_next_request() {
     let (a, _cfg) = acl_agent().await;
     root(&a, Method::PUT, "/v1/kv/k", json!("v")).await;
     let token = token_with(&a, "flip", r#"key "k" { policy = "read" }"#).await;
-    assert_eq!(call(&a, Method::GET, "/v1/kv/k", &token, "").await.status, 200);
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/k", &token, "").await.status,
+        200
+    );
     let policy = root(&a, Method::GET, "/v1/acl/policy/name/flip", json!(null)).await;
     let id = policy["ID"].as_str().unwrap();
     root(
@@ -569,5 +1128,8 @@ async fn a_changed_policy_takes_effect_on_the_next_request() {
         json!({"Name": "flip", "Rules": r#"key "k" { policy = "deny" }"#}),
     )
     .await;
-    assert_eq!(call(&a, Method::GET, "/v1/kv/k", &token, "").await.status, 403);
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/k", &token, "").await.status,
+        403
+    );
 }

@@ -64,9 +64,7 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     };
     match outcome {
         Ok(mut results) => {
-            let removed = req
-                .caller
-                .filter(&mut results, |c, result| readable(c, result));
+            let removed = req.caller.filter(&mut results, readable);
             Ok(Reply::json(
                 &TxnResponse {
                     results: Some(results),

@@ -7,6 +7,8 @@
 //! resolve plus check under 5 µs). Knobs: `--clients N` (default 16), `--seconds S` (default
 //! 5 per run), `--rounds R` (default 2 alternating off/on runs).
 
+#[path = "common/mod.rs"]
+mod common;
 use legate::config::{AgentFlags, Config};
 use legate::process::Agent;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,27 +67,13 @@ async fn start(dir: &std::path::Path, acl: bool) -> Agent {
         .expect("agent starts")
 }
 
+/// The `i`th policy; the first also grants read on the bench's keys.
 fn policy_rules(i: usize) -> String {
-    format!(
-        r#"
-key_prefix "apps/app{i}/" {{ policy = "write" }}
-key_prefix "apps/app{i}/secrets/" {{ policy = "deny" }}
-key "apps/app{i}/config" {{ policy = "read" }}
-key_prefix "shared/team{i}/" {{ policy = "list" }}
-service "svc{i}" {{ policy = "write" }}
-service_prefix "svc{i}-" {{ policy = "read" intentions = "write" }}
-node_prefix "rack{i}-" {{ policy = "write" }}
-node "db{i}" {{ policy = "read" }}
-session_prefix "rack{i}-" {{ policy = "write" }}
-event_prefix "deploy-{i}" {{ policy = "write" }}
-{}
-"#,
-        if i == 0 {
-            r#"key_prefix "bench/" { policy = "read" }"#
-        } else {
-            ""
-        }
-    )
+    let mut rules = common::policy_rules(i);
+    if i == 0 {
+        rules.push_str("key_prefix \"bench/\" { policy = \"read\" }\n");
+    }
+    rules
 }
 
 async fn put(http: &reqwest::Client, url: String, body: String) -> String {

@@ -198,63 +198,42 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 mod tests {
     use super::*;
 
-    fn right(
-        resource: Resource,
-        level: AccessLevel,
-        segment: &str,
-    ) -> Option<(Resource, AccessLevel, String)> {
-        Some((resource, level, segment.to_string()))
-    }
-
     #[test]
     fn entry_rights_follow_each_kinds_can_read_and_can_write() {
         use AccessLevel::{Read, Write};
+        use Resource::{Intention, Mesh, Operator, Service};
         let cases = [
             (
                 "service-defaults",
                 "web",
                 false,
-                right(Resource::Service, Read, "web"),
+                Some((Service, Read, "web")),
             ),
             (
                 "service-resolver",
                 "web",
                 true,
-                right(Resource::Service, Write, "web"),
+                Some((Service, Write, "web")),
             ),
             (
                 "service-intentions",
                 "web",
                 true,
-                right(Resource::Intention, Write, "web"),
+                Some((Intention, Write, "web")),
             ),
             ("proxy-defaults", "global", false, None),
-            (
-                "proxy-defaults",
-                "global",
-                true,
-                right(Resource::Mesh, Write, ""),
-            ),
-            (
-                "ingress-gateway",
-                "gw",
-                false,
-                right(Resource::Service, Read, "gw"),
-            ),
-            (
-                "ingress-gateway",
-                "gw",
-                true,
-                right(Resource::Operator, Write, ""),
-            ),
+            ("proxy-defaults", "global", true, Some((Mesh, Write, ""))),
+            ("ingress-gateway", "gw", false, Some((Service, Read, "gw"))),
+            ("ingress-gateway", "gw", true, Some((Operator, Write, ""))),
             (
                 "exported-services",
                 "default",
                 false,
-                right(Resource::Mesh, Read, ""),
+                Some((Mesh, Read, "")),
             ),
         ];
         for (kind, name, write, expected) in cases {
+            let expected = expected.map(|(r, l, s)| (r, l, s.to_string()));
             assert_eq!(
                 entry_right(kind, name, write),
                 expected,

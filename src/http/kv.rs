@@ -5,7 +5,7 @@
 //! the prefix and shows only the readable keys; a put or delete needs `key:write` on the key,
 //! a recursive delete write on everything under the prefix.
 
-use super::blocking::blocking;
+use super::blocking::{blocking, Blocked};
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
@@ -42,25 +42,16 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let key = req.tail(PREFIX).to_string();
     let store = &ctx.store;
-    let caller = &req.caller;
-    let listing = req.params.has("keys") || req.params.has("recurse");
-    if !listing && key.is_empty() {
+    let lists = req.params.has("keys") || req.params.has("recurse");
+    if !lists && key.is_empty() {
         return Err(missing_key());
     }
-    let (level, readable) = if listing {
-        (
-            AccessLevel::List,
-            caller.may(Resource::Key, AccessLevel::List, &key),
-        )
+    let level = if lists {
+        AccessLevel::List
     } else {
-        (
-            AccessLevel::Read,
-            caller.may(Resource::Key, AccessLevel::Read, &key),
-        )
+        AccessLevel::Read
     };
-    if !readable {
-        return Err(caller.denied(Resource::Key, level, &key));
-    }
+    req.caller.require(Resource::Key, level, &key)?;
     if req.params.has("keys") {
         let separator = req
             .params
@@ -68,32 +59,12 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             .or_else(|| req.params.get("seperator"))
             .unwrap_or("")
             .to_string();
-        let mut got = blocking(store, &opts, |r, ws| kv::keys(r, ws, &key, &separator)).await?;
-        let removed = caller.filter(&mut got.value, |c, k| {
-            c.may(Resource::Key, AccessLevel::Read, k)
-        });
-        if got.value.is_empty() && !key.is_empty() {
-            return Ok(Reply::empty(StatusCode::NOT_FOUND)
-                .read_meta(got.index)
-                .filtered_by_acls(caller, removed));
-        }
-        return Ok(Reply::json(&got.value, opts.pretty)?
-            .read_meta(got.index)
-            .filtered_by_acls(caller, removed));
+        let got = blocking(store, &opts, |r, ws| kv::keys(r, ws, &key, &separator)).await?;
+        return listing(&req, opts.pretty, got, |k| k, !key.is_empty());
     }
     if req.params.has("recurse") {
-        let mut got = blocking(store, &opts, |r, ws| kv::list(r, ws, &key)).await?;
-        let removed = caller.filter(&mut got.value, |c, e| {
-            c.may(Resource::Key, AccessLevel::Read, &e.key)
-        });
-        if got.value.is_empty() {
-            return Ok(Reply::empty(StatusCode::NOT_FOUND)
-                .read_meta(got.index)
-                .filtered_by_acls(caller, removed));
-        }
-        return Ok(Reply::json(&got.value, opts.pretty)?
-            .read_meta(got.index)
-            .filtered_by_acls(caller, removed));
+        let got = blocking(store, &opts, |r, ws| kv::list(r, ws, &key)).await?;
+        return listing(&req, opts.pretty, got, |e| &e.key, true);
     }
     let got = blocking(store, &opts, |r, ws| kv::get(r, ws, &key)).await?;
     let Some(entry) = got.value else {
@@ -106,6 +77,28 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             .read_meta(got.index));
     }
     Ok(Reply::json(&[entry], opts.pretty)?.read_meta(got.index))
+}
+
+/// A listing's reply: the entries whose key the caller may read; a 404 when none is left
+/// and `missing_is_404`.
+fn listing<T: serde::Serialize>(
+    req: &Request,
+    pretty: bool,
+    mut got: Blocked<Vec<T>>,
+    key_of: impl Fn(&T) -> &str,
+    missing_is_404: bool,
+) -> Result<Reply, ApiError> {
+    let removed = req.caller.filter(&mut got.value, |c, item| {
+        c.may(Resource::Key, AccessLevel::Read, key_of(item))
+    });
+    let reply = if got.value.is_empty() && missing_is_404 {
+        Reply::empty(StatusCode::NOT_FOUND)
+    } else {
+        Reply::json(&got.value, pretty)?
+    };
+    Ok(reply
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {

@@ -534,59 +534,63 @@ async fn service_registration_and_connect_need_service_write() {
     let (a, _cfg) = acl_agent().await;
     let token = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
     let register = |name: &str| json!({"Name": name, "Port": 80}).to_string();
-    let got = call(
-        &a,
-        Method::PUT,
-        "/v1/agent/service/register",
-        &token,
-        &register("web"),
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(
-        &a,
-        Method::PUT,
-        "/v1/agent/service/register",
-        &token,
-        &register("db"),
-    )
-    .await;
-    assert_eq!(got.status, 403);
-    assert!(
-        got.body
-            .contains("lacks permission 'service:write' on \"db\""),
-        "{}",
-        got.body
-    );
-
-    // Leaf certificates and authorize calls need service:write on the service / target.
-    let got = call(&a, Method::GET, "/v1/agent/connect/ca/leaf/web", &token, "").await;
-    assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(&a, Method::GET, "/v1/agent/connect/ca/leaf/db", &token, "").await;
-    assert_eq!(got.status, 403, "{}", got.body);
     let authorize = |target: &str| {
         json!({"Target": target,
                "ClientCertURI": "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/api"})
         .to_string()
     };
-    let got = call(
-        &a,
-        Method::POST,
-        "/v1/agent/connect/authorize",
-        &token,
-        &authorize("web"),
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.body);
-    let got = call(
-        &a,
-        Method::POST,
-        "/v1/agent/connect/authorize",
-        &token,
-        &authorize("db"),
-    )
-    .await;
-    assert_eq!(got.status, 403, "{}", got.body);
+    // Registration, leaf certificates and authorize calls need service:write on the service
+    // (the target); "db" is not the token's.
+    let cases = [
+        (
+            Method::PUT,
+            "/v1/agent/service/register",
+            register("web"),
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/agent/service/register",
+            register("db"),
+            403,
+        ),
+        (
+            Method::GET,
+            "/v1/agent/connect/ca/leaf/web",
+            String::new(),
+            200,
+        ),
+        (
+            Method::GET,
+            "/v1/agent/connect/ca/leaf/db",
+            String::new(),
+            403,
+        ),
+        (
+            Method::POST,
+            "/v1/agent/connect/authorize",
+            authorize("web"),
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/agent/connect/authorize",
+            authorize("db"),
+            403,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        let got = call(&a, method, path, &token, &body).await;
+        assert_eq!(got.status, status, "{path} {body}: {}", got.body);
+        if status == 403 {
+            assert!(
+                got.body
+                    .contains("lacks permission 'service:write' on \"db\""),
+                "{}",
+                got.body
+            );
+        }
+    }
 
     // Intentions are read and written with intention rights on their destination.
     let reader = token_with(

@@ -270,6 +270,21 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
         req.caller
             .require(Resource::Service, AccessLevel::Write, destination)?;
     }
+    // A sidecar is registered as a service of its own (by default `<name>-sidecar-proxy`).
+    let sidecar = def
+        .connect
+        .as_ref()
+        .and_then(|c| c.get("SidecarService"))
+        .filter(|s| !s.is_null());
+    if let Some(sidecar) = sidecar {
+        let name = sidecar
+            .get("Name")
+            .and_then(serde_json::Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
+        req.caller
+            .require(Resource::Service, AccessLevel::Write, &name)?;
+    }
     ctx.local
         .register_service(def, replace, Source::Api)
         .await?;

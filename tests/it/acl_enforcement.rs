@@ -388,7 +388,10 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
             revealing += 1;
         }
     }
-    assert!(revealing >= 15, "only {revealing} answers showed the seeded data");
+    assert!(
+        revealing >= 15,
+        "only {revealing} answers showed the seeded data"
+    );
 }
 
 #[tokio::test]
@@ -540,58 +543,42 @@ async fn service_registration_and_connect_need_service_write() {
     let (a, _cfg) = acl_agent().await;
     let token = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
     let register = |name: &str| json!({"Name": name, "Port": 80}).to_string();
+    let sidecar = |name: &str| {
+        json!({"Name": "web", "Port": 80, "Connect": {"SidecarService": {"Name": name}}})
+            .to_string()
+    };
     let authorize = |target: &str| {
         json!({"Target": target,
                "ClientCertURI": "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/api"})
         .to_string()
     };
-    // Registration, leaf certificates and authorize calls need service:write on the service
-    // (the target); "db" is not the token's.
+    // Registration (of a sidecar too), leaf certificates and authorize calls need
+    // service:write on the service (the target); "db" and "web-sidecar-proxy" are not the
+    // token's.
+    let (register_path, leaf, authorize_path) = (
+        "/v1/agent/service/register",
+        "/v1/agent/connect/ca/leaf/",
+        "/v1/agent/connect/authorize",
+    );
+    #[rustfmt::skip]
     let cases = [
-        (
-            Method::PUT,
-            "/v1/agent/service/register",
-            register("web"),
-            200,
-        ),
-        (
-            Method::PUT,
-            "/v1/agent/service/register",
-            register("db"),
-            403,
-        ),
-        (
-            Method::GET,
-            "/v1/agent/connect/ca/leaf/web",
-            String::new(),
-            200,
-        ),
-        (
-            Method::GET,
-            "/v1/agent/connect/ca/leaf/db",
-            String::new(),
-            403,
-        ),
-        (
-            Method::POST,
-            "/v1/agent/connect/authorize",
-            authorize("web"),
-            200,
-        ),
-        (
-            Method::POST,
-            "/v1/agent/connect/authorize",
-            authorize("db"),
-            403,
-        ),
+        (Method::PUT, register_path.to_string(), register("web"), 200),
+        (Method::PUT, register_path.to_string(), register("db"), 403),
+        (Method::PUT, register_path.to_string(), sidecar("web-sidecar-proxy"), 403),
+        (Method::PUT, register_path.to_string(), sidecar("web"), 200),
+        (Method::GET, format!("{leaf}web"), String::new(), 200),
+        (Method::GET, format!("{leaf}db"), String::new(), 403),
+        (Method::POST, authorize_path.to_string(), authorize("web"), 200),
+        (Method::POST, authorize_path.to_string(), authorize("db"), 403),
     ];
     for (method, path, body, status) in cases {
-        let got = call(&a, method, path, &token, &body).await;
+        let got = call(&a, method, &path, &token, &body).await;
         assert_eq!(got.status, status, "{path} {body}: {}", got.body);
         if status == 403 {
             assert!(
                 got.body
-                    .contains("lacks permission 'service:write' on \"db\""),
+                    .contains("lacks permission 'service:write' on \"db\"")
+                    || got.body.contains("on \"web-sidecar-proxy\""),
                 "{}",
                 got.body
             );

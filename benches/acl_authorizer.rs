@@ -5,30 +5,15 @@
 //! `cargo bench --bench acl_authorizer` (the target is a few hundred ns per check; a check
 //! should stay well under 5 µs).
 
+#[path = "common/mod.rs"]
+mod common;
+use common::policy_rules;
 use legate::acl::{Authorizer, DefaultPolicy, Policy};
 use std::hint::black_box;
 use std::time::Instant;
 
 const POLICIES: usize = 100;
 const ROUNDS: usize = 200_000;
-
-fn policy_rules(i: usize) -> String {
-    format!(
-        r#"
-key_prefix "apps/app{i}/" {{ policy = "write" }}
-key_prefix "apps/app{i}/secrets/" {{ policy = "deny" }}
-key "apps/app{i}/config" {{ policy = "read" }}
-key_prefix "shared/team{i}/" {{ policy = "list" }}
-service "svc{i}" {{ policy = "write" }}
-service_prefix "svc{i}-" {{ policy = "read" intentions = "write" }}
-node_prefix "rack{i}-" {{ policy = "write" }}
-node "db{i}" {{ policy = "read" }}
-session_prefix "rack{i}-" {{ policy = "write" }}
-event_prefix "deploy-{i}" {{ policy = "write" }}
-query_prefix "q{i}" {{ policy = "read" }}
-"#
-    )
-}
 
 fn time(label: &str, segments: &[String], check: impl Fn(&str) -> bool) {
     let mut allowed = 0usize;

@@ -31,3 +31,23 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
 }
+
+/// The rules of the `i`th of the ACL benches' policies: about ten rules over keys, services,
+/// nodes, sessions, events and queries, none matching another policy's names.
+pub fn policy_rules(i: usize) -> String {
+    format!(
+        r#"
+key_prefix "apps/app{i}/" {{ policy = "write" }}
+key_prefix "apps/app{i}/secrets/" {{ policy = "deny" }}
+key "apps/app{i}/config" {{ policy = "read" }}
+key_prefix "shared/team{i}/" {{ policy = "list" }}
+service "svc{i}" {{ policy = "write" }}
+service_prefix "svc{i}-" {{ policy = "read" intentions = "write" }}
+node_prefix "rack{i}-" {{ policy = "write" }}
+node "db{i}" {{ policy = "read" }}
+session_prefix "rack{i}-" {{ policy = "write" }}
+event_prefix "deploy-{i}" {{ policy = "write" }}
+query_prefix "q{i}" {{ policy = "read" }}
+"#
+    )
+}

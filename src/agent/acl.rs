@@ -1,14 +1,17 @@
 //! Token resolution (Consul's `ACLResolver`): a request's secret → its token → the rules of
 //! its policies, roles, service and node identities and templated policies → one compiled
 //! `acl::Authorizer`. Compiled identities are cached by secret; the cache is valid for one
-//! state of the ACL tables (their combined index) and is dropped whole when any of them
-//! changes, so a changed policy or a deleted token takes effect on the next request.
+//! state of the ACL tables and is dropped whole when any of them changes, so a changed policy
+//! or a deleted token takes effect on the next request. The cache holds a store watch on the
+//! ACL tables: the writer fires it before it answers the write, so checking it (a look at a
+//! flag, no store transaction) is all a request with a cached token costs.
 
 use crate::acl::templated::{node_identity_rules, service_identity_rules, TemplateVariables};
 use crate::acl::{Authorizer, DefaultPolicy, Policy};
 use crate::config::Config;
-use crate::store::{acl, Readable, Store, StoreError};
+use crate::store::{acl, Readable, Store, StoreError, Watch, WatchSet};
 use crate::types::acl::{AclToken, Grants, ANONYMOUS_SECRET};
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -37,15 +40,44 @@ pub struct AclResolver {
     default_policy: DefaultPolicy,
     datacenter: String,
     node_name: String,
-    agent_recovery: Option<String>,
     cache: Mutex<Cache>,
+    /// The one identity everybody has with ACLs disabled.
+    unrestricted: Arc<Identity>,
 }
 
 #[derive(Default)]
 struct Cache {
-    /// The ACL tables' index the entries were compiled at.
-    index: u64,
+    /// Fires on the first ACL write after it was registered; `None` once fired.
+    watch: Option<Watch>,
+    /// Counts the watches registered: every read made under one watch saw the same ACL
+    /// tables, so its entries may go in only while that watch is current.
+    generation: u64,
     by_secret: HashMap<String, Arc<Identity>>,
+}
+
+impl Cache {
+    /// Drops every entry if an ACL table changed since the watch was registered, and makes
+    /// sure a watch is in place; returns its generation. A read started after this call sees
+    /// the ACL tables as they are until the watch fires.
+    fn current(&mut self, store: &Store) -> u64 {
+        let changed = self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.changed().now_or_never().is_some());
+        if changed {
+            self.watch = None;
+            self.by_secret.clear();
+        }
+        if self.watch.is_none() {
+            let mut ws = WatchSet::new();
+            acl::watch_all(&mut ws);
+            // Registered before any read under it: only commits after now can fire it, and
+            // reads started after now see every commit before.
+            self.watch = Some(store.watches().register(ws, u64::MAX));
+            self.generation += 1;
+        }
+        self.generation
+    }
 }
 
 /// The accessor the agent recovery token acts as (it has no stored token).
@@ -59,8 +91,12 @@ impl AclResolver {
             default_policy: config.acl.default_policy,
             datacenter: config.datacenter.clone(),
             node_name: config.node_name.clone(),
-            agent_recovery: config.acl.tokens.agent_recovery.clone(),
             cache: Mutex::new(Cache::default()),
+            unrestricted: Arc::new(Identity {
+                accessor_id: String::new(),
+                token: None,
+                authorizer: Authorizer::manage_all(),
+            }),
         }
     }
 
@@ -68,51 +104,51 @@ impl AclResolver {
         self.enabled
     }
 
-    /// The identity of `secret`; an empty secret is the anonymous token's. With ACLs
-    /// disabled everyone may do everything.
-    pub fn resolve(&self, secret: &str) -> Result<Arc<Identity>, ResolveError> {
+    /// The identity of `secret`; an empty secret is the anonymous token's. `agent_recovery`
+    /// is the agent's current recovery token (configured or set through the API), which acts
+    /// without a stored token. With ACLs disabled everyone may do everything.
+    pub fn resolve(
+        &self,
+        secret: &str,
+        agent_recovery: Option<&str>,
+    ) -> Result<Arc<Identity>, ResolveError> {
         if !self.enabled {
-            return Ok(Arc::new(Identity {
-                accessor_id: String::new(),
-                token: None,
-                authorizer: Authorizer::manage_all(),
-            }));
+            return Ok(self.unrestricted.clone());
         }
         let secret = if secret.is_empty() {
             ANONYMOUS_SECRET
         } else {
             secret
         };
-        if self.agent_recovery.as_deref() == Some(secret) {
+        if agent_recovery == Some(secret) {
             return Ok(Arc::new(self.agent_recovery_identity()));
         }
-        let r = self.store.read()?;
-        let index = acl::index(&r)?;
         let now = crate::clock::now_ms();
-        {
+        let generation = {
             let mut cache = self.cache.lock().unwrap();
-            if cache.index != index {
-                cache.by_secret.clear();
-                cache.index = index;
-            }
+            let generation = cache.current(&self.store);
             if let Some(found) = cache.by_secret.get(secret) {
                 return match &found.token {
                     Some(t) if t.is_expired(now) => Err(ResolveError::NotFound),
                     _ => Ok(found.clone()),
                 };
             }
-        }
+            generation
+        };
+        let r = self.store.read()?;
         let token = acl::token_by_secret(&r, secret)?
             .filter(|t| !t.is_expired(now))
             .ok_or(ResolveError::NotFound)?;
         let policies = self.policies_of(&r, &token)?;
+        drop(r);
         let identity = Arc::new(Identity {
             accessor_id: token.accessor_id.clone(),
             authorizer: Authorizer::new(&policies, self.default_policy),
             token: Some(token),
         });
         let mut cache = self.cache.lock().unwrap();
-        if cache.index == index {
+        // Only a read made under the still unfired watch saw the ACL tables as they are.
+        if cache.current(&self.store) == generation {
             cache.by_secret.insert(secret.to_string(), identity.clone());
         }
         Ok(identity)

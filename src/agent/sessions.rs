@@ -76,8 +76,8 @@ impl Sessions {
     }
 
     /// Creates a session from a `/v1/session/create` body (empty for all defaults).
-    pub async fn create(&self, body: Option<Value>) -> Result<Session> {
-        let session = self.decode(body)?;
+    /// Creates a session decoded by `decode`.
+    pub async fn create(&self, session: Session) -> Result<Session> {
         let created = self
             .store
             .apply(Command::SessionCreate(Box::new(session)))
@@ -90,7 +90,8 @@ impl Sessions {
         Ok(created)
     }
 
-    fn decode(&self, body: Option<Value>) -> Result<Session> {
+    /// A create request's session (the agent's node by default), checked as Consul does.
+    pub fn decode(&self, body: Option<Value>) -> Result<Session> {
         let bad = |m: String| LocalError::BadRequest(m);
         // Consul's server refuses these as RPC errors (500), and clients such as Patroni
         // recognise them by that status.

@@ -2,9 +2,11 @@
 //! policies, roles, templated policies and the replication status.
 //!
 //! Every endpoint answers 401 `ACL support disabled` when ACLs are off. Management endpoints
-//! need `acl:read` or `acl:write` on the caller's token (the only enforcement so far; the
-//! other endpoints get theirs with the enforcement step). A body that doesn't decode is a 400;
+//! need `acl:read` or `acl:write` on the caller's token. A body that doesn't decode is a 400;
 //! what the server refuses (validation, conflicts) is Consul's 500 with its text.
+//!
+//! Also the enforcement helpers every handler uses: `Caller` (who a request acts as, resolved
+//! once by `dispatch`), its checks and list filtering, and `require`.
 
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -253,44 +255,126 @@ fn grants(map: &Map<String, Value>) -> Grants {
 
 // ---- authorization ------------------------------------------------------------------------
 
-/// The caller's secret: the request's token, else the agent's `default` token, else none
-/// (the anonymous token).
-fn caller_secret(ctx: &Ctx, req: &Request) -> String {
-    super::query::token(&req.params, &req.headers)
-        .or_else(|| ctx.ops.tokens.get("default"))
-        .unwrap_or_default()
+/// Who a request acts as: resolved once per request by `dispatch`, before the handler runs.
+#[derive(Clone)]
+pub struct Caller {
+    pub identity: Arc<Identity>,
+    /// Whether a token was named, by the request or as the agent's `default` token. Consul
+    /// tells only such callers that results were filtered (to the anonymous caller, a filtered
+    /// list looks like a complete one).
+    pub named: bool,
 }
 
-/// The caller, once ACLs are known to be on.
+impl Caller {
+    /// The request's token (see `query::token`), else the agent's `default` token, else the
+    /// anonymous token, resolved; the agent recovery token is the agent's current one.
+    pub(super) fn resolve(
+        ctx: &Ctx,
+        params: &super::query::Params,
+        headers: &warp::http::HeaderMap,
+    ) -> Result<Caller, ApiError> {
+        if !ctx.acl.enabled() {
+            return Ok(Caller {
+                identity: ctx.acl.resolve("", None)?,
+                named: false,
+            });
+        }
+        let secret = super::query::token(params, headers)
+            .or_else(|| ctx.ops.tokens.get("default"))
+            .unwrap_or_default();
+        let recovery = ctx.ops.tokens.get("agent_recovery");
+        Ok(Caller {
+            identity: ctx.acl.resolve(&secret, recovery.as_deref())?,
+            named: !secret.is_empty(),
+        })
+    }
+
+    /// The caller of a route that needs no right: its token is not resolved, and a handler
+    /// asking anyway is denied everything.
+    pub(super) fn unresolved() -> Caller {
+        Caller {
+            identity: Arc::new(Identity {
+                accessor_id: String::new(),
+                token: None,
+                authorizer: crate::acl::Authorizer::deny_all(),
+            }),
+            named: false,
+        }
+    }
+
+    /// Whether the caller has `access` on `resource` `segment`.
+    pub fn may(&self, resource: Resource, access: AccessLevel, segment: &str) -> bool {
+        self.identity
+            .authorizer
+            .enforce(resource, access, segment)
+            .is_allow()
+    }
+
+    /// Consul's permission-denied error for this caller.
+    pub fn denied(&self, resource: Resource, access: AccessLevel, segment: &str) -> ApiError {
+        PermissionDenied::lacks(&self.identity.accessor_id, resource, access, segment).into()
+    }
+
+    pub fn reads_node(&self, node: &str) -> bool {
+        self.may(Resource::Node, AccessLevel::Read, node)
+    }
+
+    pub fn reads_service(&self, service: &str) -> bool {
+        self.may(Resource::Service, AccessLevel::Read, service)
+    }
+
+    /// A check is readable with read on its node and, for a service check, its service.
+    pub fn reads_check(&self, check: &crate::types::catalog::HealthCheck) -> bool {
+        self.reads_node(&check.node)
+            && (check.service_id.is_empty() || self.reads_service(&check.service_name))
+    }
+
+    /// The caller, if it has `access` on `resource` `segment`; else Consul's 403.
+    pub fn require(
+        &self,
+        resource: Resource,
+        access: AccessLevel,
+        segment: &str,
+    ) -> Result<(), ApiError> {
+        if self.may(resource, access, segment) {
+            Ok(())
+        } else {
+            Err(self.denied(resource, access, segment))
+        }
+    }
+
+    /// Keeps the items the caller may read (`readable`); returns whether any were removed,
+    /// for `Reply::filtered_by_acls`.
+    pub fn filter<T>(&self, items: &mut Vec<T>, readable: impl Fn(&Caller, &T) -> bool) -> bool {
+        let before = items.len();
+        items.retain(|item| readable(self, item));
+        items.len() != before
+    }
+}
+
+/// The caller, once ACLs are known to be on (the ACL API's endpoints).
 fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
     acls_enabled(ctx)?;
-    Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
+    Ok(req.caller.identity.clone())
 }
 
-/// The caller, if its token has `access` on ACLs.
+/// The caller, if ACLs are on and its token has `access` on ACLs.
 fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
+    acls_enabled(ctx)?;
     require(ctx, req, Resource::Acl, access, "")
 }
 
-/// The caller, if ACLs are on and its token has `access` on `resource` `segment`.
+/// The caller, if its token has `access` on `resource` `segment` (always, with ACLs off);
+/// else Consul's 403.
 pub(crate) fn require(
-    ctx: &Ctx,
+    _ctx: &Ctx,
     req: &Request,
     resource: Resource,
     access: AccessLevel,
     segment: &str,
 ) -> Result<Arc<Identity>, ApiError> {
-    let identity = caller(ctx, req)?;
-    if !identity
-        .authorizer
-        .enforce(resource, access, segment)
-        .is_allow()
-    {
-        return Err(
-            PermissionDenied::lacks(&identity.accessor_id, resource, access, segment).into(),
-        );
-    }
-    Ok(identity)
+    req.caller.require(resource, access, segment)?;
+    Ok(req.caller.identity.clone())
 }
 
 /// Whether the caller may see secrets (`acl:write`).
@@ -356,7 +440,7 @@ pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 }
 
 /// 401 unless ACLs are enabled, as every ACL endpoint answers.
-fn acls_enabled(ctx: &Ctx) -> Result<(), ApiError> {
+pub(crate) fn acls_enabled(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.acl.enabled() {
         Ok(())
     } else {
@@ -657,7 +741,7 @@ async fn token_delete(ctx: Ctx, req: Request, accessor: String) -> Result<Reply,
         ));
     }
     let existing = store_acl::token(&ctx.store.read()?, &accessor)?;
-    if existing.is_some_and(|t| t.secret_id == caller_secret(&ctx, &req)) {
+    if existing.is_some_and(|t| t.accessor_id == req.caller.identity.accessor_id) {
         return Err(ApiError::internal(
             "Deletion of the request's authorization token is not permitted",
         ));

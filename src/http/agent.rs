@@ -1,4 +1,9 @@
 //! `/v1/agent/*`: the local agent's own endpoints.
+//!
+//! ACLs (Consul's `agent_endpoint.go`): fixed agent/node/operator rights are in the route
+//! table; here, services need `service:read`/`service:write` on their name (a proxy also
+//! write on its destination), checks the right of their service, else `node:write` on this
+//! node, and the service, check and member lists keep what the token may read.
 
 use super::error::ApiError;
 use super::reply::Reply;
@@ -79,6 +84,7 @@ pub async fn self_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 // ----- services and checks registered through this agent -----
 
 use super::blocking::blocking_hashed;
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::definition::{decode_check, decode_service};
 use crate::agent::local::{aggregated_status, service_health, LocalError, Source};
 use crate::store::agent_state;
@@ -172,12 +178,48 @@ fn done() -> Reply {
     Reply::empty(StatusCode::OK)
 }
 
+/// Write on a local service (by ID), when it exists: `service:write` on its name.
+fn require_service_write(ctx: &Ctx, req: &Request, id: &str) -> Result<(), ApiError> {
+    match agent_state::service(&ctx.store.read()?, id)? {
+        Some(local) => req.caller.require(
+            Resource::Service,
+            AccessLevel::Write,
+            &local.service.service,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Write on what a check (by ID) belongs to, when it exists: its service, else this node.
+fn require_check_write(ctx: &Ctx, req: &Request, id: &str) -> Result<(), ApiError> {
+    match catalog::get_check(&ctx.store.read()?, ctx.local.node(), id)? {
+        Some(check) => require_check_target_write(ctx, req, &check.service_name),
+        None => Ok(()),
+    }
+}
+
+/// `service:write` on a check's service, `node:write` on this node for a node check.
+fn require_check_target_write(ctx: &Ctx, req: &Request, service: &str) -> Result<(), ApiError> {
+    if service.is_empty() {
+        req.caller
+            .require(Resource::Node, AccessLevel::Write, ctx.local.node())
+    } else {
+        req.caller
+            .require(Resource::Service, AccessLevel::Write, service)
+    }
+}
+
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
     let mut out = BTreeMap::new();
+    let mut removed = false;
     for local in agent_state::services(&r)? {
+        if !req.caller.reads_service(&local.service.service) {
+            removed = true;
+            continue;
+        }
         let svc = AgentService::new(&local.service, &ctx.config.datacenter);
         if let Some(f) = &filter {
             if !f.matches_item(&svc)? {
@@ -186,7 +228,7 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         }
         out.insert(svc.id.clone(), svc);
     }
-    Reply::json(&out, opts.pretty)
+    Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
 
 pub async fn service(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
@@ -201,6 +243,8 @@ pub async fn service(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let Some(mut svc) = got.value else {
         return Err(ApiError::not_found(format!("unknown service ID: {id}")));
     };
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &svc.service)?;
     let hash = got.hash.unwrap_or_default();
     svc.content_hash = Some(hash.clone());
     Ok(Reply::json(&svc, opts.pretty)?.header("X-Consul-ContentHash", hash))
@@ -214,6 +258,33 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_service(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    req.caller
+        .require(Resource::Service, AccessLevel::Write, &def.name)?;
+    let destination = def
+        .proxy
+        .as_ref()
+        .and_then(|p| p.get("DestinationServiceName"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|d| !d.is_empty());
+    if let Some(destination) = destination {
+        req.caller
+            .require(Resource::Service, AccessLevel::Write, destination)?;
+    }
+    // A sidecar is registered as a service of its own (by default `<name>-sidecar-proxy`).
+    let sidecar = def
+        .connect
+        .as_ref()
+        .and_then(|c| c.get("SidecarService"))
+        .filter(|s| !s.is_null());
+    if let Some(sidecar) = sidecar {
+        let name = sidecar
+            .get("Name")
+            .and_then(serde_json::Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
+        req.caller
+            .require(Resource::Service, AccessLevel::Write, &name)?;
+    }
     ctx.local
         .register_service(def, replace, Source::Api)
         .await?;
@@ -222,6 +293,7 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
 
 pub async fn deregister_service(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let id = req.tail("/v1/agent/service/deregister/").to_string();
+    require_service_write(&ctx, &req, &id)?;
     ctx.local.deregister_service(&id).await?;
     Ok(done())
 }
@@ -246,6 +318,7 @@ pub async fn service_maintenance(ctx: Ctx, req: Request) -> Result<Reply, ApiErr
         return Err(ApiError::bad_request("Missing service ID"));
     }
     let enable = enable_flag(&req)?;
+    require_service_write(&ctx, &req, &id)?;
     let reason = req.params.get("reason").unwrap_or("");
     ctx.local.service_maintenance(&id, enable, reason).await?;
     Ok(done())
@@ -263,10 +336,15 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
     let mut out: BTreeMap<String, HealthCheck> = BTreeMap::new();
+    let mut removed = false;
     for local in agent_state::checks(&r)? {
         let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
             continue;
         };
+        if !req.caller.reads_check(&row) {
+            removed = true;
+            continue;
+        }
         if let Some(f) = &filter {
             if !f.matches_item(&row)? {
                 continue;
@@ -274,19 +352,25 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         }
         out.insert(row.check_id.clone(), row);
     }
-    Reply::json(&out, opts.pretty)
+    Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
 
 pub async fn register_check(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_check(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    if def.service_id.is_empty() {
+        require_check_target_write(&ctx, &req, "")?;
+    } else if let Some(local) = agent_state::service(&ctx.store.read()?, &def.service_id)? {
+        require_check_target_write(&ctx, &req, &local.service.service)?;
+    } // An unknown service is refused by the registration with Consul's text.
     ctx.local.register_check(def, Source::Api).await?;
     Ok(done())
 }
 
 pub async fn deregister_check(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let id = req.tail("/v1/agent/check/deregister/").to_string();
+    require_check_write(&ctx, &req, &id)?;
     ctx.local.deregister_check(&id).await?;
     Ok(done())
 }
@@ -301,6 +385,7 @@ pub async fn check_ttl(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         _ => "critical",
     };
     let note = req.params.get("note").unwrap_or("").to_string();
+    require_check_write(&ctx, &req, id)?;
     ctx.local.update_ttl(id, status, &note).await?;
     Ok(done())
 }
@@ -319,6 +404,7 @@ pub async fn check_update(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError>
     let body = body_json(&req.body(&ctx).await?)?;
     let update: CheckUpdate = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    require_check_write(&ctx, &req, &id)?;
     if !["passing", "warning", "critical"].contains(&update.status.as_str()) {
         return Err(ApiError::bad_request(format!(
             "Invalid check status: '{}'",
@@ -392,7 +478,12 @@ pub async fn health_by_id(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         return Err(ApiError::bad_request("Missing serviceID"));
     }
     let r = ctx.store.read()?;
-    let Some(local) = agent_state::service(&r, &id)? else {
+    let found = agent_state::service(&r, &id)?;
+    if let Some(local) = &found {
+        req.caller
+            .require(Resource::Service, AccessLevel::Read, &local.service.service)?;
+    }
+    let Some(local) = found else {
         let reason = format!("ServiceId {id} not found");
         let body = ServiceHealth {
             aggregated_status: "critical".into(),
@@ -412,6 +503,8 @@ pub async fn health_by_name(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("Missing service Name"));
     }
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &name)?;
     let r = ctx.store.read()?;
     let mut out = Vec::new();
     for local in agent_state::services(&r)?
@@ -471,14 +564,26 @@ pub async fn members(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         if let Some(tags) = member["Tags"].as_object_mut() {
             tags.remove("wan_join_port");
         }
-        return Reply::json(&[member], opts.pretty);
+        return members_reply(&req, vec![member], opts.pretty);
     }
     if !segment.is_empty() && segment != "_all" {
         return Err(ApiError::internal(
             "Network segments are not supported in this version of Consul",
         ));
     }
-    Reply::json(&[ctx.member()], opts.pretty)
+    members_reply(&req, vec![ctx.member()], opts.pretty)
+}
+
+/// The members whose node the caller may read (Consul's `filterMembers`).
+fn members_reply(
+    req: &Request,
+    mut members: Vec<serde_json::Value>,
+    pretty: bool,
+) -> Result<Reply, ApiError> {
+    let removed = req.caller.filter(&mut members, |c, m| {
+        c.reads_node(m["Name"].as_str().unwrap_or_default())
+    });
+    Ok(Reply::json(&members, pretty)?.filtered_by_acls(&req.caller, removed))
 }
 
 /// Go's text for a failed dial (`dial tcp <addr>: connect: connection refused`).
@@ -880,6 +985,7 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
 /// `PUT /v1/agent/token/<target>` with `{"Token": "..."}`: sets one of the agent's tokens.
 /// Needs `agent:write` on this node, as Consul's `AgentToken`.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    super::acl::acls_enabled(&ctx)?;
     super::acl::require(
         &ctx,
         &req,

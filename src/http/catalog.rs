@@ -5,12 +5,19 @@
 //!
 //! Narrowing (`?node-meta`, `?tag`, `?passing`, `?filter`) is applied to a read's result after
 //! the blocking loop returns it: the index of a read never depends on it, as in Consul.
+//!
+//! ACLs (Consul's `vetRegisterWithACL`, `vetDeregisterWithACL` and `filterACL`): a write needs
+//! `node:write` when it changes the node, `service:write` on each service it touches and, for
+//! a check, its service's or node's write; reads leave out the nodes and services the token
+//! may not read (before `?filter`); Connect and gateway reads need `service:read` first.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::query::QueryOptions;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::filter::Filter;
 use crate::gojson::{self, field, is_zero, multierror, Kind, Schema, STRING, UINT64};
 use crate::store::catalog::Registration;
@@ -672,10 +679,71 @@ pub async fn register(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let body = req.body(&ctx).await?;
     let registration = decode::<RegisterBody>(&body, &REGISTER_REQUEST)?.validate(&ctx)?;
+    authorize_registration(&ctx, &req.caller, &registration)?;
     ctx.store
         .apply(Command::CatalogRegister(Box::new(registration)))
         .await?;
     Reply::json(&true, opts.pretty)
+}
+
+/// Write on the node when the registration changes it, on the service it registers and on
+/// what each check belongs to (the registration's service, else one already on the node).
+fn authorize_registration(ctx: &Ctx, caller: &Caller, r: &Registration) -> Result<(), ApiError> {
+    let read = ctx.store.read()?;
+    let node = &r.node.node;
+    let existing = store::get_node(&read, node)?;
+    let changes_node = match &existing {
+        None => true,
+        Some(old) => !r.skip_node_update && !old.same_as(&r.node),
+    };
+    if changes_node {
+        caller.require(Resource::Node, AccessLevel::Write, node)?;
+    }
+    if let Some(service) = &r.service {
+        caller.require(Resource::Service, AccessLevel::Write, &service.service)?;
+    }
+    for check in &r.checks {
+        if check.service_id.is_empty() {
+            caller.require(Resource::Node, AccessLevel::Write, node)?;
+            continue;
+        }
+        let service_name = match &r.service {
+            Some(s) if s.id == check.service_id => Some(s.service.clone()),
+            _ => store::get_service(&read, node, &check.service_id)?.map(|s| s.service),
+        };
+        // An unknown service is refused by the store with Consul's text.
+        if let Some(name) = service_name {
+            caller.require(Resource::Service, AccessLevel::Write, &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write on the service (with its checks), else on the check's service or node, else on the
+/// node. What doesn't exist needs write on the node.
+fn authorize_deregistration(
+    ctx: &Ctx,
+    caller: &Caller,
+    args: &DeregisterBody,
+) -> Result<(), ApiError> {
+    let read = ctx.store.read()?;
+    let service_of = |id: &str| -> Result<Option<String>, ApiError> {
+        Ok(store::get_service(&read, &args.node, id)?.map(|s| s.service))
+    };
+    let service = if !args.service_id.is_empty() {
+        service_of(&args.service_id)?
+    } else if !args.check_id.is_empty() {
+        match store::get_check(&read, &args.node, &args.check_id)? {
+            Some(check) if !check.service_id.is_empty() => service_of(&check.service_id)?,
+            _ => None,
+        }
+    } else {
+        None
+    };
+    match service {
+        Some(name) => caller.require(Resource::Service, AccessLevel::Write, &name),
+        None => caller.require(Resource::Node, AccessLevel::Write, &args.node),
+    }
 }
 
 /// `PUT /v1/catalog/deregister`: a service (with its checks), else a check, else the node.
@@ -687,6 +755,7 @@ pub async fn deregister(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     if args.node.is_empty() {
         return Err(invalid("Must provide node"));
     }
+    authorize_deregistration(&ctx, &req.caller, &args)?;
     ctx.store
         .apply(Command::CatalogDeregister {
             node: args.node,
@@ -703,14 +772,24 @@ pub async fn deregister(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
-    let got = blocking(&ctx.store, &opts, store::nodes).await?;
+    let mut got = blocking(&ctx.store, &opts, store::nodes).await?;
+    let removed = req
+        .caller
+        .filter(&mut got.value, |c, n| c.reads_node(&n.node));
     let nodes: Vec<Node> = got
         .value
         .into_iter()
         .filter(|n| narrow.meta_ok(&n.meta))
         .collect();
     let nodes = narrow.filter(nodes)?;
-    Ok(Reply::json(&nodes, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&nodes, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
+}
+
+/// An instance is readable with read on its node and its service.
+fn readable_instance(caller: &Caller, (node, service): &(Node, NodeService)) -> bool {
+    caller.reads_node(&node.node) && caller.reads_service(&service.service)
 }
 
 /// Every instance of every service, with its node.
@@ -730,8 +809,12 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
     if !narrow.has_node_meta() && !narrow.has_filter() {
-        let got = blocking(&ctx.store, &opts, store::services).await?;
-        return Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index));
+        let mut got = blocking(&ctx.store, &opts, store::services).await?;
+        let before = got.value.len();
+        got.value.retain(|name, _| req.caller.reads_service(name));
+        return Ok(Reply::json(&got.value, opts.pretty)?
+            .read_meta(got.index)
+            .filtered_by_acls(&req.caller, got.value.len() != before));
     }
     let by_meta = narrow.has_node_meta();
     let got = blocking(&ctx.store, &opts, |r, ws| {
@@ -744,8 +827,9 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Ok((index, all_instances(r, ws)?))
     })
     .await?;
-    let instances: Vec<ServiceNode> = got
-        .value
+    let mut instances = got.value;
+    let removed = req.caller.filter(&mut instances, readable_instance);
+    let instances: Vec<ServiceNode> = instances
         .iter()
         .filter(|(n, _)| narrow.meta_ok(&n.meta))
         .map(|(n, s)| ServiceNode::new(n, s))
@@ -759,7 +843,9 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             }
         }
     }
-    Ok(Reply::json(&out, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&out, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 /// `GET /v1/catalog/service/<name>`.
@@ -782,10 +868,15 @@ async fn service_nodes(
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, prefix, "Missing service name")?;
-    let got = blocking(&ctx.store, &opts, |r, ws| {
+    if lookup == Lookup::Connect {
+        req.caller
+            .require(Resource::Service, AccessLevel::Read, &name)?;
+    }
+    let mut got = blocking(&ctx.store, &opts, |r, ws| {
         store::service_instances(r, ws, &name, lookup)
     })
     .await?;
+    let removed = req.caller.filter(&mut got.value, readable_instance);
     let items: Vec<ServiceNode> = got
         .value
         .iter()
@@ -795,7 +886,9 @@ async fn service_nodes(
         .map(|(n, s)| ServiceNode::new(n, s))
         .collect();
     let items = narrow.filter(items)?;
-    Ok(Reply::json(&items, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&items, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 type NodeWithServices = (Node, Vec<NodeService>);
@@ -833,6 +926,22 @@ struct NodeServices {
     services: BTreeMap<String, NodeService>,
 }
 
+/// A node and its services as the caller may see them: nothing without read on the node, and
+/// only the readable services; also whether ACLs removed anything.
+fn readable_node(
+    caller: &Caller,
+    found: Option<NodeWithServices>,
+) -> (Option<NodeWithServices>, bool) {
+    match found {
+        None => (None, false),
+        Some((node, _)) if !caller.reads_node(&node.node) => (None, true),
+        Some((node, mut services)) => {
+            let removed = caller.filter(&mut services, |c, s| c.reads_service(&s.service));
+            (Some((node, services)), removed)
+        }
+    }
+}
+
 /// `GET /v1/catalog/node/<node>`: `{"Node": ..., "Services": {id: service}}`, or `null` for
 /// an unknown node. `?filter` applies to the services.
 pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
@@ -840,7 +949,8 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, "/v1/catalog/node/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
-    let body = match got.value {
+    let (found, removed) = readable_node(&req.caller, got.value);
+    let body = match found {
         None => None,
         Some((node, services)) => Some(NodeServices {
             node,
@@ -851,7 +961,9 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
                 .collect(),
         }),
     };
-    Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&body, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 #[derive(Serialize)]
@@ -869,7 +981,8 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, "/v1/catalog/node-services/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
-    let body = match got.value {
+    let (found, removed) = readable_node(&req.caller, got.value);
+    let body = match found {
         None => NodeServiceList {
             node: None,
             services: None,
@@ -883,7 +996,9 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             },
         },
     };
-    Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&body, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 /// `GET /v1/catalog/gateway-services/<gateway>`: the services an ingress or terminating
@@ -895,9 +1010,16 @@ pub async fn gateway_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
         "/v1/catalog/gateway-services/",
         "Missing gateway name",
     )?;
-    let got = blocking(&ctx.store, &opts, |r, ws| gateway::services(r, ws, &name)).await?;
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &name)?;
+    let mut got = blocking(&ctx.store, &opts, |r, ws| gateway::services(r, ws, &name)).await?;
+    let removed = req
+        .caller
+        .filter(&mut got.value, |c, s| c.reads_service(&s.service.name));
     let services = Some(got.value).filter(|s| !s.is_empty());
-    Ok(Reply::json(&services, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&services, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 #[cfg(test)]

@@ -6,11 +6,16 @@
 //! Statuses follow Consul's split between its HTTP handler and its server: a body that doesn't
 //! decode, or an unknown kind in a delete, is a 400; what the server refuses (an entry that
 //! fails validation, a conflict with other entries, an unknown kind in a read) is a 500.
+//!
+//! ACLs by kind (Consul's `CanRead`/`CanWrite`, see `entry_right`); a list keeps the entries
+//! the token may read.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::filter::go_quote;
 use crate::gojson;
 use crate::store::{config_entry, Command};
@@ -40,6 +45,48 @@ fn kind_and_name(req: &Request) -> (String, Option<String>) {
     }
 }
 
+/// The right reading (or, with `write`, writing) an entry of `kind` named `name` needs, as
+/// Consul's entries' `CanRead`/`CanWrite`; `None` when anyone may.
+fn entry_right(kind: &str, name: &str, write: bool) -> Option<(Resource, AccessLevel, String)> {
+    let level = if write {
+        AccessLevel::Write
+    } else {
+        AccessLevel::Read
+    };
+    let global = |resource| Some((resource, level, String::new()));
+    match kind {
+        "service-defaults" | "service-router" | "service-splitter" | "service-resolver" => {
+            Some((Resource::Service, level, name.to_string()))
+        }
+        "service-intentions" => Some((Resource::Intention, level, name.to_string())),
+        // Every proxy needs proxy-defaults: anyone may read them.
+        "proxy-defaults" if !write => None,
+        "ingress-gateway" | "terminating-gateway" if write => global(Resource::Operator),
+        "ingress-gateway"
+        | "terminating-gateway"
+        | "api-gateway"
+        | "bound-api-gateway"
+        | "http-route"
+        | "tcp-route"
+            if !write =>
+        {
+            Some((Resource::Service, level, name.to_string()))
+        }
+        _ => global(Resource::Mesh),
+    }
+}
+
+fn may_read(caller: &Caller, entry: &ConfigEntry) -> bool {
+    entry_right(&entry.kind, &entry.name, false).is_none_or(|(r, l, s)| caller.may(r, l, &s))
+}
+
+fn require(caller: &Caller, kind: &str, name: &str, write: bool) -> Result<(), ApiError> {
+    match entry_right(kind, name, write) {
+        Some((resource, level, segment)) => caller.require(resource, level, &segment),
+        None => Ok(()),
+    }
+}
+
 /// `PUT /v1/config`: `true` once written, `false` when a `?cas` doesn't match.
 pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
@@ -48,6 +95,7 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let raw = gojson::parse(&body).map_err(decode_failed)?;
     let mut entry = ConfigEntry::decode(raw).map_err(decode_failed)?;
     let cas = cas(&req)?;
+    require(&req.caller, &entry.kind, &entry.name, true)?;
     entry.check().map_err(ApiError::internal)?;
     let written = ctx
         .store
@@ -75,6 +123,7 @@ async fn read(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         return list(ctx, req, kind).await;
     };
     check_kind(&kind).map_err(ApiError::internal)?;
+    require(&req.caller, &kind, &name, false)?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
         config_entry::get(r, ws, &kind, &name)
     })
@@ -110,11 +159,15 @@ async fn list(ctx: Ctx, req: Request, kind: String) -> Result<Reply, ApiError> {
         config_entry::list(r, ws, of_kind)
     })
     .await?;
+    let mut entries = got.value;
+    let removed = req.caller.filter(&mut entries, may_read);
     let entries = match filter {
-        Some(f) => f.apply(got.value)?,
-        None => got.value,
+        Some(f) => f.apply(entries)?,
+        None => entries,
     };
-    Ok(Reply::json(&entries, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&entries, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 /// `DELETE /v1/config/<kind>/<name>`: `{}`, or with `?cas` whether it deleted.
@@ -128,6 +181,7 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     check_kind(&kind).map_err(ApiError::bad_request)?;
     let cas = cas(&req)?;
     let name = canonical_name(&kind, &name).map_err(ApiError::internal)?;
+    require(&req.caller, &kind, &name, true)?;
     let deleted = ctx
         .store
         .apply(Command::ConfigEntryDelete { kind, name, cas })
@@ -137,5 +191,54 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Some(_) => Reply::json(&deleted, opts.pretty),
         // Consul answers plain deletes with an empty object, for older clients.
         None => Reply::json(&serde_json::json!({}), opts.pretty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_rights_follow_each_kinds_can_read_and_can_write() {
+        use AccessLevel::{Read, Write};
+        use Resource::{Intention, Mesh, Operator, Service};
+        let cases = [
+            (
+                "service-defaults",
+                "web",
+                false,
+                Some((Service, Read, "web")),
+            ),
+            (
+                "service-resolver",
+                "web",
+                true,
+                Some((Service, Write, "web")),
+            ),
+            (
+                "service-intentions",
+                "web",
+                true,
+                Some((Intention, Write, "web")),
+            ),
+            ("proxy-defaults", "global", false, None),
+            ("proxy-defaults", "global", true, Some((Mesh, Write, ""))),
+            ("ingress-gateway", "gw", false, Some((Service, Read, "gw"))),
+            ("ingress-gateway", "gw", true, Some((Operator, Write, ""))),
+            (
+                "exported-services",
+                "default",
+                false,
+                Some((Mesh, Read, "")),
+            ),
+        ];
+        for (kind, name, write, expected) in cases {
+            let expected = expected.map(|(r, l, s)| (r, l, s.to_string()));
+            assert_eq!(
+                entry_right(kind, name, write),
+                expected,
+                "{kind} write={write}"
+            );
+        }
     }
 }

@@ -198,6 +198,11 @@ pub async fn leaf(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     if service.is_empty() {
         return Err(ApiError::bad_request("Missing service name"));
     }
+    req.caller.require(
+        crate::acl::Resource::Service,
+        crate::acl::AccessLevel::Write,
+        &service,
+    )?;
     if opts.index > 0 {
         blocking(&ctx.store, &opts, |r, ws| {
             connect_ca::leaf_version(r, ws, &service)

@@ -4,11 +4,16 @@
 //! does, an update for a node the catalog doesn't know is accepted and silently dropped.
 //!
 //! Consul batches updates into Raft every few seconds; here each applies at once.
+//!
+//! ACLs: reads keep the nodes the token has `node:read` on (one node's read needs it); an
+//! update needs `node:write` on its node.
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::gojson::{self, field, Kind, Schema, STRING};
 use crate::store::{coordinate, Command};
 use crate::types::coordinate::{Coord, CoordinateEntry, DIMENSIONS};
@@ -26,20 +31,35 @@ fn list_args(
     ))
 }
 
-/// The coordinates (of `?segment` only, when given) as a blocking read; returns their index,
-/// the entries and whether to pretty-print.
+/// What a coordinate read found: the index, the entries the caller may read, whether ACLs
+/// removed any, and whether to pretty-print.
+struct Read {
+    index: u64,
+    entries: Vec<CoordinateEntry>,
+    removed: bool,
+    pretty: bool,
+}
+
+/// The coordinates (of `?segment` only, when given) as a blocking read.
 async fn read(
     ctx: &Ctx,
+    caller: &Caller,
     opts: super::query::QueryOptions,
     segment: Option<String>,
-) -> Result<(u64, Vec<CoordinateEntry>, bool), ApiError> {
+) -> Result<Read, ApiError> {
     let got = blocking(&ctx.store, &opts, coordinate::list).await?;
-    let entries = got
+    let mut entries: Vec<CoordinateEntry> = got
         .value
         .into_iter()
         .filter(|e| segment.as_ref().is_none_or(|s| *s == e.segment))
         .collect();
-    Ok((got.index, entries, opts.pretty))
+    let removed = caller.filter(&mut entries, |c, e| c.reads_node(&e.node));
+    Ok(Read {
+        index: got.index,
+        entries,
+        removed,
+        pretty: opts.pretty,
+    })
 }
 
 /// `GET /v1/coordinate/datacenters`: this server's WAN coordinate, in the only datacenter.
@@ -61,22 +81,26 @@ pub async fn datacenters(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 /// `GET /v1/coordinate/nodes`: every node's LAN coordinates (blocking).
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let (opts, segment) = list_args(&ctx, &req)?;
-    drop(req);
-    let (index, entries, pretty) = read(&ctx, opts, segment).await?;
-    Ok(Reply::json(&entries, pretty)?.read_meta(index))
+    let caller = req.caller;
+    let got = read(&ctx, &caller, opts, segment).await?;
+    Ok(Reply::json(&got.entries, got.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&caller, got.removed))
 }
 
 /// `GET /v1/coordinate/node/<node>`: one node's coordinates; 404 when it has none.
 pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let name = req.tail("/v1/coordinate/node/").to_string();
     let (opts, segment) = list_args(&ctx, &req)?;
-    drop(req);
-    let (index, entries, pretty) = read(&ctx, opts, segment).await?;
-    let entries: Vec<CoordinateEntry> = entries.into_iter().filter(|e| e.node == name).collect();
+    let caller = req.caller;
+    caller.require(Resource::Node, AccessLevel::Read, &name)?;
+    let got = read(&ctx, &caller, opts, segment).await?;
+    let entries: Vec<CoordinateEntry> =
+        got.entries.into_iter().filter(|e| e.node == name).collect();
     if entries.is_empty() {
-        return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(index));
+        return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
     }
-    Ok(Reply::json(&entries, pretty)?.read_meta(index))
+    Ok(Reply::json(&entries, got.pretty)?.read_meta(got.index))
 }
 
 static COORD: Schema = Schema {
@@ -166,6 +190,8 @@ pub async fn update(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         segment: text("Segment"),
         coord,
     };
+    req.caller
+        .require(Resource::Node, AccessLevel::Write, &update.node)?;
     ctx.store
         .apply(Command::CoordinateBatchUpdate {
             updates: vec![update],

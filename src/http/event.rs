@@ -189,6 +189,11 @@ pub async fn fire(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("Missing name"));
     }
+    req.caller.require(
+        crate::acl::Resource::Event,
+        crate::acl::AccessLevel::Write,
+        &name,
+    )?;
     let filter = |key: &str| req.params.get(key).unwrap_or("").to_string();
     let (node_filter, service_filter, tag_filter) =
         (filter("node"), filter("service"), filter("tag"));
@@ -245,7 +250,14 @@ pub async fn list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let deadline = Instant::now() + wait;
     loop {
         let mut recorded = ctx.events.subscribe();
-        let events = ctx.events.list(name);
+        let mut events = ctx.events.list(name);
+        let removed = req.caller.filter(&mut events, |c, e| {
+            c.may(
+                crate::acl::Resource::Event,
+                crate::acl::AccessLevel::Read,
+                &e.name,
+            )
+        });
         let index = events.last().map(|e| uuid_to_index(&e.id)).unwrap_or(1);
         if opts.index > 0 && index == opts.index {
             tokio::select! {
@@ -255,7 +267,8 @@ pub async fn list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         }
         return Ok(Reply::json(&events, opts.pretty)?
             .with_status(StatusCode::OK)
-            .header("X-Consul-Index", index.to_string()));
+            .header("X-Consul-Index", index.to_string())
+            .filtered_by_acls(&req.caller, removed));
     }
 }
 

@@ -1,12 +1,17 @@
 //! `/v1/health/*` (Consul's `health_endpoint.go`): checks by node, by service and by state,
 //! and service instances with their checks (a service's own, its Connect-capable ones, or its
 //! ingress gateways'), all blocking. Narrowing as in `catalog`.
+//!
+//! ACLs: results are filtered to the checks and instances whose node and service the token
+//! may read (ACL filtering comes before `?filter`, so expressions see only readable data);
+//! Connect and ingress reads first need `service:read` on the service.
 
 use super::blocking::blocking;
 use super::catalog::{path_arg, Narrow};
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::store::catalog::{self as store, Lookup};
 use crate::store::gateway;
 use crate::store::{ReadTx, WatchSet};
@@ -19,8 +24,24 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, "/v1/health/node/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| store::node_checks(r, ws, &name)).await?;
-    let checks = narrow.filter(got.value)?;
-    Ok(Reply::json(&checks, opts.pretty)?.read_meta(got.index))
+    checks_reply(&req, &opts, &narrow, got.value, got.index)
+}
+
+/// The checks the caller may read, narrowed by `?filter`.
+fn checks_reply(
+    req: &Request,
+    opts: &super::query::QueryOptions,
+    narrow: &Narrow,
+    mut checks: Vec<HealthCheck>,
+    index: u64,
+) -> Result<Reply, ApiError> {
+    let removed = req
+        .caller
+        .filter(&mut checks, |c, check| c.reads_check(check));
+    let checks = narrow.filter(checks)?;
+    Ok(Reply::json(&checks, opts.pretty)?
+        .read_meta(index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 /// Keeps the checks whose node has the `?node-meta` pairs, reading the nodes in the same
@@ -59,8 +80,7 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Ok((index, on_matching_nodes(r, ws, &narrow, checks)?))
     })
     .await?;
-    let checks = narrow.filter(got.value)?;
-    Ok(Reply::json(&checks, opts.pretty)?.read_meta(got.index))
+    checks_reply(&req, &opts, &narrow, got.value, got.index)
 }
 
 /// `GET /v1/health/state/<state>`: the checks in a state (`any` for all). An unknown state is
@@ -77,8 +97,7 @@ pub async fn state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Ok((index, on_matching_nodes(r, ws, &narrow, checks)?))
     })
     .await?;
-    let checks = narrow.filter(got.value)?;
-    Ok(Reply::json(&checks, opts.pretty)?.read_meta(got.index))
+    checks_reply(&req, &opts, &narrow, got.value, got.index)
 }
 
 /// Whose instances a service's health read returns.
@@ -157,20 +176,29 @@ async fn service_nodes(
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, prefix, "Missing service name")?;
     let passing = passing_flag(&req)?;
+    if instances != Instances::Of(Lookup::Service) {
+        req.caller
+            .require(Resource::Service, AccessLevel::Read, &name)?;
+    }
     let got = blocking(&ctx.store, &opts, |r, ws| match instances {
         Instances::Of(lookup) => store::check_service_nodes(r, ws, &name, lookup),
         Instances::Ingress => gateway::ingress_nodes(r, ws, &name),
     })
     .await?;
     let tagged = instances != Instances::Of(Lookup::Connect);
-    let nodes: Vec<CheckServiceNode> = got
-        .value
+    let mut nodes = got.value;
+    let removed = req.caller.filter(&mut nodes, |c, e| {
+        c.reads_node(&e.node.node) && c.reads_service(&e.service.service)
+    });
+    let nodes: Vec<CheckServiceNode> = nodes
         .into_iter()
         .filter(|e| (!tagged || narrow.tags_ok(&e.service.tags)) && narrow.meta_ok(&e.node.meta))
         .collect();
     let nodes = if passing { only_passing(nodes) } else { nodes };
     let nodes = narrow.filter(nodes)?;
-    Ok(Reply::json(&nodes, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&nodes, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 #[cfg(test)]

@@ -2,15 +2,21 @@
 //! `POST /v1/agent/connect/authorize`. Intentions live in `service-intentions` config entries;
 //! reads go through `store::intention` (blocking, waking on any write of those entries), writes
 //! through `agent::intentions`.
+//!
+//! ACLs (Consul's `intention_endpoint.go`): an intention is read with `intention:read` and
+//! written with `intention:write` on its destination (lists keep the readable ones); `check`
+//! needs `service:read` on the destination; authorize needs `service:write` on the target.
 
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::intentions as ops;
 use crate::connect::CertUri;
 use crate::gojson;
 use crate::store::intention as stored;
+use crate::store::WatchSet;
 use crate::types::intention::{IntentionInput, MatchBy, DEFAULT_NS};
 use crate::types::schemas::CONNECT_AUTHORIZE;
 use warp::http::Method;
@@ -62,16 +68,26 @@ pub async fn root(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if req.method == Method::POST {
         let input = decoded_body(&ctx, &mut req, DecodeFailure::Create).await?;
+        req.caller.require(
+            Resource::Intention,
+            AccessLevel::Write,
+            &input.destination_name,
+        )?;
         let id = ops::create_legacy(&ctx.store, input).await?;
         return Reply::json(&serde_json::json!({ "ID": id }), opts.pretty);
     }
     let filter = opts.parsed_filter()?;
-    let got = blocking(&ctx.store, &opts, stored::list).await?;
+    let mut got = blocking(&ctx.store, &opts, stored::list).await?;
+    let removed = req.caller.filter(&mut got.value, |c, i| {
+        c.may(Resource::Intention, AccessLevel::Read, &i.destination_name)
+    });
     let intentions = match filter {
         Some(f) => f.apply(got.value)?,
         None => got.value,
     };
-    Ok(Reply::json(&intentions, opts.pretty)?.read_meta(got.index))
+    Ok(Reply::json(&intentions, opts.pretty)?
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
 }
 
 /// Everything under `/v1/connect/intentions/`: `exact`, `check`, `match`, or an ID.
@@ -92,6 +108,13 @@ async fn exact(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let source = service_param(&req, "source")?;
     let destination = service_param(&req, "destination")?;
+    let level = if req.method == Method::GET {
+        AccessLevel::Read
+    } else {
+        AccessLevel::Write
+    };
+    req.caller
+        .require(Resource::Intention, level, &destination)?;
     match req.method {
         Method::GET => {
             let got = blocking(&ctx.store, &opts, |r, ws| {
@@ -125,6 +148,8 @@ async fn check(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let source = service_param(&req, "source")?;
     let destination = service_param(&req, "destination")?;
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &destination)?;
     let decision = ctx
         .intentions
         .authorize(DEFAULT_NS, &source, &destination)?;
@@ -155,6 +180,10 @@ async fn matching(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             "required query parameter 'name' not set",
         ));
     }
+    for name in &names {
+        req.caller
+            .require(Resource::Intention, AccessLevel::Read, name)?;
+    }
     let got = blocking(&ctx.store, &opts, |r, ws| {
         stored::matching(r, ws, by, &names)
     })
@@ -170,7 +199,14 @@ async fn by_id(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         Method::GET => {
             let got = blocking(&ctx.store, &opts, |r, ws| stored::by_id(r, ws, &id)).await?;
             match got.value {
-                Some(found) => Ok(Reply::json(&found, opts.pretty)?.read_meta(got.index)),
+                Some(found) => {
+                    req.caller.require(
+                        Resource::Intention,
+                        AccessLevel::Read,
+                        &found.destination_name,
+                    )?;
+                    Ok(Reply::json(&found, opts.pretty)?.read_meta(got.index))
+                }
                 None => Ok(
                     Reply::from(ApiError::not_found("Intention not found")).read_meta(got.index)
                 ),
@@ -178,13 +214,32 @@ async fn by_id(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         }
         Method::PUT => {
             let input = decoded_body(&ctx, &mut req, DecodeFailure::BadRequest).await?;
+            require_write_by_id(&ctx, &req, &id)?;
+            req.caller.require(
+                Resource::Intention,
+                AccessLevel::Write,
+                &input.destination_name,
+            )?;
             ops::update_legacy(&ctx.store, &id, input).await?;
             Ok(Reply::empty(warp::http::StatusCode::OK))
         }
         _ => {
+            require_write_by_id(&ctx, &req, &id)?;
             ops::delete_legacy(&ctx.store, &id).await?;
             Reply::json(&true, opts.pretty)
         }
+    }
+}
+
+/// `intention:write` on the destination of an existing intention (by ID); an unknown one is
+/// the write's own answer.
+fn require_write_by_id(ctx: &Ctx, req: &Request, id: &str) -> Result<(), ApiError> {
+    let (_, found) = stored::by_id(&ctx.store.read()?, &mut WatchSet::new(), id)?;
+    match found {
+        Some(i) => req
+            .caller
+            .require(Resource::Intention, AccessLevel::Write, &i.destination_name),
+        None => Ok(()),
     }
 }
 
@@ -205,6 +260,8 @@ pub async fn authorize(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     if target.is_empty() {
         return Err(ApiError::bad_request("Target service must be specified"));
     }
+    req.caller
+        .require(Resource::Service, AccessLevel::Write, target)?;
     let uri = CertUri::parse(field("ClientCertURI"))
         .map_err(|_| ApiError::bad_request("ClientCertURI not a valid Connect identifier"))?;
     let CertUri::Service {

@@ -1,10 +1,15 @@
 //! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`), put (`flags`,
 //! `cas`, `acquire`, `release`) and delete (`recurse`, `cas`), as Consul's `kvs_endpoint.go`.
+//!
+//! ACLs: a get needs `key:read` on the key; a listing (`keys`, `recurse`) needs `key:list` on
+//! the prefix and shows only the readable keys; a put or delete needs `key:write` on the key,
+//! a recursive delete write on everything under the prefix.
 
-use super::blocking::blocking;
+use super::blocking::{blocking, Blocked};
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
+use crate::acl::{AccessLevel, Resource};
 use crate::store::{kv, Command};
 use warp::http::{Method, StatusCode};
 
@@ -37,6 +42,16 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let key = req.tail(PREFIX).to_string();
     let store = &ctx.store;
+    let lists = req.params.has("keys") || req.params.has("recurse");
+    if !lists && key.is_empty() {
+        return Err(missing_key());
+    }
+    let level = if lists {
+        AccessLevel::List
+    } else {
+        AccessLevel::Read
+    };
+    req.caller.require(Resource::Key, level, &key)?;
     if req.params.has("keys") {
         let separator = req
             .params
@@ -45,20 +60,11 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             .unwrap_or("")
             .to_string();
         let got = blocking(store, &opts, |r, ws| kv::keys(r, ws, &key, &separator)).await?;
-        if got.value.is_empty() && !key.is_empty() {
-            return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
-        }
-        return Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index));
+        return listing(&req, opts.pretty, got, |k| k, !key.is_empty());
     }
     if req.params.has("recurse") {
         let got = blocking(store, &opts, |r, ws| kv::list(r, ws, &key)).await?;
-        if got.value.is_empty() {
-            return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
-        }
-        return Ok(Reply::json(&got.value, opts.pretty)?.read_meta(got.index));
-    }
-    if key.is_empty() {
-        return Err(missing_key());
+        return listing(&req, opts.pretty, got, |e| &e.key, true);
     }
     let got = blocking(store, &opts, |r, ws| kv::get(r, ws, &key)).await?;
     let Some(entry) = got.value else {
@@ -73,6 +79,28 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     Ok(Reply::json(&[entry], opts.pretty)?.read_meta(got.index))
 }
 
+/// A listing's reply: the entries whose key the caller may read; a 404 when none is left
+/// and `missing_is_404`.
+fn listing<T: serde::Serialize>(
+    req: &Request,
+    pretty: bool,
+    mut got: Blocked<Vec<T>>,
+    key_of: impl Fn(&T) -> &str,
+    missing_is_404: bool,
+) -> Result<Reply, ApiError> {
+    let removed = req.caller.filter(&mut got.value, |c, item| {
+        c.may(Resource::Key, AccessLevel::Read, key_of(item))
+    });
+    let reply = if got.value.is_empty() && missing_is_404 {
+        Reply::empty(StatusCode::NOT_FOUND)
+    } else {
+        Reply::json(&got.value, pretty)?
+    };
+    Ok(reply
+        .read_meta(got.index)
+        .filtered_by_acls(&req.caller, removed))
+}
+
 async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let key = req.tail(PREFIX).to_string();
@@ -84,6 +112,7 @@ async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let cas = req.params.u64("cas")?;
     let acquire = req.params.get("acquire").map(str::to_string);
     let release = req.params.get("release").map(str::to_string);
+    super::acl::require(&ctx, &req, Resource::Key, AccessLevel::Write, &key)?;
     let value = req.body(&ctx).await?;
     kv::validate_key(&key)?;
     let command = match (acquire, release) {
@@ -115,11 +144,21 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     conflicting(&req, &["recurse", "cas"])?;
     let key = req.tail(PREFIX).to_string();
     let command = if req.params.has("recurse") {
+        if !req
+            .caller
+            .identity
+            .authorizer
+            .key_write_prefix(&key)
+            .is_allow()
+        {
+            return Err(req.caller.denied(Resource::Key, AccessLevel::Write, &key));
+        }
         Command::KvDeleteTree { prefix: key }
     } else {
         if key.is_empty() {
             return Err(missing_key());
         }
+        super::acl::require(&ctx, &req, Resource::Key, AccessLevel::Write, &key)?;
         let cas = req.params.u64("cas")?;
         Command::KvDelete { key, cas }
     };

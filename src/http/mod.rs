@@ -1,6 +1,7 @@
 //! The HTTP API. Every `/v1` route is listed once in `ROUTES` (path, methods, handler, body
 //! limit); one warp filter hands each request to `dispatch`, which answers `OPTIONS` and wrong
-//! methods as Consul does, reads the body within the route's limit, and renders errors.
+//! methods as Consul does, resolves the caller's ACL token, enforces the route's fixed ACL
+//! right (`AclRule`), reads the body within the route's limit, and renders errors.
 //! Handlers parse and render; they call `store` domain functions and never touch tables.
 
 pub mod acl;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 
+use crate::acl::{AccessLevel, Resource};
 pub use crate::agent::context::{AgentContext, Ctx};
 
 /// What only HTTP handlers need of the context.
@@ -61,8 +63,25 @@ pub struct Request {
     pub path: String,
     pub params: Params,
     pub headers: HeaderMap,
+    /// Who the request acts as (see `acl::Caller`).
+    pub caller: acl::Caller,
     body: Option<BodyStream>,
     body_limit: BodyLimit,
+}
+
+/// What ACL right a route needs (Consul's handlers and endpoints; the docs' "ACL Required").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclRule {
+    /// None: the caller's token is not even resolved (status, CA roots, bootstrap).
+    Open,
+    /// This right, checked before the handler runs. `agent` and `node` rights are on this
+    /// agent's node; other fixed resources are global.
+    Fixed(Resource, AccessLevel),
+    /// `GET` needs read on the resource, any other method write (operator settings).
+    ByMethod(Resource),
+    /// The right depends on the key, service, node or body: the handler checks it (through
+    /// `acl::require`) and filters lists by what the token may read.
+    InHandler,
 }
 
 /// How large a route's body may be, and the message Consul gives past it.
@@ -150,115 +169,158 @@ struct Route {
     prefix: bool,
     methods: &'static [Method],
     body: BodyLimit,
+    acl: AclRule,
     handler: Handler,
 }
 
+/// One route: path, `prefix` or `exact`, methods, body limit, ACL rule, handler. The ACL rule
+/// is `open`, `handler` (checked in the handler), `resource:level` (fixed) or
+/// `resource:by_method`; a route without one does not compile.
 macro_rules! route {
-    ($path:expr, prefix, [$($m:ident),*], $body:ident, $handler:path) => {
+    ($path:expr, prefix, [$($m:ident),*], $body:ident, $acl:tt $(: $level:ident)?, $handler:path) => {
         Route { path: $path, prefix: true, methods: &[$(Method::$m),*], body: BodyLimit::$body,
-                handler: |c, r| Box::pin($handler(c, r)) }
+                acl: acl_rule!($acl $(: $level)?), handler: |c, r| Box::pin($handler(c, r)) }
     };
-    ($path:expr, exact, [$($m:ident),*], $body:ident, $handler:path) => {
+    ($path:expr, exact, [$($m:ident),*], $body:ident, $acl:tt $(: $level:ident)?, $handler:path) => {
         Route { path: $path, prefix: false, methods: &[$(Method::$m),*], body: BodyLimit::$body,
-                handler: |c, r| Box::pin($handler(c, r)) }
+                acl: acl_rule!($acl $(: $level)?), handler: |c, r| Box::pin($handler(c, r)) }
+    };
+}
+
+macro_rules! acl_rule {
+    (open) => {
+        AclRule::Open
+    };
+    (handler) => {
+        AclRule::InHandler
+    };
+    ($resource:ident : by_method) => {
+        AclRule::ByMethod(acl_resource!($resource))
+    };
+    ($resource:ident : read) => {
+        AclRule::Fixed(acl_resource!($resource), AccessLevel::Read)
+    };
+    ($resource:ident : write) => {
+        AclRule::Fixed(acl_resource!($resource), AccessLevel::Write)
+    };
+}
+
+macro_rules! acl_resource {
+    (acl) => {
+        Resource::Acl
+    };
+    (agent) => {
+        Resource::Agent
+    };
+    (node) => {
+        Resource::Node
+    };
+    (operator) => {
+        Resource::Operator
     };
 }
 
 /// Every route of the API (Consul's `http_register.go`), one line each.
 #[rustfmt::skip]
 static ROUTES: &[Route] = &[
-    route!("/v1/kv/", prefix, [GET, PUT, DELETE], KvValue, kv::handle),
-    route!("/v1/txn", exact, [PUT], Txn, txn::handle),
-    route!("/v1/snapshot", exact, [GET, PUT], Snapshot, snapshot::handle),
-    route!("/v1/agent/self", exact, [GET], Default, agent::self_info),
-    route!("/v1/agent/services", exact, [GET], Default, agent::services),
-    route!("/v1/agent/service/register", exact, [PUT], Default, agent::register_service),
-    route!("/v1/agent/service/deregister/", prefix, [PUT], Default, agent::deregister_service),
-    route!("/v1/agent/service/maintenance/", prefix, [PUT], Default, agent::service_maintenance),
-    route!("/v1/agent/service/", prefix, [GET], Default, agent::service),
-    route!("/v1/agent/maintenance", exact, [PUT], Default, agent::node_maintenance),
-    route!("/v1/agent/health/service/id/", prefix, [GET], Default, agent::health_by_id),
-    route!("/v1/agent/health/service/name/", prefix, [GET], Default, agent::health_by_name),
-    route!("/v1/agent/checks", exact, [GET], Default, agent::checks),
-    route!("/v1/agent/check/register", exact, [PUT], Default, agent::register_check),
-    route!("/v1/agent/check/deregister/", prefix, [PUT], Default, agent::deregister_check),
-    route!("/v1/agent/check/pass/", prefix, [PUT, GET], Default, agent::check_ttl),
-    route!("/v1/agent/check/warn/", prefix, [PUT, GET], Default, agent::check_ttl),
-    route!("/v1/agent/check/fail/", prefix, [PUT, GET], Default, agent::check_ttl),
-    route!("/v1/agent/check/update/", prefix, [PUT], Default, agent::check_update),
-    route!("/v1/session/create", exact, [PUT], Default, session::create),
-    route!("/v1/session/destroy/", prefix, [PUT], Default, session::destroy),
-    route!("/v1/session/renew/", prefix, [PUT], Default, session::renew),
-    route!("/v1/session/info/", prefix, [GET], Default, session::info),
-    route!("/v1/session/node/", prefix, [GET], Default, session::node),
-    route!("/v1/session/list", exact, [GET], Default, session::list),
-    route!("/v1/status/leader", exact, [GET], Default, status::leader),
-    route!("/v1/status/peers", exact, [GET], Default, status::peers),
-    route!("/v1/catalog/datacenters", exact, [GET], Default, status::datacenters),
-    route!("/v1/catalog/register", exact, [PUT], Default, catalog::register),
-    route!("/v1/catalog/deregister", exact, [PUT], Default, catalog::deregister),
-    route!("/v1/catalog/nodes", exact, [GET], Default, catalog::nodes),
-    route!("/v1/catalog/services", exact, [GET], Default, catalog::services),
-    route!("/v1/catalog/service/", prefix, [GET], Default, catalog::service),
-    route!("/v1/catalog/connect/", prefix, [GET], Default, catalog::connect),
-    route!("/v1/catalog/node/", prefix, [GET], Default, catalog::node),
-    route!("/v1/catalog/node-services/", prefix, [GET], Default, catalog::node_services),
-    route!("/v1/catalog/gateway-services/", prefix, [GET], Default, catalog::gateway_services),
-    route!("/v1/health/node/", prefix, [GET], Default, health::node),
-    route!("/v1/health/checks/", prefix, [GET], Default, health::checks),
-    route!("/v1/health/service/", prefix, [GET], Default, health::service),
-    route!("/v1/health/connect/", prefix, [GET], Default, health::connect),
-    route!("/v1/health/state/", prefix, [GET], Default, health::state),
-    route!("/v1/health/ingress/", prefix, [GET], Default, health::ingress),
-    route!("/v1/config", exact, [PUT], Default, config::apply),
-    route!("/v1/config/", prefix, [GET, DELETE], Default, config::handle),
-    route!("/v1/connect/intentions", exact, [GET, POST], Default, intention::root),
-    route!("/v1/connect/intentions/", prefix, [GET, PUT, DELETE], Default, intention::handle),
-    route!("/v1/agent/connect/authorize", exact, [POST], Default, intention::authorize),
-    route!("/v1/agent/members", exact, [GET], Default, agent::members),
-    route!("/v1/agent/join/", prefix, [PUT], Default, agent::join),
-    route!("/v1/agent/leave", exact, [PUT], Default, agent::leave),
-    route!("/v1/agent/force-leave/", prefix, [PUT], Default, agent::force_leave),
-    route!("/v1/agent/reload", exact, [PUT], Default, agent::reload),
-    route!("/v1/agent/metrics", exact, [GET], Default, agent::metrics),
-    route!("/v1/agent/monitor", exact, [GET], Default, agent::monitor),
-    route!("/v1/agent/token/", prefix, [PUT], Default, agent::token),
-    route!("/v1/event/fire/", prefix, [PUT], Default, event::fire),
-    route!("/v1/event/list", exact, [GET], Default, event::list),
-    route!("/v1/coordinate/datacenters", exact, [GET], Default, coordinate::datacenters),
-    route!("/v1/coordinate/nodes", exact, [GET], Default, coordinate::nodes),
-    route!("/v1/coordinate/node/", prefix, [GET], Default, coordinate::node),
-    route!("/v1/coordinate/update", exact, [PUT], Default, coordinate::update),
-    route!("/v1/operator/raft/configuration", exact, [GET], Default, operator::raft_configuration),
-    route!("/v1/operator/raft/peer", exact, [DELETE], Default, operator::raft_remove_peer),
-    route!("/v1/operator/raft/transfer-leader", exact, [POST], Default, operator::raft_transfer_leader),
-    route!("/v1/operator/autopilot/configuration", exact, [GET, PUT], Default, operator::autopilot_configuration),
-    route!("/v1/operator/autopilot/health", exact, [GET], Default, operator::autopilot_health),
-    route!("/v1/operator/autopilot/state", exact, [GET], Default, operator::autopilot_state),
-    route!("/v1/connect/ca/roots", exact, [GET], Default, connect::roots),
-    route!("/v1/connect/ca/configuration", exact, [GET, PUT], Default, connect::configuration),
-    route!("/v1/agent/connect/ca/roots", exact, [GET], Default, connect::roots),
-    route!("/v1/agent/connect/ca/leaf/", prefix, [GET], Default, connect::leaf),
-    route!("/v1/acl/bootstrap", exact, [PUT], Default, acl::bootstrap),
-    route!("/v1/acl/replication", exact, [GET], Default, acl::replication),
-    route!("/v1/acl/token", exact, [PUT], Default, acl::token_create),
-    route!("/v1/acl/token/", prefix, [GET, PUT, DELETE], Default, acl::token_handle),
-    route!("/v1/acl/tokens", exact, [GET], Default, acl::token_list),
-    route!("/v1/acl/policy", exact, [PUT], Default, acl::policy_create),
-    route!("/v1/acl/policy/", prefix, [GET, PUT, DELETE], Default, acl::policy_handle),
-    route!("/v1/acl/policies", exact, [GET], Default, acl::policy_list),
-    route!("/v1/acl/role", exact, [PUT], Default, acl::role_create),
-    route!("/v1/acl/role/", prefix, [GET, PUT, DELETE], Default, acl::role_handle),
-    route!("/v1/acl/roles", exact, [GET], Default, acl::role_list),
-    route!("/v1/acl/templated-policies", exact, [GET], Default, acl::templated_list),
-    route!("/v1/acl/templated-policy/", prefix, [GET, POST, PUT], Default, acl::templated_handle),
-    route!("/v1/acl/create", exact, [PUT], Default, acl::legacy_write),
-    route!("/v1/acl/update", exact, [PUT], Default, acl::legacy_write),
-    route!("/v1/acl/destroy/", prefix, [PUT], Default, acl::legacy_destroy),
-    route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
-    route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
-    route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
+    route!("/v1/kv/", prefix, [GET, PUT, DELETE], KvValue, handler, kv::handle),
+    route!("/v1/txn", exact, [PUT], Txn, handler, txn::handle),
+    route!("/v1/snapshot", exact, [GET, PUT], Snapshot, acl:write, snapshot::handle),
+    route!("/v1/agent/self", exact, [GET], Default, agent:read, agent::self_info),
+    route!("/v1/agent/services", exact, [GET], Default, handler, agent::services),
+    route!("/v1/agent/service/register", exact, [PUT], Default, handler, agent::register_service),
+    route!("/v1/agent/service/deregister/", prefix, [PUT], Default, handler, agent::deregister_service),
+    route!("/v1/agent/service/maintenance/", prefix, [PUT], Default, handler, agent::service_maintenance),
+    route!("/v1/agent/service/", prefix, [GET], Default, handler, agent::service),
+    route!("/v1/agent/maintenance", exact, [PUT], Default, node:write, agent::node_maintenance),
+    route!("/v1/agent/health/service/id/", prefix, [GET], Default, handler, agent::health_by_id),
+    route!("/v1/agent/health/service/name/", prefix, [GET], Default, handler, agent::health_by_name),
+    route!("/v1/agent/checks", exact, [GET], Default, handler, agent::checks),
+    route!("/v1/agent/check/register", exact, [PUT], Default, handler, agent::register_check),
+    route!("/v1/agent/check/deregister/", prefix, [PUT], Default, handler, agent::deregister_check),
+    route!("/v1/agent/check/pass/", prefix, [PUT, GET], Default, handler, agent::check_ttl),
+    route!("/v1/agent/check/warn/", prefix, [PUT, GET], Default, handler, agent::check_ttl),
+    route!("/v1/agent/check/fail/", prefix, [PUT, GET], Default, handler, agent::check_ttl),
+    route!("/v1/agent/check/update/", prefix, [PUT], Default, handler, agent::check_update),
+    route!("/v1/session/create", exact, [PUT], Default, handler, session::create),
+    route!("/v1/session/destroy/", prefix, [PUT], Default, handler, session::destroy),
+    route!("/v1/session/renew/", prefix, [PUT], Default, handler, session::renew),
+    route!("/v1/session/info/", prefix, [GET], Default, handler, session::info),
+    route!("/v1/session/node/", prefix, [GET], Default, handler, session::node),
+    route!("/v1/session/list", exact, [GET], Default, handler, session::list),
+    route!("/v1/status/leader", exact, [GET], Default, open, status::leader),
+    route!("/v1/status/peers", exact, [GET], Default, open, status::peers),
+    route!("/v1/catalog/datacenters", exact, [GET], Default, open, status::datacenters),
+    route!("/v1/catalog/register", exact, [PUT], Default, handler, catalog::register),
+    route!("/v1/catalog/deregister", exact, [PUT], Default, handler, catalog::deregister),
+    route!("/v1/catalog/nodes", exact, [GET], Default, handler, catalog::nodes),
+    route!("/v1/catalog/services", exact, [GET], Default, handler, catalog::services),
+    route!("/v1/catalog/service/", prefix, [GET], Default, handler, catalog::service),
+    route!("/v1/catalog/connect/", prefix, [GET], Default, handler, catalog::connect),
+    route!("/v1/catalog/node/", prefix, [GET], Default, handler, catalog::node),
+    route!("/v1/catalog/node-services/", prefix, [GET], Default, handler, catalog::node_services),
+    route!("/v1/catalog/gateway-services/", prefix, [GET], Default, handler, catalog::gateway_services),
+    route!("/v1/health/node/", prefix, [GET], Default, handler, health::node),
+    route!("/v1/health/checks/", prefix, [GET], Default, handler, health::checks),
+    route!("/v1/health/service/", prefix, [GET], Default, handler, health::service),
+    route!("/v1/health/connect/", prefix, [GET], Default, handler, health::connect),
+    route!("/v1/health/state/", prefix, [GET], Default, handler, health::state),
+    route!("/v1/health/ingress/", prefix, [GET], Default, handler, health::ingress),
+    route!("/v1/config", exact, [PUT], Default, handler, config::apply),
+    route!("/v1/config/", prefix, [GET, DELETE], Default, handler, config::handle),
+    route!("/v1/connect/intentions", exact, [GET, POST], Default, handler, intention::root),
+    route!("/v1/connect/intentions/", prefix, [GET, PUT, DELETE], Default, handler, intention::handle),
+    route!("/v1/agent/connect/authorize", exact, [POST], Default, handler, intention::authorize),
+    route!("/v1/agent/members", exact, [GET], Default, handler, agent::members),
+    route!("/v1/agent/join/", prefix, [PUT], Default, agent:write, agent::join),
+    route!("/v1/agent/leave", exact, [PUT], Default, agent:write, agent::leave),
+    route!("/v1/agent/force-leave/", prefix, [PUT], Default, operator:write, agent::force_leave),
+    route!("/v1/agent/reload", exact, [PUT], Default, agent:write, agent::reload),
+    route!("/v1/agent/metrics", exact, [GET], Default, agent:read, agent::metrics),
+    route!("/v1/agent/monitor", exact, [GET], Default, agent:read, agent::monitor),
+    route!("/v1/agent/token/", prefix, [PUT], Default, handler, agent::token),
+    route!("/v1/event/fire/", prefix, [PUT], Default, handler, event::fire),
+    route!("/v1/event/list", exact, [GET], Default, handler, event::list),
+    route!("/v1/coordinate/datacenters", exact, [GET], Default, open, coordinate::datacenters),
+    route!("/v1/coordinate/nodes", exact, [GET], Default, handler, coordinate::nodes),
+    route!("/v1/coordinate/node/", prefix, [GET], Default, handler, coordinate::node),
+    route!("/v1/coordinate/update", exact, [PUT], Default, handler, coordinate::update),
+    route!("/v1/operator/raft/configuration", exact, [GET], Default, operator:read, operator::raft_configuration),
+    route!("/v1/operator/raft/peer", exact, [DELETE], Default, operator:write, operator::raft_remove_peer),
+    route!("/v1/operator/raft/transfer-leader", exact, [POST], Default, operator:write, operator::raft_transfer_leader),
+    route!("/v1/operator/autopilot/configuration", exact, [GET, PUT], Default, operator:by_method, operator::autopilot_configuration),
+    route!("/v1/operator/autopilot/health", exact, [GET], Default, operator:read, operator::autopilot_health),
+    route!("/v1/operator/autopilot/state", exact, [GET], Default, operator:read, operator::autopilot_state),
+    route!("/v1/connect/ca/roots", exact, [GET], Default, open, connect::roots),
+    route!("/v1/connect/ca/configuration", exact, [GET, PUT], Default, operator:by_method, connect::configuration),
+    route!("/v1/agent/connect/ca/roots", exact, [GET], Default, open, connect::roots),
+    route!("/v1/agent/connect/ca/leaf/", prefix, [GET], Default, handler, connect::leaf),
+    route!("/v1/acl/bootstrap", exact, [PUT], Default, open, acl::bootstrap),
+    route!("/v1/acl/replication", exact, [GET], Default, handler, acl::replication),
+    route!("/v1/acl/token", exact, [PUT], Default, handler, acl::token_create),
+    route!("/v1/acl/token/", prefix, [GET, PUT, DELETE], Default, handler, acl::token_handle),
+    route!("/v1/acl/tokens", exact, [GET], Default, handler, acl::token_list),
+    route!("/v1/acl/policy", exact, [PUT], Default, handler, acl::policy_create),
+    route!("/v1/acl/policy/", prefix, [GET, PUT, DELETE], Default, handler, acl::policy_handle),
+    route!("/v1/acl/policies", exact, [GET], Default, handler, acl::policy_list),
+    route!("/v1/acl/role", exact, [PUT], Default, handler, acl::role_create),
+    route!("/v1/acl/role/", prefix, [GET, PUT, DELETE], Default, handler, acl::role_handle),
+    route!("/v1/acl/roles", exact, [GET], Default, handler, acl::role_list),
+    route!("/v1/acl/templated-policies", exact, [GET], Default, handler, acl::templated_list),
+    route!("/v1/acl/templated-policy/", prefix, [GET, POST, PUT], Default, handler, acl::templated_handle),
+    route!("/v1/acl/create", exact, [PUT], Default, handler, acl::legacy_write),
+    route!("/v1/acl/update", exact, [PUT], Default, handler, acl::legacy_write),
+    route!("/v1/acl/destroy/", prefix, [PUT], Default, handler, acl::legacy_destroy),
+    route!("/v1/acl/info/", prefix, [GET], Default, handler, acl::legacy_info),
+    route!("/v1/acl/clone/", prefix, [PUT], Default, handler, acl::legacy_clone),
+    route!("/v1/acl/list", exact, [GET], Default, handler, acl::legacy_list),
 ];
+
+/// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and
+/// its ACL rule.
+pub fn route_table() -> impl Iterator<Item = (&'static str, bool, &'static [Method], AclRule)> {
+    ROUTES.iter().map(|r| (r.path, r.prefix, r.methods, r.acl))
+}
 
 fn find_route(path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| {
@@ -300,11 +362,35 @@ async fn dispatch(
     if !route.methods.contains(&method) {
         return ApiError::method_not_allowed(method.as_str(), allow()).into();
     }
+    let params = Params::parse(&raw_query);
+    let caller = match route.acl {
+        AclRule::Open => acl::Caller::unresolved(),
+        _ => match acl::Caller::resolve(&ctx, &params, &headers) {
+            Ok(caller) => caller,
+            Err(err) => return err.into(),
+        },
+    };
+    let fixed = match route.acl {
+        AclRule::Fixed(resource, level) => Some((resource, level)),
+        AclRule::ByMethod(resource) if method == Method::GET => Some((resource, AccessLevel::Read)),
+        AclRule::ByMethod(resource) => Some((resource, AccessLevel::Write)),
+        AclRule::Open | AclRule::InHandler => None,
+    };
+    if let Some((resource, level)) = fixed {
+        let segment = match resource {
+            Resource::Agent | Resource::Node => ctx.config.node_name.as_str(),
+            _ => "",
+        };
+        if !caller.may(resource, level, segment) {
+            return caller.denied(resource, level, segment).into();
+        }
+    }
     let request = Request {
         method,
         path,
-        params: Params::parse(&raw_query),
+        params,
         headers,
+        caller,
         body: Some(body),
         body_limit: route.body,
     };

@@ -90,6 +90,16 @@ impl Reply {
             .header("X-Consul-Query-Backend", "blocking-query")
     }
 
+    /// `X-Consul-Results-Filtered-By-ACLs: true` when ACLs removed results for a caller that
+    /// named a token (Consul never tells the anonymous caller).
+    pub fn filtered_by_acls(self, caller: &super::acl::Caller, removed: bool) -> Reply {
+        if removed && caller.named {
+            self.header("X-Consul-Results-Filtered-By-ACLs", "true")
+        } else {
+            self
+        }
+    }
+
     /// A 200 whose body is `stream`'s chunks, sent as they come.
     pub fn stream(
         content_type: Option<&'static str>,

@@ -1,10 +1,18 @@
 //! `/v1/txn`: atomic multi-operation transactions. Parsing and limits here; execution in
 //! `store::txn`. A transaction of reads only runs on a snapshot and takes no index.
+//!
+//! ACLs, per operation as Consul's `txn_endpoint.go`: KV writes need `key:write` (a tree
+//! delete write on the whole prefix), KV checks `key:read`; node writes `node:write`;
+//! service and check writes `service:write` on their (stored) service, a node check
+//! `node:write`; a session delete `session:write` on its node. Gets are checked on the way
+//! out: results the token may not read are left out.
 
+use super::acl::Caller;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::store::{kv, txn, Command, Outcome, StoreError};
+use crate::acl::{AccessLevel, Resource};
+use crate::store::{catalog, kv, session, txn, Command, Outcome, ReadTx, StoreError};
 use crate::types::{TxnError, TxnOp, TxnResult};
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -41,7 +49,9 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             )));
         }
     }
-    let pre_errors = pre_check(&ops);
+    let mut pre_errors = pre_check(&ops);
+    pre_errors.extend(acl_check(&ctx.store.read()?, &req.caller, &ops)?);
+    pre_errors.sort_by_key(|e| e.op_index);
     let outcome = if !pre_errors.is_empty() {
         Err(StoreError::TxnAborted(pre_errors))
     } else if txn::is_read_only(&ops) {
@@ -53,13 +63,17 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             .map(Outcome::txn_results)
     };
     match outcome {
-        Ok(results) => Reply::json(
-            &TxnResponse {
-                results: Some(results),
-                errors: None,
-            },
-            opts.pretty,
-        ),
+        Ok(mut results) => {
+            let removed = req.caller.filter(&mut results, readable);
+            Ok(Reply::json(
+                &TxnResponse {
+                    results: Some(results),
+                    errors: None,
+                },
+                opts.pretty,
+            )?
+            .filtered_by_acls(&req.caller, removed))
+        }
         Err(StoreError::TxnAborted(errors)) => Ok(Reply::json(
             &TxnResponse {
                 results: None,
@@ -90,4 +104,91 @@ fn pre_check(ops: &[TxnOp]) -> Vec<TxnError> {
         }
     }
     errors
+}
+
+/// The right an operation needs before it runs; `None` for gets (filtered on the way out).
+/// Writes by ID are judged by what they would change: the stored service, check or
+/// session, when there is one.
+fn needed(r: &ReadTx, op: &TxnOp) -> crate::store::Result<Option<(Resource, AccessLevel, String)>> {
+    let write = |resource, segment: &str| Some((resource, AccessLevel::Write, segment.to_string()));
+    if let Some(kv_op) = &op.kv {
+        return Ok(match kv_op.verb.as_str() {
+            "get" | "get-tree" => None,
+            "check-index" | "check-session" | "check-not-exists" => {
+                Some((Resource::Key, AccessLevel::Read, kv_op.key.clone()))
+            }
+            _ => write(Resource::Key, &kv_op.key),
+        });
+    }
+    if let Some(node_op) = op.node.as_ref().filter(|o| o.verb != "get") {
+        return Ok(write(Resource::Node, &node_op.node.node));
+    }
+    if let Some(service_op) = op.service.as_ref().filter(|o| o.verb != "get") {
+        let stored = catalog::get_service(r, &service_op.node, &service_op.service.id)?;
+        let name = stored.map_or_else(|| service_op.service.service.clone(), |s| s.service);
+        return Ok(write(Resource::Service, &name));
+    }
+    if let Some(check_op) = op.check.as_ref().filter(|o| o.verb != "get") {
+        let check = catalog::get_check(r, &check_op.check.node, &check_op.check.check_id)?
+            .unwrap_or_else(|| check_op.check.clone());
+        if check.service_id.is_empty() {
+            return Ok(write(Resource::Node, &check.node));
+        }
+        let stored = catalog::get_service(r, &check.node, &check.service_id)?;
+        let name = stored.map_or(check.service_name, |s| s.service);
+        return Ok(write(Resource::Service, &name));
+    }
+    if let Some(session_op) = &op.session {
+        let stored = session::get(r, &session_op.session.id)?;
+        return Ok(stored.map(|s| (Resource::Session, AccessLevel::Write, s.node)));
+    }
+    Ok(None)
+}
+
+/// The operations the caller may not run, with Consul's permission-denied text.
+fn acl_check(r: &ReadTx, caller: &Caller, ops: &[TxnOp]) -> crate::store::Result<Vec<TxnError>> {
+    let mut errors = Vec::new();
+    for (op_index, op) in ops.iter().enumerate() {
+        let Some((resource, level, segment)) = needed(r, op)? else {
+            continue;
+        };
+        let tree = op.kv.as_ref().is_some_and(|o| o.verb == "delete-tree");
+        let allowed = if tree {
+            caller
+                .identity
+                .authorizer
+                .key_write_prefix(&segment)
+                .is_allow()
+        } else {
+            caller.may(resource, level, &segment)
+        };
+        if !allowed {
+            errors.push(TxnError {
+                op_index,
+                what: caller.denied(resource, level, &segment).message,
+            });
+        }
+    }
+    Ok(errors)
+}
+
+/// Whether the caller may see a result (Consul's `FilterTxnResults`).
+fn readable(caller: &Caller, result: &TxnResult) -> bool {
+    let read = |resource, segment: &str| caller.may(resource, AccessLevel::Read, segment);
+    result
+        .kv
+        .as_ref()
+        .is_none_or(|e| read(Resource::Key, &e.key))
+        && result
+            .node
+            .as_ref()
+            .is_none_or(|n| read(Resource::Node, &n.node))
+        && result
+            .service
+            .as_ref()
+            .is_none_or(|s| read(Resource::Service, &s.service))
+        && result.check.as_ref().is_none_or(|c| {
+            read(Resource::Node, &c.node)
+                && (c.service_name.is_empty() || read(Resource::Service, &c.service_name))
+        })
 }

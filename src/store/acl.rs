@@ -60,7 +60,7 @@ fn rejected(message: impl Into<String>) -> StoreError {
     StoreError::Rejected(message.into())
 }
 
-/// The last write to any ACL table: what the resolver's cache is valid for.
+/// The last write to any ACL table: the index of ACL reads.
 pub fn index(r: &impl Readable) -> Result<u64> {
     let mut max = 0;
     for table in [ACL_TOKENS.name, ACL_POLICIES.name, ACL_ROLES.name] {
@@ -69,7 +69,8 @@ pub fn index(r: &impl Readable) -> Result<u64> {
     Ok(max)
 }
 
-fn watch_all(ws: &mut WatchSet) {
+/// Watches every ACL table (blocking ACL reads, the resolver's cache).
+pub fn watch_all(ws: &mut WatchSet) {
     ws.table(ACL_TOKENS.name);
     ws.table(ACL_POLICIES.name);
     ws.table(ACL_ROLES.name);

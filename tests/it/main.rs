@@ -4,6 +4,7 @@
 mod common;
 
 mod acl;
+mod acl_enforcement;
 mod agent;
 mod agent_ops;
 mod agent_services;

@@ -1,0 +1,728 @@
+//! ACL enforcement on every endpoint, with `default_policy = "deny"`: the route matrix (every
+//! route the router knows, called with no token, an unknown token, a limited token and the
+//! management token) and focused tests of the rights Consul requires, list filtering with
+//! `X-Consul-Results-Filtered-By-ACLs`, and where the caller's token comes from.
+
+use crate::common::TestAgent;
+use legate::http::AclRule;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
+const UNKNOWN: &str = "00000000-dead-4bad-8bad-000000000000";
+/// In the name of everything the seeded data holds: a 2xx body for a caller without rights
+/// on it must not contain it.
+const MARKER: &str = "sekrit";
+const NODE: &str = "sekrit-agent";
+
+/// An agent named `NODE` with Connect and ACLs on (default deny) and `ROOT` as its
+/// management token.
+async fn acl_agent() -> (TestAgent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("acl.json");
+    let acl = json!({
+        "connect": {"enabled": true},
+        "acl": {
+            "enabled": true,
+            "default_policy": "deny",
+            "tokens": {"initial_management": ROOT},
+        },
+    });
+    std::fs::write(&cfg, acl.to_string()).unwrap();
+    let a = TestAgent::start_with(move |f| {
+        f.config_file = vec![cfg];
+        f.node = Some(NODE.into());
+    })
+    .await;
+    (a, dir)
+}
+
+struct Answer {
+    status: u16,
+    filtered: bool,
+    body: String,
+}
+
+async fn call(a: &TestAgent, method: Method, path: &str, token: &str, body: &str) -> Answer {
+    let mut req = a
+        .http
+        .request(method, a.url(path))
+        .timeout(Duration::from_secs(3));
+    if !token.is_empty() {
+        req = req.header("X-Consul-Token", token);
+    }
+    if !body.is_empty() {
+        req = req.body(body.to_string());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let filtered = resp
+                .headers()
+                .get("X-Consul-Results-Filtered-By-ACLs")
+                .is_some_and(|v| v == "true");
+            Answer {
+                status,
+                filtered,
+                body: resp.text().await.unwrap_or_default(),
+            }
+        }
+        // A streaming endpoint (monitor) that was allowed keeps the connection open.
+        Err(e) if e.is_timeout() => Answer {
+            status: 200,
+            filtered: false,
+            body: String::new(),
+        },
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// Management-token JSON call asserting a 200.
+async fn root(a: &TestAgent, method: Method, path: &str, body: Value) -> Value {
+    let got = call(a, method, path, ROOT, &body.to_string()).await;
+    assert_eq!(got.status, 200, "{path}: {}", got.body);
+    serde_json::from_str(&got.body).unwrap_or(Value::Null)
+}
+
+/// A token with the given rules; returns its secret.
+async fn token_with(a: &TestAgent, name: &str, rules: &str) -> String {
+    root(
+        a,
+        Method::PUT,
+        "/v1/acl/policy",
+        json!({"Name": name, "Rules": rules}),
+    )
+    .await;
+    let token = root(
+        a,
+        Method::PUT,
+        "/v1/acl/token",
+        json!({"Policies": [{"Name": name}]}),
+    )
+    .await;
+    token["SecretID"].as_str().unwrap().to_string()
+}
+
+/// Data to leak: a key, a catalog node with a service and check, an agent service with a TTL
+/// check, a session, an event, a config entry, an intention and a coordinate, all named with
+/// `MARKER`. Returns the session's and the intention's IDs.
+async fn seed(a: &TestAgent) -> (String, String) {
+    root(a, Method::PUT, "/v1/kv/sekrit/key", json!("v")).await;
+    root(
+        a,
+        Method::PUT,
+        "/v1/catalog/register",
+        json!({"Node": "sekrit-node", "Address": "10.0.0.9",
+               "Service": {"ID": "sekrit-web1", "Service": "sekrit-web", "Port": 80},
+               "Checks": [{"CheckID": "sekrit-check", "Name": "sekrit-check",
+                           "ServiceID": "sekrit-web1", "Status": "passing"}]}),
+    )
+    .await;
+    root(
+        a,
+        Method::PUT,
+        "/v1/agent/service/register",
+        json!({"ID": "sekrit-api", "Name": "sekrit-api", "Port": 81,
+               "Check": {"CheckID": "sekrit-ttl", "TTL": "60s"}}),
+    )
+    .await;
+    let session = root(
+        a,
+        Method::PUT,
+        "/v1/session/create",
+        json!({"Name": "sekrit-session"}),
+    )
+    .await["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    root(a, Method::PUT, "/v1/event/fire/sekrit-event", json!(null)).await;
+    root(
+        a,
+        Method::PUT,
+        "/v1/config",
+        json!({"Kind": "service-defaults", "Name": "sekrit-web", "Protocol": "http"}),
+    )
+    .await;
+    let intention = root(
+        a,
+        Method::POST,
+        "/v1/connect/intentions",
+        json!({"SourceName": "sekrit-src", "DestinationName": "sekrit-web", "Action": "allow"}),
+    )
+    .await["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    root(
+        a,
+        Method::PUT,
+        "/v1/coordinate/update",
+        json!({"Node": "sekrit-node",
+               "Coord": {"Vec": [0.1, 0, 0, 0, 0, 0, 0, 0], "Error": 1.5,
+                         "Adjustment": 0, "Height": 0.00001}}),
+    )
+    .await;
+    (session, intention)
+}
+
+/// One call per route and method (more where a route has distinct checks): route, method,
+/// path and query, body. `{session}` and `{intention}` stand for the seeded IDs. The route
+/// `/v1/agent/leave` comes last: with the management token it stops the agent.
+#[rustfmt::skip]
+const CALLS: &[(&str, &str, &str, &str)] = &[
+    ("/v1/kv/", "GET", "/v1/kv/sekrit/key", ""),
+    ("/v1/kv/", "GET", "/v1/kv/sekrit/?recurse", ""),
+    ("/v1/kv/", "GET", "/v1/kv/?keys", ""),
+    ("/v1/kv/", "PUT", "/v1/kv/sekrit/new", "x"),
+    ("/v1/kv/", "DELETE", "/v1/kv/sekrit/?recurse", ""),
+    ("/v1/txn", "PUT", "/v1/txn", r#"[{"KV":{"Verb":"set","Key":"sekrit/t","Value":"eA=="}}]"#),
+    ("/v1/txn", "PUT", "/v1/txn", r#"[{"KV":{"Verb":"get","Key":"sekrit/key"}}]"#),
+    ("/v1/snapshot", "GET", "/v1/snapshot", ""),
+    ("/v1/snapshot", "PUT", "/v1/snapshot", "not a snapshot"),
+    ("/v1/agent/self", "GET", "/v1/agent/self", ""),
+    ("/v1/agent/services", "GET", "/v1/agent/services", ""),
+    ("/v1/agent/service/register", "PUT", "/v1/agent/service/register", r#"{"Name":"sekrit-new"}"#),
+    ("/v1/agent/service/deregister/", "PUT", "/v1/agent/service/deregister/sekrit-api", ""),
+    ("/v1/agent/service/maintenance/", "PUT", "/v1/agent/service/maintenance/sekrit-api?enable=true", ""),
+    ("/v1/agent/service/", "GET", "/v1/agent/service/sekrit-api", ""),
+    ("/v1/agent/maintenance", "PUT", "/v1/agent/maintenance?enable=true", ""),
+    ("/v1/agent/health/service/id/", "GET", "/v1/agent/health/service/id/sekrit-api", ""),
+    ("/v1/agent/health/service/name/", "GET", "/v1/agent/health/service/name/sekrit-api", ""),
+    ("/v1/agent/checks", "GET", "/v1/agent/checks", ""),
+    ("/v1/agent/check/register", "PUT", "/v1/agent/check/register", r#"{"Name":"sekrit-c","TTL":"10s"}"#),
+    ("/v1/agent/check/deregister/", "PUT", "/v1/agent/check/deregister/sekrit-ttl", ""),
+    ("/v1/agent/check/pass/", "PUT", "/v1/agent/check/pass/sekrit-ttl", ""),
+    ("/v1/agent/check/warn/", "PUT", "/v1/agent/check/warn/sekrit-ttl", ""),
+    ("/v1/agent/check/fail/", "PUT", "/v1/agent/check/fail/sekrit-ttl", ""),
+    ("/v1/agent/check/pass/", "GET", "/v1/agent/check/pass/sekrit-ttl", ""),
+    ("/v1/agent/check/warn/", "GET", "/v1/agent/check/warn/sekrit-ttl", ""),
+    ("/v1/agent/check/fail/", "GET", "/v1/agent/check/fail/sekrit-ttl", ""),
+    ("/v1/agent/check/update/", "PUT", "/v1/agent/check/update/sekrit-ttl", r#"{"Status":"passing"}"#),
+    ("/v1/session/create", "PUT", "/v1/session/create", ""),
+    ("/v1/session/destroy/", "PUT", "/v1/session/destroy/{session}", ""),
+    ("/v1/session/renew/", "PUT", "/v1/session/renew/{session}", ""),
+    ("/v1/session/info/", "GET", "/v1/session/info/{session}", ""),
+    ("/v1/session/node/", "GET", "/v1/session/node/sekrit-agent", ""),
+    ("/v1/session/list", "GET", "/v1/session/list", ""),
+    ("/v1/status/leader", "GET", "/v1/status/leader", ""),
+    ("/v1/status/peers", "GET", "/v1/status/peers", ""),
+    ("/v1/catalog/datacenters", "GET", "/v1/catalog/datacenters", ""),
+    ("/v1/catalog/register", "PUT", "/v1/catalog/register", r#"{"Node":"sekrit-node","Address":"10.0.0.9","Service":{"Service":"sekrit-web2"}}"#),
+    ("/v1/catalog/deregister", "PUT", "/v1/catalog/deregister", r#"{"Node":"sekrit-node"}"#),
+    ("/v1/catalog/nodes", "GET", "/v1/catalog/nodes", ""),
+    ("/v1/catalog/services", "GET", "/v1/catalog/services", ""),
+    ("/v1/catalog/service/", "GET", "/v1/catalog/service/sekrit-web", ""),
+    ("/v1/catalog/connect/", "GET", "/v1/catalog/connect/sekrit-web", ""),
+    ("/v1/catalog/node/", "GET", "/v1/catalog/node/sekrit-node", ""),
+    ("/v1/catalog/node-services/", "GET", "/v1/catalog/node-services/sekrit-node", ""),
+    ("/v1/catalog/gateway-services/", "GET", "/v1/catalog/gateway-services/sekrit-gw", ""),
+    ("/v1/health/node/", "GET", "/v1/health/node/sekrit-node", ""),
+    ("/v1/health/checks/", "GET", "/v1/health/checks/sekrit-web", ""),
+    ("/v1/health/service/", "GET", "/v1/health/service/sekrit-web", ""),
+    ("/v1/health/connect/", "GET", "/v1/health/connect/sekrit-web", ""),
+    ("/v1/health/state/", "GET", "/v1/health/state/any", ""),
+    ("/v1/health/ingress/", "GET", "/v1/health/ingress/sekrit-web", ""),
+    ("/v1/config", "PUT", "/v1/config", r#"{"Kind":"service-defaults","Name":"sekrit-web","Protocol":"grpc"}"#),
+    ("/v1/config/", "GET", "/v1/config/service-defaults/sekrit-web", ""),
+    ("/v1/config/", "GET", "/v1/config/service-defaults", ""),
+    ("/v1/config/", "DELETE", "/v1/config/service-defaults/sekrit-web", ""),
+    ("/v1/connect/intentions", "GET", "/v1/connect/intentions", ""),
+    ("/v1/connect/intentions", "POST", "/v1/connect/intentions", r#"{"SourceName":"sekrit-x","DestinationName":"sekrit-web","Action":"deny"}"#),
+    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/exact?source=sekrit-src&destination=sekrit-web", ""),
+    ("/v1/connect/intentions/", "PUT", "/v1/connect/intentions/exact?source=sekrit-y&destination=sekrit-web", r#"{"Action":"deny"}"#),
+    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/check?source=sekrit-src&destination=sekrit-web", ""),
+    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/match?by=destination&name=sekrit-web", ""),
+    ("/v1/connect/intentions/", "GET", "/v1/connect/intentions/{intention}", ""),
+    ("/v1/connect/intentions/", "DELETE", "/v1/connect/intentions/{intention}", ""),
+    ("/v1/agent/connect/authorize", "POST", "/v1/agent/connect/authorize", r#"{"Target":"sekrit-web","ClientCertURI":"spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/sekrit-src"}"#),
+    ("/v1/agent/members", "GET", "/v1/agent/members", ""),
+    ("/v1/agent/join/", "PUT", "/v1/agent/join/127.0.0.1:1", ""),
+    ("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/sekrit-node", ""),
+    ("/v1/agent/reload", "PUT", "/v1/agent/reload", ""),
+    ("/v1/agent/metrics", "GET", "/v1/agent/metrics", ""),
+    ("/v1/agent/monitor", "GET", "/v1/agent/monitor", ""),
+    ("/v1/agent/token/", "PUT", "/v1/agent/token/replication", r#"{"Token":"sekrit-token"}"#),
+    ("/v1/event/fire/", "PUT", "/v1/event/fire/sekrit-event2", ""),
+    ("/v1/event/list", "GET", "/v1/event/list", ""),
+    ("/v1/coordinate/datacenters", "GET", "/v1/coordinate/datacenters", ""),
+    ("/v1/coordinate/nodes", "GET", "/v1/coordinate/nodes", ""),
+    ("/v1/coordinate/node/", "GET", "/v1/coordinate/node/sekrit-node", ""),
+    ("/v1/coordinate/update", "PUT", "/v1/coordinate/update", r#"{"Node":"sekrit-node","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.00001}}"#),
+    ("/v1/operator/raft/configuration", "GET", "/v1/operator/raft/configuration", ""),
+    ("/v1/operator/raft/peer", "DELETE", "/v1/operator/raft/peer?id=nope", ""),
+    ("/v1/operator/raft/transfer-leader", "POST", "/v1/operator/raft/transfer-leader", ""),
+    ("/v1/operator/autopilot/configuration", "GET", "/v1/operator/autopilot/configuration", ""),
+    ("/v1/operator/autopilot/configuration", "PUT", "/v1/operator/autopilot/configuration", r#"{"CleanupDeadServers":false}"#),
+    ("/v1/operator/autopilot/health", "GET", "/v1/operator/autopilot/health", ""),
+    ("/v1/operator/autopilot/state", "GET", "/v1/operator/autopilot/state", ""),
+    ("/v1/connect/ca/roots", "GET", "/v1/connect/ca/roots", ""),
+    ("/v1/connect/ca/configuration", "GET", "/v1/connect/ca/configuration", ""),
+    ("/v1/connect/ca/configuration", "PUT", "/v1/connect/ca/configuration", r#"{"Provider":"consul","Config":{}}"#),
+    ("/v1/agent/connect/ca/roots", "GET", "/v1/agent/connect/ca/roots", ""),
+    ("/v1/agent/connect/ca/leaf/", "GET", "/v1/agent/connect/ca/leaf/sekrit-web", ""),
+    ("/v1/acl/bootstrap", "PUT", "/v1/acl/bootstrap", ""),
+    ("/v1/acl/replication", "GET", "/v1/acl/replication", ""),
+    ("/v1/acl/token", "PUT", "/v1/acl/token", r#"{"Description":"sekrit-t"}"#),
+    ("/v1/acl/token/", "GET", "/v1/acl/token/00000000-0000-0000-0000-000000000002", ""),
+    ("/v1/acl/token/", "PUT", "/v1/acl/token/00000000-0000-0000-0000-000000000002", r#"{"Description":"x"}"#),
+    ("/v1/acl/token/", "DELETE", "/v1/acl/token/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/tokens", "GET", "/v1/acl/tokens", ""),
+    ("/v1/acl/policy", "PUT", "/v1/acl/policy", r#"{"Name":"sekrit-p"}"#),
+    ("/v1/acl/policy/", "GET", "/v1/acl/policy/name/global-management", ""),
+    ("/v1/acl/policy/", "PUT", "/v1/acl/policy/00000000-0000-0000-0000-000000000001", r#"{"Name":"x"}"#),
+    ("/v1/acl/policy/", "DELETE", "/v1/acl/policy/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/policies", "GET", "/v1/acl/policies", ""),
+    ("/v1/acl/role", "PUT", "/v1/acl/role", r#"{"Name":"sekrit-r"}"#),
+    ("/v1/acl/role/", "GET", "/v1/acl/role/name/sekrit-r", ""),
+    ("/v1/acl/role/", "PUT", "/v1/acl/role/00000000-0000-0000-0000-000000000009", r#"{"Name":"x"}"#),
+    ("/v1/acl/role/", "DELETE", "/v1/acl/role/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/roles", "GET", "/v1/acl/roles", ""),
+    ("/v1/acl/templated-policies", "GET", "/v1/acl/templated-policies", ""),
+    ("/v1/acl/templated-policy/", "GET", "/v1/acl/templated-policy/name/builtin/service", ""),
+    ("/v1/acl/templated-policy/", "POST", "/v1/acl/templated-policy/preview/builtin/service", r#"{"Name":"sekrit-web"}"#),
+    ("/v1/acl/templated-policy/", "PUT", "/v1/acl/templated-policy/preview/builtin/service", r#"{"Name":"sekrit-web"}"#),
+    ("/v1/acl/create", "PUT", "/v1/acl/create", r#"{"Name":"sekrit-legacy"}"#),
+    ("/v1/acl/update", "PUT", "/v1/acl/update", r#"{"ID":"sekrit-legacy","Name":"x"}"#),
+    ("/v1/acl/destroy/", "PUT", "/v1/acl/destroy/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/info/", "GET", "/v1/acl/info/00000000-0000-0000-0000-000000000002", ""),
+    ("/v1/acl/clone/", "PUT", "/v1/acl/clone/00000000-0000-0000-0000-000000000002", ""),
+    ("/v1/acl/list", "GET", "/v1/acl/list", ""),
+    ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
+];
+
+fn store_index(a: &TestAgent) -> u64 {
+    a.store().read().unwrap().global_index().unwrap()
+}
+
+/// Whether the answer is Consul's refusal of a token's rights (not a refusal of the input).
+fn denied(got: &Answer) -> bool {
+    got.status == 403
+        && (got.body == "ACL not found" || got.body.starts_with("Permission denied: token with"))
+}
+
+#[tokio::test]
+async fn every_route_is_enforced_for_every_kind_of_caller() {
+    // Every route (and each of its methods) has a call below, and every call names a route.
+    let routes: Vec<_> = legate::http::route_table().collect();
+    let mut uncovered = Vec::new();
+    for (path, _, methods, _) in &routes {
+        for m in methods.iter() {
+            if !CALLS
+                .iter()
+                .any(|(r, cm, _, _)| r == path && *cm == m.as_str())
+            {
+                uncovered.push(format!("{m} {path}"));
+            }
+        }
+    }
+    assert!(
+        uncovered.is_empty(),
+        "routes without a matrix call: {uncovered:?}"
+    );
+    let known: BTreeSet<&str> = routes.iter().map(|r| r.0).collect();
+    for (route, ..) in CALLS {
+        assert!(known.contains(route), "{route} is not a route");
+    }
+
+    let (a, _cfg) = acl_agent().await;
+    let (session, intention) = seed(&a).await;
+    let limited = token_with(
+        &a,
+        "limited",
+        r#"key_prefix "public/" { policy = "write" }
+           service_prefix "public" { policy = "write" }
+           node_prefix "public" { policy = "write" }
+           session_prefix "public" { policy = "write" }
+           event_prefix "public" { policy = "write" }"#,
+    )
+    .await;
+    let rule_of = |route: &str| routes.iter().find(|r| r.0 == route).unwrap().3;
+    let expand = |p: &str| {
+        p.replace("{session}", &session)
+            .replace("{intention}", &intention)
+    };
+
+    for (route, method, path, body) in CALLS {
+        let method: Method = method.parse().unwrap();
+        let path = expand(path);
+        let rule = rule_of(route);
+        for (who, token) in [
+            ("anonymous", ""),
+            ("unknown", UNKNOWN),
+            ("limited", &limited),
+        ] {
+            let before = store_index(&a);
+            let got = call(&a, method.clone(), &path, token, body).await;
+            let what = format!("{method} {path} as {who}: {} {}", got.status, got.body);
+            if rule == AclRule::Open {
+                assert!(!denied(&got), "{what}");
+                continue;
+            }
+            if who == "unknown" {
+                assert_eq!(
+                    (got.status, got.body.as_str()),
+                    (403, "ACL not found"),
+                    "{what}"
+                );
+            }
+            if matches!(rule, AclRule::Fixed(..) | AclRule::ByMethod(_)) {
+                assert!(denied(&got), "{what}");
+            }
+            if (200..300).contains(&got.status) {
+                assert!(!got.body.contains(MARKER), "leak: {what}");
+            }
+            assert_eq!(store_index(&a), before, "written: {what}");
+        }
+    }
+
+    // The management token may do everything (what fails, fails for other reasons), and sees
+    // the data the others didn't: the leak check above had something to find.
+    let mut revealing = 0;
+    for (_, method, path, body) in CALLS {
+        let got = call(&a, method.parse().unwrap(), &expand(path), ROOT, body).await;
+        assert!(!denied(&got), "{method} {path} as management: {}", got.body);
+        if (200..300).contains(&got.status) && got.body.contains(MARKER) {
+            revealing += 1;
+        }
+    }
+    assert!(
+        revealing >= 15,
+        "only {revealing} answers showed the seeded data"
+    );
+}
+
+#[tokio::test]
+async fn kv_rights_follow_key_prefixes() {
+    let (a, _cfg) = acl_agent().await;
+    for key in ["app/a", "app/b", "app/private/c", "other/d"] {
+        root(&a, Method::PUT, &format!("/v1/kv/{key}"), json!("v")).await;
+    }
+    let token = token_with(
+        &a,
+        "app",
+        r#"key_prefix "app/" { policy = "list" }
+           key_prefix "app/private/" { policy = "deny" }
+           key "app/b" { policy = "write" }"#,
+    )
+    .await;
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/app/a", &token, "")
+            .await
+            .status,
+        200
+    );
+    let got = call(&a, Method::GET, "/v1/kv/other/d", &token, "").await;
+    assert_eq!(got.status, 403);
+    assert!(
+        got.body
+            .contains("lacks permission 'key:read' on \"other/d\""),
+        "{}",
+        got.body
+    );
+
+    // A listing needs key:list on the prefix and shows only readable keys, saying so.
+    let got = call(&a, Method::GET, "/v1/kv/app/?keys", &token, "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap(),
+        json!(["app/a", "app/b"])
+    );
+    assert!(got.filtered);
+    let got = call(&a, Method::GET, "/v1/kv/app/?recurse", &token, "").await;
+    let keys: Vec<Value> = serde_json::from_str::<Vec<Value>>(&got.body)
+        .unwrap()
+        .into_iter()
+        .map(|e| e["Key"].clone())
+        .collect();
+    assert_eq!(keys, [json!("app/a"), json!("app/b")]);
+    assert!(got.filtered);
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/?recurse", &token, "")
+            .await
+            .status,
+        403
+    );
+
+    // Writes: only the writable key; a tree delete needs write on everything under it.
+    assert_eq!(
+        call(&a, Method::PUT, "/v1/kv/app/b", &token, "x")
+            .await
+            .status,
+        200
+    );
+    let got = call(&a, Method::PUT, "/v1/kv/app/a", &token, "x").await;
+    assert!(
+        got.body
+            .contains("lacks permission 'key:write' on \"app/a\""),
+        "{}",
+        got.body
+    );
+    assert_eq!(
+        call(&a, Method::DELETE, "/v1/kv/app/b", &token, "")
+            .await
+            .status,
+        200
+    );
+    let writer = token_with(
+        &a,
+        "writer",
+        r#"key_prefix "app/" { policy = "write" }
+           key_prefix "app/private/" { policy = "read" }"#,
+    )
+    .await;
+    let got = call(&a, Method::DELETE, "/v1/kv/app/?recurse", &writer, "").await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert_eq!(
+        root(&a, Method::GET, "/v1/kv/app/a", json!(null)).await[0]["Key"],
+        "app/a"
+    );
+}
+
+#[tokio::test]
+async fn catalog_and_health_reads_are_filtered_with_the_header() {
+    let (a, _cfg) = acl_agent().await;
+    for (node, service) in [("n-pub", "web"), ("n-priv", "db")] {
+        root(
+            &a,
+            Method::PUT,
+            "/v1/catalog/register",
+            json!({"Node": node, "Address": "10.0.0.1",
+                   "Service": {"Service": service, "Port": 80},
+                   "Check": {"CheckID": format!("{service}-up"), "Name": "up",
+                             "ServiceID": service, "Status": "passing"}}),
+        )
+        .await;
+    }
+    let token = token_with(
+        &a,
+        "web-reader",
+        r#"node "n-pub" { policy = "read" }
+           service "web" { policy = "read" }"#,
+    )
+    .await;
+    let names = |body: &str, field: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<Value>>(body)
+            .unwrap()
+            .iter()
+            .map(|v| v.pointer(field).unwrap().as_str().unwrap().to_string())
+            .collect()
+    };
+    let got = call(&a, Method::GET, "/v1/catalog/nodes", &token, "").await;
+    assert_eq!(names(&got.body, "/Node"), ["n-pub"]);
+    assert!(got.filtered);
+    let got = call(&a, Method::GET, "/v1/catalog/services", &token, "").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap(),
+        json!({"web": []})
+    );
+    assert!(got.filtered);
+    let got = call(&a, Method::GET, "/v1/health/state/any", &token, "").await;
+    assert_eq!(names(&got.body, "/CheckID"), ["web-up"]);
+    assert!(got.filtered);
+    let got = call(&a, Method::GET, "/v1/health/service/db", &token, "").await;
+    assert_eq!(
+        (got.status, got.body.as_str(), got.filtered),
+        (200, "[]", true)
+    );
+    let got = call(&a, Method::GET, "/v1/health/service/web", &token, "").await;
+    assert_eq!(names(&got.body, "/Service/Service"), ["web"]);
+    assert!(!got.filtered, "nothing was removed");
+    let got = call(&a, Method::GET, "/v1/catalog/node/n-priv", &token, "").await;
+    assert_eq!((got.body.as_str(), got.filtered), ("null", true));
+
+    // The anonymous caller gets the same filtering, but is not told about it.
+    let got = call(&a, Method::GET, "/v1/catalog/nodes", "", "").await;
+    assert_eq!((got.body.as_str(), got.filtered), ("[]", false));
+}
+
+#[tokio::test]
+async fn service_registration_and_connect_need_service_write() {
+    let (a, _cfg) = acl_agent().await;
+    let token = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let register = |name: &str| json!({"Name": name, "Port": 80}).to_string();
+    let sidecar = |name: &str| {
+        json!({"Name": "web", "Port": 80, "Connect": {"SidecarService": {"Name": name}}})
+            .to_string()
+    };
+    let authorize = |target: &str| {
+        json!({"Target": target,
+               "ClientCertURI": "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/api"})
+        .to_string()
+    };
+    // Registration (of a sidecar too), leaf certificates and authorize calls need
+    // service:write on the service (the target); "db" and "web-sidecar-proxy" are not the
+    // token's.
+    let (register_path, leaf, authorize_path) = (
+        "/v1/agent/service/register",
+        "/v1/agent/connect/ca/leaf/",
+        "/v1/agent/connect/authorize",
+    );
+    #[rustfmt::skip]
+    let cases = [
+        (Method::PUT, register_path.to_string(), register("web"), 200),
+        (Method::PUT, register_path.to_string(), register("db"), 403),
+        (Method::PUT, register_path.to_string(), sidecar("web-sidecar-proxy"), 403),
+        (Method::PUT, register_path.to_string(), sidecar("web"), 200),
+        (Method::GET, format!("{leaf}web"), String::new(), 200),
+        (Method::GET, format!("{leaf}db"), String::new(), 403),
+        (Method::POST, authorize_path.to_string(), authorize("web"), 200),
+        (Method::POST, authorize_path.to_string(), authorize("db"), 403),
+    ];
+    for (method, path, body, status) in cases {
+        let got = call(&a, method, &path, &token, &body).await;
+        assert_eq!(got.status, status, "{path} {body}: {}", got.body);
+        if status == 403 {
+            assert!(
+                got.body
+                    .contains("lacks permission 'service:write' on \"db\"")
+                    || got.body.contains("on \"web-sidecar-proxy\""),
+                "{}",
+                got.body
+            );
+        }
+    }
+
+    // Intentions are read and written with intention rights on their destination.
+    let reader = token_with(
+        &a,
+        "intentions",
+        r#"service "web" { policy = "read" intentions = "write" }"#,
+    )
+    .await;
+    let intention = |dest: &str| {
+        json!({"SourceName": "api", "DestinationName": dest, "Action": "allow"}).to_string()
+    };
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        &reader,
+        &intention("web"),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        &reader,
+        &intention("db"),
+    )
+    .await;
+    assert!(
+        got.body
+            .contains("lacks permission 'intention:write' on \"db\""),
+        "{}",
+        got.body
+    );
+    root(
+        &a,
+        Method::POST,
+        "/v1/connect/intentions",
+        json!({"SourceName": "api", "DestinationName": "db", "Action": "deny"}),
+    )
+    .await;
+    let got = call(&a, Method::GET, "/v1/connect/intentions", &reader, "").await;
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&got.body).unwrap().len(),
+        1,
+        "{}",
+        got.body
+    );
+    assert!(got.filtered);
+}
+
+#[tokio::test]
+async fn tokens_come_from_the_request_then_the_agent_default() {
+    let (a, _cfg) = acl_agent().await;
+    root(&a, Method::PUT, "/v1/kv/k", json!("v")).await;
+    let reader = token_with(&a, "reader", r#"key "k" { policy = "read" }"#).await;
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+    let url = a.url("/v1/kv/k");
+    assert_eq!(status(a.http.get(&url)).await, 403);
+    assert_eq!(
+        status(a.http.get(&url).header("X-Consul-Token", &reader)).await,
+        200
+    );
+    let bearer = format!("Bearer {reader}");
+    assert_eq!(
+        status(a.http.get(&url).header("Authorization", &bearer)).await,
+        200
+    );
+    assert_eq!(
+        status(a.http.get(format!("{url}?token={reader}"))).await,
+        200
+    );
+    // `?token=` wins over the headers, as in Consul.
+    let with_unknown = a
+        .http
+        .get(format!("{url}?token={UNKNOWN}"))
+        .header("X-Consul-Token", &reader);
+    assert_eq!(status(with_unknown).await, 403);
+
+    // The agent's default token stands in for a request without one.
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/token/default",
+        json!({"Token": reader}),
+    )
+    .await;
+    assert_eq!(status(a.http.get(&url)).await, 200);
+
+    // The agent recovery token set through the API acts on this agent.
+    let recovery = "0f0f0f0f-1111-4222-8333-944455556666";
+    assert_eq!(
+        status(
+            a.http
+                .get(a.url("/v1/agent/self"))
+                .header("X-Consul-Token", recovery)
+        )
+        .await,
+        403
+    );
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/token/agent_recovery",
+        json!({"Token": recovery}),
+    )
+    .await;
+    assert_eq!(
+        status(
+            a.http
+                .get(a.url("/v1/agent/self"))
+                .header("X-Consul-Token", recovery)
+        )
+        .await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_changed_policy_takes_effect_on_the_next_request() {
+    let (a, _cfg) = acl_agent().await;
+    root(&a, Method::PUT, "/v1/kv/k", json!("v")).await;
+    let token = token_with(&a, "flip", r#"key "k" { policy = "read" }"#).await;
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/k", &token, "").await.status,
+        200
+    );
+    let policy = root(&a, Method::GET, "/v1/acl/policy/name/flip", json!(null)).await;
+    let id = policy["ID"].as_str().unwrap();
+    root(
+        &a,
+        Method::PUT,
+        &format!("/v1/acl/policy/{id}"),
+        json!({"Name": "flip", "Rules": r#"key "k" { policy = "deny" }"#}),
+    )
+    .await;
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/k", &token, "").await.status,
+        403
+    );
+}

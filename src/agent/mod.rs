@@ -13,6 +13,7 @@ pub mod intentions;
 pub mod local;
 pub mod logging;
 pub mod ops;
+pub mod prepared_query;
 pub mod sessions;
 
 use crate::config::Config;

@@ -255,7 +255,7 @@ fn grants(map: &Map<String, Value>) -> Grants {
 
 /// The caller's secret: the request's token, else the agent's `default` token, else none
 /// (the anonymous token).
-fn caller_secret(ctx: &Ctx, req: &Request) -> String {
+pub(crate) fn caller_secret(ctx: &Ctx, req: &Request) -> String {
     super::query::token(&req.params, &req.headers)
         .or_else(|| ctx.ops.tokens.get("default"))
         .unwrap_or_default()
@@ -264,6 +264,12 @@ fn caller_secret(ctx: &Ctx, req: &Request) -> String {
 /// The caller, once ACLs are known to be on.
 fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
     acls_enabled(ctx)?;
+    Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
+}
+
+/// The caller, whether or not ACLs are on (with them off, everyone may do everything): for
+/// routes that work either way and decide what the caller sees.
+pub(crate) fn identity(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
     Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
 }
 

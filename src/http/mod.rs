@@ -16,6 +16,7 @@ pub mod health;
 pub mod intention;
 pub mod kv;
 pub mod operator;
+pub mod prepared_query;
 pub mod query;
 pub mod reply;
 pub mod session;
@@ -61,6 +62,8 @@ pub struct Request {
     pub path: String,
     pub params: Params,
     pub headers: HeaderMap,
+    /// The client's address (the connection's peer), when known.
+    pub remote: Option<SocketAddr>,
     body: Option<BodyStream>,
     body_limit: BodyLimit,
 }
@@ -258,6 +261,8 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
     route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
     route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
+    route!("/v1/query", exact, [GET, POST], Default, prepared_query::root),
+    route!("/v1/query/", prefix, [GET, PUT, DELETE], Default, prepared_query::handle),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {
@@ -270,12 +275,18 @@ fn find_route(path: &str) -> Option<&'static Route> {
     })
 }
 
+/// The peer address of the connection a request came on, put in its extensions by
+/// `accept_loop`.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
 async fn dispatch(
     ctx: Ctx,
     method: Method,
     raw_path: String,
     raw_query: String,
     headers: HeaderMap,
+    remote: Option<SocketAddr>,
     body: BodyStream,
 ) -> Reply {
     let path = percent_encoding::percent_decode_str(&raw_path)
@@ -305,6 +316,7 @@ async fn dispatch(
         path,
         params: Params::parse(&raw_query),
         headers,
+        remote,
         body: Some(body),
         body_limit: route.body,
     };
@@ -336,9 +348,10 @@ pub fn api(
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
-            |ctx, method, full: warp::path::FullPath, query, headers, body| {
+            |ctx, method, full: warp::path::FullPath, query, headers, peer: Option<Peer>, body| {
                 let body: BodyStream = Box::pin(futures_util::StreamExt::map(
                     body,
                     |chunk: Result<_, warp::Error>| {
@@ -350,7 +363,7 @@ pub fn api(
                 ));
                 let path = full.as_str().to_string();
                 async move {
-                    dispatch(ctx, method, path, query, headers, body)
+                    dispatch(ctx, method, path, query, headers, peer.map(|p| p.0), body)
                         .await
                         .into_response()
                 }
@@ -410,9 +423,13 @@ async fn accept_loop<S>(
             tokio::spawn(refuse(stream, peer));
             continue;
         };
+        let with_peer = PeerService {
+            peer: Peer(peer),
+            inner: service.clone(),
+        };
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(
             hyper_util::rt::TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service.clone()),
+            hyper_util::service::TowerToHyperService::new(with_peer),
         );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
@@ -425,6 +442,34 @@ async fn accept_loop<S>(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// The API service, with each request marked with its connection's peer.
+#[derive(Clone)]
+struct PeerService<S> {
+    peer: Peer,
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<warp::http::Request<B>> for PeerService<S>
+where
+    S: tower_service::Service<warp::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: warp::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
 }
 
 /// Answers a connection over its client's limit with a 429 and closes it, giving a client that

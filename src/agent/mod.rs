@@ -8,6 +8,7 @@ pub mod connect_ca;
 pub mod connlimit;
 pub mod context;
 pub mod definition;
+pub mod discovery_chain;
 pub mod events;
 pub mod intentions;
 pub mod local;

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod connect;
 pub mod coordinate;
+pub mod discovery_chain;
 pub mod error;
 pub mod event;
 pub mod health;
@@ -263,6 +264,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
     route!("/v1/query", exact, [GET, POST], Default, prepared_query::root),
     route!("/v1/query/", prefix, [GET, PUT, DELETE], Default, prepared_query::handle),
+    route!("/v1/discovery-chain/", prefix, [GET, POST], Default, discovery_chain::handle),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

@@ -437,3 +437,101 @@ async fn the_list_blocks_until_a_query_changes() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(took < Duration::from_secs(4));
 }
+
+const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
+
+/// A request with `token` (none when empty); the status and body.
+async fn call(
+    a: &TestAgent,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    let mut req = a.http.request(method, a.url(path));
+    if !token.is_empty() {
+        req = req.header("X-Consul-Token", token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn acls_guard_names_redact_tokens_and_filter_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("acl.json");
+    let acl = json!({"acl": {"enabled": true, "default_policy": "deny",
+                             "tokens": {"initial_management": ROOT}}});
+    std::fs::write(&cfg, acl.to_string()).unwrap();
+    let a = TestAgent::start_with(move |f| f.config_file = vec![cfg]).await;
+    let put = reqwest::Method::PUT;
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let svc = json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "db", "Service": "db"}});
+    let (status, _) = call(&a, put.clone(), "/v1/catalog/register", ROOT, Some(svc)).await;
+    assert_eq!(status, 200);
+    let rules = r#"query_prefix "geo" { policy = "write" }"#;
+    let (status, policy) = call(
+        &a,
+        put.clone(),
+        "/v1/acl/policy",
+        ROOT,
+        Some(json!({"Name": "geo", "Rules": rules})),
+    )
+    .await;
+    assert_eq!(status, 200, "{policy}");
+    let policy: Value = serde_json::from_str(&policy).unwrap();
+    let (_, token) = call(
+        &a,
+        put,
+        "/v1/acl/token",
+        ROOT,
+        Some(json!({"Policies": [{"ID": policy["ID"]}]})),
+    )
+    .await;
+    let token: Value = serde_json::from_str(&token).unwrap();
+    let geo = token["SecretID"].as_str().unwrap();
+
+    // query:write on the name's prefix is needed to create a named query.
+    let body = |name: &str, token: &str| json!({"Name": name, "Token": token, "Service": {"Service": "db"}});
+    let (status, text) = call(&a, post.clone(), "/v1/query", geo, Some(body("other", ""))).await;
+    assert_eq!((status, text.as_str()), (403, "Permission denied"));
+    let (status, text) = call(&a, post.clone(), "/v1/query", geo, Some(body("geo-db", ROOT))).await;
+    assert_eq!(status, 200, "{text}");
+    let id = serde_json::from_str::<Value>(&text).unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, text) = call(&a, post, "/v1/query", ROOT, Some(body("open", ""))).await;
+    assert_eq!(status, 200, "{text}");
+
+    // Only acl:write sees a query's token; a reader sees what its rules name.
+    let (_, mine) = call(&a, get.clone(), &format!("/v1/query/{id}"), geo, None).await;
+    assert_eq!(serde_json::from_str::<Value>(&mine).unwrap()[0]["Token"], "<hidden>");
+    let (_, managed) = call(&a, get.clone(), &format!("/v1/query/{id}"), ROOT, None).await;
+    assert_eq!(serde_json::from_str::<Value>(&managed).unwrap()[0]["Token"], ROOT);
+    let (_, listed) = call(&a, get.clone(), "/v1/query", geo, None).await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["Name"], "geo-db");
+    let (_, all) = call(&a, get.clone(), "/v1/query", ROOT, None).await;
+    assert_eq!(serde_json::from_str::<Value>(&all).unwrap().as_array().unwrap().len(), 2);
+    let (status, _) = call(&a, get.clone(), "/v1/query/open/explain", geo, None).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&a, reqwest::Method::DELETE, "/v1/query/open", geo, None).await;
+    assert_eq!(status, 500, "open is a name, not an ID");
+
+    // Executing needs no query rule: the query's token (here the management one) decides
+    // what is returned, else the caller's.
+    let (_, with_token) = call(&a, get.clone(), "/v1/query/geo-db/execute", "", None).await;
+    let with_token: Value = serde_json::from_str(&with_token).unwrap();
+    assert_eq!(with_token["Nodes"].as_array().unwrap().len(), 1);
+    let (_, anonymous) = call(&a, get.clone(), "/v1/query/open/execute", "", None).await;
+    assert_eq!(serde_json::from_str::<Value>(&anonymous).unwrap()["Nodes"], json!([]));
+    let (_, managed) = call(&a, get, "/v1/query/open/execute", ROOT, None).await;
+    let managed: Value = serde_json::from_str(&managed).unwrap();
+    assert_eq!(managed["Nodes"].as_array().unwrap().len(), 1);
+}

@@ -106,7 +106,10 @@ pub fn compile(
         chain.insert("ServiceMeta".into(), meta);
     }
     chain.insert("StartNode".into(), json!(start));
-    chain.insert("Nodes".into(), Value::Object(compiler.nodes.into_iter().collect()));
+    chain.insert(
+        "Nodes".into(),
+        Value::Object(compiler.nodes.into_iter().collect()),
+    );
     chain.insert(
         "Targets".into(),
         Value::Object(compiler.targets.into_iter().collect()),
@@ -153,6 +156,14 @@ fn text(obj: &Value, name: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// A text field, or `default` when it is absent or empty.
+fn text_or(obj: &Value, name: &str, default: &str) -> String {
+    match text(obj, name) {
+        s if s.is_empty() => default.to_string(),
+        s => s,
+    }
 }
 
 /// A duration field as Consul decodes one: Go duration text, or nanoseconds.
@@ -235,10 +246,7 @@ impl<R: Readable> Compiler<'_, R> {
             .unwrap_or_default();
         for route in stored {
             let dest = field(&route, "Destination").cloned().unwrap_or(json!({}));
-            let dest_service = match text(&dest, "Service") {
-                s if s.is_empty() => service.to_string(),
-                s => s,
-            };
+            let dest_service = text_or(&dest, "Service", &service);
             let subset = text(&dest, "ServiceSubset");
             let next = match self.splitter_or_resolver(&dest_service, &subset, false)? {
                 Ok(next) => next,
@@ -297,14 +305,13 @@ impl<R: Readable> Compiler<'_, R> {
             .unwrap_or_default();
         let mut out = Vec::new();
         for split in splits {
-            let weight = field(&split, "Weight").and_then(Value::as_f64).unwrap_or(0.0);
+            let weight = field(&split, "Weight")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
             if weight == 0.0 {
                 continue;
             }
-            let split_service = match text(&split, "Service") {
-                s if s.is_empty() => service.to_string(),
-                s => s,
-            };
+            let split_service = text_or(&split, "Service", &service);
             let subset = text(&split, "ServiceSubset");
             // A split to another service may go through that service's own splitter.
             let next = if split_service == service {
@@ -349,10 +356,7 @@ impl<R: Readable> Compiler<'_, R> {
                     "detected circular resolver redirect for service \"{service}\""
                 )));
             }
-            let next_service = match text(&redirect, "Service") {
-                s if s.is_empty() => service.clone(),
-                s => s,
-            };
+            let next_service = text_or(&redirect, "Service", &service);
             subset = text(&redirect, "ServiceSubset");
             let redirect_dc = text(&redirect, "Datacenter");
             if !redirect_dc.is_empty() {
@@ -364,7 +368,10 @@ impl<R: Readable> Compiler<'_, R> {
             }
             service = next_service;
         }
-        let body = resolver.as_ref().map(ConfigEntry::to_json).unwrap_or(json!({}));
+        let body = resolver
+            .as_ref()
+            .map(ConfigEntry::to_json)
+            .unwrap_or(json!({}));
         if subset.is_empty() {
             subset = text(&body, "DefaultSubset");
         }
@@ -389,7 +396,10 @@ impl<R: Readable> Compiler<'_, R> {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let id = self.target(&service, &subset, &datacenter, subset_def.as_ref(), timeout);
         let mut node_resolver = Map::new();
-        node_resolver.insert("ConnectTimeout".into(), json!(crate::duration::format(timeout)));
+        node_resolver.insert(
+            "ConnectTimeout".into(),
+            json!(crate::duration::format(timeout)),
+        );
         if resolver.is_none() {
             node_resolver.insert("Default".into(), json!(true));
         }
@@ -398,14 +408,21 @@ impl<R: Readable> Compiler<'_, R> {
         }
         node_resolver.insert("Target".into(), json!(id));
         let failover = field(&body, "Failover")
-            .and_then(|f| field(f, if subset.is_empty() { "*" } else { subset.as_str() }).or_else(|| field(f, "*")))
+            .and_then(|f| {
+                field(
+                    f,
+                    if subset.is_empty() {
+                        "*"
+                    } else {
+                        subset.as_str()
+                    },
+                )
+                .or_else(|| field(f, "*"))
+            })
             .cloned();
         if let Some(failover) = failover {
             let mut ids = Vec::new();
-            let fo_service = match text(&failover, "Service") {
-                s if s.is_empty() => service.clone(),
-                s => s,
-            };
+            let fo_service = text_or(&failover, "Service", &service);
             // The same service keeps the subset unless the failover names another.
             let fo_subset = match text(&failover, "ServiceSubset") {
                 s if s.is_empty() && fo_service == service => subset.clone(),
@@ -413,7 +430,11 @@ impl<R: Readable> Compiler<'_, R> {
             };
             let datacenters: Vec<String> = field(&failover, "Datacenters")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut places: Vec<(String, String, String)> = if datacenters.is_empty() {
                 vec![(fo_service.clone(), fo_subset.clone(), datacenter.clone())]
@@ -423,15 +444,13 @@ impl<R: Readable> Compiler<'_, R> {
                     .map(|dc| (fo_service.clone(), fo_subset.clone(), dc))
                     .collect()
             };
-            for target in field(&failover, "Targets").and_then(Value::as_array).into_iter().flatten() {
-                let svc = match text(target, "Service") {
-                    s if s.is_empty() => service.clone(),
-                    s => s,
-                };
-                let dc = match text(target, "Datacenter") {
-                    s if s.is_empty() => datacenter.clone(),
-                    s => s,
-                };
+            for target in field(&failover, "Targets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let svc = text_or(target, "Service", &service);
+                let dc = text_or(target, "Datacenter", &datacenter);
                 places.push((svc, text(target, "ServiceSubset"), dc));
             }
             for (svc, sub, dc) in places {
@@ -460,9 +479,11 @@ impl<R: Readable> Compiler<'_, R> {
         if subset.is_empty() {
             return Ok(None);
         }
-        Ok(self
-            .entry(SERVICE_RESOLVER_KIND, service)?
-            .and_then(|r| field(&r.to_json(), "Subsets").and_then(|s| field(s, subset)).cloned()))
+        Ok(self.entry(SERVICE_RESOLVER_KIND, service)?.and_then(|r| {
+            field(&r.to_json(), "Subsets")
+                .and_then(|s| field(s, subset))
+                .cloned()
+        }))
     }
 
     /// Records a target (`DiscoveryTarget`) and returns its ID.
@@ -479,7 +500,13 @@ impl<R: Readable> Compiler<'_, R> {
         if !subset.is_empty() {
             sni_parts.push(subset);
         }
-        sni_parts.extend([service, NAMESPACE, datacenter, "internal", self.at.trust_domain]);
+        sni_parts.extend([
+            service,
+            NAMESPACE,
+            datacenter,
+            "internal",
+            self.at.trust_domain,
+        ]);
         let sni = sni_parts.join(".");
         let mut subset_json = Map::new();
         if let Some(def) = subset_def {

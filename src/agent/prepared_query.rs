@@ -147,10 +147,7 @@ pub async fn delete(ctx: &AgentContext, id: &str) -> Result<()> {
 
 /// The query `id_or_name` runs as, with templates rendered for that name, and the index of
 /// the queries it was read at.
-pub fn resolve(
-    r: &impl Readable,
-    id_or_name: &str,
-) -> Result<(u64, PreparedQuery)> {
+pub fn resolve(r: &impl Readable, id_or_name: &str) -> Result<(u64, PreparedQuery)> {
     let (index, found) = store::resolve(r, id_or_name)?;
     let query = match found.ok_or(QueryError::NotFound)? {
         Resolved::Query(q) => q,
@@ -212,11 +209,7 @@ impl Execution {
 /// by `NodeMeta`, `ServiceMeta` and `Tags` (`!tag` excludes), minus what the token may not
 /// read; shuffled, then sorted by round trip from the source node (which comes first) when
 /// there is one with a coordinate, then cut to `limit`.
-pub fn execute(
-    ctx: &AgentContext,
-    id_or_name: &str,
-    opts: &ExecuteOptions,
-) -> Result<Execution> {
+pub fn execute(ctx: &AgentContext, id_or_name: &str, opts: &ExecuteOptions) -> Result<Execution> {
     let r = ctx.store.read()?;
     let (_, query) = resolve(&r, id_or_name)?;
     let svc = &query.service;
@@ -225,7 +218,8 @@ pub fn execute(
     } else {
         Lookup::Service
     };
-    let (_, mut nodes) = catalog::check_service_nodes(&r, &mut WatchSet::new(), &svc.service, lookup)?;
+    let (_, mut nodes) =
+        catalog::check_service_nodes(&r, &mut WatchSet::new(), &svc.service, lookup)?;
     let ignored = svc.ignore_check_ids.as_deref().unwrap_or_default();
     nodes.retain(|n| {
         n.checks.iter().all(|c| {
@@ -359,7 +353,10 @@ mod tests {
         let ttl = |s: &str| dns_ttl(&QueryDns { ttl: s.into() });
         assert_eq!(ttl("").unwrap(), None);
         assert_eq!(ttl("10s").unwrap(), Some(Duration::from_secs(10)));
-        assert_eq!(ttl("-5s").unwrap_err(), "DNS TTL '-5000000000', must be >=0");
+        assert_eq!(
+            ttl("-5s").unwrap_err(),
+            "DNS TTL '-5000000000', must be >=0"
+        );
         assert_eq!(
             ttl("nope").unwrap_err(),
             "Bad DNS TTL 'nope': time: invalid duration \"nope\""

@@ -65,10 +65,13 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         .enforce(Resource::Service, AccessLevel::Read, &service)
         .is_allow()
     {
-        return Err(
-            PermissionDenied::lacks(&who.accessor_id, Resource::Service, AccessLevel::Read, &service)
-                .into(),
-        );
+        return Err(PermissionDenied::lacks(
+            &who.accessor_id,
+            Resource::Service,
+            AccessLevel::Read,
+            &service,
+        )
+        .into());
     }
     let overrides = if req.method == Method::POST {
         overrides(&req.body(&ctx).await?)?

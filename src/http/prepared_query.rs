@@ -106,9 +106,10 @@ pub async fn root(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 /// `/v1/query/<id>` (read, update, delete) and `/v1/query/<id|name>/(execute|explain)`.
 pub async fn handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let tail = req.tail("/v1/query/").to_string();
-    let action = ["execute", "explain"]
-        .into_iter()
-        .find_map(|a| tail.strip_suffix(&format!("/{a}")).map(|id| (a, id.to_string())));
+    let action = ["execute", "explain"].into_iter().find_map(|a| {
+        tail.strip_suffix(&format!("/{a}"))
+            .map(|id| (a, id.to_string()))
+    });
     if let Some((action, id)) = action {
         if req.method != Method::GET {
             return Err(ApiError::method_not_allowed(
@@ -132,7 +133,9 @@ async fn read(ctx: Ctx, req: Request, id: &str) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let who = identity(&ctx, &req)?;
     let got = blocking(&ctx.store, &opts, |r, ws| store::get(r, ws, id)).await?;
-    let query = got.value.ok_or_else(|| ApiError::not_found("Query not found"))?;
+    let query = got
+        .value
+        .ok_or_else(|| ApiError::not_found("Query not found"))?;
     // Holding the ID of an unnamed query is enough to read it.
     let query = if query.acl_prefix().is_none() {
         redacted(&who, query)
@@ -170,9 +173,7 @@ async fn delete(ctx: Ctx, req: Request, id: &str) -> Result<Reply, ApiError> {
 /// A change to an existing query needs `query:write` on its current name too.
 fn check_existing(ctx: &Ctx, who: &Identity, id: &str) -> Result<(), ApiError> {
     let existing = store::lookup(&ctx.store.read()?, id)?.ok_or_else(|| {
-        ApiError::internal(format!(
-            "Cannot modify non-existent prepared query: '{id}'"
-        ))
+        ApiError::internal(format!("Cannot modify non-existent prepared query: '{id}'"))
     })?;
     if !may_write(who, &existing) {
         return Err(denied());

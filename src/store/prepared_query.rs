@@ -73,7 +73,10 @@ pub fn set(tx: &mut WriteTx, query: PreparedQuery, create: bool) -> Result<()> {
             "a query template with an empty name already exists".into(),
         ));
     }
-    if looks_like_uuid(&query.name) && tx.get(PREPARED_QUERIES, &query.name.to_lowercase())?.is_some()
+    if looks_like_uuid(&query.name)
+        && tx
+            .get(PREPARED_QUERIES, &query.name.to_lowercase())?
+            .is_some()
     {
         return Err(rejected(format!(
             "name '{}' aliases an existing query ID",

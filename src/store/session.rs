@@ -4,10 +4,10 @@
 
 use super::catalog::Marker;
 use super::error::{Result, StoreError};
-use super::{kv, prepared_query};
 use super::tables::{
     CHECKS, KV_LOCK_DELAYS, NODES, SESSIONS, SESSION_CHECKS, SESSION_LOCKS, SESSION_NODES,
 };
+use super::{kv, prepared_query};
 use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::catalog::CRITICAL;
 use crate::types::session::{Session, BEHAVIOR_DELETE};

@@ -9,7 +9,25 @@ use std::time::Duration;
 
 async fn config(a: &TestAgent, entry: Value) {
     let resp = a.put_json("/v1/config", entry.clone()).await;
-    assert_eq!(resp.status(), 200, "{entry}: {}", resp.text().await.unwrap());
+    assert_eq!(
+        resp.status(),
+        200,
+        "{entry}: {}",
+        resp.text().await.unwrap()
+    );
+}
+
+/// The chain a `POST` with `overrides` compiles.
+async fn chain_with(a: &TestAgent, service: &str, overrides: Value) -> Value {
+    let resp = a
+        .http
+        .post(a.url(&format!("/v1/discovery-chain/{service}")))
+        .json(&overrides)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["Chain"].clone()
 }
 
 async fn chain(a: &TestAgent, service: &str) -> Value {
@@ -82,7 +100,10 @@ async fn without_entries_the_chain_is_the_default_one() {
     );
     // Compiled for another datacenter, the target moves there.
     let (_, other) = a.get_json("/v1/discovery-chain/web?compile-dc=dc2").await;
-    assert_eq!(other["Chain"]["StartNode"], "resolver:web.default.default.dc2");
+    assert_eq!(
+        other["Chain"]["StartNode"],
+        "resolver:web.default.default.dc2"
+    );
     assert_eq!(other["Chain"]["Datacenter"], "dc2");
 }
 
@@ -137,15 +158,12 @@ async fn resolver_subsets_default_subset_timeout_and_failover() {
     assert_eq!(c["Targets"].as_object().unwrap().len(), 3);
 
     // The overrides of a POST apply to every target and mark the chain as customized.
-    let resp = a
-        .http
-        .post(a.url("/v1/discovery-chain/web"))
-        .json(&json!({"OverrideConnectTimeout": "2s", "OverrideMeshGateway": {"Mode": "local"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let custom = resp.json::<Value>().await.unwrap()["Chain"].clone();
+    let custom = chain_with(
+        &a,
+        "web",
+        json!({"OverrideConnectTimeout": "2s", "OverrideMeshGateway": {"Mode": "local"}}),
+    )
+    .await;
     let t = &custom["Targets"]["v1.web.default.default.dc1"];
     assert_eq!(t["ConnectTimeout"], 2_000_000_000u64);
     assert_eq!(t["MeshGateway"], json!({"Mode": "local"}));
@@ -176,7 +194,11 @@ async fn a_redirect_resolves_to_the_other_service() {
 #[tokio::test]
 async fn a_splitter_weights_subsets_of_an_http_service() {
     let a = TestAgent::start().await;
-    config(&a, json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"})).await;
+    config(
+        &a,
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
+    )
+    .await;
     config(
         &a,
         json!({"Kind": "service-resolver", "Name": "web", "Subsets": {
@@ -216,14 +238,7 @@ async fn a_splitter_weights_subsets_of_an_http_service() {
         ]
     );
     // Overridden to tcp, the splitter is left out.
-    let resp = a
-        .http
-        .post(a.url("/v1/discovery-chain/web"))
-        .json(&json!({"OverrideProtocol": "tcp"}))
-        .send()
-        .await
-        .unwrap();
-    let tcp = resp.json::<Value>().await.unwrap()["Chain"].clone();
+    let tcp = chain_with(&a, "web", json!({"OverrideProtocol": "tcp"})).await;
     assert_eq!(tcp["Protocol"], "tcp");
     assert_eq!(tcp["StartNode"], "resolver:web.default.default.dc1");
 }
@@ -287,10 +302,18 @@ async fn a_chain_read_blocks_until_an_entry_it_read_changes() {
     let watch = a.watch(&format!("/v1/discovery-chain/web?index={index}&wait=5s"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // An entry of another service is not read by web's chain.
-    config(&a, json!({"Kind": "service-defaults", "Name": "other", "Protocol": "http"})).await;
+    config(
+        &a,
+        json!({"Kind": "service-defaults", "Name": "other", "Protocol": "http"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!watch.is_finished());
-    config(&a, json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"})).await;
+    config(
+        &a,
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
+    )
+    .await;
     let (woke_at, body, took) = watch.await.unwrap();
     assert!(woke_at > index);
     assert_eq!(body["Chain"]["Protocol"], "http");

@@ -2,6 +2,7 @@
 //! health, tag and metadata filters, templates, `?near` sorting by network coordinates,
 //! session-bound queries, persistence (restart, snapshot), blocking lists and ACLs.
 
+use crate::acl::{acl_agent, call, ROOT};
 use crate::common::{index_of, TestAgent};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -206,12 +207,31 @@ async fn invalid_queries_are_refused_with_consuls_texts() {
 #[tokio::test]
 async fn execute_keeps_healthy_matching_instances() {
     let a = TestAgent::start().await;
-    let db = |id: &str, tags: Value, env: &str| {
-        json!({"ID": id, "Service": "db", "Tags": tags, "Meta": {"env": env}, "Port": 5432})
-    };
-    register(&a, "n1", "10.0.0.1", db("db1", json!(["primary", "v1"]), "prod"), "passing").await;
-    register(&a, "n2", "10.0.0.2", db("db2", json!(["Primary", "v2"]), "prod"), "warning").await;
-    register(&a, "n3", "10.0.0.3", db("db3", json!(["replica"]), "dev"), "critical").await;
+    let db = |id: &str, tags: Value, env: &str| json!({"ID": id, "Service": "db", "Tags": tags, "Meta": {"env": env}, "Port": 5432});
+    register(
+        &a,
+        "n1",
+        "10.0.0.1",
+        db("db1", json!(["primary", "v1"]), "prod"),
+        "passing",
+    )
+    .await;
+    register(
+        &a,
+        "n2",
+        "10.0.0.2",
+        db("db2", json!(["Primary", "v2"]), "prod"),
+        "warning",
+    )
+    .await;
+    register(
+        &a,
+        "n3",
+        "10.0.0.3",
+        db("db3", json!(["replica"]), "dev"),
+        "critical",
+    )
+    .await;
     let run = |body: Value| {
         let a = &a;
         async move {
@@ -224,21 +244,29 @@ async fn execute_keeps_healthy_matching_instances() {
     let q = |service: Value| json!({"Name": "q", "Service": service});
     // Critical instances are never answered; OnlyPassing drops warnings too.
     assert_eq!(run(q(json!({"Service": "db"}))).await, ["n1", "n2"]);
-    assert_eq!(run(q(json!({"Service": "db", "OnlyPassing": true}))).await, ["n1"]);
+    assert_eq!(
+        run(q(json!({"Service": "db", "OnlyPassing": true}))).await,
+        ["n1"]
+    );
     // An ignored check no longer counts.
     assert_eq!(
         run(q(json!({"Service": "db", "IgnoreCheckIDs": ["check-db3"]}))).await,
         ["n1", "n2", "n3"]
     );
     // Tags are required case-insensitively, `!tag` excludes.
-    assert_eq!(run(q(json!({"Service": "db", "Tags": ["primary"]}))).await, ["n1", "n2"]);
+    assert_eq!(
+        run(q(json!({"Service": "db", "Tags": ["primary"]}))).await,
+        ["n1", "n2"]
+    );
     assert_eq!(
         run(q(json!({"Service": "db", "Tags": ["primary", "!V2"]}))).await,
         ["n1"]
     );
     assert_eq!(
-        run(q(json!({"Service": "db", "NodeMeta": {"rack": "r2"}, "IgnoreCheckIDs": ["check-db3"]})))
-            .await,
+        run(q(
+            json!({"Service": "db", "NodeMeta": {"rack": "r2"}, "IgnoreCheckIDs": ["check-db3"]})
+        ))
+        .await,
         ["n2", "n3"]
     );
     assert_eq!(
@@ -258,7 +286,9 @@ async fn execute_keeps_healthy_matching_instances() {
     let resp = a.get(&format!("/v1/query/{id}/execute?limit=x")).await;
     assert_eq!(resp.status(), 500);
     // ?connect=true looks up Connect-capable instances: there are none.
-    let (_, connect) = a.get_json(&format!("/v1/query/{id}/execute?connect=true")).await;
+    let (_, connect) = a
+        .get_json(&format!("/v1/query/{id}/execute?connect=true"))
+        .await;
     assert_eq!(connect["Nodes"], json!([]));
 }
 
@@ -292,11 +322,15 @@ async fn templates_resolve_by_longest_prefix_and_render() {
         }),
     )
     .await;
-    let (_, explained) = a.get_json("/v1/query/geo-db-customer-primary/explain").await;
+    let (_, explained) = a
+        .get_json("/v1/query/geo-db-customer-primary/explain")
+        .await;
     assert_eq!(explained["Query"]["Service"]["Service"], "mysql-customer");
     assert_eq!(explained["Query"]["Service"]["Tags"], json!(["primary"]));
     assert_eq!(explained["Query"]["Name"], "geo-db-");
-    let (_, run) = a.get_json("/v1/query/geo-db-customer-primary/execute").await;
+    let (_, run) = a
+        .get_json("/v1/query/geo-db-customer-primary/execute")
+        .await;
     assert_eq!(run["Service"], "mysql-customer");
     assert_eq!(run["DNS"]["TTL"], "5s");
     assert_eq!(
@@ -332,7 +366,11 @@ async fn templates_resolve_by_longest_prefix_and_render() {
 #[tokio::test]
 async fn near_sorts_by_round_trip_with_the_source_first() {
     let a = TestAgent::start().await;
-    let nodes = [("n1", "10.0.0.1", 0.0), ("n2", "10.0.0.2", 0.010), ("n3", "10.0.0.3", 0.020)];
+    let nodes = [
+        ("n1", "10.0.0.1", 0.0),
+        ("n2", "10.0.0.2", 0.010),
+        ("n3", "10.0.0.3", 0.020),
+    ];
     for (node, addr, _) in nodes {
         let svc = json!({"ID": "web", "Service": "web"});
         register(&a, node, addr, svc, "passing").await;
@@ -351,9 +389,18 @@ async fn near_sorts_by_round_trip_with_the_source_first() {
     let id = create(&a, json!({"Name": "web", "Service": {"Service": "web"}})).await;
     let path = format!("/v1/query/{id}/execute");
     for _ in 0..5 {
-        assert_eq!(executed(&a, &format!("{path}?near=n1")).await, ["n1", "n2", "n3"]);
-        assert_eq!(executed(&a, &format!("{path}?near=n3")).await, ["n3", "n2", "n1"]);
-        assert_eq!(executed(&a, &format!("{path}?near=_agent")).await, ["n3", "n2", "n1"]);
+        assert_eq!(
+            executed(&a, &format!("{path}?near=n1")).await,
+            ["n1", "n2", "n3"]
+        );
+        assert_eq!(
+            executed(&a, &format!("{path}?near=n3")).await,
+            ["n3", "n2", "n1"]
+        );
+        assert_eq!(
+            executed(&a, &format!("{path}?near=_agent")).await,
+            ["n3", "n2", "n1"]
+        );
     }
     // `_ip` sorts from the node at the caller's address (here, as a proxy forwards it).
     let resp = a
@@ -366,7 +413,11 @@ async fn near_sorts_by_round_trip_with_the_source_first() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["Nodes"][0]["Node"]["Node"], "n2");
     // The query's own Near applies when the request names none.
-    let near = create(&a, json!({"Name": "near", "Service": {"Service": "web", "Near": "n1"}})).await;
+    let near = create(
+        &a,
+        json!({"Name": "near", "Service": {"Service": "web", "Near": "n1"}}),
+    )
+    .await;
     assert_eq!(
         executed(&a, &format!("/v1/query/{near}/execute")).await,
         ["n1", "n2", "n3"]
@@ -385,7 +436,8 @@ async fn a_query_bound_to_a_session_goes_with_it() {
     let kept = create(&a, json!({"Name": "kept", "Service": {"Service": "s"}})).await;
     let (_, got) = a.get_json(&format!("/v1/query/{bound}")).await;
     assert_eq!(got[0]["Session"], session.as_str());
-    a.put_ok(&format!("/v1/session/destroy/{session}"), "").await;
+    a.put_ok(&format!("/v1/session/destroy/{session}"), "")
+        .await;
     assert_eq!(a.get(&format!("/v1/query/{bound}")).await.status(), 404);
     let (_, list) = a.get_json("/v1/query").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -414,9 +466,17 @@ async fn queries_survive_a_restart_and_a_snapshot_restore() {
     assert_eq!(restored, before);
     assert_eq!(a.get(&format!("/v1/query/{other}")).await.status(), 404);
     // The name index came back with the rows: the name is still taken.
-    let (status, _) = post(&a, "/v1/query", json!({"Name": "KEPT", "Service": {"Service": "s"}})).await;
+    let (status, _) = post(
+        &a,
+        "/v1/query",
+        json!({"Name": "KEPT", "Service": {"Service": "s"}}),
+    )
+    .await;
     assert_eq!(status, 500);
-    assert_eq!(executed(&a, "/v1/query/kept/execute").await, Vec::<String>::new());
+    assert_eq!(
+        executed(&a, "/v1/query/kept/execute").await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -438,39 +498,14 @@ async fn the_list_blocks_until_a_query_changes() {
     assert!(took < Duration::from_secs(4));
 }
 
-const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
-
-/// A request with `token` (none when empty); the status and body.
-async fn call(
-    a: &TestAgent,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut req = a.http.request(method, a.url(path));
-    if !token.is_empty() {
-        req = req.header("X-Consul-Token", token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn acls_guard_names_redact_tokens_and_filter_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("acl.json");
-    let acl = json!({"acl": {"enabled": true, "default_policy": "deny",
-                             "tokens": {"initial_management": ROOT}}});
-    std::fs::write(&cfg, acl.to_string()).unwrap();
-    let a = TestAgent::start_with(move |f| f.config_file = vec![cfg]).await;
+    let (a, _config_dir) = acl_agent(json!({})).await;
     let put = reqwest::Method::PUT;
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
-    let svc = json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "db", "Service": "db"}});
+    let svc =
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "db", "Service": "db"}});
     let (status, _) = call(&a, put.clone(), "/v1/catalog/register", ROOT, Some(svc)).await;
     assert_eq!(status, 200);
     let rules = r#"query_prefix "geo" { policy = "write" }"#;
@@ -499,7 +534,14 @@ async fn acls_guard_names_redact_tokens_and_filter_results() {
     let body = |name: &str, token: &str| json!({"Name": name, "Token": token, "Service": {"Service": "db"}});
     let (status, text) = call(&a, post.clone(), "/v1/query", geo, Some(body("other", ""))).await;
     assert_eq!((status, text.as_str()), (403, "Permission denied"));
-    let (status, text) = call(&a, post.clone(), "/v1/query", geo, Some(body("geo-db", ROOT))).await;
+    let (status, text) = call(
+        &a,
+        post.clone(),
+        "/v1/query",
+        geo,
+        Some(body("geo-db", ROOT)),
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     let id = serde_json::from_str::<Value>(&text).unwrap()["ID"]
         .as_str()
@@ -510,15 +552,28 @@ async fn acls_guard_names_redact_tokens_and_filter_results() {
 
     // Only acl:write sees a query's token; a reader sees what its rules name.
     let (_, mine) = call(&a, get.clone(), &format!("/v1/query/{id}"), geo, None).await;
-    assert_eq!(serde_json::from_str::<Value>(&mine).unwrap()[0]["Token"], "<hidden>");
+    assert_eq!(
+        serde_json::from_str::<Value>(&mine).unwrap()[0]["Token"],
+        "<hidden>"
+    );
     let (_, managed) = call(&a, get.clone(), &format!("/v1/query/{id}"), ROOT, None).await;
-    assert_eq!(serde_json::from_str::<Value>(&managed).unwrap()[0]["Token"], ROOT);
+    assert_eq!(
+        serde_json::from_str::<Value>(&managed).unwrap()[0]["Token"],
+        ROOT
+    );
     let (_, listed) = call(&a, get.clone(), "/v1/query", geo, None).await;
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["Name"], "geo-db");
     let (_, all) = call(&a, get.clone(), "/v1/query", ROOT, None).await;
-    assert_eq!(serde_json::from_str::<Value>(&all).unwrap().as_array().unwrap().len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&all)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let (status, _) = call(&a, get.clone(), "/v1/query/open/explain", geo, None).await;
     assert_eq!(status, 403);
     let (status, _) = call(&a, reqwest::Method::DELETE, "/v1/query/open", geo, None).await;
@@ -530,7 +585,10 @@ async fn acls_guard_names_redact_tokens_and_filter_results() {
     let with_token: Value = serde_json::from_str(&with_token).unwrap();
     assert_eq!(with_token["Nodes"].as_array().unwrap().len(), 1);
     let (_, anonymous) = call(&a, get.clone(), "/v1/query/open/execute", "", None).await;
-    assert_eq!(serde_json::from_str::<Value>(&anonymous).unwrap()["Nodes"], json!([]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&anonymous).unwrap()["Nodes"],
+        json!([])
+    );
     let (_, managed) = call(&a, get, "/v1/query/open/execute", ROOT, None).await;
     let managed: Value = serde_json::from_str(&managed).unwrap();
     assert_eq!(managed["Nodes"].as_array().unwrap().len(), 1);

@@ -52,7 +52,10 @@ impl CompiledTemplate {
             })
             .unwrap_or_default();
         let prefix = query.name.clone();
-        let suffix = name.strip_prefix(prefix.as_str()).unwrap_or(name).to_string();
+        let suffix = name
+            .strip_prefix(prefix.as_str())
+            .unwrap_or(name)
+            .to_string();
         let lookup = |expr: &Expr| -> Result<String, String> {
             match expr {
                 Expr::Var(v) => match v.as_str() {
@@ -70,16 +73,15 @@ impl CompiledTemplate {
             }
         };
         visit_strings(&mut query.service, &mut |path, value| {
-            let parts = parse(value)
-                .map_err(|e| format!("Bad format '{value}' in Service{path}: {e}"))?;
+            let parts =
+                parse(value).map_err(|e| format!("Bad format '{value}' in Service{path}: {e}"))?;
             let mut out = String::new();
             for part in &parts {
                 match part {
                     Part::Text(t) => out.push_str(t),
-                    Part::Expr(e) => out.push_str(
-                        &lookup(e)
-                            .map_err(|e| format!("Bad evaluation for '{value}' in Service{path}: {e}"))?,
-                    ),
+                    Part::Expr(e) => out.push_str(&lookup(e).map_err(|e| {
+                        format!("Bad evaluation for '{value}' in Service{path}: {e}")
+                    })?),
                 }
             }
             *value = out;
@@ -240,9 +242,17 @@ mod tests {
             "geo-db-",
             "^geo-db-(.*?)-([^\\-]+?)$",
             "mysql-${match(1)}",
-            &["${match(2)}", "${name.suffix}", "${match(7)}", "$${literal}"],
+            &[
+                "${match(2)}",
+                "${name.suffix}",
+                "${match(7)}",
+                "$${literal}",
+            ],
         );
-        let q = compile(&t).unwrap().render("geo-db-customer-primary", "").unwrap();
+        let q = compile(&t)
+            .unwrap()
+            .render("geo-db-customer-primary", "")
+            .unwrap();
         assert_eq!(q.service.service, "mysql-customer");
         assert_eq!(
             q.service.tags.unwrap(),
@@ -257,14 +267,22 @@ mod tests {
     fn refuses_what_consul_refuses() {
         let mut bad_type = template("x", "", "s", &[]);
         bad_type.template.kind = "nope".into();
-        assert_eq!(compile(&bad_type).err().unwrap(), "Bad Template.Type 'nope'");
+        assert_eq!(
+            compile(&bad_type).err().unwrap(),
+            "Bad Template.Type 'nope'"
+        );
         let err = compile(&template("x", "", "${nope}", &[])).err().unwrap();
         assert_eq!(
             err,
             "Bad evaluation for '${nope}' in Service.Service: unknown variable accessed: nope"
         );
-        let err = compile(&template("x", "", "${name.full", &[])).err().unwrap();
-        assert!(err.starts_with("Bad format '${name.full' in Service.Service: "), "{err}");
+        let err = compile(&template("x", "", "${name.full", &[]))
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("Bad format '${name.full' in Service.Service: "),
+            "{err}"
+        );
         let err = compile(&template("x", "(", "s", &[])).err().unwrap();
         assert!(err.starts_with("Bad Regexp: "), "{err}");
     }

@@ -246,7 +246,7 @@ impl<R: Readable> Compiler<'_, R> {
             .unwrap_or_default();
         for route in stored {
             let dest = field(&route, "Destination").cloned().unwrap_or(json!({}));
-            let dest_service = text_or(&dest, "Service", &service);
+            let dest_service = text_or(&dest, "Service", service);
             let subset = text(&dest, "ServiceSubset");
             let next = match self.splitter_or_resolver(&dest_service, &subset, false)? {
                 Ok(next) => next,
@@ -311,7 +311,7 @@ impl<R: Readable> Compiler<'_, R> {
             if weight == 0.0 {
                 continue;
             }
-            let split_service = text_or(&split, "Service", &service);
+            let split_service = text_or(&split, "Service", service);
             let subset = text(&split, "ServiceSubset");
             // A split to another service may go through that service's own splitter.
             let next = if split_service == service {

@@ -620,7 +620,11 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 id: QUERY_IDS[usize::from(a) % 3].into(),
                 name: QUERY_NAMES[usize::from(b) % 4].into(),
                 // Half of them are bound to a session, which may or may not exist.
-                session: if a.is_multiple_of(2) { session } else { String::new() },
+                session: if a.is_multiple_of(2) {
+                    session
+                } else {
+                    String::new()
+                },
                 template: QueryTemplate {
                     kind: if b >= 4 { "name_prefix_match" } else { "" }.into(),
                     ..QueryTemplate::default()

@@ -19,7 +19,7 @@ use crate::agent::acl::Identity;
 use crate::agent::prepared_query::{self as queries, ExecuteOptions, QueryError, Source};
 use crate::store::prepared_query as store;
 use crate::types::prepared_query::{
-    ExecuteResponse, ExplainResponse, PreparedQuery, QueryMeta, REDACTED_TOKEN,
+    ExecuteResponse, ExplainResponse, PreparedQuery, QueryMeta, PREPARED_QUERY, REDACTED_TOKEN,
 };
 use warp::http::{Method, StatusCode};
 
@@ -78,8 +78,9 @@ fn redacted(who: &Identity, mut query: PreparedQuery) -> PreparedQuery {
 
 /// Decodes a query body as Consul's `decodeBody` does.
 fn decode(body: &[u8]) -> Result<PreparedQuery, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    let failed = |e: String| ApiError::bad_request(format!("Request decode failed: {e}"));
+    let map = crate::gojson::decode(body, &PREPARED_QUERY).map_err(failed)?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| failed(e.to_string()))
 }
 
 /// `GET /v1/query` (list) and `POST /v1/query` (create).

@@ -2,6 +2,7 @@
 //! are options so a query renders `null` where Go renders a nil slice or map.
 
 use super::catalog::CheckServiceNode;
+use crate::gojson::{field, Kind, Schema, INT, STRING, UINT64};
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -107,6 +108,94 @@ impl PreparedQuery {
         (!self.name.is_empty() || self.is_template()).then_some(self.name.as_str())
     }
 }
+
+/// `structs.PreparedQuery` as Consul's handlers decode a request body (Go's `encoding/json`:
+/// keys matched case-insensitively, unknown ones dropped, wrong types refused).
+pub static PREPARED_QUERY: Schema = Schema {
+    name: "PreparedQuery",
+    go_type: "structs.PreparedQuery",
+    fields: &[
+        field("ID", STRING),
+        field("Name", STRING),
+        field("Session", STRING),
+        field("Token", STRING),
+        field("Template", Kind::Struct(&QUERY_TEMPLATE)),
+        field("Service", Kind::Struct(&SERVICE_QUERY)),
+        field("DNS", Kind::Struct(&QUERY_DNS)),
+        field("CreateIndex", UINT64),
+        field("ModifyIndex", UINT64),
+    ],
+    base: None,
+    strict: false,
+};
+
+static QUERY_TEMPLATE: Schema = Schema {
+    name: "QueryTemplateOptions",
+    go_type: "structs.QueryTemplateOptions",
+    fields: &[
+        field("Type", STRING),
+        field("Regexp", STRING),
+        field("RemoveEmptyTags", Kind::Bool),
+    ],
+    base: None,
+    strict: false,
+};
+
+static SERVICE_QUERY: Schema = Schema {
+    name: "ServiceQuery",
+    go_type: "structs.ServiceQuery",
+    fields: &[
+        field("Service", STRING),
+        field("SamenessGroup", STRING),
+        field("Failover", Kind::Struct(&FAILOVER)),
+        field("OnlyPassing", Kind::Bool),
+        field("IgnoreCheckIDs", Kind::StrList),
+        field("Near", STRING),
+        field("Tags", Kind::StrList),
+        field("NodeMeta", Kind::StrMap),
+        field("ServiceMeta", Kind::StrMap),
+        field("Peer", STRING),
+        field("Connect", Kind::Bool),
+    ],
+    base: None,
+    strict: false,
+};
+
+static FAILOVER: Schema = Schema {
+    name: "QueryFailoverOptions",
+    go_type: "structs.QueryFailoverOptions",
+    fields: &[
+        field("NearestN", INT),
+        field("Datacenters", Kind::StrList),
+        field(
+            "Targets",
+            Kind::List(&FAILOVER_TARGET, "[]structs.QueryFailoverTarget"),
+        ),
+    ],
+    base: None,
+    strict: false,
+};
+
+static FAILOVER_TARGET: Schema = Schema {
+    name: "QueryFailoverTarget",
+    go_type: "structs.QueryFailoverTarget",
+    fields: &[
+        field("Peer", STRING),
+        field("Datacenter", STRING),
+        field("Partition", STRING),
+        field("Namespace", STRING),
+    ],
+    base: None,
+    strict: false,
+};
+
+static QUERY_DNS: Schema = Schema {
+    name: "QueryDNSOptions",
+    go_type: "structs.QueryDNSOptions",
+    fields: &[field("TTL", STRING)],
+    base: None,
+    strict: false,
+};
 
 /// What executing a query returns (`PreparedQueryExecuteResponse` with its `QueryMeta`).
 #[derive(Debug, Clone, Serialize)]

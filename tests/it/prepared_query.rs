@@ -194,12 +194,26 @@ async fn invalid_queries_are_refused_with_consuls_texts() {
         let (status, text) = post(&a, "/v1/query", body.clone()).await;
         assert_eq!((status, text.as_str()), (500, message.as_str()), "{body}");
     }
-    let (status, text) = post(&a, "/v1/query", json!("not an object")).await;
-    assert_eq!(status, 400);
-    assert!(text.starts_with("Request decode failed: "), "{text}");
+    for body in [json!("not an object"), json!({"Name": 5})] {
+        let (status, text) = post(&a, "/v1/query", body).await;
+        assert_eq!(status, 400);
+        assert!(
+            text.starts_with("Request decode failed: json: cannot unmarshal"),
+            "{text}"
+        );
+    }
     // Nothing was written by the refused requests.
     let (_, list) = a.get_json("/v1/query").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+    // Keys bind case-insensitively, as Go decodes them.
+    let lower = create(
+        &a,
+        json!({"name": "lower", "service": {"service": "s", "onlypassing": true}}),
+    )
+    .await;
+    let (_, got) = a.get_json(&format!("/v1/query/{lower}")).await;
+    assert_eq!(got[0]["Name"], "lower");
+    assert_eq!(got[0]["Service"]["OnlyPassing"], true);
     let resp = a.put(&format!("/v1/query/{first}/execute"), "").await;
     assert_eq!(resp.status(), 405);
 }

@@ -4,6 +4,9 @@
 //! splitter and resolver nodes ending at targets (a service, subset and datacenter), with the
 //! names Consul gives them (`resolver:web.default.default.dc1`, `v1.web.default.default.dc1`).
 //!
+//! A router or splitter on a protocol that can't route is refused when entries are written
+//! (`store::config_entry`); compiling refuses it too, for entries stored before that check.
+//!
 //! Differences from Consul, on purpose: `CustomizationHash` is a stable hash of the overrides
 //! given, not Consul's hashstructure value; peers, partitions, namespaces, sameness groups and
 //! locality are not modelled (CE on one datacenter).
@@ -66,7 +69,7 @@ pub fn compile(
             given.to_lowercase()
         }
     };
-    let routable = matches!(protocol.as_str(), "http" | "http2" | "grpc");
+    let routable = config_entry::routes_advanced(&protocol);
     // An override to a protocol that can't route drops routers and splitters; a stored one
     // that can't is refused below.
     let ignore_advanced = !at.overrides.protocol.is_empty() && !routable;

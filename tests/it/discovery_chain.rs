@@ -281,17 +281,29 @@ async fn a_router_routes_then_falls_back_to_the_service() {
 #[tokio::test]
 async fn a_protocol_that_cannot_route_is_refused() {
     let a = TestAgent::start().await;
+    let refused = "discovery chain \"web\" uses a protocol \"tcp\" that does not permit advanced routing or splitting behavior";
+    let splitter = json!({"Kind": "service-splitter", "Name": "web", "Splits": [{"Weight": 100, "Service": "api"}]});
+    let resp = a.put_json("/v1/config", splitter.clone()).await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.text().await.unwrap(), refused);
+    // Once web speaks http the splitter is accepted, and web can't go back to tcp.
     config(
         &a,
-        json!({"Kind": "service-splitter", "Name": "web", "Splits": [{"Weight": 100, "Service": "api"}]}),
+        json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"}),
     )
     .await;
-    let resp = a.get("/v1/discovery-chain/web").await;
+    config(&a, splitter).await;
+    let resp = a
+        .put_json(
+            "/v1/config",
+            json!({"Kind": "service-defaults", "Name": "web", "Protocol": "tcp"}),
+        )
+        .await;
     assert_eq!(resp.status(), 500);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        "discovery chain \"web\" uses a protocol \"tcp\" that does not permit advanced routing or splitting behavior"
-    );
+    assert_eq!(resp.text().await.unwrap(), refused);
+    let resp = a.delete("/v1/config/service-defaults/web").await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(chain(&a, "web").await["Protocol"], "http");
 }
 
 #[tokio::test]

@@ -426,6 +426,19 @@ async fn near_sorts_by_round_trip_with_the_source_first() {
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["Nodes"][0]["Node"]["Node"], "n2");
+    // Without a forwarded address, the connection's own: a node registered at 127.0.0.1.
+    let svc = json!({"ID": "web", "Service": "web"});
+    register(&a, "local", "127.0.0.1", svc, "passing").await;
+    let local = json!({"Node": "local", "Coord": {
+        "Vec": [0.5, 0, 0, 0, 0, 0, 0, 0], "Error": 0.1, "Adjustment": 0, "Height": 0.0001}});
+    assert_eq!(
+        a.put_json("/v1/coordinate/update", local).await.status(),
+        200
+    );
+    assert_eq!(
+        executed(&a, &format!("{path}?near=_ip")).await,
+        ["local", "n3", "n2", "n1"]
+    );
     // The query's own Near applies when the request names none.
     let near = create(
         &a,
@@ -434,7 +447,7 @@ async fn near_sorts_by_round_trip_with_the_source_first() {
     .await;
     assert_eq!(
         executed(&a, &format!("/v1/query/{near}/execute")).await,
-        ["n1", "n2", "n3"]
+        ["n1", "n2", "n3", "local"]
     );
 }
 

@@ -28,6 +28,16 @@ const PARTITION: &str = "default";
 /// Resolves to itself more than this many times: a redirect loop.
 const MAX_REDIRECTS: usize = 32;
 
+/// Why a chain was not compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A chain Consul refuses to compile, with its message.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// What a request may override (`DiscoveryChainRequest`'s `Override*` fields).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -52,7 +62,7 @@ pub fn compile(
     r: &impl Readable,
     ws: &mut WatchSet,
     at: &Compilation,
-) -> crate::store::Result<Result<Value, String>> {
+) -> Result<Value, ChainError> {
     let mut compiler = Compiler {
         r,
         ws,
@@ -73,12 +83,9 @@ pub fn compile(
     // An override to a protocol that can't route drops routers and splitters; a stored one
     // that can't is refused below.
     let ignore_advanced = !at.overrides.protocol.is_empty() && !routable;
-    let start = match compiler.start_node(at.service, ignore_advanced)? {
-        Ok(start) => start,
-        Err(e) => return Ok(Err(e)),
-    };
+    let start = compiler.start_node(at.service, ignore_advanced)?;
     if compiler.advanced && !routable {
-        return Ok(Err(format!(
+        return Err(ChainError::Refused(format!(
             "discovery chain \"{}\" uses a protocol \"{protocol}\" that does not permit advanced routing or splitting behavior",
             at.service
         )));
@@ -117,7 +124,7 @@ pub fn compile(
         "Targets".into(),
         Value::Object(compiler.targets.into_iter().collect()),
     );
-    Ok(Ok(Value::Object(chain)))
+    Ok(Value::Object(chain))
 }
 
 /// A target's ID (Consul's `ChainID`): `[subset.]service.namespace.partition.datacenter`.
@@ -220,11 +227,7 @@ impl<R: Readable> Compiler<'_, R> {
     }
 
     /// The chain's first node: the service's router, else its splitter, else its resolver.
-    fn start_node(
-        &mut self,
-        service: &str,
-        ignore_advanced: bool,
-    ) -> crate::store::Result<Result<String, String>> {
+    fn start_node(&mut self, service: &str, ignore_advanced: bool) -> Result<String, ChainError> {
         let router = match ignore_advanced {
             true => None,
             false => self.entry(SERVICE_ROUTER_KIND, service)?,
@@ -235,11 +238,7 @@ impl<R: Readable> Compiler<'_, R> {
         }
     }
 
-    fn router_node(
-        &mut self,
-        service: &str,
-        router: &ConfigEntry,
-    ) -> crate::store::Result<Result<String, String>> {
+    fn router_node(&mut self, service: &str, router: &ConfigEntry) -> Result<String, ChainError> {
         self.advanced = true;
         let rendered = router.to_json();
         let mut routes = Vec::new();
@@ -251,17 +250,11 @@ impl<R: Readable> Compiler<'_, R> {
             let dest = field(&route, "Destination").cloned().unwrap_or(json!({}));
             let dest_service = text_or(&dest, "Service", service);
             let subset = text(&dest, "ServiceSubset");
-            let next = match self.splitter_or_resolver(&dest_service, &subset, false)? {
-                Ok(next) => next,
-                Err(e) => return Ok(Err(e)),
-            };
+            let next = self.splitter_or_resolver(&dest_service, &subset, false)?;
             routes.push(json!({ "Definition": route, "NextNode": next }));
         }
         // Whatever no route matches goes to the service itself.
-        let next = match self.splitter_or_resolver(service, "", false)? {
-            Ok(next) => next,
-            Err(e) => return Ok(Err(e)),
-        };
+        let next = self.splitter_or_resolver(service, "", false)?;
         routes.push(json!({
             "Definition": {
                 "Match": {"HTTP": {"PathPrefix": "/"}},
@@ -275,7 +268,7 @@ impl<R: Readable> Compiler<'_, R> {
             key.clone(),
             json!({"Type": "router", "Name": name, "Routes": routes}),
         );
-        Ok(Ok(key))
+        Ok(key)
     }
 
     /// The service's splitter node when it has one (and no subset is asked for), else the
@@ -285,7 +278,7 @@ impl<R: Readable> Compiler<'_, R> {
         service: &str,
         subset: &str,
         ignore_advanced: bool,
-    ) -> crate::store::Result<Result<String, String>> {
+    ) -> Result<String, ChainError> {
         if subset.is_empty() && !ignore_advanced {
             if let Some(splitter) = self.entry(SERVICE_SPLITTER_KIND, service)? {
                 return self.splitter_node(service, &splitter);
@@ -298,7 +291,7 @@ impl<R: Readable> Compiler<'_, R> {
         &mut self,
         service: &str,
         splitter: &ConfigEntry,
-    ) -> crate::store::Result<Result<String, String>> {
+    ) -> Result<String, ChainError> {
         self.advanced = true;
         let name = format!("{service}.{NAMESPACE}.{PARTITION}");
         let key = format!("splitter:{name}");
@@ -322,17 +315,13 @@ impl<R: Readable> Compiler<'_, R> {
             } else {
                 self.splitter_or_resolver(&split_service, &subset, false)?
             };
-            let next = match next {
-                Ok(next) => next,
-                Err(e) => return Ok(Err(e)),
-            };
             out.push(json!({"Weight": weight, "NextNode": next}));
         }
         self.nodes.insert(
             key.clone(),
             json!({"Type": "splitter", "Name": name, "Splits": out}),
         );
-        Ok(Ok(key))
+        Ok(key)
     }
 
     /// The resolver node for `service`'s `subset` in `datacenter`, following redirects, with
@@ -342,7 +331,7 @@ impl<R: Readable> Compiler<'_, R> {
         service: &str,
         subset: &str,
         datacenter: String,
-    ) -> crate::store::Result<Result<String, String>> {
+    ) -> Result<String, ChainError> {
         let (mut service, mut subset, mut datacenter) =
             (service.to_string(), subset.to_string(), datacenter);
         let mut resolver;
@@ -355,7 +344,7 @@ impl<R: Readable> Compiler<'_, R> {
             let Some(redirect) = redirect else { break };
             hops += 1;
             if hops > MAX_REDIRECTS {
-                return Ok(Err(format!(
+                return Err(ChainError::Refused(format!(
                     "detected circular resolver redirect for service \"{service}\""
                 )));
             }
@@ -385,7 +374,7 @@ impl<R: Readable> Compiler<'_, R> {
             match field(&subsets, &subset) {
                 Some(def) => Some(def.clone()),
                 None => {
-                    return Ok(Err(format!(
+                    return Err(ChainError::Refused(format!(
                         "service \"{service}\" does not have a subset named \"{subset}\""
                     )))
                 }
@@ -474,7 +463,7 @@ impl<R: Readable> Compiler<'_, R> {
             key.clone(),
             json!({"Type": "resolver", "Name": id, "Resolver": Value::Object(node_resolver)}),
         );
-        Ok(Ok(key))
+        Ok(key)
     }
 
     /// A subset definition of another service's resolver (for failover targets).

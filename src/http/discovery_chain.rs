@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, PermissionDenied, Resource};
-use crate::agent::discovery_chain::{self, Compilation, Overrides};
+use crate::agent::discovery_chain::{self, ChainError, Compilation, Overrides};
 use crate::store::{config_entry, connect_ca};
 use serde_json::Value;
 use warp::http::Method;
@@ -92,10 +92,15 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             trust_domain: &trust_domain,
             overrides: &overrides,
         };
-        let chain = discovery_chain::compile(r, ws, &at)?;
+        let chain = match discovery_chain::compile(r, ws, &at) {
+            Ok(chain) => Ok(chain),
+            Err(ChainError::Refused(message)) => Err(message),
+            Err(ChainError::Store(e)) => return Err(e),
+        };
         Ok((config_entry::index(r)?, chain))
     })
     .await?;
+    // A refused chain is an RPC error in Consul (500), and blocks like any other answer.
     let chain = got.value.map_err(ApiError::internal)?;
     Ok(Reply::json(&serde_json::json!({ "Chain": chain }), opts.pretty)?.read_meta(got.index))
 }

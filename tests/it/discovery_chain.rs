@@ -192,6 +192,41 @@ async fn a_redirect_resolves_to_the_other_service() {
 }
 
 #[tokio::test]
+async fn a_datacenter_redirect_and_failover_targets() {
+    let a = TestAgent::start().await;
+    config(
+        &a,
+        json!({"Kind": "service-resolver", "Name": "web", "Redirect": {"Datacenter": "dc2"}}),
+    )
+    .await;
+    let c = chain(&a, "web").await;
+    assert_eq!(c["StartNode"], "resolver:web.default.default.dc2");
+    assert_eq!(c["Targets"]["web.default.default.dc2"]["Datacenter"], "dc2");
+    assert!(c.get("Default").is_none());
+    config(
+        &a,
+        json!({"Kind": "service-resolver", "Name": "api", "Failover": {"*": {"Targets": [
+            {"Service": "backup"}, {"Datacenter": "dc3"}]}}}),
+    )
+    .await;
+    let c = chain(&a, "api").await;
+    assert_eq!(
+        c["Nodes"]["resolver:api.default.default.dc1"]["Resolver"]["Failover"],
+        json!({"Targets": ["backup.default.default.dc1", "api.default.default.dc3"]})
+    );
+    let mut ids: Vec<&String> = c["Targets"].as_object().unwrap().keys().collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "api.default.default.dc1",
+            "api.default.default.dc3",
+            "backup.default.default.dc1"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_splitter_weights_subsets_of_an_http_service() {
     let a = TestAgent::start().await;
     config(

@@ -20,6 +20,8 @@ mod m0007_coordinates;
 mod m0008_connect_ca;
 #[path = "0009_acl.rs"]
 mod m0009_acl;
+#[path = "0010_prepared_queries.rs"]
+mod m0010_prepared_queries;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -75,5 +77,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "ACL tokens, policies, roles, their name and secret indexes, bootstrap marker",
         apply: m0009_acl::apply,
+    },
+    Migration {
+        version: 10,
+        name: "prepared queries and their name, template and session indexes",
+        apply: m0010_prepared_queries::apply,
     },
 ];

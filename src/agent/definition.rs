@@ -227,6 +227,15 @@ pub fn decode_check(value: Value) -> Result<CheckDefinition, String> {
 
 /// Consul's rules for service metadata.
 pub fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), String> {
+    validate_meta_pairs(meta, false)
+}
+
+/// Consul's `ValidateNodeMetadata`: `allow_reserved` lets keys start with `consul-` (filters,
+/// such as a prepared query's `NodeMeta`, may name them).
+pub fn validate_meta_pairs(
+    meta: &BTreeMap<String, String>,
+    allow_reserved: bool,
+) -> Result<(), String> {
     if meta.len() > 64 {
         return Err("Node metadata cannot contain more than 64 key/value pairs".into());
     }
@@ -240,7 +249,7 @@ pub fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), String> {
             Some("Key contains invalid characters")
         } else if k.len() > 128 {
             Some("Key is too long (limit: 128 characters)")
-        } else if k.starts_with("consul-") {
+        } else if !allow_reserved && k.starts_with("consul-") {
             Some("Key prefix 'consul-' is reserved for internal use")
         } else if v.len() > 512 {
             Some("Value is too long (limit: 512 characters)")

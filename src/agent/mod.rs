@@ -8,11 +8,13 @@ pub mod connect_ca;
 pub mod connlimit;
 pub mod context;
 pub mod definition;
+pub mod discovery_chain;
 pub mod events;
 pub mod intentions;
 pub mod local;
 pub mod logging;
 pub mod ops;
+pub mod prepared_query;
 pub mod sessions;
 
 use crate::config::Config;

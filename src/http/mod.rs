@@ -11,12 +11,14 @@ pub mod catalog;
 pub mod config;
 pub mod connect;
 pub mod coordinate;
+pub mod discovery_chain;
 pub mod error;
 pub mod event;
 pub mod health;
 pub mod intention;
 pub mod kv;
 pub mod operator;
+pub mod prepared_query;
 pub mod query;
 pub mod reply;
 pub mod session;
@@ -65,6 +67,8 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Who the request acts as (see `acl::Caller`).
     pub caller: acl::Caller,
+    /// The client's address (the connection's peer), when known.
+    pub remote: Option<SocketAddr>,
     body: Option<BodyStream>,
     body_limit: BodyLimit,
 }
@@ -314,6 +318,9 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/info/", prefix, [GET], Default, handler, acl::legacy_info),
     route!("/v1/acl/clone/", prefix, [PUT], Default, handler, acl::legacy_clone),
     route!("/v1/acl/list", exact, [GET], Default, handler, acl::legacy_list),
+    route!("/v1/query", exact, [GET, POST], Default, handler, prepared_query::root),
+    route!("/v1/query/", prefix, [GET, PUT, DELETE], Default, handler, prepared_query::handle),
+    route!("/v1/discovery-chain/", prefix, [GET, POST], Default, handler, discovery_chain::handle),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and
@@ -332,12 +339,18 @@ fn find_route(path: &str) -> Option<&'static Route> {
     })
 }
 
+/// The peer address of the connection a request came on, put in its extensions by
+/// `accept_loop`.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
 async fn dispatch(
     ctx: Ctx,
     method: Method,
     raw_path: String,
     raw_query: String,
     headers: HeaderMap,
+    remote: Option<SocketAddr>,
     body: BodyStream,
 ) -> Reply {
     let path = percent_encoding::percent_decode_str(&raw_path)
@@ -391,6 +404,7 @@ async fn dispatch(
         params,
         headers,
         caller,
+        remote,
         body: Some(body),
         body_limit: route.body,
     };
@@ -422,9 +436,10 @@ pub fn api(
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
-            |ctx, method, full: warp::path::FullPath, query, headers, body| {
+            |ctx, method, full: warp::path::FullPath, query, headers, peer: Option<Peer>, body| {
                 let body: BodyStream = Box::pin(futures_util::StreamExt::map(
                     body,
                     |chunk: Result<_, warp::Error>| {
@@ -436,7 +451,7 @@ pub fn api(
                 ));
                 let path = full.as_str().to_string();
                 async move {
-                    dispatch(ctx, method, path, query, headers, body)
+                    dispatch(ctx, method, path, query, headers, peer.map(|p| p.0), body)
                         .await
                         .into_response()
                 }
@@ -496,9 +511,13 @@ async fn accept_loop<S>(
             tokio::spawn(refuse(stream, peer));
             continue;
         };
+        let with_peer = PeerService {
+            peer: Peer(peer),
+            inner: service.clone(),
+        };
         let connection = hyper::server::conn::http1::Builder::new().serve_connection(
             hyper_util::rt::TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service.clone()),
+            hyper_util::service::TowerToHyperService::new(with_peer),
         );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
@@ -511,6 +530,34 @@ async fn accept_loop<S>(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// The API service, with each request marked with its connection's peer.
+#[derive(Clone)]
+struct PeerService<S> {
+    peer: Peer,
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<warp::http::Request<B>> for PeerService<S>
+where
+    S: tower_service::Service<warp::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: warp::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
 }
 
 /// Answers a connection over its client's limit with a 429 and closes it, giving a client that

@@ -14,12 +14,13 @@ use super::codec::Record;
 use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
-use super::{autopilot, config_entry, coordinate, kv, session, txn, WriteTx};
+use super::{autopilot, config_entry, coordinate, kv, prepared_query, session, txn, WriteTx};
 use crate::types::acl::{AclPolicy, AclRole, AclToken};
 use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::config_entry::ConfigEntry;
 use crate::types::coordinate::CoordinateEntry;
+use crate::types::prepared_query::PreparedQuery;
 use crate::types::session::Session;
 use crate::types::txn::{TxnOp, TxnResult};
 use bincode::{Decode, Encode};
@@ -235,6 +236,16 @@ pub enum Command {
     AclRoleDelete {
         id: String,
     },
+    /// `POST /v1/query` (`create`) or `PUT /v1/query/<id>`: the query checked on its own and
+    /// its ID already decided.
+    PreparedQuerySet {
+        query: Box<PreparedQuery>,
+        create: bool,
+    },
+    /// `DELETE /v1/query/<id>`.
+    PreparedQueryDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -277,6 +288,8 @@ impl Command {
         "acl-policy-delete",
         "acl-role-set",
         "acl-role-delete",
+        "prepared-query-set",
+        "prepared-query-delete",
     ];
 
     /// The command's kind, for logs, metrics and tests that must see every kind.
@@ -319,6 +332,8 @@ impl Command {
             Command::AclPolicyDelete { .. } => "acl-policy-delete",
             Command::AclRoleSet { .. } => "acl-role-set",
             Command::AclRoleDelete { .. } => "acl-role-delete",
+            Command::PreparedQuerySet { .. } => "prepared-query-set",
+            Command::PreparedQueryDelete { .. } => "prepared-query-delete",
         }
     }
 }
@@ -579,6 +594,14 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::AclRoleSet { role, create } => Outcome::AclRole(acl::set_role(tx, *role, create)?),
         Command::AclRoleDelete { id } => {
             acl::delete_role(tx, &id)?;
+            Done
+        }
+        Command::PreparedQuerySet { query, create } => {
+            prepared_query::set(tx, *query, create)?;
+            Done
+        }
+        Command::PreparedQueryDelete { id } => {
+            prepared_query::delete(tx, &id)?;
             Done
         }
     })

@@ -176,6 +176,7 @@ fn check_graph(
         }
         _ => {}
     }
+    check_routing_protocols(r, &proposal)?;
     let (gateways, strict) = match kind {
         // Editing an ingress gateway itself: its listeners must match exactly.
         INGRESS_GATEWAY_KIND => (
@@ -253,6 +254,43 @@ fn chain_protocol(r: &impl Readable, proposal: &Proposal, service: &str) -> Resu
         .lookup(r, PROXY_DEFAULTS_KIND, PROXY_DEFAULTS_NAME)?
         .and_then(|e| e.protocol())
         .unwrap_or_else(|| DEFAULT_PROTOCOL.into()))
+}
+
+/// Whether routers and splitters can work with `protocol` (Consul's
+/// `EnableAdvancedRoutingForProtocol`).
+pub fn routes_advanced(protocol: &str) -> bool {
+    matches!(protocol, "http" | "http2" | "grpc")
+}
+
+/// Consul compiles the discovery chain of every service a write touches; of what that can
+/// refuse, this checks what applies on one datacenter: a router or splitter needs a protocol
+/// that can route.
+fn check_routing_protocols(r: &impl Readable, proposal: &Proposal) -> Result<()> {
+    let services: Vec<String> = match proposal.kind {
+        SERVICE_ROUTER_KIND | SERVICE_SPLITTER_KIND | SERVICE_DEFAULTS_KIND => {
+            vec![proposal.name.to_string()]
+        }
+        PROXY_DEFAULTS_KIND => {
+            let mut names: Vec<String> = of_kind(r, SERVICE_ROUTER_KIND)?
+                .into_iter()
+                .chain(of_kind(r, SERVICE_SPLITTER_KIND)?)
+                .map(|e| e.name)
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+        _ => return Ok(()),
+    };
+    for service in services {
+        let protocol = chain_protocol(r, proposal, &service)?;
+        if !routes_advanced(&protocol) && !starts_at_resolver(r, proposal, &service)? {
+            return Err(rejected(format!(
+                "discovery chain {service:?} uses a protocol {protocol:?} that does not permit advanced routing or splitting behavior"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a service's chain starts at its resolver (no router or splitter in front).

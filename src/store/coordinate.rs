@@ -49,6 +49,11 @@ pub fn delete_node(tx: &mut WriteTx, node: &str) -> Result<()> {
     Ok(())
 }
 
+/// `node`'s coordinate in `segment`, without watching (for distance sorts).
+pub fn lookup(r: &impl Readable, node: &str, segment: &str) -> Result<Option<Coord>> {
+    Ok(r.get(COORDINATES, &key(node, segment))?.map(|e| e.coord))
+}
+
 /// Every coordinate, by node and segment, with the table's index (`/v1/coordinate/nodes`).
 pub fn list(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Vec<CoordinateEntry>)> {
     ws.table(COORDINATES.name);

@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod intention;
 pub mod kv;
 pub mod migrate;
+pub mod prepared_query;
 pub mod session;
 pub mod snapshot;
 pub mod tables;

@@ -4,10 +4,10 @@
 
 use super::catalog::Marker;
 use super::error::{Result, StoreError};
-use super::kv;
 use super::tables::{
     CHECKS, KV_LOCK_DELAYS, NODES, SESSIONS, SESSION_CHECKS, SESSION_LOCKS, SESSION_NODES,
 };
+use super::{kv, prepared_query};
 use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::catalog::CRITICAL;
 use crate::types::session::{Session, BEHAVIOR_DELETE};
@@ -92,7 +92,8 @@ pub fn renew(tx: &mut WriteTx, id: &str, expires_at_ms: u64) -> Result<Option<Se
 }
 
 /// Destroys a session: its locks are released or deleted per its behavior and their keys get
-/// its lock-delay. Destroying a missing session changes nothing.
+/// its lock-delay, and the prepared queries bound to it are deleted. Destroying a missing
+/// session changes nothing.
 pub fn destroy(tx: &mut WriteTx, id: &str) -> Result<()> {
     let Some(session) = tx.delete(SESSIONS, id)? else {
         return Ok(());
@@ -121,7 +122,7 @@ pub fn destroy(tx: &mut WriteTx, id: &str) -> Result<()> {
             kv::release_session(tx, &key, id)?;
         }
     }
-    Ok(())
+    prepared_query::delete_for_session(tx, id)
 }
 
 /// Invalidates every session tied to `check_id` on `node` (the check went critical or away).

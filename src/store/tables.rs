@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -161,6 +161,24 @@ pub const ACL_ROLE_NAMES: Table<super::acl::IdRef> = Table::new("acl_role_names"
 /// `acl_bootstrap`: `bootstrap` → `Bootstrap`, the index of the last ACL bootstrap.
 pub const ACL_BOOTSTRAP: Table<super::acl::Bootstrap> = Table::new("acl_bootstrap");
 
+/// `prepared_queries`: query ID → `PreparedQuery`.
+pub const PREPARED_QUERIES: Table<crate::types::prepared_query::PreparedQuery> =
+    Table::new("prepared_queries");
+
+/// `prepared_query_names`: lowercased non-empty query name → `IdRef`. Invariant: one row per
+/// named query.
+pub const PREPARED_QUERY_NAMES: Table<super::acl::IdRef> = Table::new("prepared_query_names");
+
+/// `prepared_query_templates`: lowercased template name (possibly empty) → `IdRef`, the
+/// templates a name resolves to by longest prefix. Invariant: one row per template.
+pub const PREPARED_QUERY_TEMPLATES: Table<super::acl::IdRef> =
+    Table::new("prepared_query_templates");
+
+/// `prepared_query_sessions`: `<session id>\0<query id>` → `Marker`: the queries deleted with
+/// their session. Invariant: one row per query with a session.
+pub const PREPARED_QUERY_SESSIONS: Table<super::catalog::Marker> =
+    Table::new("prepared_query_sessions");
+
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
 pub struct RecordTable {
@@ -216,6 +234,10 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(ACL_ROLES, "AclRole"),
     record(ACL_ROLE_NAMES, "IdRef"),
     record(ACL_BOOTSTRAP, "Bootstrap"),
+    record(PREPARED_QUERIES, "PreparedQuery"),
+    record(PREPARED_QUERY_NAMES, "IdRef"),
+    record(PREPARED_QUERY_TEMPLATES, "IdRef"),
+    record(PREPARED_QUERY_SESSIONS, "Marker"),
 ];
 
 #[cfg(test)]
@@ -260,8 +282,12 @@ mod tests {
                 "acl_roles:AclRole",
                 "acl_role_names:IdRef",
                 "acl_bootstrap:Bootstrap",
+                "prepared_queries:PreparedQuery",
+                "prepared_query_names:IdRef",
+                "prepared_query_templates:IdRef",
+                "prepared_query_sessions:Marker",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 9);
+        assert_eq!(super::SCHEMA_VERSION, 10);
     }
 }

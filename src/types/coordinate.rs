@@ -32,6 +32,25 @@ impl Coord {
         }
     }
 
+    /// The estimated round trip to `other` in seconds (Serf's `DistanceTo`): the Euclidean
+    /// distance plus both heights, plus both adjustments unless that would make it negative.
+    pub fn distance_to(&self, other: &Coord) -> f64 {
+        let euclid = self
+            .vec
+            .iter()
+            .zip(&other.vec)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
+        let raw = euclid + self.height + other.height;
+        let adjusted = raw + self.adjustment + other.adjustment;
+        if adjusted > 0.0 {
+            adjusted
+        } else {
+            raw
+        }
+    }
+
     /// Every component finite (Serf's `IsValid`).
     pub fn is_valid(&self) -> bool {
         self.vec.iter().all(|v| v.is_finite())

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod intention;
 pub mod json;
 pub mod kv;
+pub mod prepared_query;
 pub mod schemas;
 pub mod session;
 pub mod txn;

@@ -16,6 +16,7 @@ use legate::types::autopilot::AutopilotConfig;
 use legate::types::catalog::{HealthCheck, Node, NodeService};
 use legate::types::config_entry::ConfigEntry;
 use legate::types::coordinate::{Coord, CoordinateEntry};
+use legate::types::prepared_query::{PreparedQuery, QueryTemplate, ServiceQuery};
 use legate::types::session::Session;
 use legate::types::JsonValue;
 use proptest::strategy::{Strategy, ValueTree};
@@ -265,11 +266,19 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 51] = [
+const KIND_DRAW: [u8; 55] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, // every kind
-    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31,
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, // every kind
+    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31, 36, 36,
 ];
+/// Prepared-query IDs and names the generator draws from: few, so name clashes, updates,
+/// deletes and session-bound queries meet.
+const QUERY_IDS: [&str; 3] = [
+    "9e000000-0000-4000-8000-000000000001",
+    "9e000000-0000-4000-8000-000000000002",
+    "9e000000-0000-4000-8000-000000000003",
+];
+const QUERY_NAMES: [&str; 4] = ["geo", "", "GEO", "9e000000-0000-4000-8000-000000000002"];
 /// ACL IDs the generator draws from: few, so creates, updates and deletes meet.
 const ACL_IDS: [&str; 3] = [
     "ac1d0000-0000-4000-8000-000000000001",
@@ -615,6 +624,31 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         35 => Command::ConnectCaPruneRoots {
             rotated_out_before_ms: now.saturating_sub(u64::from(a) * STEP_MS),
         },
+        36 => Command::PreparedQuerySet {
+            query: Box::new(PreparedQuery {
+                id: QUERY_IDS[usize::from(a) % 3].into(),
+                name: QUERY_NAMES[usize::from(b) % 4].into(),
+                // Half of them are bound to a session, which may or may not exist.
+                session: if a.is_multiple_of(2) {
+                    session
+                } else {
+                    String::new()
+                },
+                template: QueryTemplate {
+                    kind: if b >= 4 { "name_prefix_match" } else { "" }.into(),
+                    ..QueryTemplate::default()
+                },
+                service: ServiceQuery {
+                    service: format!("svc-{b}"),
+                    ..ServiceQuery::default()
+                },
+                ..PreparedQuery::default()
+            }),
+            create: flag,
+        },
+        37 => Command::PreparedQueryDelete {
+            id: QUERY_IDS[usize::from(a) % 3].into(),
+        },
         22 => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {
                 node: ["n1", "ghost"][usize::from(b) % 2].into(),
@@ -677,6 +711,8 @@ async fn random_command_sequences_replay_identically() {
         "connect_ca_leaves",
         "acl_tokens",
         "acl_roles",
+        "prepared_queries",
+        "prepared_query_sessions",
     ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }

@@ -107,8 +107,8 @@ async fn token_with(a: &TestAgent, name: &str, rules: &str) -> String {
 
 /// Data to leak: a key, a catalog node with a service and check, an agent service with a TTL
 /// check, a session, an event, a config entry, an intention and a coordinate, all named with
-/// `MARKER`. Returns the session's and the intention's IDs.
-async fn seed(a: &TestAgent) -> (String, String) {
+/// `MARKER`, and a prepared query. Returns the session's, the intention's and the query's IDs.
+async fn seed(a: &TestAgent) -> (String, String, String) {
     root(a, Method::PUT, "/v1/kv/sekrit/key", json!("v")).await;
     root(
         a,
@@ -165,11 +165,21 @@ async fn seed(a: &TestAgent) -> (String, String) {
                          "Adjustment": 0, "Height": 0.00001}}),
     )
     .await;
-    (session, intention)
+    let query = root(
+        a,
+        Method::POST,
+        "/v1/query",
+        json!({"Name": "sekrit-q", "Service": {"Service": "sekrit-web"}}),
+    )
+    .await["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (session, intention, query)
 }
 
 /// One call per route and method (more where a route has distinct checks): route, method,
-/// path and query, body. `{session}` and `{intention}` stand for the seeded IDs. The route
+/// path and query, body. `{session}`, `{intention}` and `{query}` stand for the seeded IDs. The route
 /// `/v1/agent/leave` comes last: with the management token it stops the agent.
 #[rustfmt::skip]
 const CALLS: &[(&str, &str, &str, &str)] = &[
@@ -290,6 +300,16 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/acl/info/", "GET", "/v1/acl/info/00000000-0000-0000-0000-000000000002", ""),
     ("/v1/acl/clone/", "PUT", "/v1/acl/clone/00000000-0000-0000-0000-000000000002", ""),
     ("/v1/acl/list", "GET", "/v1/acl/list", ""),
+    ("/v1/query", "GET", "/v1/query", ""),
+    ("/v1/query", "POST", "/v1/query", r#"{"Name":"sekrit-q2","Service":{"Service":"sekrit-web"}}"#),
+    // Executing is open to all, its results filtered (prepared_query's own ACL test): reading
+    // and explaining need `query:read`.
+    ("/v1/query/", "GET", "/v1/query/{query}", ""),
+    ("/v1/query/", "GET", "/v1/query/{query}/explain", ""),
+    ("/v1/query/", "PUT", "/v1/query/00000000-0000-0000-0000-000000000009", r#"{"Name":"x","Service":{"Service":"x"}}"#),
+    ("/v1/query/", "DELETE", "/v1/query/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/discovery-chain/", "GET", "/v1/discovery-chain/sekrit-web", ""),
+    ("/v1/discovery-chain/", "POST", "/v1/discovery-chain/sekrit-web", r#"{"OverrideConnectTimeout":"7s"}"#),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
 
@@ -328,7 +348,7 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
     }
 
     let (a, _cfg) = acl_agent().await;
-    let (session, intention) = seed(&a).await;
+    let (session, intention, query) = seed(&a).await;
     let limited = token_with(
         &a,
         "limited",
@@ -343,6 +363,7 @@ async fn every_route_is_enforced_for_every_kind_of_caller() {
     let expand = |p: &str| {
         p.replace("{session}", &session)
             .replace("{intention}", &intention)
+            .replace("{query}", &query)
     };
 
     for (route, method, path, body) in CALLS {

@@ -584,9 +584,8 @@ fn dns_config(
     };
     let limit = |key: &str, value: Option<i64>, default: usize| match value {
         None => Ok(default),
-        Some(v) => usize::try_from(v).map_err(|_| {
-            ConfigError::Invalid(format!("dns_config.{key}: {v} cannot be negative"))
-        }),
+        Some(v) => usize::try_from(v)
+            .map_err(|_| ConfigError::Invalid(format!("dns_config.{key}: {v} cannot be negative"))),
     };
     let recursor_strategy = match raw.recursor_strategy.as_deref() {
         None | Some("" | "sequential") => RecursorStrategy::Sequential,
@@ -599,9 +598,8 @@ fn dns_config(
     };
     let mut service_ttl = Vec::new();
     for (name, ttl) in raw.service_ttl.unwrap_or_default() {
-        let ttl = crate::duration::parse(&ttl).map_err(|e| {
-            ConfigError::Invalid(format!("dns_config.service_ttl[{name:?}]: {e}"))
-        })?;
+        let ttl = crate::duration::parse(&ttl)
+            .map_err(|e| ConfigError::Invalid(format!("dns_config.service_ttl[{name:?}]: {e}")))?;
         service_ttl.push((name, ttl));
     }
     let soa = raw.soa.unwrap_or_default();
@@ -1075,8 +1073,13 @@ impl Config {
     /// The address the DNS interface listens on (UDP and TCP), or `None` when `ports.dns`
     /// is -1.
     pub fn dns_socket(&self) -> Option<std::net::SocketAddr> {
-        (self.ports.dns >= 0)
-            .then(|| (self.dns.addr.unwrap_or(self.client_addr), self.ports.dns as u16).into())
+        (self.ports.dns >= 0).then(|| {
+            (
+                self.dns.addr.unwrap_or(self.client_addr),
+                self.ports.dns as u16,
+            )
+                .into()
+        })
     }
 
     /// This node's server RPC address (what `/v1/status/leader` reports).

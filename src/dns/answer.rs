@@ -240,12 +240,7 @@ fn target(address: &str) -> Option<Target> {
 /// name (`<node>.node.<dc>.<domain>`), the service's (when its address is the node's) or the
 /// address's (`<hex>.addr.<dc>.<domain>`, when it differs), with their address records as
 /// extras; other types get the address records named after the question.
-fn service_records(
-    ctx: &Ctx,
-    q: &Question,
-    instances: &[CheckServiceNode],
-    ttl: u32,
-) -> Sections {
+fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl: u32) -> Sections {
     let config = &ctx.config.dns;
     let mut out = Sections::default();
     let mut seen = HashSet::new();
@@ -259,9 +254,17 @@ fn service_records(
             (None, Some(node_address)) => (node_name.clone(), node_address),
             (Some(Target::Ip(ip)), _) => {
                 let name = if node.address == ip.to_string() {
-                    format!("{}.service.{}.{}", service.service, ctx.config.datacenter, q.domain)
+                    format!(
+                        "{}.service.{}.{}",
+                        service.service, ctx.config.datacenter, q.domain
+                    )
                 } else {
-                    format!("{}.addr.{}.{}", name::hex(*ip), ctx.config.datacenter, q.domain)
+                    format!(
+                        "{}.addr.{}.{}",
+                        name::hex(*ip),
+                        ctx.config.datacenter,
+                        q.domain
+                    )
                 };
                 (name, Target::Ip(*ip))
             }
@@ -269,7 +272,10 @@ fn service_records(
             (None, None) => continue,
         };
         if q.qtype == RecordType::SRV {
-            if !seen.insert(format!("{}:{}:{}", node.node, service.address, service.port)) {
+            if !seen.insert(format!(
+                "{}:{}:{}",
+                node.node, service.address, service.port
+            )) {
                 continue;
             }
             let weight = if instance.checks.iter().any(|c| c.status == WARNING) {
@@ -277,7 +283,12 @@ fn service_records(
             } else {
                 service.weights.passing
             };
-            let srv = SRV::new(1, weight.clamp(0, u16::MAX as i32) as u16, service.port, dns_name(&own_name));
+            let srv = SRV::new(
+                1,
+                weight.clamp(0, u16::MAX as i32) as u16,
+                service.port,
+                dns_name(&own_name),
+            );
             out.answers
                 .push(Record::from_rdata(dns_name(q.qname), ttl, RData::SRV(srv)));
             if let Target::Ip(ip) = address {
@@ -343,7 +354,8 @@ fn node_records(
     name: &str,
 ) -> Result<Sections, Miss> {
     let config = &ctx.config.dns;
-    let Some(node) = catalog::get_node(r, name)?.filter(|n| authorizer.node_read(&n.node).is_allow())
+    let Some(node) =
+        catalog::get_node(r, name)?.filter(|n| authorizer.node_read(&n.node).is_allow())
     else {
         return Err(Miss::NameError);
     };

@@ -127,8 +127,7 @@ fn refused(request: &Message) -> Message {
 }
 
 fn server_failure(request: &Message, config: &DnsConfig) -> Message {
-    let mut response =
-        Message::error_msg(request.id(), request.op_code(), ResponseCode::ServFail);
+    let mut response = Message::error_msg(request.id(), request.op_code(), ResponseCode::ServFail);
     response
         .set_recursion_desired(request.recursion_desired())
         .set_recursion_available(!config.recursors.is_empty());
@@ -156,14 +155,21 @@ fn encode(message: &Message, config: &DnsConfig) -> Vec<u8> {
 /// trimTCPResponse): over UDP at most `udp_answer_limit` (and 8) answers in a 512-byte reply,
 /// and never more bytes than 512, the EDNS size or 64 KiB allow; the extras follow the SRV
 /// answers kept. Returns whether answers were dropped.
-fn trim(response: &mut Message, request: &Message, transport: Transport, config: &DnsConfig) -> bool {
+fn trim(
+    response: &mut Message,
+    request: &Message,
+    transport: Transport,
+    config: &DnsConfig,
+) -> bool {
     let before = response.answers().len();
     let max_size = match transport {
         Transport::Udp => {
             let size = request
                 .extensions()
                 .as_ref()
-                .map_or(DEFAULT_UDP_SIZE, |e| (e.max_payload() as usize).max(DEFAULT_UDP_SIZE))
+                .map_or(DEFAULT_UDP_SIZE, |e| {
+                    (e.max_payload() as usize).max(DEFAULT_UDP_SIZE)
+                })
                 .min(MAX_UDP_SIZE);
             if size == DEFAULT_UDP_SIZE {
                 let limit = config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
@@ -178,7 +184,10 @@ fn trim(response: &mut Message, request: &Message, transport: Transport, config:
     };
     let extras = response.additionals().to_vec();
     let all_answers = response.answers().to_vec();
-    if encode(response, config).len() > max_size && all_answers.len() > 1 {
+    if all_answers.len() < before {
+        keep_answers(response, &all_answers, all_answers.len(), &extras);
+    }
+    if all_answers.len() > 1 && encode(response, config).len() > max_size {
         response.name_servers_mut().clear();
         // The most answers that fit: a binary search over the answer count.
         let (mut fits, mut too_many) = (1, all_answers.len());
@@ -192,8 +201,6 @@ fn trim(response: &mut Message, request: &Message, transport: Transport, config:
             }
         }
         keep_answers(response, &all_answers, fits, &extras);
-    } else if response.answers().len() < before {
-        keep_answers(response, &all_answers, all_answers.len(), &extras);
     }
     response.answers().len() < before
 }
@@ -253,10 +260,7 @@ pub async fn serve(ctx: Ctx, addr: SocketAddr) -> std::io::Result<DnsServer> {
         .map(|_| tokio::spawn(serve_udp(ctx.clone(), udp.clone())))
         .collect();
     tasks.push(tokio::spawn(serve_tcp(ctx, tcp)));
-    Ok(DnsServer {
-        addr: bound,
-        tasks,
-    })
+    Ok(DnsServer { addr: bound, tasks })
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {

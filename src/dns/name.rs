@@ -118,7 +118,10 @@ fn lookup(front: &str) -> Lookup {
                 // RFC 2782: `_<service>._<tag or protocol>`; `_tcp` filters nothing.
                 [service, tag] if service.starts_with('_') && tag.starts_with('_') => {
                     let tag = &tag[1..];
-                    (service[1..].to_string(), (tag != "tcp").then(|| tag.to_string()))
+                    (
+                        service[1..].to_string(),
+                        (tag != "tcp").then(|| tag.to_string()),
+                    )
                 }
                 [name] => (name.to_string(), None),
                 [tag @ .., name] => (name.to_string(), Some(tag.join("."))),
@@ -235,7 +238,10 @@ mod tests {
     #[test]
     fn service_names_in_every_form() {
         use ServiceKind::*;
-        assert_eq!(inside("web.service.consul"), service("web", None, Plain, None));
+        assert_eq!(
+            inside("web.service.consul"),
+            service("web", None, Plain, None)
+        );
         assert_eq!(
             inside("Web.Service.DC1.consul."),
             service("web", None, Plain, Some("dc1"))
@@ -248,13 +254,22 @@ mod tests {
             inside("a.b.web.service.consul."),
             service("web", Some("a.b"), Plain, None)
         );
-        assert_eq!(inside("_web._tcp.service.consul."), service("web", None, Plain, None));
+        assert_eq!(
+            inside("_web._tcp.service.consul."),
+            service("web", None, Plain, None)
+        );
         assert_eq!(
             inside("_web._v1.service.consul."),
             service("web", Some("v1"), Plain, None)
         );
-        assert_eq!(inside("web.connect.consul."), service("web", None, Connect, None));
-        assert_eq!(inside("web.ingress.example.net."), service("web", None, Ingress, None));
+        assert_eq!(
+            inside("web.connect.consul."),
+            service("web", None, Connect, None)
+        );
+        assert_eq!(
+            inside("web.ingress.example.net."),
+            service("web", None, Ingress, None)
+        );
         assert_eq!(inside("service.consul."), Lookup::Unknown);
         assert_eq!(inside("web.service.a.b.c.consul."), Lookup::Unknown);
     }

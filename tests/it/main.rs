@@ -17,6 +17,7 @@ mod clients;
 mod config_entries;
 mod connect_ca;
 mod determinism;
+mod dns;
 mod intentions;
 mod kv;
 mod process;

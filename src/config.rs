@@ -1412,4 +1412,111 @@ mod tests {
         assert_eq!(cfg.datacenter, "two");
         assert_eq!(cfg.services.len(), 1);
     }
+
+    fn dns_of(hcl: &str) -> Result<DnsConfig, ConfigError> {
+        load(AgentFlags {
+            dev: Some(true),
+            hcl: vec![hcl.into()],
+            ..Default::default()
+        })
+        .map(|c| c.dns)
+    }
+
+    #[test]
+    fn dns_defaults_are_consuls() {
+        let dns = dns_of("").unwrap();
+        assert_eq!((dns.domain.as_str(), dns.alt_domain), ("consul.", None));
+        assert!(dns.recursors.is_empty());
+        assert_eq!(dns.recursor_strategy, RecursorStrategy::Sequential);
+        assert_eq!(dns.recursor_timeout, Duration::from_secs(2));
+        assert!(dns.allow_stale && dns.node_meta_txt);
+        assert!(!dns.only_passing && !dns.enable_truncate && !dns.disable_compression);
+        assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (3, 0));
+        assert_eq!(dns.node_ttl, Duration::ZERO);
+        assert_eq!(
+            dns.soa,
+            SoaConfig {
+                refresh: 3600,
+                retry: 600,
+                expire: 86400,
+                min_ttl: 0
+            }
+        );
+    }
+
+    #[test]
+    fn dns_keys_from_json_and_hcl() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = write(
+            dir.path(),
+            "dns.json",
+            r#"{"data_dir":"/d","domain":"Example.","alt_domain":"alt.test","recursors":["10.0.0.53","[::1]:5353"],
+                "addresses":{"dns":"127.0.0.2"},"ports":{"dns":8653},
+                "dns_config":{"only_passing":true,"node_ttl":"5s","service_ttl":{"*":"1s","web":"9s","we*":"3s"},
+                              "recursor_strategy":"random","soa":{"min_ttl":7},"udp_answer_limit":4}}"#,
+        );
+        let cfg = load(AgentFlags {
+            config_file: vec![json],
+            hcl: vec!["dns_config {\n enable_truncate = true\n a_record_limit = 2\n}".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let dns = &cfg.dns;
+        assert_eq!(dns.domain, "example.");
+        assert_eq!(dns.alt_domain.as_deref(), Some("alt.test."));
+        assert_eq!(
+            dns.recursors,
+            vec![
+                "10.0.0.53:53".parse().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(cfg.dns_socket(), Some("127.0.0.2:8653".parse().unwrap()));
+        assert!(dns.only_passing && dns.enable_truncate);
+        assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (4, 2));
+        assert_eq!(dns.recursor_strategy, RecursorStrategy::Random);
+        assert_eq!(dns.soa.min_ttl, 7);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(dns.service_ttl("web"), secs(9));
+        assert_eq!(dns.service_ttl("webapp"), secs(3));
+        assert_eq!(dns.service_ttl("db"), secs(1));
+    }
+
+    #[test]
+    fn dns_bad_values_are_named() {
+        for (hcl, expected) in [
+            (
+                "recursors = [\"dns.example\"]",
+                "recursors: invalid recursor address \"dns.example\"",
+            ),
+            (
+                "dns_config {\n recursor_strategy = \"fastest\"\n}",
+                "dns_config.recursor_strategy: \"fastest\" is neither",
+            ),
+            (
+                "dns_config {\n udp_answer_limit = -1\n}",
+                "dns_config.udp_answer_limit: -1 cannot be negative",
+            ),
+            (
+                "dns_config {\n node_ttl = \"soon\"\n}",
+                "dns_config.node_ttl: time: invalid duration",
+            ),
+            (
+                "dns_config {\n service_ttl = { web = \"x\" }\n}",
+                "dns_config.service_ttl[\"web\"]: time: invalid duration",
+            ),
+            (
+                "domain = \"bad domain\"",
+                "domain: \"bad domain\" is not a valid DNS domain",
+            ),
+            (
+                "alt_domain = \"consul\"",
+                "alt_domain: \"consul.\" cannot be the same as domain",
+            ),
+            ("dns_config {\n colour = 1\n}", "unknown field `colour`"),
+        ] {
+            let err = dns_of(hcl).unwrap_err().to_string();
+            assert!(err.contains(expected), "{hcl}: {err}");
+        }
+    }
 }

@@ -112,11 +112,12 @@ http PUT /v1/catalog/register '{"Node": "db-1", "Address": "10.0.0.9",
 DIG=(dig @127.0.0.1 -p "$DNS_PORT" +short +time=2 +tries=1)
 # The lines of a command's output joined by spaces, ordered by their third field (a port).
 by_port() { "$@" | sort -k3 -n | tr '\n' ' ' | sed 's/ $//'; }
+read -r LOW_PORT HIGH_PORT <<<"$(printf '%s\n' "$WEB1_PORT" "$WEB2_PORT" | sort -n | tr '\n' ' ')"
 
 # --- dig -----------------------------------------------------------------------------------------
 eventually "dig web.service.consul" "127.0.0.1" "${DIG[@]}" web.service.consul
 check "dig -t SRV _web._tcp.service.consul" \
-    "1 1 $WEB1_PORT web.service.dc1.consul. 1 1 $WEB2_PORT web.service.dc1.consul." \
+    "1 1 $LOW_PORT web.service.dc1.consul. 1 1 $HIGH_PORT web.service.dc1.consul." \
     "$(by_port "${DIG[@]}" -t SRV _web._tcp.service.consul)"
 check "dig -t SRV v2.web.service.consul" "1 1 $WEB2_PORT web.service.dc1.consul." \
     "$("${DIG[@]}" -t SRV v2.web.service.consul)"
@@ -170,7 +171,7 @@ PIDS+=($!)
 UNBOUND_DIG=(dig @127.0.0.1 -p "$UNBOUND_PORT" +short +time=2 +tries=1)
 eventually "unbound: web.service.consul" "127.0.0.1" "${UNBOUND_DIG[@]}" web.service.consul
 check "unbound: db-1.node.consul" "10.0.0.9" "$("${UNBOUND_DIG[@]}" db-1.node.consul)"
-check "unbound: SRV _web._tcp.service.consul" "$WEB1_PORT $WEB2_PORT" \
+check "unbound: SRV _web._tcp.service.consul" "$LOW_PORT $HIGH_PORT" \
     "$(by_port "${UNBOUND_DIG[@]}" -t SRV _web._tcp.service.consul | awk '{print $3, $7}')"
 
 # --- HAProxy on the SRV records ------------------------------------------------------------------

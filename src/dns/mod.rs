@@ -74,9 +74,7 @@ pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<V
             response.insert_answers(sections.answers);
             response.insert_name_servers(sections.authority);
             response.insert_additionals(sections.additionals);
-            if trim(&mut response, &request, transport, config) && config.enable_truncate {
-                response.set_truncated(true);
-            }
+            return Some(encode_fitting(&mut response, &request, transport, config));
         }
         Err(miss @ (Miss::NameError | Miss::NoData)) => {
             if matches!(miss, Miss::NameError) {
@@ -151,18 +149,17 @@ fn encode(message: &Message, config: &DnsConfig) -> Vec<u8> {
     buffer
 }
 
-/// Cuts the answers to what the transport carries (Consul's trimUDPResponse and
-/// trimTCPResponse): over UDP at most `udp_answer_limit` (and 8) answers in a 512-byte reply,
-/// and never more bytes than 512, the EDNS size or 64 KiB allow; the extras follow the SRV
-/// answers kept. Returns whether answers were dropped.
-fn trim(
+/// The reply's wire form, its answers cut to what the transport carries (Consul's
+/// trimUDPResponse and trimTCPResponse): over UDP at most `udp_answer_limit` (and 8) answers in
+/// a 512-byte reply, and never more bytes than 512, the EDNS size or 64 KiB allow; the extras
+/// follow the SRV answers kept, and `enable_truncate` sets the TC bit on a cut reply.
+fn encode_fitting(
     response: &mut Message,
     request: &Message,
     transport: Transport,
     config: &DnsConfig,
-) -> bool {
-    let before = response.answers().len();
-    let max_size = match transport {
+) -> Vec<u8> {
+    let (max_size, answer_limit) = match transport {
         Transport::Udp => {
             let size = request
                 .extensions()
@@ -171,38 +168,48 @@ fn trim(
                     (e.max_payload() as usize).max(DEFAULT_UDP_SIZE)
                 })
                 .min(MAX_UDP_SIZE);
-            if size == DEFAULT_UDP_SIZE {
-                let limit = config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT);
-                if before > limit {
-                    response.answers_mut().truncate(limit);
-                }
-            }
+            let limit = (size == DEFAULT_UDP_SIZE)
+                .then(|| config.udp_answer_limit.min(MAX_UDP_ANSWER_LIMIT));
             // Room for the UDP header, as Consul leaves.
-            size - 8
+            (size - 8, limit)
         }
-        Transport::Tcp => MAX_TCP_SIZE,
+        Transport::Tcp => (MAX_TCP_SIZE, None),
     };
+    let count = response.answers().len();
+    let over_limit = answer_limit.is_some_and(|limit| count > limit);
+    if !over_limit {
+        let encoded = encode(response, config);
+        if encoded.len() <= max_size || count <= 1 {
+            return encoded;
+        }
+    }
+    // Something must go: work from copies of the full sections.
     let extras = response.additionals().to_vec();
     let all_answers = response.answers().to_vec();
-    if all_answers.len() < before {
-        keep_answers(response, &all_answers, all_answers.len(), &extras);
-    }
-    if all_answers.len() > 1 && encode(response, config).len() > max_size {
-        response.name_servers_mut().clear();
-        // The most answers that fit: a binary search over the answer count.
-        let (mut fits, mut too_many) = (1, all_answers.len());
-        while too_many - fits > 1 {
-            let mid = (fits + too_many) / 2;
-            keep_answers(response, &all_answers, mid, &extras);
-            if encode(response, config).len() <= max_size {
-                fits = mid;
-            } else {
-                too_many = mid;
-            }
+    response.set_truncated(config.enable_truncate);
+    let mut kept = count;
+    if let Some(limit) = answer_limit.filter(|_| over_limit) {
+        kept = limit;
+        keep_answers(response, &all_answers, kept, &extras);
+        let encoded = encode(response, config);
+        if encoded.len() <= max_size || kept <= 1 {
+            return encoded;
         }
-        keep_answers(response, &all_answers, fits, &extras);
     }
-    response.answers().len() < before
+    response.name_servers_mut().clear();
+    // The most answers that fit: a binary search over the answer count.
+    let (mut fits, mut too_many) = (1, kept);
+    while too_many - fits > 1 {
+        let mid = (fits + too_many) / 2;
+        keep_answers(response, &all_answers, mid, &extras);
+        if encode(response, config).len() <= max_size {
+            fits = mid;
+        } else {
+            too_many = mid;
+        }
+    }
+    keep_answers(response, &all_answers, fits, &extras);
+    encode(response, config)
 }
 
 /// Keeps the first `count` answers and the extras that back the SRV targets among them.

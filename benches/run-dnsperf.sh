@@ -16,7 +16,11 @@
 #
 # Knobs (environment): SERVICES (default 1000), INSTANCES (default 3), DURATION (seconds,
 # default 20), CLIENTS (dnsperf -c, default 8), THREADS (dnsperf -T, default 2), SRV_SHARE
-# (percent of SRV questions, default 50), BENCH_DIR (default /tmp), LEGATE_BIN (skip the build).
+# (percent of SRV questions, default 50), OUTSTANDING (dnsperf -q, questions in flight, default
+# 100), RATE (dnsperf -Q, questions per second to ask, default as fast as answered), BENCH_DIR
+# (default /tmp), LEGATE_BIN (skip the build). The agent's CPU time during the run is reported
+# too, as CPU microseconds per answer: on a shared machine it tells the cost of an answer apart
+# from the CPU the other programs leave.
 set -euo pipefail
 
 SERVICES=${SERVICES:-1000}
@@ -25,6 +29,8 @@ DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
 SRV_SHARE=${SRV_SHARE:-50}
+OUTSTANDING=${OUTSTANDING:-100}
+RATE=${RATE:-}
 
 cd "$(dirname "$0")/.."
 source "$(dirname "$0")/lib.sh"
@@ -92,9 +98,14 @@ if rcode != 0 or answers != 3:
     sys.exit(f"warm-up: rcode {rcode}, {answers} answers (expected NOERROR with 3)")
 PY
 
+# The agent's CPU time (user + system clock ticks), to tell its cost per answer apart from
+# what the other programs on this machine leave it.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
+CPU_BEFORE=$(cpu_ticks)
 log "dnsperf: ${DURATION}s, $CLIENTS clients, $THREADS threads, ${SRV_SHARE}% SRV"
 dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/queries.txt" -l "$DURATION" -c "$CLIENTS" \
-    -T "$THREADS" -t 2 -v >"$WORK/dnsperf.out" 2>&1 || { tail -n 30 "$WORK/dnsperf.out"; die "dnsperf failed"; }
+    -T "$THREADS" -q "$OUTSTANDING" ${RATE:+-Q "$RATE"} -t 2 -v >"$WORK/dnsperf.out" 2>&1 || { tail -n 30 "$WORK/dnsperf.out"; die "dnsperf failed"; }
+CPU_AFTER=$(cpu_ticks)
 sed -n '/Statistics:/,$p' "$WORK/dnsperf.out"
 
 # Verbose lines are "> RCODE name type latency"; timeouts report "T" instead of an RCODE.
@@ -107,11 +118,13 @@ read -r P50 P90 P99 P999 MAX < <(awk '$1 == "NOERROR" {print $2}' "$WORK/replies
     }
     function q(p,   i) { i = int(NR * p + 0.999999); if (i < 1) i = 1; printf "%.3f ", v[i] * 1000 }')
 stat() { sed -n "s/^ *$1: *\([0-9.]*\).*/\1/p" "$WORK/dnsperf.out" | head -n1; }
+CPU_SECONDS=$(awk -v t=$((CPU_AFTER - CPU_BEFORE)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
+US_PER_ANSWER=$(awk -v c="$CPU_SECONDS" -v n="$(stat 'Queries completed')" 'BEGIN {if (n > 0) printf("%.1f", c * 1e6 / n); else print "-"}')
 
 echo
-echo "| services x instances | questions | answered | lost | non-NOERROR | qps | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-echo "| $SERVICES x $INSTANCES | $(stat 'Queries sent') | $(stat 'Queries completed') | $(stat 'Queries lost') | $BAD | $(stat 'Queries per second') | $P50 | $P90 | $P99 | $P999 | $MAX |"
+echo "| services x instances | questions | answered | lost | non-NOERROR | qps | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | agent CPU s | agent CPU µs/answer |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| $SERVICES x $INSTANCES | $(stat 'Queries sent') | $(stat 'Queries completed') | $(stat 'Queries lost') | $BAD | $(stat 'Queries per second') | $P50 | $P90 | $P99 | $P999 | $MAX | $CPU_SECONDS | $US_PER_ANSWER |"
 echo
-echo "(agent and dnsperf share this machine's $(nproc) cores; ${SRV_SHARE}% SRV, $CLIENTS clients, $THREADS dnsperf threads, ${DURATION}s)"
+echo "(agent and dnsperf share this machine's $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg); ${SRV_SHARE}% SRV, $CLIENTS clients, $THREADS dnsperf threads, at most $OUTSTANDING questions outstanding${RATE:+, $RATE qps asked}, ${DURATION}s)"
 [ "$BAD" -eq 0 ] || die "$BAD replies were not NOERROR"

@@ -45,8 +45,10 @@ impl From<StoreError> for Miss {
 
 /// What one question is answered with: the lookup its name spells, asked as `qtype`.
 pub struct Question<'a> {
-    /// The question name in lower case with its final dot: answers are named after it.
+    /// The question name in lower case with its final dot.
     pub qname: &'a str,
+    /// The same, as answers are named.
+    pub owner: &'a Name,
     pub qtype: RecordType,
     /// The domain answers are named in (`consul.` or `alt_domain`).
     pub domain: &'a str,
@@ -137,12 +139,12 @@ fn node_fqdn(ctx: &Ctx, node: &str, domain: &str) -> String {
     format!("{node}.node.{}.{domain}", ctx.config.datacenter)
 }
 
-fn ip_record(name: &str, ip: IpAddr, ttl: u32) -> Record {
+fn ip_record(name: Name, ip: IpAddr, ttl: u32) -> Record {
     let rdata = match ip {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
-    Record::from_rdata(dns_name(name), ttl, rdata)
+    Record::from_rdata(name, ttl, rdata)
 }
 
 /// Whether an address record fits an explicit question type (else it goes to the extras).
@@ -243,7 +245,8 @@ fn target(address: &str) -> Option<Target> {
 fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl: u32) -> Sections {
     let config = &ctx.config.dns;
     let mut out = Sections::default();
-    let mut seen = HashSet::new();
+    let mut seen_targets = HashSet::new();
+    let mut seen_addresses = HashSet::new();
     let mut counted = 0;
     let mut first_cname = None;
     for instance in instances {
@@ -272,10 +275,7 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
             (None, None) => continue,
         };
         if q.qtype == RecordType::SRV {
-            if !seen.insert(format!(
-                "{}:{}:{}",
-                node.node, service.address, service.port
-            )) {
+            if !seen_targets.insert((node.node.as_str(), service.address.as_str(), service.port)) {
                 continue;
             }
             let weight = if instance.checks.iter().any(|c| c.status == WARNING) {
@@ -290,9 +290,9 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
                 dns_name(&own_name),
             );
             out.answers
-                .push(Record::from_rdata(dns_name(q.qname), ttl, RData::SRV(srv)));
+                .push(Record::from_rdata(q.owner.clone(), ttl, RData::SRV(srv)));
             if let Target::Ip(ip) = address {
-                out.additionals.push(ip_record(&own_name, ip, ttl));
+                out.additionals.push(ip_record(dns_name(&own_name), ip, ttl));
             }
             if config.node_meta_txt {
                 out.additionals.extend(meta_txt(&node_name, node, ttl));
@@ -302,21 +302,20 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
         let record = match address {
             Target::Ip(ip) if !may_return(q.qtype, ip) => continue,
             Target::Ip(ip) if !asked_for(q.qtype, ip) => {
-                out.additionals.push(ip_record(q.qname, ip, ttl));
+                out.additionals.push(ip_record(q.owner.clone(), ip, ttl));
                 continue;
             }
-            Target::Ip(ip) => ip_record(q.qname, ip, ttl),
+            // Answers all carry the question's name: the address tells duplicates apart.
+            Target::Ip(ip) if !seen_addresses.insert(ip) => continue,
+            Target::Ip(ip) => ip_record(q.owner.clone(), ip, ttl),
             Target::Host(host) => {
                 // A CNAME answers only when no instance has an address record.
                 first_cname.get_or_insert_with(|| {
-                    Record::from_rdata(dns_name(q.qname), ttl, RData::CNAME(CNAME(dns_name(&host))))
+                    Record::from_rdata(q.owner.clone(), ttl, RData::CNAME(CNAME(dns_name(&host))))
                 });
                 continue;
             }
         };
-        if !seen.insert(record.to_string()) {
-            continue;
-        }
         out.answers.push(record);
         counted += 1;
         if counted == config.a_record_limit {
@@ -363,7 +362,7 @@ fn node_records(
     let mut out = Sections::default();
     match target(&node.address) {
         Some(Target::Ip(ip)) if may_return(q.qtype, ip) => {
-            let record = ip_record(q.qname, ip, ttl);
+            let record = ip_record(q.owner.clone(), ip, ttl);
             if asked_for(q.qtype, ip) {
                 out.answers.push(record);
             } else {
@@ -371,7 +370,7 @@ fn node_records(
             }
         }
         Some(Target::Host(host)) => out.answers.push(Record::from_rdata(
-            dns_name(q.qname),
+            q.owner.clone(),
             ttl,
             RData::CNAME(CNAME(dns_name(&host))),
         )),
@@ -388,7 +387,7 @@ fn node_records(
 
 /// `<hex>.addr`: the address itself.
 fn addr_records(config: &DnsConfig, q: &Question, ip: IpAddr) -> Sections {
-    let record = ip_record(q.qname, ip, seconds(config.node_ttl));
+    let record = ip_record(q.owner.clone(), ip, seconds(config.node_ttl));
     let mut out = Sections::default();
     if asked_for(q.qtype, ip) {
         out.answers.push(record);
@@ -434,7 +433,7 @@ fn ptr_records(
     let mut out = Sections::default();
     out.answers = targets
         .iter()
-        .map(|t| Record::from_rdata(dns_name(q.qname), 0, RData::PTR(PTR(dns_name(t)))))
+        .map(|t| Record::from_rdata(q.owner.clone(), 0, RData::PTR(PTR(dns_name(t)))))
         .collect();
     Ok(out)
 }
@@ -484,7 +483,7 @@ fn domain_records(ctx: &Ctx, r: &ReadTx, q: &Question) -> Result<Sections, Miss>
         } else {
             out.authority.push(ns);
         }
-        out.additionals.push(ip_record(&fqdn, ip, ttl));
+        out.additionals.push(ip_record(dns_name(&fqdn), ip, ttl));
     }
     Ok(out)
 }

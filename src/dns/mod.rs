@@ -61,10 +61,12 @@ pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<V
             None => encode(&server_failure(&request, config), config),
         });
     };
-    let mut response = reply(&request, &qname, query.query_type(), config);
+    let owner = Name::from_ascii(&qname).unwrap_or_else(|_| query.name().clone());
+    let mut response = reply(&request, &owner, query.query_type(), config);
     response.set_authoritative(true);
     let question = answer::Question {
         qname: &qname,
+        owner: &owner,
         qtype: query.query_type(),
         domain: &domain,
         lookup: &lookup,
@@ -92,7 +94,7 @@ pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<V
 
 /// The reply skeleton: the request's ID, opcode, RD and CD bits and question (its name in
 /// lower case, as Consul answers), EDNS echoed when asked, RA when recursors are set.
-fn reply(request: &Message, qname: &str, qtype: RecordType, config: &DnsConfig) -> Message {
+fn reply(request: &Message, owner: &Name, qtype: RecordType, config: &DnsConfig) -> Message {
     let mut response = Message::new();
     response
         .set_id(request.id())
@@ -102,8 +104,7 @@ fn reply(request: &Message, qname: &str, qtype: RecordType, config: &DnsConfig) 
         .set_checking_disabled(request.checking_disabled())
         .set_recursion_available(!config.recursors.is_empty());
     if let Some(first) = request.queries().first() {
-        let name = Name::from_ascii(qname).unwrap_or_else(|_| first.name().clone());
-        let mut query = Query::query(name, qtype);
+        let mut query = Query::query(owner.clone(), qtype);
         query.set_query_class(first.query_class());
         response.add_query(query);
     }

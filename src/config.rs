@@ -209,10 +209,11 @@ impl DnsConfig {
         for (key, ttl) in &self.service_ttl {
             match key.strip_suffix('*') {
                 None if key == service => return Some(*ttl),
-                Some(prefix) if service.starts_with(prefix) => {
-                    if best.is_none_or(|(len, _)| prefix.len() >= len) {
-                        best = Some((prefix.len(), *ttl));
-                    }
+                Some(prefix)
+                    if service.starts_with(prefix)
+                        && best.is_none_or(|(len, _)| prefix.len() >= len) =>
+                {
+                    best = Some((prefix.len(), *ttl));
                 }
                 _ => {}
             }

@@ -292,7 +292,8 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
             out.answers
                 .push(Record::from_rdata(q.owner.clone(), ttl, RData::SRV(srv)));
             if let Target::Ip(ip) = address {
-                out.additionals.push(ip_record(dns_name(&own_name), ip, ttl));
+                out.additionals
+                    .push(ip_record(dns_name(&own_name), ip, ttl));
             }
             if config.node_meta_txt {
                 out.additionals.extend(meta_txt(&node_name, node, ttl));
@@ -430,12 +431,13 @@ fn ptr_records(
     if targets.is_empty() {
         return Err(Miss::NameError);
     }
-    let mut out = Sections::default();
-    out.answers = targets
-        .iter()
-        .map(|t| Record::from_rdata(q.owner.clone(), 0, RData::PTR(PTR(dns_name(t)))))
-        .collect();
-    Ok(out)
+    Ok(Sections {
+        answers: targets
+            .iter()
+            .map(|t| Record::from_rdata(q.owner.clone(), 0, RData::PTR(PTR(dns_name(t)))))
+            .collect(),
+        ..Default::default()
+    })
 }
 
 /// The domain's SOA record (also the authority of a negative answer).

@@ -126,6 +126,15 @@ async fn ask(
     reply
 }
 
+/// `ask` over UDP without EDNS, as most of these questions go.
+async fn ask_udp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    ask(addr, name, qtype, Protocol::Udp, None).await
+}
+
+async fn ask_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    ask(addr, name, qtype, Protocol::Tcp, None).await
+}
+
 fn texts(records: &[Record]) -> BTreeSet<String> {
     records
         .iter()
@@ -161,92 +170,68 @@ async fn dns_every_name_form_over_udp_and_tcp() {
     let a = agent(&["alt_domain = \"alt.test\""]).await;
     catalog(&a).await;
     let addr = a.dns_addr();
+    let both: &[&str] = &["10.0.0.1", "10.0.1.2"];
+    let v6_ptr = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    let expectations: &[(&str, RecordType, &[&str])] = &[
+        ("web.service.consul.", RecordType::A, both),
+        ("WEB.service.dc1.consul.", RecordType::A, both),
+        ("web.service.dc1.dc.consul.", RecordType::A, both),
+        ("web.service.alt.test.", RecordType::A, both),
+        ("v1.web.service.consul.", RecordType::A, &["10.0.0.1"]),
+        (
+            "_web._tcp.service.consul.",
+            RecordType::SRV,
+            &[
+                "1 1 8080 n1.node.dc1.consul.",
+                "1 1 9090 0a000102.addr.dc1.consul.",
+            ],
+        ),
+        (
+            "_web._v2.service.dc1.consul.",
+            RecordType::SRV,
+            &["1 1 9090 0a000102.addr.dc1.consul."],
+        ),
+        // A service at its node's address is named after the service, as Consul's.
+        (
+            "db.service.consul.",
+            RecordType::SRV,
+            &["1 1 5432 db.service.dc1.consul."],
+        ),
+        ("n1.node.consul.", RecordType::A, &["10.0.0.1"]),
+        ("n1.node.dc1.consul.", RecordType::TXT, &["rack=r1"]),
+        ("v6.node.consul.", RecordType::AAAA, &["2001:db8::5"]),
+        ("0a000001.addr.dc1.consul.", RecordType::A, &["10.0.0.1"]),
+        (
+            "20010db8000000000000000000000001.addr.consul.",
+            RecordType::AAAA,
+            &["2001:db8::1"],
+        ),
+        (
+            "1.0.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            &["n1.node.dc1.consul."],
+        ),
+        (
+            "2.1.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            &["web.service.dc1.consul."],
+        ),
+        (v6_ptr, RecordType::PTR, &["v6.node.dc1.consul."]),
+    ];
     for protocol in [Protocol::Udp, Protocol::Tcp] {
         let r = resolver(addr, protocol);
-        let both = set(&["10.0.0.1", "10.0.1.2"]);
-        assert_eq!(lookup(&r, "web.service.consul.", RecordType::A).await, both);
-        assert_eq!(
-            lookup(&r, "WEB.service.dc1.consul.", RecordType::A).await,
-            both
-        );
-        assert_eq!(
-            lookup(&r, "web.service.dc1.dc.consul.", RecordType::A).await,
-            both
-        );
-        assert_eq!(
-            lookup(&r, "web.service.alt.test.", RecordType::A).await,
-            both
-        );
-        assert_eq!(
-            lookup(&r, "v1.web.service.consul.", RecordType::A).await,
-            set(&["10.0.0.1"])
-        );
-        assert_eq!(
-            lookup(&r, "_web._tcp.service.consul.", RecordType::SRV).await,
-            set(&[
-                "1 1 8080 n1.node.dc1.consul.",
-                "1 1 9090 0a000102.addr.dc1.consul."
-            ])
-        );
-        assert_eq!(
-            lookup(&r, "_web._v2.service.dc1.consul.", RecordType::SRV).await,
-            set(&["1 1 9090 0a000102.addr.dc1.consul."])
-        );
-        // A service at its node's address is named after the service, as Consul's.
-        assert_eq!(
-            lookup(&r, "db.service.consul.", RecordType::SRV).await,
-            set(&["1 1 5432 db.service.dc1.consul."])
-        );
-        assert_eq!(
-            lookup(&r, "n1.node.consul.", RecordType::A).await,
-            set(&["10.0.0.1"])
-        );
-        assert_eq!(
-            lookup(&r, "n1.node.dc1.consul.", RecordType::TXT).await,
-            set(&["rack=r1"])
-        );
-        assert_eq!(
-            lookup(&r, "v6.node.consul.", RecordType::AAAA).await,
-            set(&["2001:db8::5"])
-        );
-        assert_eq!(
-            lookup(&r, "0a000001.addr.dc1.consul.", RecordType::A).await,
-            set(&["10.0.0.1"])
-        );
-        assert_eq!(
-            lookup(
-                &r,
-                "20010db8000000000000000000000001.addr.consul.",
-                RecordType::AAAA
-            )
-            .await,
-            set(&["2001:db8::1"])
-        );
-        assert_eq!(
-            lookup(&r, "1.0.0.10.in-addr.arpa.", RecordType::PTR).await,
-            set(&["n1.node.dc1.consul."])
-        );
-        assert_eq!(
-            lookup(&r, "2.1.0.10.in-addr.arpa.", RecordType::PTR).await,
-            set(&["web.service.dc1.consul."])
-        );
-        let v6 = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
-        assert_eq!(
-            lookup(&r, v6, RecordType::PTR).await,
-            set(&["v6.node.dc1.consul."])
-        );
+        for (name, qtype, expected) in expectations {
+            assert_eq!(
+                lookup(&r, name, *qtype).await,
+                set(expected),
+                "{name} {qtype} {protocol:?}"
+            );
+        }
     }
 
     // SRV extras: the targets' addresses and the nodes' meta (enable_additional_node_meta_txt
     // is on by default).
-    let reply = ask(
-        addr,
-        "web.service.consul.",
-        RecordType::SRV,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "web.service.consul.", RecordType::SRV).await;
     assert!(reply.authoritative());
     assert_eq!(
         texts(reply.additionals()),
@@ -257,14 +242,7 @@ async fn dns_every_name_form_over_udp_and_tcp() {
         ])
     );
     // ANY on a node: its address and meta.
-    let reply = ask(
-        addr,
-        "n1.node.consul.",
-        RecordType::ANY,
-        Protocol::Tcp,
-        None,
-    )
-    .await;
+    let reply = ask_tcp(addr, "n1.node.consul.", RecordType::ANY).await;
     assert_eq!(
         texts(reply.answers()),
         set(&["n1.node.consul. A 10.0.0.1", "n1.node.consul. TXT rack=r1"])
@@ -369,50 +347,35 @@ async fn dns_answers_only_healthy_instances() {
     )
     .await;
     let addr = a.dns_addr();
-    let answers = |reply: Message| (reply.response_code(), reply.answers().len());
-    wait_for(addr, "maint.service.consul.", |m| {
-        answers(m) == (ResponseCode::NoError, 1)
-    })
-    .await;
-    assert_eq!(
-        a.put("/v1/agent/service/maintenance/maint?enable=true", "")
-            .await
-            .status(),
-        200
-    );
-    wait_for(addr, "maint.service.consul.", |m| {
-        m.response_code() == ResponseCode::NXDomain
-    })
-    .await;
-    a.put("/v1/agent/service/maintenance/maint?enable=false", "")
-        .await;
-    wait_for(addr, "maint.service.consul.", |m| {
-        answers(m) == (ResponseCode::NoError, 1)
-    })
-    .await;
-    assert_eq!(
-        a.put("/v1/agent/maintenance?enable=true", "")
-            .await
-            .status(),
-        200
-    );
-    wait_for(addr, "maint.service.consul.", |m| {
-        m.response_code() == ResponseCode::NXDomain
-    })
-    .await;
+    wait_for(addr, "maint.service.consul.", true).await;
+    for (path, answered) in [
+        ("/v1/agent/service/maintenance/maint?enable=true", false),
+        ("/v1/agent/service/maintenance/maint?enable=false", true),
+        ("/v1/agent/maintenance?enable=true", false),
+    ] {
+        assert_eq!(a.put(path, "").await.status(), 200, "{path}");
+        wait_for(addr, "maint.service.consul.", answered).await;
+    }
 }
 
-/// Asks `name` (A, UDP) until `done` holds for the reply (at most 10 s): the agent's own
-/// registrations reach the catalog through its sync.
-async fn wait_for(addr: SocketAddr, name: &str, done: impl Fn(Message) -> bool) {
+/// Asks `name` (A, UDP) until it is answered with one record (`answered`) or is NXDOMAIN (at
+/// most 10 s): the agent's own registrations reach the catalog through its sync.
+async fn wait_for(addr: SocketAddr, name: &str, answered: bool) {
+    let expected = if answered {
+        (ResponseCode::NoError, 1)
+    } else {
+        (ResponseCode::NXDomain, 0)
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        if done(ask(addr, name, RecordType::A, Protocol::Udp, None).await) {
+        let reply = ask_udp(addr, name, RecordType::A).await;
+        let got = (reply.response_code(), reply.answers().len());
+        if got == expected {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{name}: condition not met in 10s"
+            "{name}: still {got:?} after 10s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -478,14 +441,7 @@ async fn dns_unknown_names_soa_ns_and_refused() {
     assert!(err.into_soa().is_some());
 
     // A name that exists without records of the type: NOERROR, SOA in the authority.
-    let reply = ask(
-        addr,
-        "web.service.consul.",
-        RecordType::AAAA,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "web.service.consul.", RecordType::AAAA).await;
     assert_eq!(
         (
             reply.response_code(),
@@ -496,7 +452,7 @@ async fn dns_unknown_names_soa_ns_and_refused() {
     );
 
     // SOA and NS for the domain: this server's node names the name server.
-    let reply = ask(addr, "consul.", RecordType::SOA, Protocol::Udp, None).await;
+    let reply = ask_udp(addr, "consul.", RecordType::SOA).await;
     assert_eq!(reply.answers()[0].record_type(), RecordType::SOA);
     assert_eq!(
         texts(reply.name_servers()),
@@ -506,14 +462,14 @@ async fn dns_unknown_names_soa_ns_and_refused() {
         texts(reply.additionals()),
         set(&["test-node.node.dc1.consul. A 127.0.0.1"])
     );
-    let reply = ask(addr, "consul.", RecordType::NS, Protocol::Tcp, None).await;
+    let reply = ask_tcp(addr, "consul.", RecordType::NS).await;
     assert_eq!(
         texts(reply.answers()),
         set(&["consul. NS test-node.node.dc1.consul."])
     );
 
     // Outside the domain with no recursor: REFUSED, recursion not available.
-    let reply = ask(addr, "example.org.", RecordType::A, Protocol::Udp, None).await;
+    let reply = ask_udp(addr, "example.org.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::Refused);
     assert!(!reply.recursion_available());
 }
@@ -549,14 +505,7 @@ async fn dns_ttls_from_node_ttl_and_service_ttl_prefixes() {
     // Without any setting, TTLs are 0 (Consul's defaults).
     let b = agent(&[]).await;
     catalog(&b).await;
-    let reply = ask(
-        b.dns_addr(),
-        "web.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(b.dns_addr(), "web.service.consul.", RecordType::A).await;
     assert!(reply.answers().iter().all(|r| r.ttl() == 0));
 }
 
@@ -578,24 +527,10 @@ async fn dns_truncates_udp_answers_and_tcp_carries_them_all() {
     big_service(&a, 40).await;
     let addr = a.dns_addr();
     // Without EDNS: udp_answer_limit (3) answers, no TC bit unless enable_truncate.
-    let reply = ask(
-        addr,
-        "big.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "big.service.consul.", RecordType::A).await;
     assert_eq!((reply.answers().len(), reply.truncated()), (3, false));
     // SRV: the extras follow the answers kept.
-    let reply = ask(
-        addr,
-        "big.service.consul.",
-        RecordType::SRV,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "big.service.consul.", RecordType::SRV).await;
     assert_eq!(reply.answers().len(), 3);
     let targets: BTreeSet<String> = reply
         .answers()
@@ -634,26 +569,12 @@ async fn dns_truncates_udp_answers_and_tcp_carries_them_all() {
     assert!((3..40).contains(&n), "{n}");
     assert!(reply.to_vec().unwrap().len() <= 1232);
     // TCP carries everything.
-    let reply = ask(
-        addr,
-        "big.service.consul.",
-        RecordType::SRV,
-        Protocol::Tcp,
-        None,
-    )
-    .await;
+    let reply = ask_tcp(addr, "big.service.consul.", RecordType::SRV).await;
     assert_eq!((reply.answers().len(), reply.additionals().len()), (40, 40));
     // Answers are shuffled per question.
     let mut firsts = BTreeSet::new();
     for _ in 0..20 {
-        let reply = ask(
-            addr,
-            "big.service.consul.",
-            RecordType::A,
-            Protocol::Tcp,
-            None,
-        )
-        .await;
+        let reply = ask_tcp(addr, "big.service.consul.", RecordType::A).await;
         firsts.insert(reply.answers()[0].data().to_string());
     }
     assert!(firsts.len() > 1, "{firsts:?}");
@@ -664,14 +585,7 @@ async fn dns_truncates_udp_answers_and_tcp_carries_them_all() {
     .await;
     big_service(&b, 40).await;
     let addr = b.dns_addr();
-    let reply = ask(
-        addr,
-        "big.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "big.service.consul.", RecordType::A).await;
     assert_eq!((reply.answers().len(), reply.truncated()), (5, true));
     // The resolver retries a truncated reply over TCP: a_record_limit caps it there.
     let r = resolver_over(addr, &[Protocol::Udp, Protocol::Tcp]);
@@ -679,14 +593,7 @@ async fn dns_truncates_udp_answers_and_tcp_carries_them_all() {
         lookup(&r, "big.service.consul.", RecordType::A).await.len(),
         10
     );
-    let reply = ask(
-        addr,
-        "big.service.consul.",
-        RecordType::A,
-        Protocol::Tcp,
-        None,
-    )
-    .await;
+    let reply = ask_tcp(addr, "big.service.consul.", RecordType::A).await;
     assert_eq!((reply.answers().len(), reply.truncated()), (10, false));
 }
 
@@ -760,7 +667,7 @@ async fn dns_forwards_other_names_to_recursors() {
             set(&["10.0.0.1"])
         );
     }
-    let reply = ask(addr, "n1.node.consul.", RecordType::A, Protocol::Udp, None).await;
+    let reply = ask_udp(addr, "n1.node.consul.", RecordType::A).await;
     assert!(reply.recursion_available());
 
     // Every recursor failing: SERVFAIL with recursion available.
@@ -769,14 +676,7 @@ async fn dns_forwards_other_names_to_recursors() {
         silent.local_addr().unwrap()
     )])
     .await;
-    let reply = ask(
-        b.dns_addr(),
-        "www.example.org.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(b.dns_addr(), "www.example.org.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::ServFail);
     assert!(reply.recursion_available());
 }
@@ -793,76 +693,52 @@ async fn dns_reads_only_what_the_dns_token_may() {
         .into()];
     })
     .await;
-    let root = |req: reqwest::RequestBuilder| req.header("X-Consul-Token", "root");
     for body in [
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web", "Port": 80}}),
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "db", "Port": 81}}),
     ] {
-        let resp = root(a.http.put(a.url("/v1/catalog/register")))
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        put_as_root(&a, "/v1/catalog/register", body).await;
     }
     let addr = a.dns_addr();
     // The anonymous token reads nothing.
-    let reply = ask(
-        addr,
-        "web.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "web.service.consul.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
 
-    let policy: Value = root(a.http.put(a.url("/v1/acl/policy")))
-        .body(
-            json!({"Name": "dns", "Rules": "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }"})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token: Value = root(a.http.put(a.url("/v1/acl/token")))
-        .body(json!({"Policies": [{"ID": policy["ID"]}]}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let resp = root(a.http.put(a.url("/v1/agent/token/dns")))
-        .body(json!({"Token": token["SecretID"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let reply = ask(
-        addr,
-        "web.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
+    let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
+    let policy = put_as_root(&a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
+    let token = put_as_root(
+        &a,
+        "/v1/acl/token",
+        json!({"Policies": [{"ID": policy["ID"]}]}),
     )
     .await;
+    put_as_root(
+        &a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    let reply = ask_udp(addr, "web.service.consul.", RecordType::A).await;
     assert_eq!(
         texts(reply.answers()),
         set(&["web.service.consul. A 10.0.0.1"])
     );
-    let reply = ask(
-        addr,
-        "db.service.consul.",
-        RecordType::A,
-        Protocol::Udp,
-        None,
-    )
-    .await;
+    let reply = ask_udp(addr, "db.service.consul.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
-    let reply = ask(addr, "n1.node.consul.", RecordType::A, Protocol::Udp, None).await;
+    let reply = ask_udp(addr, "n1.node.consul.", RecordType::A).await;
     assert_eq!(reply.answers().len(), 1);
+}
+
+/// A PUT with the management token; its JSON reply (`Null` for an empty one).
+async fn put_as_root(a: &TestAgent, path: &str, body: Value) -> Value {
+    let resp = a
+        .http
+        .put(a.url(path))
+        .header("X-Consul-Token", "root")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap_or(Value::Null)
 }

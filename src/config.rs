@@ -50,6 +50,7 @@ pub struct AgentFlags {
     pub advertise: Option<String>,
     #[arg(long = "http-port", allow_negative_numbers = true)]
     pub http_port: Option<i32>,
+    /// The DNS interface's port, UDP and TCP (8600; -1 disables it).
     #[arg(long = "dns-port", allow_negative_numbers = true)]
     pub dns_port: Option<i32>,
     #[arg(long = "grpc-port", allow_negative_numbers = true)]

@@ -35,6 +35,7 @@ async fn main() {
     let flags = AgentFlags {
         data_dir: Some(dir.path().join("data")),
         http_port: Some(0),
+        dns_port: Some(-1),
         node: Some("bench".into()),
         ..Default::default()
     };

@@ -54,8 +54,9 @@ start_agent() {
     TAKEN_PORTS="$TAKEN_PORTS$PORT "
     URL="http://127.0.0.1:$PORT"
     # The load generators open far more connections from 127.0.0.1 than Consul's default
-    # limit per client IP (200), so the limit is lifted.
-    "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -log-level warn \
+    # limit per client IP (200), so the limit is lifted. DNS is off unless the flags ask for a
+    # port (the last -dns-port wins), so two agents of one bench do not contend for 8600.
+    "$1" agent -data-dir "$2" -client 127.0.0.1 -http-port "$PORT" -dns-port -1 -log-level warn \
         -hcl 'limits { http_max_conns_per_client = 0 }' "${@:4}" >"$3" 2>&1 &
     AGENT_PID=$!
     BENCH_PIDS+=("$AGENT_PID")

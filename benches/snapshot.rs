@@ -62,7 +62,15 @@ impl Agent {
             .port();
         let log = std::fs::File::create(log).expect("agent log");
         let child = Command::new(legate)
-            .args(["agent", "-client", "127.0.0.1", "-log-level", "warn"])
+            .args([
+                "agent",
+                "-client",
+                "127.0.0.1",
+                "-dns-port",
+                "-1",
+                "-log-level",
+                "warn",
+            ])
             .arg("-data-dir")
             .arg(data_dir)
             .args(["-http-port", &port.to_string()])

@@ -50,6 +50,7 @@ pub struct AgentFlags {
     pub advertise: Option<String>,
     #[arg(long = "http-port", allow_negative_numbers = true)]
     pub http_port: Option<i32>,
+    /// The DNS interface's port, UDP and TCP (8600; -1 disables it).
     #[arg(long = "dns-port", allow_negative_numbers = true)]
     pub dns_port: Option<i32>,
     #[arg(long = "grpc-port", allow_negative_numbers = true)]
@@ -134,6 +135,8 @@ pub struct Config {
     /// The flags this configuration was loaded from, so `reload` can load it again.
     pub flags: AgentFlags,
     pub connect: ConnectConfig,
+    /// The DNS interface: `domain`, `alt_domain`, `recursors`, `dns_config` and `addresses.dns`.
+    pub dns: DnsConfig,
 }
 
 /// The `connect` block: Connect and its CA (the built-in `consul` provider only).
@@ -145,6 +148,79 @@ pub struct ConnectConfig {
     /// The provider settings a new CA starts with, spelled as the API spells them
     /// (`LeafCertTTL`...): Consul's defaults overridden by `ca_config`.
     pub ca_config: Map<String, Value>,
+}
+
+/// How the DNS interface answers (Consul's `dns_config` with the top-level `domain`,
+/// `alt_domain` and `recursors`), with Consul's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsConfig {
+    /// Lower case, ending with a dot (`consul.`).
+    pub domain: String,
+    pub alt_domain: Option<String>,
+    /// `addresses.dns`, when set, overrides `client_addr` for the DNS interface.
+    pub addr: Option<IpAddr>,
+    /// Where names outside the domains are forwarded (port 53 unless given).
+    pub recursors: Vec<std::net::SocketAddr>,
+    pub recursor_strategy: RecursorStrategy,
+    pub recursor_timeout: Duration,
+    /// Accepted as Consul's; this single server always answers from its own state, which
+    /// is never stale.
+    pub allow_stale: bool,
+    pub max_stale: Duration,
+    pub node_ttl: Duration,
+    /// `service_ttl`: exact service names, and prefixes for keys ending with `*`.
+    pub service_ttl: Vec<(String, Duration)>,
+    pub only_passing: bool,
+    pub udp_answer_limit: usize,
+    /// 0: no limit.
+    pub a_record_limit: usize,
+    pub enable_truncate: bool,
+    /// Accepted as Consul's; answers are read from the store, which needs no cache.
+    pub use_cache: bool,
+    pub cache_max_age: Duration,
+    pub soa: SoaConfig,
+    pub disable_compression: bool,
+    /// Accepted as Consul's; namespaces are an Enterprise feature.
+    pub prefer_namespace: bool,
+    /// `enable_additional_node_meta_txt`: node meta as TXT records in SRV answers' extras.
+    pub node_meta_txt: bool,
+}
+
+/// The order recursors are tried in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecursorStrategy {
+    Sequential,
+    Random,
+}
+
+/// `dns_config.soa`: the SOA record's timers, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoaConfig {
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub min_ttl: u32,
+}
+
+impl DnsConfig {
+    /// The TTL of a service's answers: an exact `service_ttl` key, else the longest matching
+    /// `*` prefix, else none (the caller falls back to `node_ttl`), as Consul's lookup.
+    pub fn service_ttl(&self, service: &str) -> Option<Duration> {
+        let mut best: Option<(usize, Duration)> = None;
+        for (key, ttl) in &self.service_ttl {
+            match key.strip_suffix('*') {
+                None if key == service => return Some(*ttl),
+                Some(prefix)
+                    if service.starts_with(prefix)
+                        && best.is_none_or(|(len, _)| prefix.len() >= len) =>
+                {
+                    best = Some((prefix.len(), *ttl));
+                }
+                _ => {}
+            }
+        }
+        best.map(|(_, ttl)| ttl)
+    }
 }
 
 /// A port of -1 disables the listener.
@@ -416,6 +492,158 @@ struct FileConfig {
     checks: Option<Value>,
     config_entries: Option<FileConfigEntries>,
     connect: Option<FileConnect>,
+    domain: Option<String>,
+    alt_domain: Option<String>,
+    recursors: Option<Vec<String>>,
+    dns_config: Option<FileDnsConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDnsConfig {
+    allow_stale: Option<bool>,
+    max_stale: Option<String>,
+    node_ttl: Option<String>,
+    service_ttl: Option<BTreeMap<String, String>>,
+    only_passing: Option<bool>,
+    udp_answer_limit: Option<i64>,
+    a_record_limit: Option<i64>,
+    enable_truncate: Option<bool>,
+    use_cache: Option<bool>,
+    cache_max_age: Option<String>,
+    recursor_strategy: Option<String>,
+    recursor_timeout: Option<String>,
+    soa: Option<FileSoa>,
+    disable_compression: Option<bool>,
+    prefer_namespace: Option<bool>,
+    enable_additional_node_meta_txt: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSoa {
+    refresh: Option<u32>,
+    retry: Option<u32>,
+    expire: Option<u32>,
+    min_ttl: Option<u32>,
+}
+
+/// A domain as the DNS interface matches it: lower case, ending with a dot.
+fn dns_domain(key: &str, text: &str) -> Result<String, ConfigError> {
+    let domain = text.trim_end_matches('.').to_lowercase();
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if domain.is_empty() || !domain.split('.').all(valid_label) {
+        return Err(ConfigError::Invalid(format!(
+            "{key}: {text:?} is not a valid DNS domain"
+        )));
+    }
+    Ok(format!("{domain}."))
+}
+
+/// A recursor as Consul accepts it: an IP address, with an optional port (53 by default).
+fn recursor_address(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip = text.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<IpAddr>()
+        .map(|ip| (ip, 53).into())
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "recursors: invalid recursor address {text:?}: must be an IP address, with an optional port"
+            ))
+        })
+}
+
+/// Checks `domain`, `alt_domain`, `recursors` and `dns_config`, filling in Consul's defaults.
+fn dns_config(
+    domain: Option<String>,
+    alt_domain: Option<String>,
+    recursors: Option<Vec<String>>,
+    raw: Option<FileDnsConfig>,
+    addr: Option<IpAddr>,
+) -> Result<DnsConfig, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let domain = dns_domain("domain", domain.as_deref().unwrap_or("consul."))?;
+    let alt_domain = alt_domain
+        .filter(|d| !d.is_empty())
+        .map(|d| dns_domain("alt_domain", &d))
+        .transpose()?;
+    if alt_domain.as_deref() == Some(domain.as_str()) {
+        return Err(ConfigError::Invalid(format!(
+            "alt_domain: {domain:?} cannot be the same as domain"
+        )));
+    }
+    let duration = |key: &str, text: Option<String>, default: Duration| match text {
+        None => Ok(default),
+        Some(t) => crate::duration::parse(&t)
+            .map_err(|e| ConfigError::Invalid(format!("dns_config.{key}: {e}"))),
+    };
+    let limit = |key: &str, value: Option<i64>, default: usize| match value {
+        None => Ok(default),
+        Some(v) => usize::try_from(v)
+            .map_err(|_| ConfigError::Invalid(format!("dns_config.{key}: {v} cannot be negative"))),
+    };
+    let recursor_strategy = match raw.recursor_strategy.as_deref() {
+        None | Some("" | "sequential") => RecursorStrategy::Sequential,
+        Some("random") => RecursorStrategy::Random,
+        Some(other) => {
+            return Err(ConfigError::Invalid(format!(
+                "dns_config.recursor_strategy: {other:?} is neither \"sequential\" nor \"random\""
+            )))
+        }
+    };
+    let mut service_ttl = Vec::new();
+    for (name, ttl) in raw.service_ttl.unwrap_or_default() {
+        let ttl = crate::duration::parse(&ttl)
+            .map_err(|e| ConfigError::Invalid(format!("dns_config.service_ttl[{name:?}]: {e}")))?;
+        service_ttl.push((name, ttl));
+    }
+    let soa = raw.soa.unwrap_or_default();
+    Ok(DnsConfig {
+        domain,
+        alt_domain,
+        addr,
+        recursors: recursors
+            .unwrap_or_default()
+            .iter()
+            .map(|r| recursor_address(r))
+            .collect::<Result<_, _>>()?,
+        recursor_strategy,
+        recursor_timeout: duration(
+            "recursor_timeout",
+            raw.recursor_timeout,
+            Duration::from_secs(2),
+        )?,
+        allow_stale: raw.allow_stale.unwrap_or(true),
+        max_stale: duration(
+            "max_stale",
+            raw.max_stale,
+            Duration::from_secs(87600 * 3600),
+        )?,
+        node_ttl: duration("node_ttl", raw.node_ttl, Duration::ZERO)?,
+        service_ttl,
+        only_passing: raw.only_passing.unwrap_or(false),
+        udp_answer_limit: limit("udp_answer_limit", raw.udp_answer_limit, 3)?,
+        a_record_limit: limit("a_record_limit", raw.a_record_limit, 0)?,
+        enable_truncate: raw.enable_truncate.unwrap_or(false),
+        use_cache: raw.use_cache.unwrap_or(false),
+        cache_max_age: duration("cache_max_age", raw.cache_max_age, Duration::ZERO)?,
+        soa: SoaConfig {
+            refresh: soa.refresh.unwrap_or(3600),
+            retry: soa.retry.unwrap_or(600),
+            expire: soa.expire.unwrap_or(86400),
+            min_ttl: soa.min_ttl.unwrap_or(0),
+        },
+        disable_compression: raw.disable_compression.unwrap_or(false),
+        prefer_namespace: raw.prefer_namespace.unwrap_or(false),
+        node_meta_txt: raw.enable_additional_node_meta_txt.unwrap_or(true),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -505,9 +733,6 @@ const IGNORED_KEYS: &[&str] = &[
     "disable_update_check",
     "disable_remote_exec",
     "disable_host_node_id",
-    "domain",
-    "recursors",
-    "dns_config",
     "telemetry",
     "tls",
     "auto_encrypt",
@@ -826,6 +1051,13 @@ impl Config {
             prometheus_retention: Duration::ZERO,
             flags: flags.clone(),
             connect: connect_config(file.connect, dev)?,
+            dns: dns_config(
+                file.domain,
+                file.alt_domain,
+                file.recursors,
+                file.dns_config,
+                parse_ip("addresses.dns", addresses.dns)?,
+            )?,
         })
     }
 
@@ -835,6 +1067,18 @@ impl Config {
             (
                 self.http_addr.unwrap_or(self.client_addr),
                 self.ports.http as u16,
+            )
+                .into()
+        })
+    }
+
+    /// The address the DNS interface listens on (UDP and TCP), or `None` when `ports.dns`
+    /// is -1.
+    pub fn dns_socket(&self) -> Option<std::net::SocketAddr> {
+        (self.ports.dns >= 0).then(|| {
+            (
+                self.dns.addr.unwrap_or(self.client_addr),
+                self.ports.dns as u16,
             )
                 .into()
         })
@@ -1169,5 +1413,112 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.datacenter, "two");
         assert_eq!(cfg.services.len(), 1);
+    }
+
+    fn dns_of(hcl: &str) -> Result<DnsConfig, ConfigError> {
+        load(AgentFlags {
+            dev: Some(true),
+            hcl: vec![hcl.into()],
+            ..Default::default()
+        })
+        .map(|c| c.dns)
+    }
+
+    #[test]
+    fn dns_defaults_are_consuls() {
+        let dns = dns_of("").unwrap();
+        assert_eq!((dns.domain.as_str(), dns.alt_domain), ("consul.", None));
+        assert!(dns.recursors.is_empty());
+        assert_eq!(dns.recursor_strategy, RecursorStrategy::Sequential);
+        assert_eq!(dns.recursor_timeout, Duration::from_secs(2));
+        assert!(dns.allow_stale && dns.node_meta_txt);
+        assert!(!dns.only_passing && !dns.enable_truncate && !dns.disable_compression);
+        assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (3, 0));
+        assert_eq!(dns.node_ttl, Duration::ZERO);
+        assert_eq!(
+            dns.soa,
+            SoaConfig {
+                refresh: 3600,
+                retry: 600,
+                expire: 86400,
+                min_ttl: 0
+            }
+        );
+    }
+
+    #[test]
+    fn dns_keys_from_json_and_hcl() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = write(
+            dir.path(),
+            "dns.json",
+            r#"{"data_dir":"/d","domain":"Example.","alt_domain":"alt.test","recursors":["10.0.0.53","[::1]:5353"],
+                "addresses":{"dns":"127.0.0.2"},"ports":{"dns":8653},
+                "dns_config":{"only_passing":true,"node_ttl":"5s","service_ttl":{"*":"1s","web":"9s","we*":"3s"},
+                              "recursor_strategy":"random","soa":{"min_ttl":7},"udp_answer_limit":4}}"#,
+        );
+        let cfg = load(AgentFlags {
+            config_file: vec![json],
+            hcl: vec!["dns_config {\n enable_truncate = true\n a_record_limit = 2\n}".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let dns = &cfg.dns;
+        assert_eq!(dns.domain, "example.");
+        assert_eq!(dns.alt_domain.as_deref(), Some("alt.test."));
+        assert_eq!(
+            dns.recursors,
+            vec![
+                "10.0.0.53:53".parse().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(cfg.dns_socket(), Some("127.0.0.2:8653".parse().unwrap()));
+        assert!(dns.only_passing && dns.enable_truncate);
+        assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (4, 2));
+        assert_eq!(dns.recursor_strategy, RecursorStrategy::Random);
+        assert_eq!(dns.soa.min_ttl, 7);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(dns.service_ttl("web"), secs(9));
+        assert_eq!(dns.service_ttl("webapp"), secs(3));
+        assert_eq!(dns.service_ttl("db"), secs(1));
+    }
+
+    #[test]
+    fn dns_bad_values_are_named() {
+        for (hcl, expected) in [
+            (
+                "recursors = [\"dns.example\"]",
+                "recursors: invalid recursor address \"dns.example\"",
+            ),
+            (
+                "dns_config {\n recursor_strategy = \"fastest\"\n}",
+                "dns_config.recursor_strategy: \"fastest\" is neither",
+            ),
+            (
+                "dns_config {\n udp_answer_limit = -1\n}",
+                "dns_config.udp_answer_limit: -1 cannot be negative",
+            ),
+            (
+                "dns_config {\n node_ttl = \"soon\"\n}",
+                "dns_config.node_ttl: time: invalid duration",
+            ),
+            (
+                "dns_config {\n service_ttl = { web = \"x\" }\n}",
+                "dns_config.service_ttl[\"web\"]: time: invalid duration",
+            ),
+            (
+                "domain = \"bad domain\"",
+                "domain: \"bad domain\" is not a valid DNS domain",
+            ),
+            (
+                "alt_domain = \"consul\"",
+                "alt_domain: \"consul.\" cannot be the same as domain",
+            ),
+            ("dns_config {\n colour = 1\n}", "unknown field `colour`"),
+        ] {
+            let err = dns_of(hcl).unwrap_err().to_string();
+            assert!(err.contains(expected), "{hcl}: {err}");
+        }
     }
 }

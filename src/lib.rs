@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connect;
+pub mod dns;
 pub mod duration;
 pub mod filter;
 pub mod gojson;

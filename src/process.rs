@@ -3,6 +3,7 @@
 
 use crate::agent::{self, AgentError, Ctx};
 use crate::config::Config;
+use crate::dns;
 use crate::http;
 use std::time::Duration;
 
@@ -10,7 +11,10 @@ use std::time::Duration;
 pub struct Agent {
     pub ctx: Ctx,
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Where the DNS interface answers (UDP and TCP), unless `ports.dns` is -1.
+    pub dns_addr: Option<std::net::SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
+    dns: Option<dns::DnsServer>,
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Keeps a `-dev` throwaway data dir alive until shutdown.
     _dev_dir: Option<tempfile::TempDir>,
@@ -37,11 +41,19 @@ impl Agent {
             }
             None => (None, None),
         };
+        let dns = match ctx.config.dns_socket() {
+            Some(addr) => Some(dns::serve(ctx.clone(), addr).await.map_err(|e| {
+                AgentError::Io(format!("cannot listen on {addr} (DNS interface): {e}"))
+            })?),
+            None => None,
+        };
         let background = agent::spawn_background(&ctx);
         Ok(Agent {
             ctx,
             http_addr,
+            dns_addr: dns.as_ref().map(|d| d.addr),
             server,
+            dns,
             background,
             _dev_dir: dev_dir,
         })
@@ -50,6 +62,9 @@ impl Agent {
     /// Stops serving and closes the store once every queued write is durable.
     pub async fn stop(mut self) {
         self.ctx.shutdown.notify_waiters();
+        if let Some(dns) = self.dns.take() {
+            dns.stop();
+        }
         if let Some(mut server) = self.server.take() {
             // Graceful: in-flight requests finish; idle keep-alive connections don't hold us up.
             if tokio::time::timeout(Duration::from_secs(5), &mut server)
@@ -84,6 +99,7 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
         server = c.server,
         data_dir = %agent.ctx.store.path().display(),
         http = ?agent.http_addr,
+        dns = ?agent.dns_addr,
         "Legate agent running"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -67,6 +67,7 @@ impl ChildAgent {
             .arg(data_dir)
             .arg("-http-port")
             .arg(port.to_string())
+            .arg("-dns-port=-1")
             .arg("-client")
             .arg("127.0.0.1")
             .arg("-bind")

@@ -37,6 +37,9 @@ impl TestAgent {
         let mut flags = AgentFlags {
             data_dir: Some(data_dir.to_path_buf()),
             http_port: Some(0),
+            // Tests run side by side: none takes the default DNS port (8600); the DNS tests
+            // ask for an ephemeral one.
+            dns_port: Some(-1),
             node: Some("test-node".into()),
             ..Default::default()
         };
@@ -64,6 +67,14 @@ impl TestAgent {
         let mut agent = Self::start_in(&data_dir, |f| *f = flags).await;
         agent.dir = dir;
         agent
+    }
+
+    /// Where the agent answers DNS (started with a `dns_port` other than -1).
+    pub fn dns_addr(&self) -> std::net::SocketAddr {
+        self.agent
+            .as_ref()
+            .and_then(|a| a.dns_addr)
+            .expect("DNS enabled")
     }
 
     /// The agent's store, for tests that watch what it applies.
@@ -223,10 +234,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts the real `legate agent` binary with `args` (stderr piped).
+/// Starts the real `legate agent` binary with `args` (stderr piped), its DNS interface off so
+/// agents of parallel tests do not contend for port 8600.
 pub fn agent(args: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_legate"))
         .arg("agent")
+        .args(["-dns-port", "-1"])
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

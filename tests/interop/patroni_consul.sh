@@ -279,7 +279,7 @@ eventually() {
 # --- agent ---------------------------------------------------------------------------------------
 PORT=$(py free-port)
 AGENT="127.0.0.1:$PORT"
-"$LEGATE_BIN" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" \
+"$LEGATE_BIN" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" -dns-port -1 \
     -log-level debug >"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!
 py wait-ok "http://$AGENT/v1/status/leader" 30 || fail "legate did not come up on $AGENT"

@@ -19,6 +19,7 @@ mod config_entries;
 mod connect_ca;
 mod determinism;
 mod discovery_chain;
+mod dns;
 mod intentions;
 mod kv;
 mod prepared_query;

@@ -7,8 +7,8 @@
 
 pub mod template;
 
-use super::context::AgentContext;
 use super::acl::Identity;
+use super::context::AgentContext;
 use crate::acl::{AccessLevel, Authorizer, Resource};
 use crate::store::catalog::{self, Lookup};
 use crate::store::prepared_query::{self as store, Resolved};

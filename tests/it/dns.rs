@@ -742,3 +742,46 @@ async fn put_as_root(a: &TestAgent, path: &str, body: Value) -> Value {
     assert_eq!(resp.status(), 200, "{path}");
     resp.json().await.unwrap_or(Value::Null)
 }
+
+#[tokio::test]
+async fn dns_answers_prepared_queries_with_their_ttl() {
+    let a = agent(&[r#"dns_config { service_ttl = { "*" = "5s" } }"#]).await;
+    catalog(&a).await;
+    // A query with its own TTL, and a template query without one (the service's TTL).
+    let created = a
+        .http
+        .post(a.url("/v1/query"))
+        .body(
+            json!({"Name": "front", "Service": {"Service": "web", "Tags": ["v1"]},
+                   "DNS": {"TTL": "9s"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let created = a
+        .http
+        .post(a.url("/v1/query"))
+        .body(
+            json!({"Name": "any-", "Template": {"Type": "name_prefix_match"},
+                   "Service": {"Service": "${name.suffix}"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let addr = a.dns_addr();
+    let reply = ask_udp(addr, "front.query.consul.", RecordType::A).await;
+    assert_eq!(
+        texts(reply.answers()),
+        set(&["front.query.consul. A 10.0.0.1"])
+    );
+    assert!(reply.answers().iter().all(|r| r.ttl() == 9));
+    let reply = ask_udp(addr, "any-db.query.consul.", RecordType::SRV).await;
+    assert_eq!(reply.answers().len(), 1, "{reply:?}");
+    assert!(reply.answers().iter().all(|r| r.ttl() == 5));
+    let reply = ask_udp(addr, "nothing.query.consul.", RecordType::A).await;
+    assert_eq!(reply.response_code(), ResponseCode::NXDomain);
+}

@@ -134,6 +134,8 @@ pub struct Config {
     /// The flags this configuration was loaded from, so `reload` can load it again.
     pub flags: AgentFlags,
     pub connect: ConnectConfig,
+    /// `watches`: run by the agent against its own HTTP API.
+    pub watches: Vec<crate::watch::AgentWatch>,
 }
 
 /// The `connect` block: Connect and its CA (the built-in `consul` provider only).
@@ -416,6 +418,7 @@ struct FileConfig {
     checks: Option<Value>,
     config_entries: Option<FileConfigEntries>,
     connect: Option<FileConnect>,
+    watches: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -473,6 +476,18 @@ fn bootstrap_entries(raw: Option<FileConfigEntries>) -> Result<Vec<ConfigEntry>,
             let mut entry = ConfigEntry::decode(value).map_err(invalid)?;
             entry.check().map_err(invalid)?;
             Ok(entry)
+        })
+        .collect()
+}
+
+/// Decodes `watches` as Consul's agent does when it starts them, naming the entry that fails.
+fn agent_watches(raw: Option<Value>) -> Result<Vec<crate::watch::AgentWatch>, ConfigError> {
+    definitions(raw, None)
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            crate::watch::spec::parse_agent_watch(entry)
+                .map_err(|e| ConfigError::Invalid(format!("watches[{i}]: {e}")))
         })
         .collect()
 }
@@ -634,6 +649,11 @@ impl Config {
             );
         }
         let mut config = Self::build(flags, file, notices)?;
+        if !config.watches.is_empty() && config.http_socket().is_none() {
+            return Err(ConfigError::Invalid(
+                "watch plans require an HTTP or HTTPS endpoint".into(),
+            ));
+        }
         config.prometheus_retention = prometheus_retention;
         Ok(config)
     }
@@ -826,6 +846,7 @@ impl Config {
             prometheus_retention: Duration::ZERO,
             flags: flags.clone(),
             connect: connect_config(file.connect, dev)?,
+            watches: agent_watches(file.watches)?,
         })
     }
 

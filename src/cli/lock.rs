@@ -318,18 +318,15 @@ async fn run_child(
     if verbose {
         println!("Starting handler");
     }
-    let mut command = if shell {
-        let sh = std::env::var("SHELL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/bin/sh".into());
-        let mut c = tokio::process::Command::new(sh);
-        c.arg("-c").arg(args.join(" "));
-        c
+    let command = if shell {
+        Some(crate::watch::handler::shell_command(&args.join(" ")))
     } else {
-        let mut c = tokio::process::Command::new(&args[0]);
-        c.args(&args[1..]);
-        c
+        crate::watch::handler::handler_command(args)
+    };
+    let Some(mut command) = command else {
+        eprintln!("Error starting handler: no command to run");
+        monitor.abort();
+        return 127;
     };
     command
         .env("CONSUL_LOCK_HELD", "true")

@@ -36,6 +36,11 @@ impl Plan {
         Plan { spec, client }
     }
 
+    /// A plan asking through `client` (which carries the token and datacenter).
+    pub fn with_client(spec: WatchSpec, client: Client) -> Plan {
+        Plan { spec, client }
+    }
+
     /// Runs until the handler says stop.
     pub async fn run(&self, on_change: &mut impl OnChange) {
         let mut failures: u32 = 0;
@@ -123,8 +128,13 @@ impl Plan {
         let body: Value = serde_json::from_slice(&response.body)
             .map_err(|e| format!("cannot decode response: {e}"))?;
         let result = match (&self.spec.query, body) {
-            (Query::Key(_), Value::Array(mut pairs)) if !pairs.is_empty() => pairs.swap_remove(0),
+            (Query::Key(_), Value::Array(mut pairs)) if !pairs.is_empty() => {
+                api_kv_pair(pairs.swap_remove(0))
+            }
             (Query::Key(_), _) => Value::Null,
+            (Query::KeyPrefix(_), Value::Array(pairs)) => {
+                Value::Array(pairs.into_iter().map(api_kv_pair).collect())
+            }
             (Query::Event(_), Value::Array(events)) => {
                 Value::Array(events_after(events, last_index))
             }
@@ -132,6 +142,36 @@ impl Plan {
         };
         Ok((response.index, result))
     }
+}
+
+/// A KV entry as Consul's api package decodes it (and handlers receive it): its `KVPair`
+/// fields in their order, `Session` always there.
+fn api_kv_pair(pair: Value) -> Value {
+    let Value::Object(mut pair) = pair else {
+        return pair;
+    };
+    let mut out = serde_json::Map::new();
+    for (field, default) in [
+        ("Key", Value::from("")),
+        ("CreateIndex", Value::from(0)),
+        ("ModifyIndex", Value::from(0)),
+        ("LockIndex", Value::from(0)),
+        ("Flags", Value::from(0)),
+        ("Value", Value::Null),
+        ("Session", Value::from("")),
+    ] {
+        out.insert(field.into(), pair.remove(field).unwrap_or(default));
+    }
+    // Enterprise fields, present only when set.
+    for field in ["Namespace", "Partition"] {
+        if let Some(value) = pair
+            .remove(field)
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        {
+            out.insert(field.into(), value);
+        }
+    }
+    Value::Object(out)
 }
 
 /// The index the next query blocks on: the new one, or 0 (answer at once) when it did not

@@ -15,6 +15,7 @@ pub mod maint;
 pub mod operator;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
 pub mod watch;
 
 use crate::config::{AgentFlags, Config};
@@ -99,6 +100,11 @@ pub enum Command {
     Connect {
         #[command(subcommand)]
         command: connect::ConnectCommand,
+    },
+    /// Creates the agents' TLS CA and certificates.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Watches for changes in a view of the data.
     Watch(watch::WatchArgs),
@@ -208,6 +214,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Connect { command } => runtime.block_on(connect::run(command)),
         Command::Acl { command } => runtime.block_on(acl::run(command)),
         Command::Watch(args) => runtime.block_on(watch::run(args)),
+        Command::Tls { command } => tls::run(command),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

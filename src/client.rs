@@ -21,11 +21,7 @@ impl Response {
         if self.status == StatusCode::OK {
             Ok(self)
         } else {
-            Err(format!(
-                "Unexpected response code: {} ({})",
-                self.status.as_u16(),
-                self.text()
-            ))
+            Err(unexpected(self.status, &self.text()))
         }
     }
 
@@ -61,14 +57,13 @@ impl Client {
         }
     }
 
-    /// Sends a request to `path` (which starts with `/v1/`) with `query` pairs appended.
-    pub async fn send(
+    /// The request for `path` with `query`, the datacenter and the token.
+    fn request(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<Vec<u8>>,
-    ) -> Result<Response, String> {
+    ) -> reqwest::RequestBuilder {
         let mut url = format!("{}{}", self.base, path);
         let mut pairs: Vec<(&str, String)> = query.to_vec();
         if let Some(dc) = &self.datacenter {
@@ -85,6 +80,18 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token);
         }
+        request
+    }
+
+    /// Sends a request to `path` (which starts with `/v1/`) with `query` pairs appended.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, String> {
+        let mut request = self.request(method, path, query);
         if let Some(body) = body {
             request = request.body(body);
         }
@@ -104,6 +111,25 @@ impl Client {
         })
     }
 
+    /// Starts a GET whose body is read as it arrives (a stream such as the agent's monitor);
+    /// any status but 200 becomes the consul CLI's error text.
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, String> {
+        let response = self
+            .request(Method::GET, path, query)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status() == StatusCode::OK {
+            return Ok(response);
+        }
+        let status = response.status();
+        Err(unexpected(status, &response.text().await.unwrap_or_default()))
+    }
+
     /// Like `send`, and any status but 200 becomes the consul CLI's error text.
     pub async fn ok(
         &self,
@@ -114,6 +140,11 @@ impl Client {
     ) -> Result<Response, String> {
         self.send(method, path, query, body).await?.ok()
     }
+}
+
+/// The consul CLI's text for an answer other than 200.
+fn unexpected(status: StatusCode, body: &str) -> String {
+    format!("Unexpected response code: {} ({body})", status.as_u16())
 }
 
 /// Percent-encodes one path segment (a service or node name).

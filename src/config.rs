@@ -32,6 +32,9 @@ pub struct AgentFlags {
     /// A directory of .json/.hcl config files, read in lexical order (repeatable).
     #[arg(long = "config-dir")]
     pub config_dir: Vec<PathBuf>,
+    /// Read config files as this format ("hcl" or "json") whatever their extension.
+    #[arg(long = "config-format")]
+    pub config_format: Option<String>,
     /// Inline HCL config fragment (repeatable).
     #[arg(long = "hcl")]
     pub hcl: Vec<String>,
@@ -593,13 +596,22 @@ struct FilePerformance {
 impl Config {
     /// Builds the configuration from flags and the files they name.
     pub fn load(flags: &AgentFlags) -> Result<Config, ConfigError> {
+        let format = match flags.config_format.as_deref() {
+            None | Some("") => None,
+            Some(f @ ("hcl" | "json")) => Some(f),
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "-config-format must be either 'hcl' or 'json'".into(),
+                ))
+            }
+        };
         let mut merged = Value::Object(Map::new());
         for file in &flags.config_file {
-            merge(&mut merged, read_file(file)?);
+            merge(&mut merged, read_file(file, format)?);
         }
         for dir in &flags.config_dir {
-            for file in config_dir_files(dir)? {
-                merge(&mut merged, read_file(&file)?);
+            for file in config_dir_files(dir, format)? {
+                merge(&mut merged, read_file(&file, format)?);
             }
         }
         for (i, fragment) in flags.hcl.iter().enumerate() {
@@ -888,7 +900,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "legate".into())
 }
 
-fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// The config files of a directory: those named .json or .hcl, or every file when the format
+/// is given.
+fn config_dir_files(dir: &Path, format: Option<&str>) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Read {
         path: dir.display().to_string(),
         reason: e.to_string(),
@@ -896,19 +910,24 @@ fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl"))
+            p.is_file()
+                && (format.is_some()
+                    || matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl")))
         })
         .collect();
     files.sort();
     Ok(files)
 }
 
-fn read_file(path: &Path) -> Result<Value, ConfigError> {
+fn read_file(path: &Path, format: Option<&str>) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let is_hcl = path.extension().and_then(|e| e.to_str()) == Some("hcl");
+    let is_hcl = match format {
+        Some(format) => format == "hcl",
+        None => path.extension().and_then(|e| e.to_str()) == Some("hcl"),
+    };
     parse_text(&path.display().to_string(), &text, is_hcl)
 }
 

@@ -9,13 +9,17 @@ pub mod config;
 pub mod connect;
 pub mod event;
 pub mod intention;
+pub mod keygen;
 pub mod kv;
 pub mod lock;
 pub mod maint;
+pub mod monitor;
 pub mod operator;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod tls;
+pub mod validate;
 pub mod watch;
 
 use crate::config::{AgentFlags, Config};
@@ -101,6 +105,14 @@ pub enum Command {
         #[command(subcommand)]
         command: connect::ConnectCommand,
     },
+    /// Generates a new gossip encryption key.
+    Keygen(keygen::KeygenArgs),
+    /// Validates config files and directories without starting the agent.
+    Validate(validate::ValidateArgs),
+    /// Streams the agent's logs.
+    Monitor(monitor::MonitorArgs),
+    /// Estimates the round trip time between two nodes.
+    Rtt(rtt::RttArgs),
     /// Creates the agents' TLS CA and certificates.
     Tls {
         #[command(subcommand)]
@@ -215,6 +227,10 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Acl { command } => runtime.block_on(acl::run(command)),
         Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Tls { command } => tls::run(command),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Monitor(args) => runtime.block_on(monitor::run(args)),
+        Command::Rtt(args) => runtime.block_on(rtt::run(args)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

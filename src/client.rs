@@ -127,7 +127,10 @@ impl Client {
             return Ok(response);
         }
         let status = response.status();
-        Err(unexpected(status, &response.text().await.unwrap_or_default()))
+        Err(unexpected(
+            status,
+            &response.text().await.unwrap_or_default(),
+        ))
     }
 
     /// Like `send`, and any status but 200 becomes the consul CLI's error text.

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod connect;
+pub mod debug;
 pub mod event;
 pub mod intention;
 pub mod keygen;
@@ -113,6 +114,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Estimates the round trip time between two nodes.
     Rtt(rtt::RttArgs),
+    /// Captures the agent's state, metrics and logs into an archive.
+    Debug(debug::DebugArgs),
     /// Creates the agents' TLS CA and certificates.
     Tls {
         #[command(subcommand)]
@@ -228,6 +231,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Tls { command } => tls::run(command),
         Command::Keygen(args) => keygen::run(args),
+        Command::Debug(args) => runtime.block_on(debug::run(args)),
         Command::Validate(args) => validate::run(args),
         Command::Monitor(args) => runtime.block_on(monitor::run(args)),
         Command::Rtt(args) => runtime.block_on(rtt::run(args)),

@@ -72,7 +72,9 @@ pub async fn run(a: RttArgs) -> i32 {
 async fn rtt(a: RttArgs) -> Result<(), String> {
     let mut nodes = a.nodes;
     if nodes.is_empty() || nodes.len() > 2 {
-        return Err(format!("One or two node names must be specified\n\n{USAGE}"));
+        return Err(format!(
+            "One or two node names must be specified\n\n{USAGE}"
+        ));
     }
     let client = connect(&a.http)?;
     let self_info = || async {
@@ -108,7 +110,12 @@ async fn rtt(a: RttArgs) -> Result<(), String> {
     } else {
         if nodes.len() < 2 {
             let me = self_info().await?;
-            nodes.push(me["Config"]["NodeName"].as_str().unwrap_or_default().to_string());
+            nodes.push(
+                me["Config"]["NodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
         }
         let resp = client
             .ok(Method::GET, "/v1/coordinate/nodes", &[], None)
@@ -130,7 +137,11 @@ async fn rtt(a: RttArgs) -> Result<(), String> {
         ("LAN", found)
     };
     let (Some(first), Some(second)) = found else {
-        let missing = if found.0.is_none() { &nodes[0] } else { &nodes[1] };
+        let missing = if found.0.is_none() {
+            &nodes[0]
+        } else {
+            &nodes[1]
+        };
         return Err(format!("Could not find a coordinate for node {missing:?}"));
     };
     println!(

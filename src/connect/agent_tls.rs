@@ -6,10 +6,9 @@
 use super::keys::{ec_p256_sec1_pem, load_private_key};
 use super::{cert_der, pem_encode, to_asn1_time, Error};
 use rcgen::{
-    PublicKeyData,
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, NameConstraints, SanType,
-    SerialNumber,
+    GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, NameConstraints, PublicKeyData,
+    SanType, SerialNumber,
 };
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};

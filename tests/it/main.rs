@@ -13,6 +13,7 @@ mod cli;
 mod cli_agent;
 mod cli_catalog;
 mod cli_lock;
+mod cli_tools;
 mod cli_watch;
 mod clients;
 mod config_entries;

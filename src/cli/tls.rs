@@ -2,7 +2,9 @@
 //! and server, client and CLI certificates signed by it, written to the current directory
 //! under consul's file names.
 
-use crate::connect::agent_tls::{generate_ca, generate_cert, CaOptions, CertOptions, CertRole};
+use crate::connect::agent_tls::{
+    generate_ca, generate_cert, CaOptions, CertOptions, CertRole, Issued,
+};
 use clap::Subcommand;
 use std::net::IpAddr;
 use std::path::Path;
@@ -123,11 +125,7 @@ fn ca_create(a: CaCreateArgs) -> Result<(), String> {
         std::time::SystemTime::now(),
     )
     .map_err(|e| e.to_string())?;
-    write_new(&cert_file, &ca.cert_pem)?;
-    println!("==> Saved {cert_file}");
-    write_new(&key_file, &ca.key_pem)?;
-    println!("==> Saved {key_file}");
-    Ok(())
+    save(&cert_file, &key_file, &ca)
 }
 
 fn cert_create(a: CertCreateArgs) -> Result<(), String> {
@@ -217,15 +215,16 @@ fn cert_create(a: CertCreateArgs) -> Result<(), String> {
         std::time::SystemTime::now(),
     )
     .map_err(|e| e.to_string())?;
-    write_new(&cert_file, &issued.cert_pem)?;
-    println!("==> Saved {cert_file}");
-    write_new(&key_file, &issued.key_pem)?;
-    println!("==> Saved {key_file}");
-    Ok(())
+    save(&cert_file, &key_file, &issued)
 }
 
-fn write_new(file: &str, text: &str) -> Result<(), String> {
-    std::fs::write(file, text).map_err(|e| format!("open {file}: {e}"))
+/// Writes the certificate, then its key, saying so as consul does.
+fn save(cert_file: &str, key_file: &str, issued: &Issued) -> Result<(), String> {
+    for (file, pem) in [(cert_file, &issued.cert_pem), (key_file, &issued.key_pem)] {
+        std::fs::write(file, pem).map_err(|e| format!("open {file}: {e}"))?;
+        println!("==> Saved {file}");
+    }
+    Ok(())
 }
 
 /// An error opening `file`, worded as Go's `os.Open` words it.

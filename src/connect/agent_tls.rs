@@ -7,8 +7,8 @@ use super::keys::{ec_p256_sec1_pem, load_private_key};
 use super::{cert_der, pem_encode, to_asn1_time, Error};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, NameConstraints, PublicKeyData,
-    SanType, SerialNumber,
+    GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
+    PublicKeyData, SanType, SerialNumber,
 };
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -83,12 +83,7 @@ pub fn generate_ca(opts: &CaOptions, now: SystemTime) -> Result<Issued, Error> {
             excluded_subtrees: Vec::new(),
         });
     }
-    params.key_identifier_method =
-        KeyIdMethod::PreSpecified(agent_key_id(&key.subject_public_key_info()));
-    params.use_authority_key_identifier_extension = true;
-    let not_before = to_asn1_time(now)?;
-    params.not_before = not_before;
-    params.not_after = not_before + DAY * opts.days;
+    identify_and_date(&mut params, &key, opts.days, now)?;
     let cert = params.self_signed(&key)?;
     Ok(Issued {
         cert_pem: pem_encode("CERTIFICATE", cert.der()),
@@ -137,17 +132,29 @@ pub fn generate_cert(
     }
     sans.extend(opts.ip_addresses.iter().copied().map(SanType::IpAddress));
     params.subject_alt_names = sans;
-    params.key_identifier_method =
-        KeyIdMethod::PreSpecified(agent_key_id(&key.subject_public_key_info()));
-    params.use_authority_key_identifier_extension = true;
-    let not_before = to_asn1_time(now)?;
-    params.not_before = not_before;
-    params.not_after = not_before + DAY * opts.days;
+    identify_and_date(&mut params, &key, opts.days, now)?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok(Issued {
         cert_pem: pem_encode("CERTIFICATE", cert.der()),
         key_pem,
     })
+}
+
+/// What the CA and its certificates share: Consul's key IDs (the authority's taken from the
+/// issuer) and validity from `now` for `days`.
+fn identify_and_date(
+    params: &mut CertificateParams,
+    key: &KeyPair,
+    days: u32,
+    now: SystemTime,
+) -> Result<(), Error> {
+    params.key_identifier_method =
+        KeyIdMethod::PreSpecified(agent_key_id(&key.subject_public_key_info()));
+    params.use_authority_key_identifier_extension = true;
+    let not_before = to_asn1_time(now)?;
+    params.not_before = not_before;
+    params.not_after = not_before + DAY * days;
+    Ok(())
 }
 
 /// Consul's agent-TLS key ID: the SHA-256 of the public key info written out as

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod agent;
+pub mod autocomplete;
 pub mod catalog;
 pub mod client;
 pub mod config;
@@ -193,6 +194,14 @@ fn is_number(arg: &str) -> bool {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(args: Vec<String>) -> i32 {
+    if let Some(code) = autocomplete::answer_shell() {
+        return code;
+    }
+    match args.get(1).map(String::as_str) {
+        Some("-autocomplete-install") => return autocomplete::install(true),
+        Some("-autocomplete-uninstall") => return autocomplete::install(false),
+        _ => {}
+    }
     // `lock` and `watch` stop reading their flags at their first argument: the child's
     // arguments reach it as given.
     let args = match args.get(1).map(String::as_str) {

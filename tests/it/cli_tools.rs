@@ -418,3 +418,54 @@ async fn debug_archives_agent_state_metrics_and_logs() {
         (1, "Invalid flags: target not found: pprof\n")
     );
 }
+
+#[test]
+fn shell_completion_names_commands_and_installs_in_bashrc() {
+    let home = tempfile::tempdir().unwrap();
+    let legate = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_legate"))
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("COMP_LINE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = legate(
+        &[],
+        &[("COMP_LINE", "legate catalog s"), ("COMP_POINT", "16")],
+    );
+    assert_eq!((code, stdout.as_str()), (0, "services\n"));
+
+    let (code, _, stderr) = legate(&["-autocomplete-install"], &[]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            1,
+            "Error installing autocomplete: did not find any shells to install\n"
+        )
+    );
+    let bashrc = home.path().join(".bashrc");
+    std::fs::write(&bashrc, "export A=1\n").unwrap();
+    let (code, _, stderr) = legate(&["-autocomplete-install"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = format!("complete -C {} legate", env!("CARGO_BIN_EXE_legate"));
+    assert_eq!(
+        std::fs::read_to_string(&bashrc).unwrap(),
+        format!("export A=1\n{line}\n")
+    );
+    let (code, _, stderr) = legate(&["-autocomplete-install"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("Error installing autocomplete: already installed in "),
+        "{stderr}"
+    );
+    let (code, _, _) = legate(&["-autocomplete-uninstall"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "export A=1\n");
+}

@@ -1139,6 +1139,30 @@ mod tests {
     }
 
     #[test]
+    fn watches_are_parsed_and_need_the_http_api() {
+        let watch = |extra: &str| AgentFlags {
+            dev: Some(true),
+            hcl: vec![
+                r#"watches = [{ type = "key", key = "k", args = ["true"] }]"#.into(),
+                extra.into(),
+            ],
+            ..Default::default()
+        };
+        let config = load(watch("")).unwrap();
+        assert_eq!(config.watches.len(), 1);
+        assert_eq!(
+            config.watches[0].handler,
+            crate::watch::spec::Handler::Args(vec!["true".into()])
+        );
+        let err = load(watch("ports { http = -1 }")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("watch plans require an HTTP or HTTPS endpoint"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn data_dir_is_required_without_dev() {
         let err = load(AgentFlags::default()).unwrap_err();
         assert!(err.to_string().contains("data_dir"));

@@ -32,6 +32,9 @@ pub struct AgentFlags {
     /// A directory of .json/.hcl config files, read in lexical order (repeatable).
     #[arg(long = "config-dir")]
     pub config_dir: Vec<PathBuf>,
+    /// Read config files as this format ("hcl" or "json") whatever their extension.
+    #[arg(long = "config-format")]
+    pub config_format: Option<String>,
     /// Inline HCL config fragment (repeatable).
     #[arg(long = "hcl")]
     pub hcl: Vec<String>,
@@ -137,6 +140,8 @@ pub struct Config {
     pub connect: ConnectConfig,
     /// The DNS interface: `domain`, `alt_domain`, `recursors`, `dns_config` and `addresses.dns`.
     pub dns: DnsConfig,
+    /// `watches`: run by the agent against its own HTTP API.
+    pub watches: Vec<crate::watch::AgentWatch>,
 }
 
 /// The `connect` block: Connect and its CA (the built-in `consul` provider only).
@@ -496,6 +501,7 @@ struct FileConfig {
     alt_domain: Option<String>,
     recursors: Option<Vec<String>>,
     dns_config: Option<FileDnsConfig>,
+    watches: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -705,6 +711,18 @@ fn bootstrap_entries(raw: Option<FileConfigEntries>) -> Result<Vec<ConfigEntry>,
         .collect()
 }
 
+/// Decodes `watches` as Consul's agent does when it starts them, naming the entry that fails.
+fn agent_watches(raw: Option<Value>) -> Result<Vec<crate::watch::AgentWatch>, ConfigError> {
+    definitions(raw, None)
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            crate::watch::spec::parse_agent_watch(entry)
+                .map_err(|e| ConfigError::Invalid(format!("watches[{i}]: {e}")))
+        })
+        .collect()
+}
+
 /// Cluster and transport keys a single node has no use for: accepted, logged, ignored.
 const IGNORED_KEYS: &[&str] = &[
     "retry_join",
@@ -803,13 +821,22 @@ struct FilePerformance {
 impl Config {
     /// Builds the configuration from flags and the files they name.
     pub fn load(flags: &AgentFlags) -> Result<Config, ConfigError> {
+        let format = match flags.config_format.as_deref() {
+            None | Some("") => None,
+            Some(f @ ("hcl" | "json")) => Some(f),
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "-config-format must be either 'hcl' or 'json'".into(),
+                ))
+            }
+        };
         let mut merged = Value::Object(Map::new());
         for file in &flags.config_file {
-            merge(&mut merged, read_file(file)?);
+            merge(&mut merged, read_file(file, format)?);
         }
         for dir in &flags.config_dir {
-            for file in config_dir_files(dir)? {
-                merge(&mut merged, read_file(&file)?);
+            for file in config_dir_files(dir, format)? {
+                merge(&mut merged, read_file(&file, format)?);
             }
         }
         for (i, fragment) in flags.hcl.iter().enumerate() {
@@ -859,6 +886,11 @@ impl Config {
             );
         }
         let mut config = Self::build(flags, file, notices)?;
+        if !config.watches.is_empty() && config.http_socket().is_none() {
+            return Err(ConfigError::Invalid(
+                "watch plans require an HTTP or HTTPS endpoint".into(),
+            ));
+        }
         config.prometheus_retention = prometheus_retention;
         Ok(config)
     }
@@ -1058,6 +1090,7 @@ impl Config {
                 file.dns_config,
                 parse_ip("addresses.dns", addresses.dns)?,
             )?,
+            watches: agent_watches(file.watches)?,
         })
     }
 
@@ -1111,7 +1144,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "legate".into())
 }
 
-fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// The config files of a directory: those named .json or .hcl, or every file when the format
+/// is given.
+fn config_dir_files(dir: &Path, format: Option<&str>) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Read {
         path: dir.display().to_string(),
         reason: e.to_string(),
@@ -1119,19 +1154,24 @@ fn config_dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl"))
+            p.is_file()
+                && (format.is_some()
+                    || matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl")))
         })
         .collect();
     files.sort();
     Ok(files)
 }
 
-fn read_file(path: &Path) -> Result<Value, ConfigError> {
+fn read_file(path: &Path, format: Option<&str>) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let is_hcl = path.extension().and_then(|e| e.to_str()) == Some("hcl");
+    let is_hcl = match format {
+        Some(format) => format == "hcl",
+        None => path.extension().and_then(|e| e.to_str()) == Some("hcl"),
+    };
     parse_text(&path.display().to_string(), &text, is_hcl)
 }
 
@@ -1340,6 +1380,30 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("max_query_time"), "{err}");
+    }
+
+    #[test]
+    fn watches_are_parsed_and_need_the_http_api() {
+        let watch = |extra: &str| AgentFlags {
+            dev: Some(true),
+            hcl: vec![
+                r#"watches = [{ type = "key", key = "k", args = ["true"] }]"#.into(),
+                extra.into(),
+            ],
+            ..Default::default()
+        };
+        let config = load(watch("")).unwrap();
+        assert_eq!(config.watches.len(), 1);
+        assert_eq!(
+            config.watches[0].handler,
+            crate::watch::spec::Handler::Args(vec!["true".into()])
+        );
+        let err = load(watch("ports { http = -1 }")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("watch plans require an HTTP or HTTPS endpoint"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! `agent` (its context, local services and checks, sessions, events) → `store` (redb tables,
 //! one module per domain) → `config`, `types`, `gojson`, `filter`; `acl` and `connect` are
 //! the ACL rules and authorizer and the Connect CA's certificates, beside the store.
+//! `watch` (watch plans: blocking queries rerunning a handler on change) and `client` (the HTTP
+//! client of an agent) serve both `cli` and `process`; `config` reads watch definitions
+//! through `watch::spec`, which depends on nothing above `config`.
 //!
 //! Request flow: `http` parses a request into query options and a typed body, then calls a
 //! domain function of `store`: reads on a `ReadTx` snapshot (through `http::blocking` for
@@ -15,6 +18,7 @@
 pub mod acl;
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod connect;
@@ -26,3 +30,4 @@ pub mod http;
 pub mod process;
 pub mod store;
 pub mod types;
+pub mod watch;

@@ -47,7 +47,11 @@ impl Agent {
             })?),
             None => None,
         };
-        let background = agent::spawn_background(&ctx);
+        let mut background = agent::spawn_background(&ctx);
+        // Watches use the agent's own HTTP API (the config refuses them without one).
+        if let Some(addr) = http_addr {
+            background.extend(crate::watch::spawn_agent_watches(&ctx.config.watches, addr));
+        }
         Ok(Agent {
             ctx,
             http_addr,

@@ -2,8 +2,6 @@
 //! (or `CONSUL_HTTP_ADDR`), `-token` / `-token-file` (or `CONSUL_HTTP_TOKEN`), `-datacenter`,
 //! `-stale`.
 
-use reqwest::{Method, StatusCode};
-
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HttpFlags {
     /// Address of the agent's HTTP API.
@@ -26,54 +24,11 @@ pub struct HttpFlags {
     pub stale: Option<bool>,
 }
 
-/// A response: status, `X-Consul-Index` (0 when absent) and body.
-pub struct Response {
-    pub status: StatusCode,
-    pub index: u64,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body as text, for error messages.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Any status but 200 becomes the consul CLI's error text.
-    pub fn ok(self) -> Result<Response, String> {
-        if self.status == StatusCode::OK {
-            Ok(self)
-        } else {
-            Err(format!(
-                "Unexpected response code: {} ({})",
-                self.status.as_u16(),
-                self.text()
-            ))
-        }
-    }
-
-    /// Whether the body is the JSON `true` Consul answers successful writes with.
-    pub fn is_true(&self) -> bool {
-        self.body.trim_ascii() == b"true"
-    }
-}
-
-#[derive(Clone)]
-pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-    datacenter: Option<String>,
-}
+pub use crate::client::{segment, Client, Response};
 
 impl Client {
+    /// The client the flags describe; the token comes from `-token`, else `-token-file`.
     pub fn new(flags: &HttpFlags) -> Result<Client, String> {
-        let addr = flags.http_addr.trim_end_matches('/');
-        let base = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
         let token = match (&flags.token, &flags.token_file) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(file)) => Some(
@@ -84,66 +39,11 @@ impl Client {
             ),
             (None, None) => None,
         };
-        Ok(Client {
-            http: reqwest::Client::new(),
-            base,
+        Ok(Client::with(
+            &flags.http_addr,
             token,
-            datacenter: flags.datacenter.clone(),
-        })
-    }
-
-    /// Sends a request to `path` (which starts with `/v1/`) with `query` pairs appended.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Vec<u8>>,
-    ) -> Result<Response, String> {
-        let mut url = format!("{}{}", self.base, path);
-        let mut pairs: Vec<(&str, String)> = query.to_vec();
-        if let Some(dc) = &self.datacenter {
-            pairs.push(("dc", dc.clone()));
-        }
-        if !pairs.is_empty() {
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-                .finish();
-            url.push('?');
-            url.push_str(&encoded);
-        }
-        let mut request = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.header("X-Consul-Token", token);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let index = response
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Response {
-            status,
-            index,
-            body,
-        })
-    }
-
-    /// Like `send`, and any status but 200 becomes the consul CLI's error text.
-    pub async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Vec<u8>>,
-    ) -> Result<Response, String> {
-        self.send(method, path, query, body).await?.ok()
+            flags.datacenter.clone(),
+        ))
     }
 }
 
@@ -231,9 +131,4 @@ pub fn connect(flags: &HttpFlags) -> Result<Client, String> {
 /// Decodes a JSON response body.
 pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("cannot decode response: {e}"))
-}
-
-/// Percent-encodes one path segment (a service or node name).
-pub fn segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

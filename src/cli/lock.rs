@@ -105,38 +105,10 @@ const VALUE_FLAGS: &[&str] = &[
     "monitor-retry",
 ];
 
-/// Go's flag package stops at the first non-flag word: for `legate lock` everything from PREFIX
-/// on belongs to the child and must reach it as given (`ls -la` stays `ls -la`). Rewrites the
-/// flags before PREFIX as `super::normalize_go_flags` does and puts a `--` before PREFIX.
-/// `args` is the whole command line (`legate lock ...`).
+/// The command line with `legate lock`'s flags rewritten and PREFIX and the child kept as
+/// given (see `super::normalize_go_flags_before_child`).
 pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut iter = args.into_iter();
-    let mut out: Vec<String> = iter.by_ref().take(2).collect();
-    while let Some(arg) = iter.next() {
-        if arg == "--" {
-            out.push(arg);
-            break;
-        }
-        let flag = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .filter(|f| !f.is_empty());
-        let Some(flag) = flag else {
-            // PREFIX (or a lone "-"): the end of the flags.
-            out.push("--".into());
-            out.push(arg);
-            break;
-        };
-        let takes_value = !flag.contains('=') && VALUE_FLAGS.contains(&flag);
-        out.push(super::normalize_go_flags([arg]).remove(0));
-        if takes_value {
-            if let Some(value) = iter.next() {
-                out.push(value);
-            }
-        }
-    }
-    out.extend(iter);
-    out
+    super::normalize_go_flags_before_child(args, VALUE_FLAGS)
 }
 
 fn on(flag: Option<bool>, default: bool) -> bool {
@@ -318,18 +290,15 @@ async fn run_child(
     if verbose {
         println!("Starting handler");
     }
-    let mut command = if shell {
-        let sh = std::env::var("SHELL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/bin/sh".into());
-        let mut c = tokio::process::Command::new(sh);
-        c.arg("-c").arg(args.join(" "));
-        c
+    let command = if shell {
+        Some(crate::watch::handler::shell_command(&args.join(" ")))
     } else {
-        let mut c = tokio::process::Command::new(&args[0]);
-        c.args(&args[1..]);
-        c
+        crate::watch::handler::handler_command(args)
+    };
+    let Some(mut command) = command else {
+        eprintln!("Error starting handler: no command to run");
+        monitor.abort();
+        return 127;
     };
     command
         .env("CONSUL_LOCK_HELD", "true")

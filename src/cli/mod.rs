@@ -3,18 +3,26 @@
 
 pub mod acl;
 pub mod agent;
+pub mod autocomplete;
 pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod connect;
+pub mod debug;
 pub mod event;
 pub mod intention;
+pub mod keygen;
 pub mod kv;
 pub mod lock;
 pub mod maint;
+pub mod monitor;
 pub mod operator;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
+pub mod validate;
+pub mod watch;
 
 use crate::config::{AgentFlags, Config};
 use clap::{Parser, Subcommand};
@@ -99,6 +107,23 @@ pub enum Command {
         #[command(subcommand)]
         command: connect::ConnectCommand,
     },
+    /// Generates a new gossip encryption key.
+    Keygen(keygen::KeygenArgs),
+    /// Validates config files and directories without starting the agent.
+    Validate(validate::ValidateArgs),
+    /// Streams the agent's logs.
+    Monitor(monitor::MonitorArgs),
+    /// Estimates the round trip time between two nodes.
+    Rtt(rtt::RttArgs),
+    /// Captures the agent's state, metrics and logs into an archive.
+    Debug(debug::DebugArgs),
+    /// Creates the agents' TLS CA and certificates.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
+    },
+    /// Watches for changes in a view of the data.
+    Watch(watch::WatchArgs),
     /// Prints the version.
     Version,
 }
@@ -125,17 +150,64 @@ pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String>
     out
 }
 
+/// Go's flag package stops at the first non-flag word: for commands that run a child
+/// (`legate lock`, `legate watch`) everything from there on belongs to the child and must reach
+/// it as given (`ls -la` stays `ls -la`). Rewrites the flags before it as `normalize_go_flags`
+/// does and puts a `--` before it. `args` is the whole command line (`legate lock ...`);
+/// `value_flags` are the command's flags that take a separate value.
+pub fn normalize_go_flags_before_child(
+    args: impl IntoIterator<Item = String>,
+    value_flags: &[&str],
+) -> Vec<String> {
+    let mut iter = args.into_iter();
+    let mut out: Vec<String> = iter.by_ref().take(2).collect();
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            out.push(arg);
+            break;
+        }
+        let flag = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|f| !f.is_empty());
+        let Some(flag) = flag else {
+            // The first argument (or a lone "-"): the end of the flags.
+            out.push("--".into());
+            out.push(arg);
+            break;
+        };
+        let takes_value = !flag.contains('=') && value_flags.contains(&flag);
+        out.push(normalize_go_flags([arg]).remove(0));
+        if takes_value {
+            if let Some(value) = iter.next() {
+                out.push(value);
+            }
+        }
+    }
+    out.extend(iter);
+    out
+}
+
 fn is_number(arg: &str) -> bool {
     arg[1..].parse::<f64>().is_ok()
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn run(args: Vec<String>) -> i32 {
-    // `lock` stops reading its flags at PREFIX: the child's arguments reach it as given.
-    let args = if args.get(1).is_some_and(|a| a == "lock") {
-        lock::normalize_go_flags(args)
-    } else {
-        normalize_go_flags(args)
+    if let Some(code) = autocomplete::answer_shell() {
+        return code;
+    }
+    match args.get(1).map(String::as_str) {
+        Some("-autocomplete-install") => return autocomplete::install(true),
+        Some("-autocomplete-uninstall") => return autocomplete::install(false),
+        _ => {}
+    }
+    // `lock` and `watch` stop reading their flags at their first argument: the child's
+    // arguments reach it as given.
+    let args = match args.get(1).map(String::as_str) {
+        Some("lock") => lock::normalize_go_flags(args),
+        Some("watch") => normalize_go_flags_before_child(args, watch::VALUE_FLAGS),
+        _ => normalize_go_flags(args),
     };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -165,6 +237,13 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Operator { command } => runtime.block_on(operator::run(command)),
         Command::Connect { command } => runtime.block_on(connect::run(command)),
         Command::Acl { command } => runtime.block_on(acl::run(command)),
+        Command::Watch(args) => runtime.block_on(watch::run(args)),
+        Command::Tls { command } => tls::run(command),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Debug(args) => runtime.block_on(debug::run(args)),
+        Command::Validate(args) => validate::run(args),
+        Command::Monitor(args) => runtime.block_on(monitor::run(args)),
+        Command::Rtt(args) => runtime.block_on(rtt::run(args)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

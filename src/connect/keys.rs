@@ -104,6 +104,42 @@ pub fn generate_private_key(spec: KeySpec) -> Result<String, Error> {
     Ok(pem_encode("PRIVATE KEY", &pkcs8))
 }
 
+/// A new EC P-256 key and its PEM as Consul's `tlsutil` writes it: SEC1 ("EC PRIVATE KEY")
+/// naming its curve, which Go's `x509.ParseECPrivateKey` requires.
+pub(crate) fn ec_p256_sec1_pem() -> Result<(KeyPair, String), Error> {
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let bad = |reason: String| Error::KeyGeneration(reason);
+    // PKCS#8 wraps the SEC1 structure (without the curve) as its third field.
+    let pkcs8 = key.serialize_der();
+    let (_, outer) = x509_parser::der_parser::parse_der(&pkcs8).map_err(|e| bad(e.to_string()))?;
+    let inner = outer
+        .as_sequence()
+        .ok()
+        .and_then(|f| f.get(2))
+        .and_then(|f| f.as_slice().ok())
+        .ok_or_else(|| bad("no private key in PKCS#8".into()))?;
+    let (_, inner) = x509_parser::der_parser::parse_der(inner).map_err(|e| bad(e.to_string()))?;
+    let scalar = inner
+        .as_sequence()
+        .ok()
+        .and_then(|f| f.get(1))
+        .and_then(|f| f.as_slice().ok())
+        .ok_or_else(|| bad("no private scalar in PKCS#8".into()))?;
+    let public_key = [&[0u8][..], key.public_key_raw()].concat();
+    let sec1 = der_tlv(
+        0x30,
+        &[
+            &[0x02, 0x01, 0x01][..],
+            &der_tlv(0x04, scalar),
+            &der_tlv(0xa0, P256),
+            &der_tlv(0xa1, &der_tlv(0x03, &public_key)),
+        ]
+        .concat(),
+    );
+    Ok((key, super::pem_encode("EC PRIVATE KEY", &sec1)))
+}
+
 /// Loads the first private key of a PEM value. ring reads only PKCS#8, so SEC1 and PKCS#1
 /// keys (what Consul and `openssl` write) are rewrapped as PKCS#8 first.
 pub(crate) fn load_private_key(pem: &str) -> Result<KeyPair, Error> {

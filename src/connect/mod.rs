@@ -13,7 +13,9 @@
 //!   new root with the old one during rotation.
 //! - [`leaf`]: signing a leaf certificate for a service, agent or mesh gateway.
 //! - [`uri`]: SPIFFE IDs, parsed as Consul's `connect.ParseCertURI`.
+//! - [`agent_tls`]: the agents' own TLS CA and certificates (`legate tls`), not Connect's.
 
+pub mod agent_tls;
 pub mod ca;
 pub mod config;
 pub mod keys;

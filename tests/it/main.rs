@@ -14,6 +14,8 @@ mod cli;
 mod cli_agent;
 mod cli_catalog;
 mod cli_lock;
+mod cli_tools;
+mod cli_watch;
 mod clients;
 mod config_entries;
 mod connect_ca;

@@ -23,7 +23,7 @@
 //! N is `output_max_size`, [`DEFAULT_OUTPUT_MAX_SIZE`] (4096) when 0.
 
 mod http;
-mod output;
+pub(crate) mod output;
 mod script;
 mod status;
 mod tcp;

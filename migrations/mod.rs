@@ -20,6 +20,8 @@ mod m0007_coordinates;
 mod m0008_connect_ca;
 #[path = "0009_acl.rs"]
 mod m0009_acl;
+#[path = "0010_acl_auth_methods.rs"]
+mod m0010_acl_auth_methods;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -75,5 +77,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "ACL tokens, policies, roles, their name and secret indexes, bootstrap marker",
         apply: m0009_acl::apply,
+    },
+    Migration {
+        version: 10,
+        name: "ACL auth methods and binding rules (tokens gain their auth method: record v2)",
+        apply: m0010_acl_auth_methods::apply,
     },
 ];

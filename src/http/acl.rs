@@ -14,7 +14,7 @@ use crate::acl::templated::{TemplateVariables, TemplatedPolicy, TEMPLATED_POLICI
 use crate::acl::{AccessLevel, PermissionDenied, Resource};
 use crate::agent::acl::Identity;
 use crate::gojson::{self, field, Kind, Schema, STRING};
-use crate::store::acl::{self as store_acl, TokenWrite};
+use crate::store::acl::{self as store_acl, TokenFilter, TokenWrite};
 use crate::store::{Command, StoreError};
 use crate::types::acl::{
     is_reserved, is_uuid, management_token, new_uuid, parse_rfc3339, AclPolicy, AclRole, AclToken,
@@ -675,11 +675,15 @@ pub async fn token_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let identity = authorize(&ctx, &req, AccessLevel::Read)?;
     let opts = ctx.query_options(&req)?;
     let show = sees_secrets(&identity);
-    let policy = req.params.get("policy").filter(|p| !p.is_empty());
-    let role = req.params.get("role").filter(|r| !r.is_empty());
+    let param = |name: &str| req.params.get(name).filter(|v| !v.is_empty());
+    let filter = TokenFilter {
+        policy: param("policy"),
+        role: param("role"),
+        auth_method: param("authmethod"),
+    };
     let now = crate::clock::now_ms();
     let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, tokens) = store_acl::list_tokens(r, ws, policy, role)?;
+        let (index, tokens) = store_acl::list_tokens(r, ws, filter)?;
         let stubs: Vec<Value> = tokens
             .iter()
             .filter(|t| !t.is_expired(now))
@@ -1113,7 +1117,7 @@ pub async fn legacy_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let now = crate::clock::now_ms();
     let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, tokens) = store_acl::list_tokens(r, ws, None, None)?;
+        let (index, tokens) = store_acl::list_tokens(r, ws, TokenFilter::default())?;
         let list: Vec<Value> = tokens
             .iter()
             .filter(|t| !t.is_expired(now))

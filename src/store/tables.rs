@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -161,6 +161,14 @@ pub const ACL_ROLE_NAMES: Table<super::acl::IdRef> = Table::new("acl_role_names"
 /// `acl_bootstrap`: `bootstrap` → `Bootstrap`, the index of the last ACL bootstrap.
 pub const ACL_BOOTSTRAP: Table<super::acl::Bootstrap> = Table::new("acl_bootstrap");
 
+/// `acl_auth_methods`: auth method name → `AclAuthMethod`.
+pub const ACL_AUTH_METHODS: Table<crate::types::acl::AclAuthMethod> =
+    Table::new("acl_auth_methods");
+
+/// `acl_binding_rules`: binding rule ID → `AclBindingRule`. Invariant: its auth method exists.
+pub const ACL_BINDING_RULES: Table<crate::types::acl::AclBindingRule> =
+    Table::new("acl_binding_rules");
+
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
 pub struct RecordTable {
@@ -216,6 +224,8 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(ACL_ROLES, "AclRole"),
     record(ACL_ROLE_NAMES, "IdRef"),
     record(ACL_BOOTSTRAP, "Bootstrap"),
+    record(ACL_AUTH_METHODS, "AclAuthMethod"),
+    record(ACL_BINDING_RULES, "AclBindingRule"),
 ];
 
 #[cfg(test)]
@@ -260,8 +270,10 @@ mod tests {
                 "acl_roles:AclRole",
                 "acl_role_names:IdRef",
                 "acl_bootstrap:Bootstrap",
+                "acl_auth_methods:AclAuthMethod",
+                "acl_binding_rules:AclBindingRule",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 9);
+        assert_eq!(super::SCHEMA_VERSION, 10);
     }
 }

@@ -31,8 +31,8 @@ const HIDDEN: &str = "<hidden>";
 /// The file whose content (the last bootstrap's index) allows one more bootstrap.
 pub const BOOTSTRAP_RESET_FILE: &str = "acl-bootstrap-reset";
 /// Consul's bounds on a token's lifetime (`acl_token_{min,max}_expiration_ttl` defaults).
-const MIN_TTL: Duration = Duration::from_secs(60);
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(super) const MIN_TTL: Duration = Duration::from_secs(60);
+pub(super) const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 // ---- request decoding ---------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ static CLONE: Schema = Schema {
 };
 
 /// The body decoded against `schema`; an empty body is an empty object where `optional`.
-async fn decode(
+pub(super) async fn decode(
     ctx: &Ctx,
     req: &mut Request,
     schema: &Schema,
@@ -185,7 +185,7 @@ async fn decode(
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
 }
 
-fn text(map: &Map<String, Value>, key: &str) -> String {
+pub(super) fn text(map: &Map<String, Value>, key: &str) -> String {
     map.get(key)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -255,7 +255,7 @@ fn grants(map: &Map<String, Value>) -> Grants {
 
 /// The caller's secret: the request's token, else the agent's `default` token, else none
 /// (the anonymous token).
-fn caller_secret(ctx: &Ctx, req: &Request) -> String {
+pub(super) fn caller_secret(ctx: &Ctx, req: &Request) -> String {
     super::query::token(&req.params, &req.headers)
         .or_else(|| ctx.ops.tokens.get("default"))
         .unwrap_or_default()
@@ -268,7 +268,7 @@ fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
 }
 
 /// The caller, if its token has `access` on ACLs.
-fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
+pub(super) fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
     require(ctx, req, Resource::Acl, access, "")
 }
 
@@ -298,7 +298,7 @@ fn sees_secrets(identity: &Identity) -> bool {
     identity.authorizer.acl_write().is_allow()
 }
 
-fn token_json(token: &AclToken, show_secret: bool) -> Value {
+pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
     token.to_json(if show_secret {
         &token.secret_id
     } else {
@@ -356,7 +356,7 @@ pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 }
 
 /// 401 unless ACLs are enabled, as every ACL endpoint answers.
-fn acls_enabled(ctx: &Ctx) -> Result<(), ApiError> {
+pub(super) fn acls_enabled(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.acl.enabled() {
         Ok(())
     } else {
@@ -630,6 +630,11 @@ async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Rep
     let original = store_acl::token(&ctx.store.read()?, &accessor)?
         .filter(|t| !t.is_expired(now))
         .ok_or_else(|| ApiError::internal("Cannot find token to clone"))?;
+    if !original.auth_method.is_empty() {
+        return Err(ApiError::internal(
+            "Cannot clone a token created from an auth method",
+        ));
+    }
     let description = match text(&body, "Description") {
         d if d.is_empty() => original.description.clone(),
         d => d,

@@ -4,6 +4,7 @@
 //! Handlers parse and render; they call `store` domain functions and never touch tables.
 
 pub mod acl;
+pub mod acl_auth;
 pub mod agent;
 pub mod blocking;
 pub mod catalog;
@@ -258,6 +259,14 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
     route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
     route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
+    route!("/v1/acl/auth-method", exact, [PUT], Default, acl_auth::auth_method_create),
+    route!("/v1/acl/auth-method/", prefix, [GET, PUT, DELETE], Default, acl_auth::auth_method_handle),
+    route!("/v1/acl/auth-methods", exact, [GET], Default, acl_auth::auth_method_list),
+    route!("/v1/acl/binding-rule", exact, [PUT], Default, acl_auth::binding_rule_create),
+    route!("/v1/acl/binding-rule/", prefix, [GET, PUT, DELETE], Default, acl_auth::binding_rule_handle),
+    route!("/v1/acl/binding-rules", exact, [GET], Default, acl_auth::binding_rule_list),
+    route!("/v1/acl/login", exact, [PUT], Default, acl_auth::login),
+    route!("/v1/acl/logout", exact, [PUT], Default, acl_auth::logout),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {

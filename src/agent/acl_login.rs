@@ -12,8 +12,8 @@ use crate::store::acl::{self as store_acl, TokenWrite};
 use crate::store::acl_auth;
 use crate::store::{Command, Store, StoreError};
 use crate::types::acl::{
-    new_uuid, AclAuthMethod, AclBindingRule, AclToken, Grants, Link, NodeIdentity,
-    ServiceIdentity, TemplatedPolicyLink,
+    new_uuid, AclAuthMethod, AclBindingRule, AclToken, Grants, Link, NodeIdentity, ServiceIdentity,
+    TemplatedPolicyLink,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -69,9 +69,15 @@ async fn fetch_jwks(url: &str, ca_pem: &str) -> Result<Vec<jwt::KeyEntry>, Strin
 /// The provider's discovery document (`oidc.NewProvider`): it must name the URL as issuer.
 async fn discover(url: &str, ca_pem: &str) -> Result<Map<String, Value>, String> {
     let client = client(ca_pem)?;
-    let well_known = format!("{}/.well-known/openid-configuration", url.trim_end_matches('/'));
+    let well_known = format!(
+        "{}/.well-known/openid-configuration",
+        url.trim_end_matches('/')
+    );
     let doc = get_json(&client, &well_known).await?;
-    let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+    let issuer = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if issuer != url {
         return Err(format!(
             "oidc: issuer did not match the issuer returned by provider, expected {url:?} got {issuer:?}"
@@ -87,7 +93,10 @@ async fn remote_keys(config: &SsoConfig) -> Result<Vec<jwt::KeyEntry>, String> {
         return fetch_jwks(&config.jwks_url, &config.jwks_ca_cert).await;
     }
     let doc = discover(&config.oidc_discovery_url, "").await?;
-    let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).unwrap_or_default();
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     fetch_jwks(jwks_uri, "").await
 }
 
@@ -129,16 +138,27 @@ pub async fn check_method(
     let ttl = Duration::from_nanos(method.max_token_ttl_ns);
     let fmt = crate::duration::format;
     if !ttl.is_zero() && ttl > max {
-        return Err(format!("MaxTokenTTL {} cannot be more than {}", fmt(ttl), fmt(max)));
+        return Err(format!(
+            "MaxTokenTTL {} cannot be more than {}",
+            fmt(ttl),
+            fmt(max)
+        ));
     }
     if !ttl.is_zero() && ttl < min {
-        return Err(format!("MaxTokenTTL {} cannot be less than {}", fmt(ttl), fmt(min)));
+        return Err(format!(
+            "MaxTokenTTL {} cannot be less than {}",
+            fmt(ttl),
+            fmt(min)
+        ));
     }
     if !matches!(method.token_locality.as_str(), "" | "local" | "global") {
-        return Err("Invalid Auth Method: TokenLocality should be one of 'local' or 'global'".into());
+        return Err(
+            "Invalid Auth Method: TokenLocality should be one of 'local' or 'global'".into(),
+        );
     }
     let invalid = |e: String| format!("Invalid Auth Method: {e}");
-    let config = MethodConfig::parse(&method.method_type, &method.config_json()).map_err(invalid)?;
+    let config =
+        MethodConfig::parse(&method.method_type, &method.config_json()).map_err(invalid)?;
     match &config {
         MethodConfig::Jwt(c) if !c.jwks_url.is_empty() => {
             fetch_jwks(&c.jwks_url, &c.jwks_ca_cert)
@@ -157,18 +177,29 @@ pub async fn check_method(
 
 /// Checks a binding rule about to be written against its method's identity fields (the
 /// store checks again that the method exists). An update may leave the method out.
-pub fn check_binding_rule(store: &Store, rule: &AclBindingRule, create: bool) -> Result<(), String> {
+pub fn check_binding_rule(
+    store: &Store,
+    rule: &AclBindingRule,
+    create: bool,
+) -> Result<(), String> {
     let r = store.read().map_err(|e| e.to_string())?;
     let mut method_name = rule.auth_method.clone();
-    if method_name.is_empty() && !create {
+    if !create {
         let mut ws = crate::store::WatchSet::default();
-        if let Ok((_, Some(existing))) = acl_auth::get_binding_rule(&r, &mut ws, &rule.id) {
-            method_name = existing.auth_method;
+        let (_, existing) =
+            acl_auth::get_binding_rule(&r, &mut ws, &rule.id).map_err(|e| e.to_string())?;
+        match existing {
+            // The store refuses a missing rule with Consul's text.
+            None => return Ok(()),
+            Some(existing) if method_name.is_empty() => method_name = existing.auth_method,
+            Some(existing) if existing.auth_method != method_name => {
+                return Err("the AuthMethod field of an Binding Rule is immutable".into())
+            }
+            Some(_) => {}
         }
     }
     if method_name.is_empty() {
-        // The store refuses it with Consul's text.
-        return Ok(());
+        return Err("Invalid Binding Rule: no AuthMethod is set".into());
     }
     let Some(method) = acl_auth::auth_method(&r, &method_name).map_err(|e| e.to_string())? else {
         return Err(format!("cannot find auth method with name {method_name:?}"));
@@ -184,7 +215,9 @@ async fn verify(config: &MethodConfig, bearer: &str) -> Result<Identity, String>
         MethodConfig::Jwt(c) => {
             let now_s = (crate::clock::now_ms() / 1000) as i64;
             let claims = if c.public_keys.is_empty() {
-                let keys = remote_keys(c).await.map_err(|e| format!("error verifying token: {e}"))?;
+                let keys = remote_keys(c)
+                    .await
+                    .map_err(|e| format!("error verifying token: {e}"))?;
                 jwt::verify(bearer, KeySource::Jwks(&keys), &c.claims, now_s)?
             } else {
                 jwt::verify(bearer, KeySource::Static(&c.public_keys), &c.claims, now_s)?
@@ -351,7 +384,8 @@ pub async fn login(
     }
     let mut description = "token created via login".to_string();
     if !req.meta.is_empty() {
-        let meta = serde_json::to_string(&req.meta).map_err(|e| LoginError::Failed(e.to_string()))?;
+        let meta =
+            serde_json::to_string(&req.meta).map_err(|e| LoginError::Failed(e.to_string()))?;
         description = format!("{description}: {meta}");
     }
     let create_ms = crate::clock::now_ms();

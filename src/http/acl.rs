@@ -268,7 +268,11 @@ fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
 }
 
 /// The caller, if its token has `access` on ACLs.
-pub(super) fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
+pub(super) fn authorize(
+    ctx: &Ctx,
+    req: &Request,
+    access: AccessLevel,
+) -> Result<Arc<Identity>, ApiError> {
     require(ctx, req, Resource::Acl, access, "")
 }
 

@@ -100,7 +100,11 @@ fn auth_method_from(body: &Map<String, Value>, name: String) -> AclAuthMethod {
 }
 
 /// Checks and stores a method (its type kept when the body leaves it out).
-async fn write_auth_method(ctx: &Ctx, method: AclAuthMethod, pretty: bool) -> Result<Reply, ApiError> {
+async fn write_auth_method(
+    ctx: &Ctx,
+    method: AclAuthMethod,
+    pretty: bool,
+) -> Result<Reply, ApiError> {
     let method = acl_login::check_method(&ctx.store, method, (MIN_TTL, MAX_TTL))
         .await
         .map_err(ApiError::internal)?;
@@ -267,7 +271,9 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
         _ => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            ctx.store.apply(Command::AclBindingRuleDelete { id }).await?;
+            ctx.store
+                .apply(Command::AclBindingRuleDelete { id })
+                .await?;
             Reply::json(&true, opts.pretty)
         }
     }
@@ -329,4 +335,3 @@ pub async fn logout(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     acl_login::logout(&ctx.store, &caller_secret(&ctx, &req)).await?;
     Reply::json(&true, opts.pretty)
 }
-

@@ -35,7 +35,10 @@ pub fn get_auth_method(
 /// `GET /v1/acl/auth-methods`, by name.
 pub fn list_auth_methods(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Vec<AclAuthMethod>)> {
     ws.table(ACL_AUTH_METHODS.name);
-    let all = r.scan_prefix(ACL_AUTH_METHODS, "")?.into_iter().map(|(_, m)| m);
+    let all = r
+        .scan_prefix(ACL_AUTH_METHODS, "")?
+        .into_iter()
+        .map(|(_, m)| m);
     Ok((r.table_index(ACL_AUTH_METHODS.name)?, all.collect()))
 }
 

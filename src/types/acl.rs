@@ -640,6 +640,29 @@ mod tests {
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
+    /// A token stored before auth methods existed (record version 1) reads back with no
+    /// auth method.
+    #[test]
+    fn version_1_tokens_decode() {
+        let grants = Grants::default();
+        let v1 = (
+            ("a", "s", "d", &grants, Vec::<Link>::new(), true),
+            (Some(5u64), 1u64, None::<Legacy>, vec![1u8], 2u64, 3u64),
+        );
+        let mut bytes = vec![1u8];
+        bytes.extend(bincode::encode_to_vec(v1, bincode::config::standard()).unwrap());
+        let token: AclToken = crate::store::codec::decode("acl_tokens", "a", &bytes).unwrap();
+        assert_eq!(
+            (
+                token.secret_id.as_str(),
+                token.expiration_ms,
+                token.modify_index
+            ),
+            ("s", Some(5), 3)
+        );
+        assert!(token.local && token.auth_method.is_empty());
+    }
+
     #[test]
     fn uuids() {
         assert!(is_uuid("00000000-0000-0000-0000-000000000002"));

@@ -4,6 +4,7 @@
 mod common;
 
 mod acl;
+mod acl_auth;
 mod agent;
 mod agent_ops;
 mod agent_services;

@@ -25,7 +25,10 @@ pub fn is_supported_alg(alg: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// Modulus and exponent, big-endian without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed EC point on P-256 (65 bytes) or P-384 (97 bytes).
     Ec(Vec<u8>),
     Ed25519(Vec<u8>),
@@ -49,8 +52,8 @@ pub fn parse_public_key_pem(pem: &str) -> Result<PublicKey, String> {
     use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate};
     use x509_parser::public_key::PublicKey as Parsed;
     let none = || "data does not contain any valid RSA, ECDSA, or ED25519 public keys".to_string();
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem.trim_start().as_bytes())
-        .map_err(|_| none())?;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem.trim_start().as_bytes()).map_err(|_| none())?;
     let spki_of = |der: &[u8]| -> Result<PublicKey, String> {
         let spki = match SubjectPublicKeyInfo::from_der(der) {
             Ok((_, spki)) => spki,
@@ -93,7 +96,11 @@ pub fn parse_jwks(doc: &Value) -> Result<Vec<KeyEntry>, String> {
     };
     let mut out = Vec::new();
     for key in keys.iter().filter_map(Value::as_object) {
-        if key.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        if key
+            .get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
             continue;
         }
         let text = |name: &str| key.get(name).and_then(Value::as_str).unwrap_or_default();
@@ -243,7 +250,7 @@ pub fn verify(
             };
             if !alg_allowed || !candidates.iter().any(|e| parsed.verified_by(&e.key)) {
                 return Err(
-                    "error verifying token: failed to verify id token signature".to_string(),
+                    "error verifying token: failed to verify id token signature".to_string()
                 );
             }
         }
@@ -284,7 +291,10 @@ fn check_claims(claims: &Map<String, Value>, rules: &ClaimRules, now: i64) -> Re
             "error validating claims: go-jose/go-jose/jwt: validation failed, {what}"
         ))
     };
-    let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !rules.bound_issuer.is_empty() && rules.bound_issuer != issuer {
         return invalid("invalid issuer claim (iss)");
     }
@@ -328,9 +338,8 @@ mod tests {
     fn es256_token(claims: &Value) -> (String, PublicKey) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let enc = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
         let signed = format!(
             "{}.{}",
@@ -364,7 +373,12 @@ mod tests {
         let now = 1_700_000_000;
         let (token, _) = es256_token(&serde_json::json!({"exp": now + 60}));
         let (_, other) = es256_token(&serde_json::json!({}));
-        let err = verify(&token, KeySource::Static(&[other]), &ClaimRules::default(), now);
+        let err = verify(
+            &token,
+            KeySource::Static(&[other]),
+            &ClaimRules::default(),
+            now,
+        );
         assert_eq!(
             err.unwrap_err(),
             "no known key successfully validated the token signature"

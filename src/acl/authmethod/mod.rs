@@ -373,10 +373,13 @@ fn parse_sso(config: &Map<String, Value>, kind: &str) -> Result<SsoConfig, Strin
         }
     }
     if c.oidc_discovery_url.is_empty() && !discovery_ca.is_empty() {
-        return Err("'OIDCDiscoveryCACert' should not be set unless 'OIDCDiscoveryURL' is set".into());
+        return Err(
+            "'OIDCDiscoveryCACert' should not be set unless 'OIDCDiscoveryURL' is set".into(),
+        );
     }
     for ca in [&c.jwks_ca_cert, &discovery_ca] {
-        if !ca.is_empty() && rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).is_err()
+        if !ca.is_empty()
+            && rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).is_err()
         {
             return Err("could not parse any PEM certificates".into());
         }
@@ -435,7 +438,10 @@ impl Identity {
 
     /// The identity of a verified JWT's claims, through the configured mappings
     /// (`extractClaims`): a mapped claim that is absent is left out.
-    pub fn from_claims(config: &SsoConfig, claims: &Map<String, Value>) -> Result<Identity, String> {
+    pub fn from_claims(
+        config: &SsoConfig,
+        claims: &Map<String, Value>,
+    ) -> Result<Identity, String> {
         let mut identity = Identity::default();
         for (claim, target) in &config.claim_mappings {
             match claim_at(claims, claim) {
@@ -641,7 +647,10 @@ pub fn evaluate(rules: &[AclBindingRule], identity: &Identity) -> Result<Binding
             }
         }
         let Some((kind, name, var)) = bind(rule, &vars).map_err(|e| {
-            format!("cannot compute {:?} bind name for bind target: {e}", rule.bind_type)
+            format!(
+                "cannot compute {:?} bind name for bind target: {e}",
+                rule.bind_type
+            )
         })?
         else {
             return Err(format!(
@@ -680,7 +689,11 @@ mod tests {
     }
 
     fn sso(mappings: &[(&str, &str)], lists: &[(&str, &str)]) -> SsoConfig {
-        let map = |m: &[(&str, &str)]| m.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let map = |m: &[(&str, &str)]| {
+            m.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
         SsoConfig {
             claim_mappings: map(mappings),
             list_claim_mappings: map(lists),
@@ -690,7 +703,10 @@ mod tests {
 
     #[test]
     fn claims_map_to_values_and_lists() {
-        let config = sso(&[("/nested/ns", "ns"), ("sub", "who")], &[("groups", "groups")]);
+        let config = sso(
+            &[("/nested/ns", "ns"), ("sub", "who")],
+            &[("groups", "groups")],
+        );
         let claims = json!({"sub": "Web", "nested": {"ns": 7}, "groups": ["a", "b"]});
         let id = Identity::from_claims(&config, claims.as_object().unwrap()).unwrap();
         assert_eq!(id.values["ns"], "7");
@@ -752,8 +768,11 @@ mod tests {
             "Config.Host is required"
         );
         assert_eq!(
-            parse("jwt", json!({"JWKSURL": "http://x", "JWTSupportedAlgs": ["HS256"]}))
-                .unwrap_err(),
+            parse(
+                "jwt",
+                json!({"JWKSURL": "http://x", "JWTSupportedAlgs": ["HS256"]})
+            )
+            .unwrap_err(),
             "Invalid supported algorithm: HS256"
         );
     }

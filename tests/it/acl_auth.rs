@@ -644,3 +644,286 @@ async fn auth_methods_rules_and_login_tokens_survive_a_restart() {
     // The method still verifies after the restart.
     ok(login(&a, "nomad", &key.sign(&workload_claims(json!({})))).await);
 }
+
+#[tokio::test]
+async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
+    let (a, _cfg) = acl_agent(json!({})).await;
+    fn run<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [args, &["-token", ROOT][..]].concat()
+    }
+    ok(put(
+        &a,
+        "/v1/acl/policy",
+        ROOT,
+        json!({"Name": "base", "Rules": ""}),
+    )
+    .await);
+
+    // Roles.
+    let created = a
+        .cli(
+            &run(&[
+                "acl",
+                "role",
+                "create",
+                "-name",
+                "web",
+                "-description",
+                "Web",
+                "-policy-name",
+                "base",
+                "-service-identity",
+                "web:dc1,dc2",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(
+        created
+            .stdout
+            .contains("Name:         web\nDescription:  Web\nPolicies:\n"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stdout
+            .contains("Service Identities:\n   web (Datacenters: dc1, dc2)\n"),
+        "{}",
+        created.stdout
+    );
+    let id = created
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("ID:")
+        .trim()
+        .to_string();
+    let updated = a
+        .cli(
+            &run(&[
+                "acl",
+                "role",
+                "update",
+                "-id",
+                &id,
+                "-node-identity",
+                "n1:dc1",
+                "-format",
+                "json",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    let role: Value = serde_json::from_str(&updated.stdout).unwrap();
+    assert_eq!(role["NodeIdentities"][0]["NodeName"], "n1");
+    assert_eq!(
+        role["Policies"][0]["Name"], "base",
+        "an update merges: {role}"
+    );
+    let read = a
+        .cli(&run(&["acl", "role", "read", "-name", "web"]), None)
+        .await;
+    assert!(
+        read.stdout
+            .contains("Node Identities:\n   n1 (Datacenter: dc1)\n"),
+        "{}",
+        read.stdout
+    );
+    let list = a
+        .cli(&run(&["acl", "role", "list", "-format", "json"]), None)
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&list.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let deleted = a
+        .cli(&run(&["acl", "role", "delete", "-name", "web"]), None)
+        .await;
+    assert_eq!(
+        deleted.stdout,
+        format!("Role {id:?} deleted successfully\n")
+    );
+
+    // Auth methods.
+    let key = Signer::ec();
+    let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]})).to_string();
+    let created = a
+        .cli(
+            &run(&[
+                "acl",
+                "auth-method",
+                "create",
+                "-type",
+                "jwt",
+                "-name",
+                "nomad",
+                "-max-token-ttl",
+                "5m",
+                "-config",
+                "-",
+            ]),
+            Some(&config),
+        )
+        .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(created.stdout.starts_with("Name:          nomad\nType:          jwt\nDescription:   \nMaxTokenTTL:   5m0s\nConfig:\n{\n  \"BoundIssuer\""), "{}", created.stdout);
+    let updated = a
+        .cli(
+            &run(&[
+                "acl",
+                "auth-method",
+                "update",
+                "-name",
+                "nomad",
+                "-display-name",
+                "Nomad",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    assert!(
+        updated.stdout.contains("DisplayName:   Nomad\n"),
+        "{}",
+        updated.stdout
+    );
+    let bad = a
+        .cli(
+            &run(&[
+                "acl",
+                "auth-method",
+                "create",
+                "-type",
+                "ldap",
+                "-name",
+                "x",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(bad.code, 1);
+    assert_eq!(bad.stderr.trim_end(), "Failed to create new auth method: Unexpected response code: 500 (Invalid Auth Method: Type should be one of: [jwt kubernetes oidc])");
+    let list = a.cli(&run(&["acl", "auth-method", "list"]), None).await;
+    assert!(
+        list.stdout.starts_with("Name:          nomad\n"),
+        "{}",
+        list.stdout
+    );
+    assert!(!list.stdout.contains("Config"), "{}", list.stdout);
+
+    // Binding rules.
+    let rule = a
+        .cli(
+            &run(&[
+                "acl",
+                "binding-rule",
+                "create",
+                "-method",
+                "nomad",
+                "-bind-name",
+                "${value.who}",
+                "-selector",
+                "value.team == eng",
+                "-format",
+                "json",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(rule.code, 0, "{}", rule.stderr);
+    let rule: Value = serde_json::from_str(&rule.stdout).unwrap();
+    assert_eq!(rule["BindType"], "service");
+    let rule_id = rule["ID"].as_str().unwrap();
+    let read = a
+        .cli(&run(&["acl", "binding-rule", "read", "-id", rule_id]), None)
+        .await;
+    assert!(
+        read.stdout.contains("AuthMethod:   nomad\n"),
+        "{}",
+        read.stdout
+    );
+    assert!(
+        read.stdout.ends_with("Selector:     value.team == eng\n"),
+        "{}",
+        read.stdout
+    );
+    let list = a
+        .cli(
+            &run(&[
+                "acl",
+                "binding-rule",
+                "list",
+                "-method",
+                "nomad",
+                "-format",
+                "json",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&list.stdout).unwrap()[0]["ID"],
+        rule["ID"]
+    );
+
+    // Login writes the secret to the sink; logout destroys it.
+    let dir = tempfile::tempdir().unwrap();
+    let bearer = dir.path().join("jwt");
+    std::fs::write(&bearer, key.sign(&workload_claims(json!({})))).unwrap();
+    let sink = dir.path().join("token");
+    let login = a
+        .cli(
+            &[
+                "login",
+                "-method",
+                "nomad",
+                "-bearer-token-file",
+                bearer.to_str().unwrap(),
+                "-token-sink-file",
+                sink.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let secret = std::fs::read_to_string(&sink).unwrap();
+    let me = ok(get(&a, "/v1/acl/token/self", &secret).await);
+    assert_eq!(me["ServiceIdentities"][0]["ServiceName"], "web");
+    let logout = a.cli(&["logout", "-token", &secret], None).await;
+    assert_eq!(logout.code, 0, "{}", logout.stderr);
+    assert_eq!(get(&a, "/v1/acl/token/self", &secret).await.0, 403);
+    let refused = a.cli(&["logout", "-token", ROOT], None).await;
+    assert_eq!(
+        refused.stderr.trim_end(),
+        "Error destroying token: Unexpected response code: 403 (Permission denied)"
+    );
+
+    let deleted = a
+        .cli(
+            &run(&["acl", "binding-rule", "delete", "-id", rule_id]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        deleted.stdout,
+        format!("Binding rule {rule_id:?} deleted successfully\n")
+    );
+    let deleted = a
+        .cli(
+            &run(&["acl", "auth-method", "delete", "-name", "nomad"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        deleted.stdout,
+        "Auth-method \"nomad\" deleted successfully\n"
+    );
+}

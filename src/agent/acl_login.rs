@@ -326,24 +326,16 @@ pub async fn login(
     let (roles, policies) = {
         let r = store.read()?;
         let mut ws = crate::store::WatchSet::default();
-        let mut roles = Vec::new();
-        for name in &bindings.roles {
-            if let (_, Some(role)) = store_acl::get_role(&r, &mut ws, name, true)? {
-                roles.push(Link {
-                    id: role.id,
-                    name: String::new(),
-                });
-            }
-        }
-        let mut policies = Vec::new();
-        for name in &bindings.policies {
-            if let (_, Some(policy)) = store_acl::get_policy(&r, &mut ws, name, true)? {
-                policies.push(Link {
-                    id: policy.id,
-                    name: String::new(),
-                });
-            }
-        }
+        let roles = existing(&bindings.roles, |name| {
+            Ok(store_acl::get_role(&r, &mut ws, name, true)?
+                .1
+                .map(|x| x.id))
+        })?;
+        let policies = existing(&bindings.policies, |name| {
+            Ok(store_acl::get_policy(&r, &mut ws, name, true)?
+                .1
+                .map(|x| x.id))
+        })?;
         (roles, policies)
     };
     let grants = Grants {
@@ -411,6 +403,24 @@ pub async fn login(
         .acl_token()
         .ok_or_else(|| LoginError::Failed("Failed to retrieve the token after insertion".into()))?;
     Ok(stored)
+}
+
+/// Links to the records named in `names` that exist (`id_of` finds one's ID): Consul skips
+/// bound roles and policies that don't.
+fn existing(
+    names: &[String],
+    mut id_of: impl FnMut(&str) -> crate::store::Result<Option<String>>,
+) -> crate::store::Result<Vec<Link>> {
+    let mut links = Vec::new();
+    for name in names {
+        if let Some(id) = id_of(name)? {
+            links.push(Link {
+                id,
+                name: String::new(),
+            });
+        }
+    }
+    Ok(links)
 }
 
 /// `PUT /v1/acl/logout`: deletes the caller's token if a login created it.

@@ -128,14 +128,15 @@ pub struct TokenArgs {
     local: bool,
 }
 
+/// A policy or role named by `-id` or `-name`.
 #[derive(Debug, clap::Args)]
 pub struct PolicyReadArgs {
     #[command(flatten)]
-    out: FormatArgs,
+    pub(super) out: FormatArgs,
     #[arg(long, default_value = "")]
-    id: String,
+    pub(super) id: String,
     #[arg(long, default_value = "")]
-    name: String,
+    pub(super) name: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,11 +4,56 @@
 
 use super::acl::{
     call, check_format, link_list, named_id, node_identity, pretty_grants, print, print_list, s,
-    service_identity, FormatArgs,
+    service_identity, FormatArgs, PolicyReadArgs as RoleReadArgs,
 };
 use super::client::{exit_code, indented_json, parse_key_value, read_data, segment, HttpFlags};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
+
+/// `read`: one record from `path`, printed.
+async fn read_one(
+    out: &FormatArgs,
+    path: &str,
+    context: &str,
+    pretty: fn(&Value) -> String,
+) -> Result<(), String> {
+    check_format(&out.format)?;
+    let record = call(&out.http, Method::GET, path, None, context).await?;
+    print(out, &record, pretty)
+}
+
+/// `delete`: deletes the record at `path` and says `done`.
+async fn delete_one(
+    http: &HttpFlags,
+    path: &str,
+    context: &str,
+    done: String,
+) -> Result<(), String> {
+    call(http, Method::DELETE, path, None, context).await?;
+    println!("{done}");
+    Ok(())
+}
+
+/// `list`: the records at `path`, printed.
+async fn list_all(
+    out: &FormatArgs,
+    path: &str,
+    context: &str,
+    pretty: fn(&Value) -> String,
+) -> Result<(), String> {
+    check_format(&out.format)?;
+    let list = call(&out.http, Method::GET, path, None, context).await?;
+    print_list(out, &list, pretty)
+}
+
+/// The `-name` or `-id` a command needs, refused when empty.
+fn required<'a>(value: &'a str, flag: &str) -> Result<&'a str, String> {
+    if value.is_empty() {
+        Err(format!("Must specify the -{flag} parameter"))
+    } else {
+        Ok(value)
+    }
+}
 
 // ---- roles ------------------------------------------------------------------------------
 
@@ -19,16 +64,6 @@ pub enum RoleCommand {
     Update(RoleArgs),
     Delete(RoleReadArgs),
     List(FormatArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct RoleReadArgs {
-    #[command(flatten)]
-    out: FormatArgs,
-    #[arg(long, default_value = "")]
-    id: String,
-    #[arg(long, default_value = "")]
-    name: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,26 +108,26 @@ pub async fn role(command: RoleCommand) -> Result<(), String> {
         RoleCommand::Create(a) => role_write(a, true).await,
         RoleCommand::Update(a) => role_write(a, false).await,
         RoleCommand::Read(a) => {
-            check_format(&a.out.format)?;
             let id = named_id(&a.out.http, "role", &a.id, &a.name).await?;
             let path = format!("/v1/acl/role/{}", segment(&id));
-            let context = format!("Error reading role {id:?}");
-            let role = call(&a.out.http, Method::GET, &path, None, &context).await?;
-            print(&a.out, &role, pretty_role)
+            read_one(
+                &a.out,
+                &path,
+                &format!("Error reading role {id:?}"),
+                pretty_role,
+            )
+            .await
         }
         RoleCommand::Delete(a) => {
             let id = named_id(&a.out.http, "role", &a.id, &a.name).await?;
             let path = format!("/v1/acl/role/{}", segment(&id));
             let context = format!("Error deleting role {id:?}");
-            call(&a.out.http, Method::DELETE, &path, None, &context).await?;
-            println!("Role {id:?} deleted successfully");
-            Ok(())
+            let done = format!("Role {id:?} deleted successfully");
+            delete_one(&a.out.http, &path, &context, done).await
         }
         RoleCommand::List(a) => {
-            check_format(&a.format)?;
             let context = "Failed to retrieve the role list";
-            let list = call(&a.http, Method::GET, "/v1/acl/roles", None, context).await?;
-            print_list(&a, &list, pretty_role)
+            list_all(&a, "/v1/acl/roles", context, pretty_role).await
         }
     }
 }
@@ -240,30 +275,21 @@ pub async fn auth_method(command: AuthMethodCommand) -> Result<(), String> {
         AuthMethodCommand::Create(a) => auth_method_write(a, true).await,
         AuthMethodCommand::Update(a) => auth_method_write(a, false).await,
         AuthMethodCommand::Read(a) => {
-            check_format(&a.out.format)?;
-            if a.name.is_empty() {
-                return Err("Must specify the -name parameter".into());
-            }
-            let path = format!("/v1/acl/auth-method/{}", segment(&a.name));
-            let context = format!("Error reading auth method {:?}", a.name);
-            let method = call(&a.out.http, Method::GET, &path, None, &context).await?;
-            print(&a.out, &method, pretty_auth_method)
+            let name = required(&a.name, "name")?;
+            let path = format!("/v1/acl/auth-method/{}", segment(name));
+            let context = format!("Error reading auth method {name:?}");
+            read_one(&a.out, &path, &context, pretty_auth_method).await
         }
         AuthMethodCommand::Delete(a) => {
-            if a.name.is_empty() {
-                return Err("Must specify the -name parameter".into());
-            }
-            let path = format!("/v1/acl/auth-method/{}", segment(&a.name));
-            let context = format!("Error deleting auth method {:?}", a.name);
-            call(&a.out.http, Method::DELETE, &path, None, &context).await?;
-            println!("Auth-method {:?} deleted successfully", a.name);
-            Ok(())
+            let name = required(&a.name, "name")?;
+            let path = format!("/v1/acl/auth-method/{}", segment(name));
+            let context = format!("Error deleting auth method {name:?}");
+            let done = format!("Auth-method {name:?} deleted successfully");
+            delete_one(&a.out.http, &path, &context, done).await
         }
         AuthMethodCommand::List(a) => {
-            check_format(&a.format)?;
             let context = "Failed to retrieve the auth method list";
-            let list = call(&a.http, Method::GET, "/v1/acl/auth-methods", None, context).await?;
-            print_list(&a, &list, pretty_auth_method)
+            list_all(&a, "/v1/acl/auth-methods", context, pretty_auth_method).await
         }
     }
 }
@@ -417,34 +443,25 @@ pub async fn binding_rule(command: BindingRuleCommand) -> Result<(), String> {
         BindingRuleCommand::Create(a) => binding_rule_write(a, true).await,
         BindingRuleCommand::Update(a) => binding_rule_write(a, false).await,
         BindingRuleCommand::Read(a) => {
-            check_format(&a.out.format)?;
-            if a.id.is_empty() {
-                return Err("Must specify the -id parameter".into());
-            }
-            let path = format!("/v1/acl/binding-rule/{}", segment(&a.id));
-            let context = format!("Error reading binding rule {:?}", a.id);
-            let rule = call(&a.out.http, Method::GET, &path, None, &context).await?;
-            print(&a.out, &rule, pretty_binding_rule)
+            let id = required(&a.id, "id")?;
+            let path = format!("/v1/acl/binding-rule/{}", segment(id));
+            let context = format!("Error reading binding rule {id:?}");
+            read_one(&a.out, &path, &context, pretty_binding_rule).await
         }
         BindingRuleCommand::Delete(a) => {
-            if a.id.is_empty() {
-                return Err("Must specify the -id parameter".into());
-            }
-            let path = format!("/v1/acl/binding-rule/{}", segment(&a.id));
-            let context = format!("Error deleting binding rule {:?}", a.id);
-            call(&a.out.http, Method::DELETE, &path, None, &context).await?;
-            println!("Binding rule {:?} deleted successfully", a.id);
-            Ok(())
+            let id = required(&a.id, "id")?;
+            let path = format!("/v1/acl/binding-rule/{}", segment(id));
+            let context = format!("Error deleting binding rule {id:?}");
+            let done = format!("Binding rule {id:?} deleted successfully");
+            delete_one(&a.out.http, &path, &context, done).await
         }
         BindingRuleCommand::List(a) => {
-            check_format(&a.out.format)?;
             let mut path = "/v1/acl/binding-rules".to_string();
             if !a.method.is_empty() {
                 path = format!("{path}?authmethod={}", segment(&a.method));
             }
             let context = "Failed to retrieve the binding rule list";
-            let list = call(&a.out.http, Method::GET, &path, None, context).await?;
-            print_list(&a.out, &list, pretty_binding_rule)
+            list_all(&a.out, &path, context, pretty_binding_rule).await
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::acl::AccessLevel;
 use crate::agent::acl_login::{self, LoginError, LoginRequest};
 use crate::gojson::{field, Kind, Schema, STRING};
 use crate::store::acl_auth;
-use crate::store::Command;
+use crate::store::{Command, ReadTx, WatchSet};
 use crate::types::acl::{new_uuid, AclAuthMethod, AclBindingRule};
 use serde_json::{Map, Value};
 use warp::http::{Method, StatusCode};
@@ -72,9 +72,27 @@ static LOGIN: Schema = Schema {
     strict: false,
 };
 
-/// A 404 with no body and the read's index, as Consul answers a missing method or rule.
-fn missing(index: u64) -> Result<Reply, ApiError> {
-    Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(index))
+/// `GET` of one method or rule (`read` renders it): a missing one is an empty 404 with the
+/// read's index, as Consul answers.
+async fn read_one<F>(ctx: &Ctx, req: Request, read: F) -> Result<Reply, ApiError>
+where
+    F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, Option<Value>)> + Send + Sync,
+{
+    authorize(ctx, &req, AccessLevel::Read)?;
+    let opts = ctx.query_options(&req)?;
+    let got = blocking(&ctx.store, &opts, read).await?;
+    match got.value {
+        Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
+        None => Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index)),
+    }
+}
+
+/// `DELETE` of one method or rule: `true`, also when it didn't exist.
+async fn delete_one(ctx: &Ctx, req: Request, delete: Command) -> Result<Reply, ApiError> {
+    authorize(ctx, &req, AccessLevel::Write)?;
+    let opts = ctx.query_options(&req)?;
+    ctx.store.apply(delete).await?;
+    Reply::json(&true, opts.pretty)
 }
 
 // ---- auth methods -----------------------------------------------------------------------
@@ -135,17 +153,11 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
     }
     match req.method {
         Method::GET => {
-            authorize(&ctx, &req, AccessLevel::Read)?;
-            let opts = ctx.query_options(&req)?;
-            let got = blocking(&ctx.store, &opts, |r, ws| {
+            read_one(&ctx, req, |r, ws| {
                 let (index, method) = acl_auth::get_auth_method(r, ws, &name)?;
                 Ok((index, method.map(|m| m.to_json())))
             })
-            .await?;
-            match got.value {
-                Some(method) => Ok(Reply::json(&method, opts.pretty)?.read_meta(got.index)),
-                None => missing(got.index),
-            }
+            .await
         }
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
@@ -159,14 +171,7 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
             }
             write_auth_method(&ctx, auth_method_from(&body, name), opts.pretty).await
         }
-        _ => {
-            authorize(&ctx, &req, AccessLevel::Write)?;
-            let opts = ctx.query_options(&req)?;
-            ctx.store
-                .apply(Command::AclAuthMethodDelete { name })
-                .await?;
-            Reply::json(&true, opts.pretty)
-        }
+        _ => delete_one(&ctx, req, Command::AclAuthMethodDelete { name }).await,
     }
 }
 
@@ -244,17 +249,11 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
     }
     match req.method {
         Method::GET => {
-            authorize(&ctx, &req, AccessLevel::Read)?;
-            let opts = ctx.query_options(&req)?;
-            let got = blocking(&ctx.store, &opts, |r, ws| {
+            read_one(&ctx, req, |r, ws| {
                 let (index, rule) = acl_auth::get_binding_rule(r, ws, &id)?;
                 Ok((index, rule.map(|r| r.to_json())))
             })
-            .await?;
-            match got.value {
-                Some(rule) => Ok(Reply::json(&rule, opts.pretty)?.read_meta(got.index)),
-                None => missing(got.index),
-            }
+            .await
         }
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;

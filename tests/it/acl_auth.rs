@@ -160,6 +160,18 @@ fn refused(reply: (u16, String), text: &str) {
     assert_eq!((reply.0, reply.1.as_str()), (500, text));
 }
 
+/// A 500 whose text starts with `prefix` (the rest names a time, a port or a system error).
+fn refused_with(reply: (u16, String), prefix: &str) {
+    assert_eq!(reply.0, 500, "{}", reply.1);
+    assert!(reply.1.starts_with(prefix), "{}", reply.1);
+}
+
+/// A 500 whose text ends with `suffix`.
+fn refused_ending(reply: (u16, String), suffix: &str) {
+    assert_eq!(reply.0, 500, "{}", reply.1);
+    assert!(reply.1.ends_with(suffix), "{}", reply.1);
+}
+
 #[tokio::test]
 async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
     let (a, _cfg) = acl_agent(json!({})).await;
@@ -269,17 +281,15 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
     ] {
         refused(put(&a, "/v1/acl/binding-rule", ROOT, body).await, text);
     }
-    let (status, body) = put(
+    refused_with(
+        put(
         &a,
         "/v1/acl/binding-rule",
         ROOT,
         json!({"AuthMethod": "nomad", "BindType": "service", "BindName": "x", "Selector": "value.who =="}),
     )
-    .await;
-    assert_eq!(status, 500);
-    assert!(
-        body.starts_with("invalid Binding Rule: Selector is invalid: "),
-        "{body}"
+    .await,
+        "invalid Binding Rule: Selector is invalid: ",
     );
     let rule = ok(put(
         &a,
@@ -437,14 +447,15 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
     refused(clone, "Cannot clone a token created from an auth method");
 
     // The claims the method binds to are checked.
-    let (status, body) = login(
-        &a,
-        "nomad",
-        &key.sign(&workload_claims(json!({"iss": "evil"}))),
-    )
-    .await;
-    assert_eq!(status, 500);
-    assert!(body.ends_with("invalid issuer claim (iss)"), "{body}");
+    refused_ending(
+        login(
+            &a,
+            "nomad",
+            &key.sign(&workload_claims(json!({"iss": "evil"}))),
+        )
+        .await,
+        "invalid issuer claim (iss)",
+    );
     refused(
         login(
             &a,
@@ -455,9 +466,10 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
         "error validating claims: aud claim does not match any bound audience",
     );
     let expired = workload_claims(json!({"iat": now_s() - 3600, "exp": now_s() - 600}));
-    let (status, body) = login(&a, "nomad", &key.sign(&expired)).await;
-    assert_eq!(status, 500);
-    assert!(body.ends_with("token is expired (exp)"), "{body}");
+    refused_ending(
+        login(&a, "nomad", &key.sign(&expired)).await,
+        "token is expired (exp)",
+    );
     refused(
         login(
             &a,
@@ -539,17 +551,15 @@ async fn jwt_login_with_a_jwks_url_and_roles() {
     // A JWKS URL that doesn't answer is refused when the method is written.
     let dead = crate::common::free_port();
     let config = jwt_config(json!({"JWKSURL": format!("http://127.0.0.1:{dead}/jwks")}));
-    let (status, body) = put(
-        &a,
-        "/v1/acl/auth-method",
-        ROOT,
-        json!({"Name": "dead", "Type": "jwt", "Config": config}),
-    )
-    .await;
-    assert_eq!(status, 500);
-    assert!(
-        body.starts_with("Invalid Auth Method: error checking JWKSURL: fetching keys"),
-        "{body}"
+    refused_with(
+        put(
+            &a,
+            "/v1/acl/auth-method",
+            ROOT,
+            json!({"Name": "dead", "Type": "jwt", "Config": config}),
+        )
+        .await,
+        "Invalid Auth Method: error checking JWKSURL: fetching keys",
     );
 }
 
@@ -579,31 +589,25 @@ async fn kubernetes_and_oidc_methods_answer_as_consul_when_their_backend_is_away
                "Selector": "serviceaccount.namespace == default"}),
     )
     .await);
-    let (status, body) = login(&a, "k8s", "not-a-jwt").await;
-    assert_eq!(status, 500);
-    assert!(
-        body.starts_with("failed to parse and validate JWT: "),
-        "{body}"
+    refused_with(
+        login(&a, "k8s", "not-a-jwt").await,
+        "failed to parse and validate JWT: ",
     );
-    let (status, body) = login(&a, "k8s", &reviewer).await;
-    assert_eq!(status, 500);
     let url =
         format!("Post \"https://127.0.0.1:{port}/apis/authentication.k8s.io/v1/tokenreviews\": ");
-    assert!(body.starts_with(&url), "{body}");
+    refused_with(login(&a, "k8s", &reviewer).await, &url);
 
-    let (status, body) = put(
-        &a,
-        "/v1/acl/auth-method",
-        ROOT,
-        json!({"Name": "sso", "Type": "oidc", "Config": {
+    refused_with(
+        put(
+            &a,
+            "/v1/acl/auth-method",
+            ROOT,
+            json!({"Name": "sso", "Type": "oidc", "Config": {
             "OIDCDiscoveryURL": format!("http://127.0.0.1:{port}"), "OIDCClientID": "c",
             "OIDCClientSecret": "s", "AllowedRedirectURIs": ["http://localhost/cb"]}}),
-    )
-    .await;
-    assert_eq!(status, 500);
-    assert!(
-        body.starts_with("Invalid Auth Method: error checking OIDCDiscoveryURL: "),
-        "{body}"
+        )
+        .await,
+        "Invalid Auth Method: error checking OIDCDiscoveryURL: ",
     );
 }
 

@@ -359,7 +359,13 @@ mod tests {
         let (token, key) = es256_token(&serde_json::json!({"iat": now - 1000}));
         let rules = ClaimRules::default();
         // Only iat: it expires 150 s after it was issued, plus 60 s of skew.
-        let err = verify(&token, KeySource::Static(&[key.clone()]), &rules, now).unwrap_err();
+        let err = verify(
+            &token,
+            KeySource::Static(std::slice::from_ref(&key)),
+            &rules,
+            now,
+        )
+        .unwrap_err();
         assert!(err.ends_with("token is expired (exp)"), "{err}");
         let lenient = ClaimRules {
             expiration_leeway_s: 2000,

@@ -10,30 +10,6 @@ use super::client::{exit_code, indented_json, parse_key_value, read_data, segmen
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-/// `read`: one record from `path`, printed.
-async fn read_one(
-    out: &FormatArgs,
-    path: &str,
-    context: &str,
-    pretty: fn(&Value) -> String,
-) -> Result<(), String> {
-    check_format(&out.format)?;
-    let record = call(&out.http, Method::GET, path, None, context).await?;
-    print(out, &record, pretty)
-}
-
-/// `delete`: deletes the record at `path` and says `done`.
-async fn delete_one(
-    http: &HttpFlags,
-    path: &str,
-    context: &str,
-    done: String,
-) -> Result<(), String> {
-    call(http, Method::DELETE, path, None, context).await?;
-    println!("{done}");
-    Ok(())
-}
-
 /// `list`: the records at `path`, printed.
 async fn list_all(
     out: &FormatArgs,
@@ -44,6 +20,66 @@ async fn list_all(
     check_format(&out.format)?;
     let list = call(&out.http, Method::GET, path, None, context).await?;
     print_list(out, &list, pretty)
+}
+
+/// A kind of record the CLI reads and deletes by one key (a method's name, a rule's ID).
+struct Keyed {
+    /// Its API path under `/v1/acl/`.
+    path: &'static str,
+    /// How messages name it.
+    label: &'static str,
+    /// How the delete confirmation names it.
+    deleted: &'static str,
+    pretty: fn(&Value) -> String,
+}
+
+impl Keyed {
+    fn path_of(&self, key: &str) -> String {
+        format!("/v1/acl/{}/{}", self.path, segment(key))
+    }
+
+    async fn read(&self, out: &FormatArgs, key: &str) -> Result<(), String> {
+        check_format(&out.format)?;
+        let context = format!("Error reading {} {key:?}", self.label);
+        let record = call(&out.http, Method::GET, &self.path_of(key), None, &context).await?;
+        print(out, &record, self.pretty)
+    }
+
+    /// The stored record, for an update to start from.
+    async fn current(&self, http: &HttpFlags, key: &str) -> Result<Map<String, Value>, String> {
+        let context = format!("Error when retrieving current {} {key:?}", self.label);
+        let current = call(http, Method::GET, &self.path_of(key), None, &context).await?;
+        Ok(current.as_object().cloned().unwrap_or_default())
+    }
+
+    /// Creates (`key` `None`) or updates the record and prints what was stored.
+    async fn write(
+        &self,
+        out: &FormatArgs,
+        key: Option<&str>,
+        body: Map<String, Value>,
+    ) -> Result<(), String> {
+        let (path, context) = match key {
+            None => (
+                format!("/v1/acl/{}", self.path),
+                format!("Failed to create new {}", self.label),
+            ),
+            Some(key) => (
+                self.path_of(key),
+                format!("Failed to update {}", self.label),
+            ),
+        };
+        let body = Some(Value::Object(body));
+        let stored = call(&out.http, Method::PUT, &path, body, &context).await?;
+        print(out, &stored, self.pretty)
+    }
+
+    async fn delete(&self, http: &HttpFlags, key: &str) -> Result<(), String> {
+        let context = format!("Error deleting {} {key:?}", self.label);
+        call(http, Method::DELETE, &self.path_of(key), None, &context).await?;
+        println!("{} {key:?} deleted successfully", self.deleted);
+        Ok(())
+    }
 }
 
 /// The `-name` or `-id` a command needs, refused when empty.
@@ -103,27 +139,24 @@ fn pretty_role(r: &Value) -> String {
     )
 }
 
+const ROLE: Keyed = Keyed {
+    path: "role",
+    label: "role",
+    deleted: "Role",
+    pretty: pretty_role,
+};
+
 pub async fn role(command: RoleCommand) -> Result<(), String> {
     match command {
         RoleCommand::Create(a) => role_write(a, true).await,
         RoleCommand::Update(a) => role_write(a, false).await,
         RoleCommand::Read(a) => {
             let id = named_id(&a.out.http, "role", &a.id, &a.name).await?;
-            let path = format!("/v1/acl/role/{}", segment(&id));
-            read_one(
-                &a.out,
-                &path,
-                &format!("Error reading role {id:?}"),
-                pretty_role,
-            )
-            .await
+            ROLE.read(&a.out, &id).await
         }
         RoleCommand::Delete(a) => {
             let id = named_id(&a.out.http, "role", &a.id, &a.name).await?;
-            let path = format!("/v1/acl/role/{}", segment(&id));
-            let context = format!("Error deleting role {id:?}");
-            let done = format!("Role {id:?} deleted successfully");
-            delete_one(&a.out.http, &path, &context, done).await
+            ROLE.delete(&a.out.http, &id).await
         }
         RoleCommand::List(a) => {
             let context = "Failed to retrieve the role list";
@@ -160,10 +193,7 @@ async fn role_write(a: RoleArgs, create: bool) -> Result<(), String> {
         if a.id.is_empty() {
             return Err("Cannot update a role without specifying the -id parameter".into());
         }
-        let path = format!("/v1/acl/role/{}", segment(&a.id));
-        let context = format!("Error retrieving current role {:?}", a.id);
-        let current = call(http, Method::GET, &path, None, &context).await?;
-        current.as_object().cloned().unwrap_or_default()
+        ROLE.current(http, &a.id).await?
     };
     if let Some(name) = a.name {
         body.insert("Name".into(), json!(name));
@@ -182,16 +212,8 @@ async fn role_write(a: RoleArgs, create: bool) -> Result<(), String> {
         .map(|i| node_identity(i))
         .collect::<Result<Vec<_>, _>>()?;
     extend_list(&mut body, "NodeIdentities", nodes, replace);
-    let (path, context) = if create {
-        ("/v1/acl/role".to_string(), "Failed to create new role")
-    } else {
-        (
-            format!("/v1/acl/role/{}", segment(&a.id)),
-            "Failed to update role",
-        )
-    };
-    let role = call(http, Method::PUT, &path, Some(Value::Object(body)), context).await?;
-    print(&a.out, &role, pretty_role)
+    let key = (!create).then_some(a.id.as_str());
+    ROLE.write(&a.out, key, body).await
 }
 
 // ---- auth methods -----------------------------------------------------------------------
@@ -270,22 +292,22 @@ fn pretty_auth_method(m: &Value) -> String {
     out
 }
 
+const AUTH_METHOD: Keyed = Keyed {
+    path: "auth-method",
+    label: "auth method",
+    deleted: "Auth-method",
+    pretty: pretty_auth_method,
+};
+
 pub async fn auth_method(command: AuthMethodCommand) -> Result<(), String> {
     match command {
         AuthMethodCommand::Create(a) => auth_method_write(a, true).await,
         AuthMethodCommand::Update(a) => auth_method_write(a, false).await,
-        AuthMethodCommand::Read(a) => {
-            let name = required(&a.name, "name")?;
-            let path = format!("/v1/acl/auth-method/{}", segment(name));
-            let context = format!("Error reading auth method {name:?}");
-            read_one(&a.out, &path, &context, pretty_auth_method).await
-        }
+        AuthMethodCommand::Read(a) => AUTH_METHOD.read(&a.out, required(&a.name, "name")?).await,
         AuthMethodCommand::Delete(a) => {
-            let name = required(&a.name, "name")?;
-            let path = format!("/v1/acl/auth-method/{}", segment(name));
-            let context = format!("Error deleting auth method {name:?}");
-            let done = format!("Auth-method {name:?} deleted successfully");
-            delete_one(&a.out.http, &path, &context, done).await
+            AUTH_METHOD
+                .delete(&a.out.http, required(&a.name, "name")?)
+                .await
         }
         AuthMethodCommand::List(a) => {
             let context = "Failed to retrieve the auth method list";
@@ -309,13 +331,10 @@ async fn auth_method_write(a: AuthMethodArgs, create: bool) -> Result<(), String
     if create && a.method_type.is_empty() {
         return Err("Missing required '-type' flag".into());
     }
-    let path = format!("/v1/acl/auth-method/{}", segment(&a.name));
     let mut body: Map<String, Value> = if create || a.no_merge {
         Map::new()
     } else {
-        let context = format!("Error when retrieving current auth method {:?}", a.name);
-        let current = call(http, Method::GET, &path, None, &context).await?;
-        current.as_object().cloned().unwrap_or_default()
+        AUTH_METHOD.current(http, &a.name).await?
     };
     body.insert("Name".into(), json!(a.name));
     if !a.method_type.is_empty() {
@@ -352,16 +371,8 @@ async fn auth_method_write(a: AuthMethodArgs, create: bool) -> Result<(), String
             config[key] = json!(v);
         }
     }
-    let (path, context) = if create {
-        (
-            "/v1/acl/auth-method".to_string(),
-            "Failed to create new auth method",
-        )
-    } else {
-        (path, "Failed to update auth method")
-    };
-    let method = call(http, Method::PUT, &path, Some(Value::Object(body)), context).await?;
-    print(&a.out, &method, pretty_auth_method)
+    let key = (!create).then_some(a.name.as_str());
+    AUTH_METHOD.write(&a.out, key, body).await
 }
 
 // ---- binding rules ----------------------------------------------------------------------
@@ -438,22 +449,22 @@ fn pretty_binding_rule(r: &Value) -> String {
     out
 }
 
+const BINDING_RULE: Keyed = Keyed {
+    path: "binding-rule",
+    label: "binding rule",
+    deleted: "Binding rule",
+    pretty: pretty_binding_rule,
+};
+
 pub async fn binding_rule(command: BindingRuleCommand) -> Result<(), String> {
     match command {
         BindingRuleCommand::Create(a) => binding_rule_write(a, true).await,
         BindingRuleCommand::Update(a) => binding_rule_write(a, false).await,
-        BindingRuleCommand::Read(a) => {
-            let id = required(&a.id, "id")?;
-            let path = format!("/v1/acl/binding-rule/{}", segment(id));
-            let context = format!("Error reading binding rule {id:?}");
-            read_one(&a.out, &path, &context, pretty_binding_rule).await
-        }
+        BindingRuleCommand::Read(a) => BINDING_RULE.read(&a.out, required(&a.id, "id")?).await,
         BindingRuleCommand::Delete(a) => {
-            let id = required(&a.id, "id")?;
-            let path = format!("/v1/acl/binding-rule/{}", segment(id));
-            let context = format!("Error deleting binding rule {id:?}");
-            let done = format!("Binding rule {id:?} deleted successfully");
-            delete_one(&a.out.http, &path, &context, done).await
+            BINDING_RULE
+                .delete(&a.out.http, required(&a.id, "id")?)
+                .await
         }
         BindingRuleCommand::List(a) => {
             let mut path = "/v1/acl/binding-rules".to_string();
@@ -478,13 +489,10 @@ async fn binding_rule_write(a: BindingRuleArgs, create: bool) -> Result<(), Stri
     if !create && a.id.is_empty() {
         return Err("Cannot update a binding rule without specifying the -id parameter".into());
     }
-    let path = format!("/v1/acl/binding-rule/{}", segment(&a.id));
     let mut body: Map<String, Value> = if create || a.no_merge {
         Map::new()
     } else {
-        let context = format!("Error when retrieving current binding rule {:?}", a.id);
-        let current = call(http, Method::GET, &path, None, &context).await?;
-        current.as_object().cloned().unwrap_or_default()
+        BINDING_RULE.current(http, &a.id).await?
     };
     if !a.method.is_empty() {
         body.insert("AuthMethod".into(), json!(a.method));
@@ -510,16 +518,8 @@ async fn binding_rule_write(a: BindingRuleArgs, create: bool) -> Result<(), Stri
         }
         body.insert("BindVars".into(), json!({ "Name": value }));
     }
-    let (path, context) = if create {
-        (
-            "/v1/acl/binding-rule".to_string(),
-            "Failed to create new binding rule",
-        )
-    } else {
-        (path, "Failed to update binding rule")
-    };
-    let rule = call(http, Method::PUT, &path, Some(Value::Object(body)), context).await?;
-    print(&a.out, &rule, pretty_binding_rule)
+    let key = (!create).then_some(a.id.as_str());
+    BINDING_RULE.write(&a.out, key, body).await
 }
 
 // ---- login and logout -------------------------------------------------------------------

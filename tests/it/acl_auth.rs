@@ -141,6 +141,16 @@ fn jwt_config(keys: Value) -> Value {
     config
 }
 
+/// Creates a `jwt` method `name` verifying with `key`; `extra` adds top-level fields.
+async fn jwt_method(a: &TestAgent, name: &str, key: &Signer, extra: Value) -> Value {
+    let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]}));
+    let mut body = json!({"Name": name, "Type": "jwt", "Config": config});
+    if let (Some(b), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(extra.clone());
+    }
+    ok(put(a, "/v1/acl/auth-method", ROOT, body).await)
+}
+
 async fn delete(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
     call(a, reqwest::Method::DELETE, path, token, None).await
 }
@@ -177,14 +187,13 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
     let (a, _cfg) = acl_agent(json!({})).await;
     let key = Signer::ec();
     let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]}));
-    let created = ok(put(
+    let created = jwt_method(
         &a,
-        "/v1/acl/auth-method",
-        ROOT,
-        json!({"Name": "nomad", "Type": "jwt", "DisplayName": "Nomad", "MaxTokenTTL": "10m",
-               "TokenLocality": "global", "Config": config}),
+        "nomad",
+        &key,
+        json!({"DisplayName": "Nomad", "MaxTokenTTL": "10m", "TokenLocality": "global"}),
     )
-    .await);
+    .await;
     assert_eq!(created["Name"], "nomad");
     assert_eq!(created["MaxTokenTTL"], "10m0s");
     assert_eq!(created["TokenLocality"], "global");
@@ -369,14 +378,7 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
 async fn jwt_login_with_static_keys_binds_services_through_selectors() {
     let (a, _cfg) = acl_agent(json!({})).await;
     let key = Signer::rsa();
-    let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]}));
-    ok(put(
-        &a,
-        "/v1/acl/auth-method",
-        ROOT,
-        json!({"Name": "nomad", "Type": "jwt", "MaxTokenTTL": "10m", "Config": config}),
-    )
-    .await);
+    jwt_method(&a, "nomad", &key, json!({"MaxTokenTTL": "10m"})).await;
     ok(put(
         &a,
         "/v1/acl/binding-rule",
@@ -615,14 +617,7 @@ async fn kubernetes_and_oidc_methods_answer_as_consul_when_their_backend_is_away
 async fn auth_methods_rules_and_login_tokens_survive_a_restart() {
     let (a, _cfg) = acl_agent(json!({})).await;
     let key = Signer::ec();
-    let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]}));
-    ok(put(
-        &a,
-        "/v1/acl/auth-method",
-        ROOT,
-        json!({"Name": "nomad", "Type": "jwt", "Config": config}),
-    )
-    .await);
+    jwt_method(&a, "nomad", &key, json!({})).await;
     let rule = ok(put(
         &a,
         "/v1/acl/binding-rule",
@@ -649,12 +644,16 @@ async fn auth_methods_rules_and_login_tokens_survive_a_restart() {
     ok(login(&a, "nomad", &key.sign(&workload_claims(json!({})))).await);
 }
 
+/// Runs the CLI with the management token; it must succeed. Returns its output.
+async fn cli_ok(a: &TestAgent, args: &[&str], stdin: Option<&str>) -> String {
+    let out = a.cli(&[args, &["-token", ROOT][..]].concat(), stdin).await;
+    assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    out.stdout
+}
+
 #[tokio::test]
 async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
     let (a, _cfg) = acl_agent(json!({})).await;
-    fn run<'a>(args: &[&'a str]) -> Vec<&'a str> {
-        [args, &["-token", ROOT][..]].concat()
-    }
     ok(put(
         &a,
         "/v1/acl/policy",
@@ -664,144 +663,102 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
     .await);
 
     // Roles.
-    let created = a
-        .cli(
-            &run(&[
-                "acl",
-                "role",
-                "create",
-                "-name",
-                "web",
-                "-description",
-                "Web",
-                "-policy-name",
-                "base",
-                "-service-identity",
-                "web:dc1,dc2",
-            ]),
-            None,
-        )
-        .await;
-    assert_eq!(created.code, 0, "{}", created.stderr);
+    let create = [
+        "acl",
+        "role",
+        "create",
+        "-name",
+        "web",
+        "-description",
+        "Web",
+        "-policy-name",
+        "base",
+        "-service-identity",
+        "web:dc1,dc2",
+    ];
+    let created = cli_ok(&a, &create, None).await;
     assert!(
-        created
-            .stdout
-            .contains("Name:         web\nDescription:  Web\nPolicies:\n"),
-        "{}",
-        created.stdout
+        created.contains("Name:         web\nDescription:  Web\nPolicies:\n"),
+        "{created}"
     );
     assert!(
-        created
-            .stdout
-            .contains("Service Identities:\n   web (Datacenters: dc1, dc2)\n"),
-        "{}",
-        created.stdout
+        created.contains("Service Identities:\n   web (Datacenters: dc1, dc2)\n"),
+        "{created}"
     );
     let id = created
-        .stdout
         .lines()
         .next()
         .unwrap()
         .trim_start_matches("ID:")
         .trim()
         .to_string();
-    let updated = a
-        .cli(
-            &run(&[
-                "acl",
-                "role",
-                "update",
-                "-id",
-                &id,
-                "-node-identity",
-                "n1:dc1",
-                "-format",
-                "json",
-            ]),
-            None,
-        )
-        .await;
-    assert_eq!(updated.code, 0, "{}", updated.stderr);
-    let role: Value = serde_json::from_str(&updated.stdout).unwrap();
+    let update = [
+        "acl",
+        "role",
+        "update",
+        "-id",
+        &id,
+        "-node-identity",
+        "n1:dc1",
+        "-format",
+        "json",
+    ];
+    let role: Value = serde_json::from_str(&cli_ok(&a, &update, None).await).unwrap();
     assert_eq!(role["NodeIdentities"][0]["NodeName"], "n1");
     assert_eq!(
         role["Policies"][0]["Name"], "base",
         "an update merges: {role}"
     );
-    let read = a
-        .cli(&run(&["acl", "role", "read", "-name", "web"]), None)
-        .await;
+    let read = cli_ok(&a, &["acl", "role", "read", "-name", "web"], None).await;
     assert!(
-        read.stdout
-            .contains("Node Identities:\n   n1 (Datacenter: dc1)\n"),
-        "{}",
-        read.stdout
+        read.contains("Node Identities:\n   n1 (Datacenter: dc1)\n"),
+        "{read}"
     );
-    let list = a
-        .cli(&run(&["acl", "role", "list", "-format", "json"]), None)
-        .await;
+    let list = cli_ok(&a, &["acl", "role", "list", "-format", "json"], None).await;
     assert_eq!(
-        serde_json::from_str::<Value>(&list.stdout)
+        serde_json::from_str::<Value>(&list)
             .unwrap()
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    let deleted = a
-        .cli(&run(&["acl", "role", "delete", "-name", "web"]), None)
-        .await;
-    assert_eq!(
-        deleted.stdout,
-        format!("Role {id:?} deleted successfully\n")
-    );
+    let deleted = cli_ok(&a, &["acl", "role", "delete", "-name", "web"], None).await;
+    assert_eq!(deleted, format!("Role {id:?} deleted successfully\n"));
 
     // Auth methods.
     let key = Signer::ec();
     let config = jwt_config(json!({"JWTValidationPubKeys": [key.public_pem()]})).to_string();
-    let created = a
-        .cli(
-            &run(&[
-                "acl",
-                "auth-method",
-                "create",
-                "-type",
-                "jwt",
-                "-name",
-                "nomad",
-                "-max-token-ttl",
-                "5m",
-                "-config",
-                "-",
-            ]),
-            Some(&config),
-        )
-        .await;
-    assert_eq!(created.code, 0, "{}", created.stderr);
-    assert!(created.stdout.starts_with("Name:          nomad\nType:          jwt\nDescription:   \nMaxTokenTTL:   5m0s\nConfig:\n{\n  \"BoundIssuer\""), "{}", created.stdout);
-    let updated = a
-        .cli(
-            &run(&[
-                "acl",
-                "auth-method",
-                "update",
-                "-name",
-                "nomad",
-                "-display-name",
-                "Nomad",
-            ]),
-            None,
-        )
-        .await;
-    assert_eq!(updated.code, 0, "{}", updated.stderr);
-    assert!(
-        updated.stdout.contains("DisplayName:   Nomad\n"),
-        "{}",
-        updated.stdout
-    );
+    let create = [
+        "acl",
+        "auth-method",
+        "create",
+        "-type",
+        "jwt",
+        "-name",
+        "nomad",
+        "-max-token-ttl",
+        "5m",
+        "-config",
+        "-",
+    ];
+    let created = cli_ok(&a, &create, Some(&config)).await;
+    let head = "Name:          nomad\nType:          jwt\nDescription:   \nMaxTokenTTL:   5m0s\nConfig:\n{\n  \"BoundIssuer\"";
+    assert!(created.starts_with(head), "{created}");
+    let update = [
+        "acl",
+        "auth-method",
+        "update",
+        "-name",
+        "nomad",
+        "-display-name",
+        "Nomad",
+    ];
+    let updated = cli_ok(&a, &update, None).await;
+    assert!(updated.contains("DisplayName:   Nomad\n"), "{updated}");
     let bad = a
         .cli(
-            &run(&[
+            &[
                 "acl",
                 "auth-method",
                 "create",
@@ -809,94 +766,74 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
                 "ldap",
                 "-name",
                 "x",
-            ]),
+                "-token",
+                ROOT,
+            ],
             None,
         )
         .await;
     assert_eq!(bad.code, 1);
-    assert_eq!(bad.stderr.trim_end(), "Failed to create new auth method: Unexpected response code: 500 (Invalid Auth Method: Type should be one of: [jwt kubernetes oidc])");
-    let list = a.cli(&run(&["acl", "auth-method", "list"]), None).await;
-    assert!(
-        list.stdout.starts_with("Name:          nomad\n"),
-        "{}",
-        list.stdout
+    assert_eq!(
+        bad.stderr.trim_end(),
+        "Failed to create new auth method: Unexpected response code: 500 (Invalid Auth Method: Type should be one of: [jwt kubernetes oidc])"
     );
-    assert!(!list.stdout.contains("Config"), "{}", list.stdout);
+    let list = cli_ok(&a, &["acl", "auth-method", "list"], None).await;
+    assert!(
+        list.starts_with("Name:          nomad\n") && !list.contains("Config"),
+        "{list}"
+    );
 
     // Binding rules.
-    let rule = a
-        .cli(
-            &run(&[
-                "acl",
-                "binding-rule",
-                "create",
-                "-method",
-                "nomad",
-                "-bind-name",
-                "${value.who}",
-                "-selector",
-                "value.team == eng",
-                "-format",
-                "json",
-            ]),
-            None,
-        )
-        .await;
-    assert_eq!(rule.code, 0, "{}", rule.stderr);
-    let rule: Value = serde_json::from_str(&rule.stdout).unwrap();
+    let create = [
+        "acl",
+        "binding-rule",
+        "create",
+        "-method",
+        "nomad",
+        "-bind-name",
+        "${value.who}",
+        "-selector",
+        "value.team == eng",
+        "-format",
+        "json",
+    ];
+    let rule: Value = serde_json::from_str(&cli_ok(&a, &create, None).await).unwrap();
     assert_eq!(rule["BindType"], "service");
     let rule_id = rule["ID"].as_str().unwrap();
-    let read = a
-        .cli(&run(&["acl", "binding-rule", "read", "-id", rule_id]), None)
-        .await;
+    let read = cli_ok(&a, &["acl", "binding-rule", "read", "-id", rule_id], None).await;
+    assert!(read.contains("AuthMethod:   nomad\n"), "{read}");
     assert!(
-        read.stdout.contains("AuthMethod:   nomad\n"),
-        "{}",
-        read.stdout
+        read.ends_with("Selector:     value.team == eng\n"),
+        "{read}"
     );
-    assert!(
-        read.stdout.ends_with("Selector:     value.team == eng\n"),
-        "{}",
-        read.stdout
-    );
-    let list = a
-        .cli(
-            &run(&[
-                "acl",
-                "binding-rule",
-                "list",
-                "-method",
-                "nomad",
-                "-format",
-                "json",
-            ]),
-            None,
-        )
-        .await;
-    assert_eq!(
-        serde_json::from_str::<Value>(&list.stdout).unwrap()[0]["ID"],
-        rule["ID"]
-    );
+    let list = [
+        "acl",
+        "binding-rule",
+        "list",
+        "-method",
+        "nomad",
+        "-format",
+        "json",
+    ];
+    let listed: Value = serde_json::from_str(&cli_ok(&a, &list, None).await).unwrap();
+    assert_eq!(listed[0]["ID"], rule["ID"]);
 
     // Login writes the secret to the sink; logout destroys it.
     let dir = tempfile::tempdir().unwrap();
     let bearer = dir.path().join("jwt");
     std::fs::write(&bearer, key.sign(&workload_claims(json!({})))).unwrap();
     let sink = dir.path().join("token");
-    let login = a
-        .cli(
-            &[
-                "login",
-                "-method",
-                "nomad",
-                "-bearer-token-file",
-                bearer.to_str().unwrap(),
-                "-token-sink-file",
-                sink.to_str().unwrap(),
-            ],
-            None,
-        )
-        .await;
+    let (bearer, sink_path) = (bearer.to_str().unwrap(), sink.to_str().unwrap());
+    let login = [
+        "login",
+        "-method",
+        "nomad",
+        "-bearer-token-file",
+        bearer,
+        "-token-sink-file",
+        sink_path,
+    ];
+    let login = a.cli(&login, None).await;
     assert_eq!(login.code, 0, "{}", login.stderr);
     let secret = std::fs::read_to_string(&sink).unwrap();
     let me = ok(get(&a, "/v1/acl/token/self", &secret).await);
@@ -910,24 +847,16 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
         "Error destroying token: Unexpected response code: 403 (Permission denied)"
     );
 
-    let deleted = a
-        .cli(
-            &run(&["acl", "binding-rule", "delete", "-id", rule_id]),
-            None,
-        )
-        .await;
+    let deleted = cli_ok(&a, &["acl", "binding-rule", "delete", "-id", rule_id], None).await;
     assert_eq!(
-        deleted.stdout,
+        deleted,
         format!("Binding rule {rule_id:?} deleted successfully\n")
     );
-    let deleted = a
-        .cli(
-            &run(&["acl", "auth-method", "delete", "-name", "nomad"]),
-            None,
-        )
-        .await;
-    assert_eq!(
-        deleted.stdout,
-        "Auth-method \"nomad\" deleted successfully\n"
-    );
+    let deleted = cli_ok(
+        &a,
+        &["acl", "auth-method", "delete", "-name", "nomad"],
+        None,
+    )
+    .await;
+    assert_eq!(deleted, "Auth-method \"nomad\" deleted successfully\n");
 }

@@ -322,7 +322,8 @@ pub async fn login(
     let identity = verify(&config, &req.bearer_token)
         .await
         .map_err(LoginError::Failed)?;
-    let bindings = authmethod::evaluate(&rules, &identity).map_err(LoginError::Failed)?;
+    let bindings =
+        authmethod::evaluate(&rules, &identity).map_err(|e| LoginError::Failed(e.to_string()))?;
     let (roles, policies) = {
         let r = store.read()?;
         let mut ws = crate::store::WatchSet::default();

@@ -571,34 +571,58 @@ fn is_valid_name(name: &str, max: usize) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// The grant a rule gives `vars`, or `None` when the computed name is not a valid one.
+/// Why a rule's bind name could not be computed (Consul's binder texts, as a login reports
+/// them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    #[error("error interpreting template: {0}")]
+    Template(String),
+    #[error("invalid bind name: {0:?}")]
+    InvalidName(String),
+    #[error("Bind name for templated-policy bind type does not match existing template name: {0}")]
+    UnknownTemplate(String),
+    #[error("failed to interpret templated policy variables: {0}")]
+    TemplateVariables(String),
+    #[error("templated policy failed validation: {0}")]
+    TemplateInvalid(String),
+    #[error("unknown BindType {0:?}")]
+    UnknownType(String),
+}
+
+/// The grant a rule gives `vars`: the index of its bind type, the name and, for a templated
+/// policy, its `Name` variable.
 fn bind(
     rule: &AclBindingRule,
     vars: &BTreeMap<String, String>,
-) -> Result<Option<(usize, String, Option<String>)>, String> {
-    let name = interpolate(&rule.bind_name, vars)?;
+) -> Result<(usize, String, Option<String>), BindError> {
     let kind = BIND_TYPES
         .iter()
         .position(|t| *t == rule.bind_type)
-        .ok_or_else(|| format!("unknown BindType {:?}", rule.bind_type))?;
+        .ok_or_else(|| BindError::UnknownType(rule.bind_type.clone()))?;
+    if rule.bind_type == "templated-policy" {
+        let template = TemplatedPolicy::by_name(&rule.bind_name)
+            .map_err(|_| BindError::UnknownTemplate(rule.bind_name.clone()))?;
+        let variables = rule
+            .bind_vars_name
+            .as_ref()
+            .map(|n| interpolate(n, vars).map(|name| TemplateVariables { name }))
+            .transpose()
+            .map_err(BindError::TemplateVariables)?;
+        template
+            .validate(variables.as_ref())
+            .map_err(|e| BindError::TemplateInvalid(e.to_string()))?;
+        return Ok((kind, rule.bind_name.clone(), variables.map(|v| v.name)));
+    }
+    let name = interpolate(&rule.bind_name, vars).map_err(BindError::Template)?;
     let valid = match rule.bind_type.as_str() {
         "service" | "node" => is_valid_identity_name(&name),
         "role" => is_valid_name(&name, 256),
-        "policy" => is_valid_name(&name, 128),
-        _ => {
-            let template = TemplatedPolicy::by_name(&name).map_err(|e| e.to_string())?;
-            let variables = rule
-                .bind_vars_name
-                .as_ref()
-                .map(|n| interpolate(n, vars).map(|name| TemplateVariables { name }))
-                .transpose()?;
-            template
-                .validate(variables.as_ref())
-                .map_err(|e| e.to_string())?;
-            return Ok(Some((kind, name, variables.map(|v| v.name))));
-        }
+        _ => is_valid_name(&name, 128),
     };
-    Ok(valid.then_some((kind, name, None)))
+    if !valid {
+        return Err(BindError::InvalidName(name));
+    }
+    Ok((kind, name, None))
 }
 
 /// Consul's `BindingRuleSet` checks of a rule against its method's identity fields, with
@@ -628,36 +652,29 @@ pub fn validate_rule(rule: &AclBindingRule, config: &MethodConfig) -> Result<(),
         .map(|k| (k, "fake".to_string()))
         .collect();
     match bind(rule, &fake) {
+        Ok(_) => Ok(()),
+        Err(BindError::InvalidName(_)) => Err("Invalid Binding Rule: invalid BindName".into()),
+        Err(BindError::Template(e)) => Err(format!("Invalid Binding Rule: invalid BindName: {e}")),
         Err(e) => Err(format!("Invalid Binding Rule: invalid BindName: {e}")),
-        Ok(None) => Err("Invalid Binding Rule: invalid BindName".into()),
-        Ok(Some(_)) => Ok(()),
     }
 }
 
-/// The grants of the rules whose selector matches `identity` (`evaluateRoleBindings`).
-pub fn evaluate(rules: &[AclBindingRule], identity: &Identity) -> Result<Bindings, String> {
+/// The grants of the rules whose selector matches `identity` (Consul's binder): a selector
+/// that doesn't parse or evaluate matches nothing; a bind name that can't be computed fails
+/// the login.
+pub fn evaluate(rules: &[AclBindingRule], identity: &Identity) -> Result<Bindings, BindError> {
     let doc = identity.selectable();
     let vars = identity.projected();
     let mut out = Bindings::default();
     for rule in rules {
-        if !rule.selector.is_empty() {
-            let filter = Filter::parse(&rule.selector).map_err(|e| e.to_string())?;
-            if !filter.matches(&doc).map_err(|e| e.to_string())? {
-                continue;
-            }
+        let selected = rule.selector.is_empty()
+            || Filter::parse(&rule.selector)
+                .and_then(|f| f.matches(&doc))
+                .unwrap_or(false);
+        if !selected {
+            continue;
         }
-        let Some((kind, name, var)) = bind(rule, &vars).map_err(|e| {
-            format!(
-                "cannot compute {:?} bind name for bind target: {e}",
-                rule.bind_type
-            )
-        })?
-        else {
-            return Err(format!(
-                "computed bind name for bind target is invalid: {:?}",
-                interpolate(&rule.bind_name, &vars).unwrap_or_default()
-            ));
-        };
+        let (kind, name, var) = bind(rule, &vars)?;
         let list = match kind {
             0 => &mut out.service_identities,
             1 => &mut out.node_identities,
@@ -728,6 +745,20 @@ mod tests {
         assert_eq!(got.service_identities, ["svc-web"]);
         assert!(got.node_identities.is_empty());
         assert_eq!(got.policies, ["base"]);
+    }
+
+    #[test]
+    fn a_bad_selector_matches_nothing_and_a_bad_name_fails_the_login() {
+        let config = sso(&[("sub", "who")], &[]);
+        let claims = json!({"sub": "has space"});
+        let id = Identity::from_claims(&config, claims.as_object().unwrap()).unwrap();
+        let unparsable = [rule("value.who ==", "service", "x")];
+        assert!(evaluate(&unparsable, &id).unwrap().is_empty());
+        let bad_name = [rule("", "service", "${value.who}")];
+        assert_eq!(
+            evaluate(&bad_name, &id).unwrap_err().to_string(),
+            "invalid bind name: \"has space\""
+        );
     }
 
     #[test]

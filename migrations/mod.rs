@@ -22,6 +22,8 @@ mod m0008_connect_ca;
 mod m0009_acl;
 #[path = "0010_prepared_queries.rs"]
 mod m0010_prepared_queries;
+#[path = "0011_acl_auth_methods.rs"]
+mod m0011_acl_auth_methods;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -82,5 +84,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "prepared queries and their name, template and session indexes",
         apply: m0010_prepared_queries::apply,
+    },
+    Migration {
+        version: 11,
+        name: "ACL auth methods and binding rules (tokens gain their auth method: record v2)",
+        apply: m0011_acl_auth_methods::apply,
     },
 ];

@@ -6,6 +6,7 @@
 //! (its own, its roles', its identities' and templated policies' rendered rules) are compiled
 //! together into one [`Authorizer`], which the HTTP layer asks on every request.
 
+pub mod authmethod;
 pub mod authorizer;
 pub mod rules;
 mod syntax;

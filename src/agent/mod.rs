@@ -3,6 +3,7 @@
 //! `process`'s job; `http` reads this context and never the other way round.
 
 pub mod acl;
+pub mod acl_login;
 pub mod checks;
 pub mod connect_ca;
 pub mod connlimit;

@@ -1,6 +1,7 @@
 //! `legate acl bootstrap`, `legate acl token create|read|update|delete|list` and `legate acl
 //! policy create|read|update|delete|list`, as the consul commands of those names: the same
-//! flags, `-format=pretty|json`, and the same output and error texts.
+//! flags, `-format=pretty|json`, and the same output and error texts. Roles, auth methods,
+//! binding rules, login and logout are in `acl_auth`.
 
 use super::client::{connect, decode, exit_code, indented_json, read_data, segment, HttpFlags};
 use reqwest::Method;
@@ -19,6 +20,21 @@ pub enum AclCommand {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Manages roles.
+    Role {
+        #[command(subcommand)]
+        command: super::acl_auth::RoleCommand,
+    },
+    /// Manages auth methods.
+    AuthMethod {
+        #[command(subcommand)]
+        command: super::acl_auth::AuthMethodCommand,
+    },
+    /// Manages binding rules.
+    BindingRule {
+        #[command(subcommand)]
+        command: super::acl_auth::BindingRuleCommand,
     },
 }
 
@@ -43,10 +59,10 @@ pub enum PolicyCommand {
 #[derive(Debug, clap::Args)]
 pub struct FormatArgs {
     #[command(flatten)]
-    http: HttpFlags,
+    pub(super) http: HttpFlags,
     /// Output format {pretty|json}.
     #[arg(long, default_value = "pretty")]
-    format: String,
+    pub(super) format: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,14 +128,15 @@ pub struct TokenArgs {
     local: bool,
 }
 
+/// A policy or role named by `-id` or `-name`.
 #[derive(Debug, clap::Args)]
 pub struct PolicyReadArgs {
     #[command(flatten)]
-    out: FormatArgs,
+    pub(super) out: FormatArgs,
     #[arg(long, default_value = "")]
-    id: String,
+    pub(super) id: String,
     #[arg(long, default_value = "")]
-    name: String,
+    pub(super) name: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,11 +175,14 @@ pub async fn run(command: AclCommand) -> i32 {
             PolicyCommand::Delete(a) => policy_delete(a).await,
             PolicyCommand::List(a) => policy_list(a).await,
         },
+        AclCommand::Role { command } => super::acl_auth::role(command).await,
+        AclCommand::AuthMethod { command } => super::acl_auth::auth_method(command).await,
+        AclCommand::BindingRule { command } => super::acl_auth::binding_rule(command).await,
     })
 }
 
 /// Sends a request and decodes its JSON answer; errors carry `context`.
-async fn call(
+pub(super) async fn call(
     http: &HttpFlags,
     method: Method,
     path: &str,
@@ -178,7 +198,7 @@ async fn call(
     decode(&resp.body)
 }
 
-fn check_format(format: &str) -> Result<(), String> {
+pub(super) fn check_format(format: &str) -> Result<(), String> {
     match format {
         "pretty" | "json" => Ok(()),
         other => Err(format!("Invalid format: {other}")),
@@ -186,7 +206,11 @@ fn check_format(format: &str) -> Result<(), String> {
 }
 
 /// Prints one record in the chosen format.
-fn print(out: &FormatArgs, value: &Value, pretty: fn(&Value) -> String) -> Result<(), String> {
+pub(super) fn print(
+    out: &FormatArgs,
+    value: &Value,
+    pretty: fn(&Value) -> String,
+) -> Result<(), String> {
     if out.format == "json" {
         println!("{}", indented_json(value, b"    ")?);
     } else {
@@ -195,7 +219,11 @@ fn print(out: &FormatArgs, value: &Value, pretty: fn(&Value) -> String) -> Resul
     Ok(())
 }
 
-fn print_list(out: &FormatArgs, list: &Value, pretty: fn(&Value) -> String) -> Result<(), String> {
+pub(super) fn print_list(
+    out: &FormatArgs,
+    list: &Value,
+    pretty: fn(&Value) -> String,
+) -> Result<(), String> {
     if out.format == "json" {
         println!("{}", indented_json(list, b"    ")?);
         return Ok(());
@@ -206,7 +234,7 @@ fn print_list(out: &FormatArgs, list: &Value, pretty: fn(&Value) -> String) -> R
     Ok(())
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_default()
 }
 
@@ -219,16 +247,30 @@ fn go_time(rfc3339: &str) -> String {
 /// The consul CLI's pretty token output.
 fn pretty_token(t: &Value) -> String {
     let mut out = format!(
-        "AccessorID:       {}\nSecretID:         {}\nDescription:      {}\nLocal:            {}\nCreate Time:      {}\n",
+        "AccessorID:       {}\nSecretID:         {}\nDescription:      {}\nLocal:            {}\n",
         s(t, "AccessorID"),
         s(t, "SecretID"),
         s(t, "Description"),
         t["Local"].as_bool().unwrap_or(false),
-        go_time(s(t, "CreateTime")),
     );
+    if let Some(method) = t["AuthMethod"].as_str() {
+        out.push_str(&format!("Auth Method:      {method} (Namespace: )\n"));
+    }
+    out.push_str(&format!(
+        "Create Time:      {}\n",
+        go_time(s(t, "CreateTime"))
+    ));
     if let Some(exp) = t["ExpirationTime"].as_str() {
         out.push_str(&format!("Expiration Time:  {}\n", go_time(exp)));
     }
+    out.push_str(&pretty_grants(t));
+    out
+}
+
+/// The grants of a token or role as the consul CLI lists them: linked policies and roles,
+/// service and node identities.
+pub(super) fn pretty_grants(t: &Value) -> String {
+    let mut out = String::new();
     for (key, title) in [("Policies", "Policies"), ("Roles", "Roles")] {
         if let Some(links) = t[key].as_array().filter(|l| !l.is_empty()) {
             out.push_str(&format!("{title}:\n"));
@@ -303,14 +345,14 @@ async fn bootstrap(a: BootstrapArgs) -> Result<(), String> {
     print(&a.out, &token, pretty_token)
 }
 
-fn link_list(ids: &[String], names: &[String]) -> Vec<Value> {
+pub(super) fn link_list(ids: &[String], names: &[String]) -> Vec<Value> {
     ids.iter()
         .map(|id| json!({"ID": id}))
         .chain(names.iter().map(|name| json!({"Name": name})))
         .collect()
 }
 
-fn service_identity(arg: &str) -> Value {
+pub(super) fn service_identity(arg: &str) -> Value {
     match arg.split_once(':') {
         Some((name, dcs)) => {
             json!({"ServiceName": name, "Datacenters": dcs.split(',').collect::<Vec<_>>()})
@@ -319,7 +361,7 @@ fn service_identity(arg: &str) -> Value {
     }
 }
 
-fn node_identity(arg: &str) -> Result<Value, String> {
+pub(super) fn node_identity(arg: &str) -> Result<Value, String> {
     let (name, dc) = arg
         .split_once(':')
         .ok_or_else(|| format!("Malformed -node-identity argument: {arg:?}"))?;
@@ -459,24 +501,29 @@ async fn token_list(a: FormatArgs) -> Result<(), String> {
     print_list(&a, &list, pretty_token)
 }
 
-/// The policy ID of `-id` or, failing that, of `-name`.
-async fn policy_id(http: &HttpFlags, id: &str, name: &str) -> Result<String, String> {
+/// The ID of `-id` or, failing that, of the `kind` (`policy`, `role`) named `-name`.
+pub(super) async fn named_id(
+    http: &HttpFlags,
+    kind: &str,
+    id: &str,
+    name: &str,
+) -> Result<String, String> {
     if !id.is_empty() {
         return Ok(id.to_string());
     }
     if name.is_empty() {
         return Err("Must specify either the -id or -name parameters".into());
     }
-    let path = format!("/v1/acl/policy/name/{}", segment(name));
-    let policy = call(
+    let path = format!("/v1/acl/{kind}/name/{}", segment(name));
+    let record = call(
         http,
         Method::GET,
         &path,
         None,
-        &format!("Error finding policy {name:?}"),
+        &format!("Error finding {kind} {name:?}"),
     )
     .await?;
-    Ok(s(&policy, "ID").to_string())
+    Ok(s(&record, "ID").to_string())
 }
 
 async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
@@ -488,7 +535,7 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
         }
         Map::new()
     } else {
-        let id = policy_id(http, &a.id, "").await.map_err(|_| {
+        let id = named_id(http, "policy", &a.id, "").await.map_err(|_| {
             "Cannot update a policy without specifying the -id parameter".to_string()
         })?;
         let path = format!("/v1/acl/policy/{}", segment(&id));
@@ -539,7 +586,7 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
 
 async fn policy_read(a: PolicyReadArgs) -> Result<(), String> {
     check_format(&a.out.format)?;
-    let id = policy_id(&a.out.http, &a.id, &a.name).await?;
+    let id = named_id(&a.out.http, "policy", &a.id, &a.name).await?;
     let path = format!("/v1/acl/policy/{}", segment(&id));
     let policy = call(
         &a.out.http,
@@ -553,7 +600,7 @@ async fn policy_read(a: PolicyReadArgs) -> Result<(), String> {
 }
 
 async fn policy_delete(a: PolicyReadArgs) -> Result<(), String> {
-    let id = policy_id(&a.out.http, &a.id, &a.name).await?;
+    let id = named_id(&a.out.http, "policy", &a.id, &a.name).await?;
     let path = format!("/v1/acl/policy/{}", segment(&id));
     call(
         &a.out.http,

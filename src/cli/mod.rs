@@ -2,6 +2,7 @@
 //! `-flag=value`, `-flag value`). Every command but `agent` is an HTTP client of a running agent.
 
 pub mod acl;
+pub mod acl_auth;
 pub mod agent;
 pub mod autocomplete;
 pub mod catalog;
@@ -87,11 +88,16 @@ pub enum Command {
     Info(agent::InfoArgs),
     /// Fires a user event.
     Event(event::EventArgs),
-    /// Manages the ACL system: bootstrap, tokens and policies.
+    /// Manages the ACL system: bootstrap, tokens, policies, roles, auth methods and binding
+    /// rules.
     Acl {
         #[command(subcommand)]
         command: acl::AclCommand,
     },
+    /// Logs in with an auth method, writing the new ACL token to a file.
+    Login(acl_auth::LoginArgs),
+    /// Destroys an ACL token created by a login.
+    Logout(acl_auth::LogoutArgs),
     /// Interacts with Connect service intentions.
     Intention {
         #[command(subcommand)]
@@ -244,6 +250,8 @@ pub fn run(args: Vec<String>) -> i32 {
         Command::Validate(args) => validate::run(args),
         Command::Monitor(args) => runtime.block_on(monitor::run(args)),
         Command::Rtt(args) => runtime.block_on(rtt::run(args)),
+        Command::Login(args) => runtime.block_on(acl_auth::login(args)),
+        Command::Logout(args) => runtime.block_on(acl_auth::logout(args)),
         Command::Version => {
             println!(
                 "Legate v{} (Consul API v{})",

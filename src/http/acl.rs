@@ -16,7 +16,7 @@ use crate::acl::templated::{TemplateVariables, TemplatedPolicy, TEMPLATED_POLICI
 use crate::acl::{AccessLevel, PermissionDenied, Resource};
 use crate::agent::acl::Identity;
 use crate::gojson::{self, field, Kind, Schema, STRING};
-use crate::store::acl::{self as store_acl, TokenWrite};
+use crate::store::acl::{self as store_acl, TokenFilter, TokenWrite};
 use crate::store::{Command, StoreError};
 use crate::types::acl::{
     is_reserved, is_uuid, management_token, new_uuid, parse_rfc3339, AclPolicy, AclRole, AclToken,
@@ -33,8 +33,8 @@ const HIDDEN: &str = "<hidden>";
 /// The file whose content (the last bootstrap's index) allows one more bootstrap.
 pub const BOOTSTRAP_RESET_FILE: &str = "acl-bootstrap-reset";
 /// Consul's bounds on a token's lifetime (`acl_token_{min,max}_expiration_ttl` defaults).
-const MIN_TTL: Duration = Duration::from_secs(60);
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(super) const MIN_TTL: Duration = Duration::from_secs(60);
+pub(super) const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 // ---- request decoding ---------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ static CLONE: Schema = Schema {
 };
 
 /// The body decoded against `schema`; an empty body is an empty object where `optional`.
-async fn decode(
+pub(super) async fn decode(
     ctx: &Ctx,
     req: &mut Request,
     schema: &Schema,
@@ -187,7 +187,7 @@ async fn decode(
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
 }
 
-fn text(map: &Map<String, Value>, key: &str) -> String {
+pub(super) fn text(map: &Map<String, Value>, key: &str) -> String {
     map.get(key)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -279,9 +279,7 @@ impl Caller {
                 named: false,
             });
         }
-        let secret = super::query::token(params, headers)
-            .or_else(|| ctx.ops.tokens.get("default"))
-            .unwrap_or_default();
+        let secret = request_secret(ctx, params, headers);
         let recovery = ctx.ops.tokens.get("agent_recovery");
         Ok(Caller {
             identity: ctx.acl.resolve(&secret, recovery.as_deref())?,
@@ -352,6 +350,24 @@ impl Caller {
     }
 }
 
+/// The caller's token secret (for what is done to the token itself, as logout): see
+/// `Caller::resolve`.
+pub(super) fn caller_secret(ctx: &Ctx, req: &Request) -> String {
+    request_secret(ctx, &req.params, &req.headers)
+}
+
+/// The request's token (see `query::token`), else the agent's `default` token, else empty
+/// (the anonymous token).
+fn request_secret(
+    ctx: &Ctx,
+    params: &super::query::Params,
+    headers: &warp::http::HeaderMap,
+) -> String {
+    super::query::token(params, headers)
+        .or_else(|| ctx.ops.tokens.get("default"))
+        .unwrap_or_default()
+}
+
 /// The caller, once ACLs are known to be on (the ACL API's endpoints).
 fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
     acls_enabled(ctx)?;
@@ -359,7 +375,11 @@ fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
 }
 
 /// The caller, if ACLs are on and its token has `access` on ACLs.
-fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
+pub(super) fn authorize(
+    ctx: &Ctx,
+    req: &Request,
+    access: AccessLevel,
+) -> Result<Arc<Identity>, ApiError> {
     acls_enabled(ctx)?;
     require(ctx, req, Resource::Acl, access, "")
 }
@@ -382,7 +402,7 @@ fn sees_secrets(identity: &Identity) -> bool {
     identity.authorizer.acl_write().is_allow()
 }
 
-fn token_json(token: &AclToken, show_secret: bool) -> Value {
+pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
     token.to_json(if show_secret {
         &token.secret_id
     } else {
@@ -714,6 +734,11 @@ async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Rep
     let original = store_acl::token(&ctx.store.read()?, &accessor)?
         .filter(|t| !t.is_expired(now))
         .ok_or_else(|| ApiError::internal("Cannot find token to clone"))?;
+    if !original.auth_method.is_empty() {
+        return Err(ApiError::internal(
+            "Cannot clone a token created from an auth method",
+        ));
+    }
     let description = match text(&body, "Description") {
         d if d.is_empty() => original.description.clone(),
         d => d,
@@ -759,11 +784,15 @@ pub async fn token_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let identity = authorize(&ctx, &req, AccessLevel::Read)?;
     let opts = ctx.query_options(&req)?;
     let show = sees_secrets(&identity);
-    let policy = req.params.get("policy").filter(|p| !p.is_empty());
-    let role = req.params.get("role").filter(|r| !r.is_empty());
+    let param = |name: &str| req.params.get(name).filter(|v| !v.is_empty());
+    let filter = TokenFilter {
+        policy: param("policy"),
+        role: param("role"),
+        auth_method: param("authmethod"),
+    };
     let now = crate::clock::now_ms();
     let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, tokens) = store_acl::list_tokens(r, ws, policy, role)?;
+        let (index, tokens) = store_acl::list_tokens(r, ws, filter)?;
         let stubs: Vec<Value> = tokens
             .iter()
             .filter(|t| !t.is_expired(now))
@@ -1197,7 +1226,7 @@ pub async fn legacy_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let now = crate::clock::now_ms();
     let got = blocking(&ctx.store, &opts, |r, ws| {
-        let (index, tokens) = store_acl::list_tokens(r, ws, None, None)?;
+        let (index, tokens) = store_acl::list_tokens(r, ws, TokenFilter::default())?;
         let list: Vec<Value> = tokens
             .iter()
             .filter(|t| !t.is_expired(now))

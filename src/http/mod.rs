@@ -5,6 +5,7 @@
 //! Handlers parse and render; they call `store` domain functions and never touch tables.
 
 pub mod acl;
+pub mod acl_auth;
 pub mod agent;
 pub mod blocking;
 pub mod catalog;
@@ -321,6 +322,14 @@ static ROUTES: &[Route] = &[
     route!("/v1/query", exact, [GET, POST], Default, handler, prepared_query::root),
     route!("/v1/query/", prefix, [GET, PUT, DELETE], Default, handler, prepared_query::handle),
     route!("/v1/discovery-chain/", prefix, [GET, POST], Default, handler, discovery_chain::handle),
+    route!("/v1/acl/auth-method", exact, [PUT], Default, handler, acl_auth::auth_method_create),
+    route!("/v1/acl/auth-method/", prefix, [GET, PUT, DELETE], Default, handler, acl_auth::auth_method_handle),
+    route!("/v1/acl/auth-methods", exact, [GET], Default, handler, acl_auth::auth_method_list),
+    route!("/v1/acl/binding-rule", exact, [PUT], Default, handler, acl_auth::binding_rule_create),
+    route!("/v1/acl/binding-rule/", prefix, [GET, PUT, DELETE], Default, handler, acl_auth::binding_rule_handle),
+    route!("/v1/acl/binding-rules", exact, [GET], Default, handler, acl_auth::binding_rule_list),
+    route!("/v1/acl/login", exact, [PUT], Default, open, acl_auth::login),
+    route!("/v1/acl/logout", exact, [PUT], Default, handler, acl_auth::logout),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and

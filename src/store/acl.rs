@@ -56,7 +56,7 @@ fn is_valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn rejected(message: impl Into<String>) -> StoreError {
+pub(super) fn rejected(message: impl Into<String>) -> StoreError {
     StoreError::Rejected(message.into())
 }
 
@@ -136,19 +136,33 @@ pub fn get_token(r: &ReadTx, ws: &mut WatchSet, accessor: &str) -> Result<(u64, 
     Ok((index(r)?, token(r, accessor)?))
 }
 
-/// `GET /v1/acl/tokens`, optionally only those linking a policy or a role (by ID).
+/// What `GET /v1/acl/tokens` lists: tokens linking a policy or a role (by ID), or created by
+/// an auth method's logins; `None` for no condition.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokenFilter<'a> {
+    pub policy: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub auth_method: Option<&'a str>,
+}
+
+/// `GET /v1/acl/tokens`, only the tokens `filter` keeps.
 pub fn list_tokens(
     r: &ReadTx,
     ws: &mut WatchSet,
-    policy: Option<&str>,
-    role: Option<&str>,
+    filter: TokenFilter,
 ) -> Result<(u64, Vec<AclToken>)> {
+    let TokenFilter {
+        policy,
+        role,
+        auth_method,
+    } = filter;
     watch_all(ws);
     let mut out = Vec::new();
     for (_, t) in r.scan_prefix(ACL_TOKENS, "")? {
         let t = filled_token(r, t)?;
         if policy.is_some_and(|p| !t.grants.policies.iter().any(|l| l.id == p))
             || role.is_some_and(|id| !t.roles.iter().any(|l| l.id == id))
+            || auth_method.is_some_and(|m| t.auth_method != m)
         {
             continue;
         }
@@ -301,6 +315,7 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
                 }
             }
             token.create_ms = existing.create_ms;
+            token.auth_method = existing.auth_method;
         }
     }
     resolve_policy_links(tx, &mut token.grants.policies, true)?;

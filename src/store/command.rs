@@ -8,6 +8,7 @@
 //! applies the same entries in the same order ends with byte-identical tables and indexes.
 
 use super::acl::{self, TokenWrite};
+use super::acl_auth;
 use super::agent_state::{self, ServiceRegistration};
 use super::catalog::{self, Registration};
 use super::codec::Record;
@@ -15,7 +16,7 @@ use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
 use super::{autopilot, config_entry, coordinate, kv, prepared_query, session, txn, WriteTx};
-use crate::types::acl::{AclPolicy, AclRole, AclToken};
+use crate::types::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::types::autopilot::AutopilotConfig;
 use crate::types::catalog::{HealthCheck, Node, NodeService};
 use crate::types::config_entry::ConfigEntry;
@@ -246,6 +247,20 @@ pub enum Command {
     PreparedQueryDelete {
         id: String,
     },
+    /// `PUT /v1/acl/auth-method[/<name>]`, its configuration already validated.
+    AclAuthMethodSet(Box<AclAuthMethod>),
+    /// `DELETE /v1/acl/auth-method/<name>`, with its binding rules and tokens.
+    AclAuthMethodDelete {
+        name: String,
+    },
+    /// `PUT /v1/acl/binding-rule[/<id>]`, its ID decided and selector and bind name checked.
+    AclBindingRuleSet {
+        rule: Box<AclBindingRule>,
+        create: bool,
+    },
+    AclBindingRuleDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -290,6 +305,10 @@ impl Command {
         "acl-role-delete",
         "prepared-query-set",
         "prepared-query-delete",
+        "acl-auth-method-set",
+        "acl-auth-method-delete",
+        "acl-binding-rule-set",
+        "acl-binding-rule-delete",
     ];
 
     /// The command's kind, for logs, metrics and tests that must see every kind.
@@ -334,6 +353,10 @@ impl Command {
             Command::AclRoleDelete { .. } => "acl-role-delete",
             Command::PreparedQuerySet { .. } => "prepared-query-set",
             Command::PreparedQueryDelete { .. } => "prepared-query-delete",
+            Command::AclAuthMethodSet(_) => "acl-auth-method-set",
+            Command::AclAuthMethodDelete { .. } => "acl-auth-method-delete",
+            Command::AclBindingRuleSet { .. } => "acl-binding-rule-set",
+            Command::AclBindingRuleDelete { .. } => "acl-binding-rule-delete",
         }
     }
 }
@@ -369,6 +392,8 @@ pub enum Outcome {
     AclToken(AclToken),
     AclPolicy(AclPolicy),
     AclRole(AclRole),
+    AclAuthMethod(AclAuthMethod),
+    AclBindingRule(AclBindingRule),
 }
 
 impl Outcome {
@@ -409,6 +434,20 @@ impl Outcome {
     pub fn acl_role(self) -> Option<AclRole> {
         match self {
             Outcome::AclRole(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn acl_auth_method(self) -> Option<AclAuthMethod> {
+        match self {
+            Outcome::AclAuthMethod(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn acl_binding_rule(self) -> Option<AclBindingRule> {
+        match self {
+            Outcome::AclBindingRule(r) => Some(r),
             _ => None,
         }
     }
@@ -602,6 +641,20 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         }
         Command::PreparedQueryDelete { id } => {
             prepared_query::delete(tx, &id)?;
+            Done
+        }
+        Command::AclAuthMethodSet(method) => {
+            Outcome::AclAuthMethod(acl_auth::set_auth_method(tx, *method)?)
+        }
+        Command::AclAuthMethodDelete { name } => {
+            acl_auth::delete_auth_method(tx, &name)?;
+            Done
+        }
+        Command::AclBindingRuleSet { rule, create } => {
+            Outcome::AclBindingRule(acl_auth::set_binding_rule(tx, *rule, create)?)
+        }
+        Command::AclBindingRuleDelete { id } => {
+            acl_auth::delete_binding_rule(tx, &id)?;
             Done
         }
     })

@@ -18,6 +18,7 @@
 //! a restart or a snapshot install cannot apply an entry twice. Reads stay local (`ReadTx`).
 
 pub mod acl;
+pub mod acl_auth;
 pub mod agent_state;
 pub mod autopilot;
 pub mod batch;

@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -178,6 +178,13 @@ pub const PREPARED_QUERY_TEMPLATES: Table<super::acl::IdRef> =
 /// their session. Invariant: one row per query with a session.
 pub const PREPARED_QUERY_SESSIONS: Table<super::catalog::Marker> =
     Table::new("prepared_query_sessions");
+/// `acl_auth_methods`: auth method name → `AclAuthMethod`.
+pub const ACL_AUTH_METHODS: Table<crate::types::acl::AclAuthMethod> =
+    Table::new("acl_auth_methods");
+
+/// `acl_binding_rules`: binding rule ID → `AclBindingRule`. Invariant: its auth method exists.
+pub const ACL_BINDING_RULES: Table<crate::types::acl::AclBindingRule> =
+    Table::new("acl_binding_rules");
 
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
@@ -238,6 +245,8 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(PREPARED_QUERY_NAMES, "IdRef"),
     record(PREPARED_QUERY_TEMPLATES, "IdRef"),
     record(PREPARED_QUERY_SESSIONS, "Marker"),
+    record(ACL_AUTH_METHODS, "AclAuthMethod"),
+    record(ACL_BINDING_RULES, "AclBindingRule"),
 ];
 
 #[cfg(test)]
@@ -286,8 +295,10 @@ mod tests {
                 "prepared_query_names:IdRef",
                 "prepared_query_templates:IdRef",
                 "prepared_query_sessions:Marker",
+                "acl_auth_methods:AclAuthMethod",
+                "acl_binding_rules:AclBindingRule",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 10);
+        assert_eq!(super::SCHEMA_VERSION, 11);
     }
 }

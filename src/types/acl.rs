@@ -112,6 +112,45 @@ pub struct AclToken {
     pub hash: Vec<u8>,
     pub create_index: u64,
     pub modify_index: u64,
+    /// The auth method whose login created the token; empty for every other token.
+    pub auth_method: String,
+}
+
+/// `AclToken` as version 1 stored it, before tokens could come from a login.
+#[derive(Decode)]
+struct AclTokenV1 {
+    accessor_id: String,
+    secret_id: String,
+    description: String,
+    grants: Grants,
+    roles: Vec<Link>,
+    local: bool,
+    expiration_ms: Option<u64>,
+    create_ms: u64,
+    legacy: Option<Legacy>,
+    hash: Vec<u8>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+impl From<AclTokenV1> for AclToken {
+    fn from(v1: AclTokenV1) -> AclToken {
+        AclToken {
+            accessor_id: v1.accessor_id,
+            secret_id: v1.secret_id,
+            description: v1.description,
+            grants: v1.grants,
+            roles: v1.roles,
+            local: v1.local,
+            expiration_ms: v1.expiration_ms,
+            create_ms: v1.create_ms,
+            legacy: v1.legacy,
+            hash: v1.hash,
+            create_index: v1.create_index,
+            modify_index: v1.modify_index,
+            auth_method: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
@@ -138,7 +177,14 @@ pub struct AclRole {
 }
 
 impl crate::store::codec::Record for AclToken {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_version(version: u8, payload: &[u8]) -> Result<Self, String> {
+        match version {
+            1 => crate::store::codec::decode_payload::<AclTokenV1>(payload).map(AclToken::from),
+            other => Err(format!("unknown AclToken record version {other}")),
+        }
+    }
 }
 impl crate::store::codec::Record for AclPolicy {
     const VERSION: u8 = 1;
@@ -259,6 +305,9 @@ impl AclToken {
             out.insert("Rules".into(), json!(legacy.rules));
         }
         out.insert("Local".into(), json!(self.local));
+        if !self.auth_method.is_empty() {
+            out.insert("AuthMethod".into(), json!(self.auth_method));
+        }
         if let Some(at) = self.expiration_ms {
             out.insert("ExpirationTime".into(), json!(rfc3339(at)));
         }
@@ -413,6 +462,115 @@ impl Grants {
     }
 }
 
+/// `ACLAuthMethod`: how a login's bearer token is verified and turned into an identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AclAuthMethod {
+    pub name: String,
+    /// `kubernetes`, `jwt` or `oidc`.
+    pub method_type: String,
+    pub display_name: String,
+    pub description: String,
+    /// The lifetime of the tokens its logins create, in nanoseconds; 0 means no expiry.
+    pub max_token_ttl_ns: u64,
+    /// `local`, `global` or empty (local).
+    pub token_locality: String,
+    /// The type's configuration as JSON text, kept as given (Consul stores a free-form map).
+    pub config: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl crate::store::codec::Record for AclAuthMethod {
+    const VERSION: u8 = 1;
+}
+
+impl AclAuthMethod {
+    /// The configuration as a JSON object (an empty one if the stored text is not one).
+    pub fn config_json(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.config).unwrap_or_default()
+    }
+
+    /// `ACLAuthMethodListStub`: the method without its configuration.
+    pub fn stub_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("Name".into(), json!(self.name));
+        out.insert("Type".into(), json!(self.method_type));
+        if !self.display_name.is_empty() {
+            out.insert("DisplayName".into(), json!(self.display_name));
+        }
+        if !self.description.is_empty() {
+            out.insert("Description".into(), json!(self.description));
+        }
+        if self.max_token_ttl_ns > 0 {
+            let ttl = crate::duration::format(Duration::from_nanos(self.max_token_ttl_ns));
+            out.insert("MaxTokenTTL".into(), json!(ttl));
+        }
+        if !self.token_locality.is_empty() {
+            out.insert("TokenLocality".into(), json!(self.token_locality));
+        }
+        out.insert("CreateIndex".into(), json!(self.create_index));
+        out.insert("ModifyIndex".into(), json!(self.modify_index));
+        Value::Object(out)
+    }
+
+    /// The method as `/v1/acl/auth-method/<name>` renders it: the stub with its `Config`
+    /// before the indexes, in Consul's field order.
+    pub fn to_json(&self) -> Value {
+        let Value::Object(stub) = self.stub_json() else {
+            unreachable!("stub_json renders an object")
+        };
+        let mut out = Map::new();
+        for (key, value) in stub {
+            if key == "CreateIndex" {
+                out.insert("Config".into(), Value::Object(self.config_json()));
+            }
+            out.insert(key, value);
+        }
+        Value::Object(out)
+    }
+}
+
+/// `ACLBindingRule`: which logins of an auth method get which grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AclBindingRule {
+    pub id: String,
+    pub description: String,
+    pub auth_method: String,
+    /// A bexpr expression over the login's identity (`value.<claim>`, `list.<claim>`); empty
+    /// matches every login.
+    pub selector: String,
+    /// `service`, `node`, `role`, `policy` or `templated-policy`.
+    pub bind_type: String,
+    /// What is granted, with `${value.<claim>}` placeholders.
+    pub bind_name: String,
+    /// `BindVars.Name` of a `templated-policy` rule, with placeholders too.
+    pub bind_vars_name: Option<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl crate::store::codec::Record for AclBindingRule {
+    const VERSION: u8 = 1;
+}
+
+impl AclBindingRule {
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("ID".into(), json!(self.id));
+        out.insert("Description".into(), json!(self.description));
+        out.insert("AuthMethod".into(), json!(self.auth_method));
+        out.insert("Selector".into(), json!(self.selector));
+        out.insert("BindType".into(), json!(self.bind_type));
+        out.insert("BindName".into(), json!(self.bind_name));
+        if let Some(name) = &self.bind_vars_name {
+            out.insert("BindVars".into(), json!({ "Name": name }));
+        }
+        out.insert("CreateIndex".into(), json!(self.create_index));
+        out.insert("ModifyIndex".into(), json!(self.modify_index));
+        Value::Object(out)
+    }
+}
+
 fn b64(bytes: &[u8]) -> Value {
     use base64::Engine;
     if bytes.is_empty() {
@@ -480,6 +638,29 @@ mod tests {
         assert_eq!(rfc3339(ms), "2030-01-02T15:04:05.123Z");
         assert_eq!(parse_rfc3339("2030-01-02T17:04:05.123+02:00"), Some(ms));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    /// A token stored before auth methods existed (record version 1) reads back with no
+    /// auth method.
+    #[test]
+    fn version_1_tokens_decode() {
+        let grants = Grants::default();
+        let v1 = (
+            ("a", "s", "d", &grants, Vec::<Link>::new(), true),
+            (Some(5u64), 1u64, None::<Legacy>, vec![1u8], 2u64, 3u64),
+        );
+        let mut bytes = vec![1u8];
+        bytes.extend(bincode::encode_to_vec(v1, bincode::config::standard()).unwrap());
+        let token: AclToken = crate::store::codec::decode("acl_tokens", "a", &bytes).unwrap();
+        assert_eq!(
+            (
+                token.secret_id.as_str(),
+                token.expiration_ms,
+                token.modify_index
+            ),
+            ("s", Some(5), 3)
+        );
+        assert!(token.local && token.auth_method.is_empty());
     }
 
     #[test]

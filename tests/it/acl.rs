@@ -44,16 +44,16 @@ pub(crate) async fn call(
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn put(a: &TestAgent, path: &str, token: &str, body: Value) -> (u16, String) {
+pub(crate) async fn put(a: &TestAgent, path: &str, token: &str, body: Value) -> (u16, String) {
     call(a, reqwest::Method::PUT, path, token, Some(body)).await
 }
 
-async fn get(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
+pub(crate) async fn get(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
     call(a, reqwest::Method::GET, path, token, None).await
 }
 
 /// A 200's JSON body.
-fn ok(reply: (u16, String)) -> Value {
+pub(crate) fn ok(reply: (u16, String)) -> Value {
     assert_eq!(reply.0, 200, "{}", reply.1);
     serde_json::from_str(&reply.1).unwrap()
 }

@@ -310,6 +310,18 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/query/", "DELETE", "/v1/query/00000000-0000-0000-0000-000000000009", ""),
     ("/v1/discovery-chain/", "GET", "/v1/discovery-chain/sekrit-web", ""),
     ("/v1/discovery-chain/", "POST", "/v1/discovery-chain/sekrit-web", r#"{"OverrideConnectTimeout":"7s"}"#),
+    ("/v1/acl/auth-method", "PUT", "/v1/acl/auth-method", r#"{"Name":"sekrit-m2","Type":"kubernetes","Config":{}}"#),
+    ("/v1/acl/auth-method/", "GET", "/v1/acl/auth-method/sekrit-m", ""),
+    ("/v1/acl/auth-method/", "PUT", "/v1/acl/auth-method/sekrit-m", r#"{"Name":"sekrit-m","Type":"kubernetes","Description":"x"}"#),
+    ("/v1/acl/auth-method/", "DELETE", "/v1/acl/auth-method/nope", ""),
+    ("/v1/acl/auth-methods", "GET", "/v1/acl/auth-methods", ""),
+    ("/v1/acl/binding-rule", "PUT", "/v1/acl/binding-rule", r#"{"AuthMethod":"sekrit-m","BindType":"service","BindName":"x"}"#),
+    ("/v1/acl/binding-rule/", "GET", "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/binding-rule/", "PUT", "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000009", r#"{"AuthMethod":"sekrit-m","BindType":"service","BindName":"x"}"#),
+    ("/v1/acl/binding-rule/", "DELETE", "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000009", ""),
+    ("/v1/acl/binding-rules", "GET", "/v1/acl/binding-rules", ""),
+    ("/v1/acl/login", "PUT", "/v1/acl/login", r#"{"AuthMethod":"","BearerToken":"x"}"#),
+    ("/v1/acl/logout", "PUT", "/v1/acl/logout", ""),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
 

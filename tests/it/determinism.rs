@@ -11,7 +11,9 @@ use legate::store::agent_state::{LocalCheck, LocalService, ServiceRegistration};
 use legate::store::catalog::Registration;
 use legate::store::connect_ca::{CaConfig, CaRootRecord, LeafRecord};
 use legate::store::{codec, Command, Dump, Entry, Store, StoreError};
-use legate::types::acl::{management_token, AclPolicy, AclRole, AclToken, Grants, Link};
+use legate::types::acl::{
+    management_token, AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken, Grants, Link,
+};
 use legate::types::autopilot::AutopilotConfig;
 use legate::types::catalog::{HealthCheck, Node, NodeService};
 use legate::types::config_entry::ConfigEntry;
@@ -266,10 +268,10 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 56] = [
+const KIND_DRAW: [u8; 67] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, // every kind
-    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31, 33, 36, 36,
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, // every kind
+    0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31, 31, 31, 33, 33, 36, 36, 36, 38, 38, 40,
 ];
 /// Prepared-query IDs and names the generator draws from: few, so name clashes, updates,
 /// deletes and session-bound queries meet.
@@ -279,6 +281,8 @@ const QUERY_IDS: [&str; 3] = [
     "9e000000-0000-4000-8000-000000000003",
 ];
 const QUERY_NAMES: [&str; 4] = ["geo", "", "GEO", "9e000000-0000-4000-8000-000000000002"];
+/// Auth method names the generator draws from; tokens and rules name them too.
+const AUTH_METHODS: [&str; 2] = ["m1", "m2"];
 /// ACL IDs the generator draws from: few, so creates, updates and deletes meet.
 const ACL_IDS: [&str; 3] = [
     "ac1d0000-0000-4000-8000-000000000001",
@@ -578,6 +582,12 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
                 },
                 expiration_ms: a.is_multiple_of(2).then_some(now + TOKEN_LIFE_MS),
                 create_ms: now,
+                // Some tokens come from a login, so deleting their auth method deletes them.
+                auth_method: if b.is_multiple_of(2) {
+                    AUTH_METHODS[usize::from(a) % 2].into()
+                } else {
+                    String::new()
+                },
                 ..AclToken::default()
             }),
             mode: if flag {
@@ -606,11 +616,16 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
             role: Box::new(AclRole {
                 id: ACL_IDS[usize::from(a) % 3].into(),
                 name: ["r", "s"][usize::from(b) % 2].into(),
+                // Half of them link a policy, which may not exist (the role is refused then).
                 grants: Grants {
-                    policies: vec![Link {
-                        id: String::new(),
-                        name: ["p", "q"][usize::from(a) % 2].into(),
-                    }],
+                    policies: if b < 4 {
+                        vec![Link {
+                            id: String::new(),
+                            name: ["p", "q"][usize::from(a) % 2].into(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                     ..Grants::default()
                 },
                 ..AclRole::default()
@@ -648,6 +663,32 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         },
         37 => Command::PreparedQueryDelete {
             id: QUERY_IDS[usize::from(a) % 3].into(),
+        },
+        38 => Command::AclAuthMethodSet(Box::new(AclAuthMethod {
+            name: AUTH_METHODS[usize::from(a) % 2].into(),
+            // An empty type keeps the stored one (refused for a new method); a different
+            // one is refused.
+            method_type: ["jwt", "kubernetes", ""][usize::from(b) % 3].into(),
+            max_token_ttl_ns: u64::from(b) * 60_000_000_000,
+            config: format!("{{\"BoundIssuer\":\"{key}\"}}"),
+            ..AclAuthMethod::default()
+        })),
+        39 => Command::AclAuthMethodDelete {
+            name: AUTH_METHODS[usize::from(a) % 2].into(),
+        },
+        40 => Command::AclBindingRuleSet {
+            rule: Box::new(AclBindingRule {
+                id: ACL_IDS[usize::from(a) % 3].into(),
+                auth_method: ["m1", "m2", ""][usize::from(b) % 3].into(),
+                selector: format!("value.k == {key}"),
+                bind_type: "service".into(),
+                bind_name: "${value.k}".into(),
+                ..AclBindingRule::default()
+            }),
+            create: flag,
+        },
+        41 => Command::AclBindingRuleDelete {
+            id: ACL_IDS[usize::from(a) % 3].into(),
         },
         22 => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {
@@ -713,6 +754,8 @@ async fn random_command_sequences_replay_identically() {
         "acl_roles",
         "prepared_queries",
         "prepared_query_sessions",
+        "acl_auth_methods",
+        "acl_binding_rules",
     ] {
         assert!(coverage.tables.contains(table), "{table} left empty");
     }

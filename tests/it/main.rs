@@ -4,6 +4,7 @@
 mod common;
 
 mod acl;
+mod acl_auth;
 mod acl_enforcement;
 mod agent;
 mod agent_ops;

@@ -19,6 +19,7 @@ mod connect_ca;
 mod determinism;
 mod intentions;
 mod kv;
+mod network_faults;
 mod process;
 mod restart;
 mod session;

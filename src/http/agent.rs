@@ -176,16 +176,14 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut out = BTreeMap::new();
-    for local in agent_state::services(&r)? {
-        let svc = AgentService::new(&local.service, &ctx.config.datacenter);
-        if let Some(f) = &filter {
-            if !f.matches_item(&svc)? {
-                continue;
-            }
-        }
-        out.insert(svc.id.clone(), svc);
+    let mut services = agent_state::services(&r)?
+        .iter()
+        .map(|local| AgentService::new(&local.service, &ctx.config.datacenter))
+        .collect();
+    if let Some(f) = &filter {
+        services = f.apply(services)?;
     }
+    let out: BTreeMap<_, _> = services.into_iter().map(|s| (s.id.clone(), s)).collect();
     Reply::json(&out, opts.pretty)
 }
 
@@ -262,18 +260,15 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut out: BTreeMap<String, HealthCheck> = BTreeMap::new();
+    let mut rows = Vec::new();
     for local in agent_state::checks(&r)? {
-        let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
-            continue;
-        };
-        if let Some(f) = &filter {
-            if !f.matches_item(&row)? {
-                continue;
-            }
-        }
-        out.insert(row.check_id.clone(), row);
+        rows.extend(catalog::get_check(&r, ctx.local.node(), &local.check_id)?);
     }
+    if let Some(f) = &filter {
+        rows = f.apply(rows)?;
+    }
+    let out: BTreeMap<String, HealthCheck> =
+        rows.into_iter().map(|c| (c.check_id.clone(), c)).collect();
     Reply::json(&out, opts.pretty)
 }
 

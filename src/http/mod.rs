@@ -342,7 +342,14 @@ async fn dispatch(
     };
     let pretty = request.params.has("pretty");
     let ctx_default_policy = ctx.config.acl.default_policy;
-    let mut reply = match (route.handler)(ctx, request).await {
+    let filtered = request.params.has("filter");
+    let handling = (route.handler)(ctx, request);
+    let outcome = if filtered {
+        on_filter_runtime(handling).await
+    } else {
+        handling.await
+    };
+    let mut reply = match outcome {
         Ok(reply) => reply,
         Err(err) => err.into(),
     };
@@ -355,6 +362,32 @@ async fn dispatch(
         crate::acl::DefaultPolicy::Deny => "deny",
     };
     reply.header("X-Consul-Default-ACL-Policy", default_policy)
+}
+
+/// Runs a request carrying a client-chosen `?filter=` on a runtime of its own: whatever CPU
+/// its expression costs (each pass is also capped, see `Filter::apply`), the API's workers
+/// stay free, and `/v1/status/leader` doesn't wait behind eight expensive filters. The task
+/// ends with the request: a client that goes away cancels it.
+async fn on_filter_runtime(handling: HandlerFuture) -> Result<Reply, ApiError> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("legate-filter")
+            .enable_all()
+            .build()
+            .expect("the filter runtime starts")
+    });
+    struct AbortOnDrop(tokio::task::JoinHandle<Result<Reply, ApiError>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime.spawn(handling));
+    (&mut task.0)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("filtered request failed: {e}"))))
 }
 
 /// The warp filter serving the whole API.

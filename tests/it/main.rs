@@ -17,6 +17,7 @@ mod clients;
 mod config_entries;
 mod connect_ca;
 mod determinism;
+mod hostile_input;
 mod intentions;
 mod kv;
 mod network_faults;

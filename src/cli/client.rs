@@ -100,6 +100,70 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, String> {
+        let response = self
+            .start(method, path, query, body.map(reqwest::Body::from))
+            .await?;
+        let (status, index) = (response.status(), index_of(&response));
+        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Ok(Response {
+            status,
+            index,
+            body,
+        })
+    }
+
+    /// Streams `body` (a file, say) to `path`; any status but 200 becomes the consul CLI's
+    /// error text.
+    pub async fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        body: reqwest::Body,
+    ) -> Result<Response, String> {
+        let response = self.start(method, path, &[], Some(body)).await?;
+        let (status, index) = (response.status(), index_of(&response));
+        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Response {
+            status,
+            index,
+            body,
+        }
+        .ok()
+    }
+
+    /// GETs `path` and writes a 200's body to `out` as it arrives; returns its
+    /// `X-Consul-Index`. Any other status becomes the consul CLI's error text.
+    pub async fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut impl std::io::Write,
+    ) -> Result<u64, String> {
+        let mut response = self.start(Method::GET, path, query, None).await?;
+        let (status, index) = (response.status(), index_of(&response));
+        if status != reqwest::StatusCode::OK {
+            let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            return Response {
+                status,
+                index,
+                body,
+            }
+            .ok()
+            .map(|_| index);
+        }
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            out.write_all(&chunk).map_err(|e| e.to_string())?;
+        }
+        Ok(index)
+    }
+
+    async fn start(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, String> {
         let mut url = format!("{}{}", self.base, path);
         let mut pairs: Vec<(&str, String)> = query.to_vec();
         if let Some(dc) = &self.datacenter {
@@ -119,20 +183,7 @@ impl Client {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let index = response
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Response {
-            status,
-            index,
-            body,
-        })
+        request.send().await.map_err(|e| e.to_string())
     }
 
     /// Like `send`, and any status but 200 becomes the consul CLI's error text.
@@ -147,18 +198,41 @@ impl Client {
     }
 }
 
+fn index_of(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("X-Consul-Index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Reads a command's DATA argument as the consul CLI does: `@file`, `-` for stdin, else literal.
+/// Files and stdin are read up to `MAX_DATA`: past it no agent would take the body anyway, and
+/// an endless input (`@/dev/zero`) must not grow without bound.
 pub fn read_data(arg: &str) -> Result<Vec<u8>, String> {
     if let Some(path) = arg.strip_prefix('@') {
-        return std::fs::read(path).map_err(|e| format!("Failed to read file: {e}"));
+        let file = std::fs::File::open(path).map_err(|e| format!("Failed to read file: {e}"))?;
+        return read_bounded(file).map_err(|e| format!("Failed to read file: {e}"));
     }
     if arg == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| format!("Failed to read stdin: {e}"))?;
-        return Ok(buf);
+        return read_bounded(std::io::stdin()).map_err(|e| format!("Failed to read stdin: {e}"));
     }
     Ok(arg.as_bytes().to_vec())
+}
+
+/// The most `read_data` reads from a file or stdin: the largest body an agent accepts
+/// (`limits.txn_max_req_len`'s and `kv_max_value_size`'s ceiling is well below it).
+pub const MAX_DATA: u64 = 64 * 1024 * 1024;
+
+fn read_bounded(input: impl std::io::Read) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut input.take(MAX_DATA + 1), &mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > MAX_DATA {
+        return Err(format!("input is larger than {MAX_DATA} bytes"));
+    }
+    Ok(buf)
 }
 
 /// Parses a Go `FlagMapValue` item (`-meta`, `-node-meta`): `key=value`, split at the first `=`.

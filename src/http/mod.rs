@@ -94,6 +94,26 @@ impl Request {
     /// Reads the whole body, refusing it once it exceeds the route's limit (whether or not the
     /// client announced a length) with Consul's 413 text.
     pub async fn body(&mut self, ctx: &AgentContext) -> Result<Vec<u8>, ApiError> {
+        let mut out = Vec::new();
+        self.stream_body(ctx, |chunk| {
+            out.extend_from_slice(&chunk);
+            std::future::ready(true)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Hands the body to `sink` chunk by chunk as it arrives, within the route's limit as
+    /// `body`; stops reading when `sink` answers false (it wants no more).
+    pub async fn stream_body<F, Fut>(
+        &mut self,
+        ctx: &AgentContext,
+        mut sink: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let limits = &ctx.config.limits;
         let (limit, setting) = match self.body_limit {
             BodyLimit::KvValue => (limits.kv_max_value_size, Some("kv_max_value_size")),
@@ -127,14 +147,17 @@ impl Request {
         if let Some(size) = announced.filter(|&s| s > limit) {
             return Err(too_large(Some(size)));
         }
-        let mut out = Vec::new();
+        let mut read = 0u64;
         while let Some(chunk) = self.next_chunk().await? {
-            if (out.len() + chunk.len()) as u64 > limit {
+            read += chunk.len() as u64;
+            if read > limit {
                 return Err(too_large(None));
             }
-            out.extend_from_slice(&chunk);
+            if !sink(chunk).await {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The body's next chunk, `None` at its end. A client that sends nothing for

@@ -17,6 +17,7 @@ mod clients;
 mod config_entries;
 mod connect_ca;
 mod determinism;
+mod disk_faults;
 mod hostile_input;
 mod intentions;
 mod kv;

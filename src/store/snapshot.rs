@@ -217,7 +217,7 @@ fn tar_header(name: &str, size: u64, mtime_secs: u64) -> Result<[u8; TAR_BLOCK]>
         format!("{:011o}\0", mtime_secs.min(MAX_TAR_FILE)).as_bytes(),
     );
     h[156] = b'0';
-    field(&mut h, 257, b"ustar\000");
+    field(&mut h, 257, b"ustar\x0000");
     // The checksum is computed with its own field read as spaces.
     field(&mut h, 148, b"        ");
     let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
@@ -331,10 +331,10 @@ fn meta_value(txn: &ReadTransaction, name: &str) -> Result<u64> {
     }
 }
 
+type RawTable = redb::ReadOnlyTable<&'static str, &'static [u8]>;
+
 /// The record tables present in `txn`, with their numbers in the header's `Tables`.
-fn record_tables(
-    txn: &ReadTransaction,
-) -> Result<Vec<(u8, redb::ReadOnlyTable<&'static str, &'static [u8]>)>> {
+fn record_tables(txn: &ReadTransaction) -> Result<Vec<(u8, RawTable)>> {
     let mut out = Vec::new();
     for (number, t) in RECORD_TABLES.iter().enumerate() {
         match txn.open_table(tables::raw(t.name)) {
@@ -595,16 +595,12 @@ fn receive_container(gz: impl Read, mut state: File) -> Result<Archive> {
                     inner: (&mut tar).take(entry.size),
                     hash: digest::Context::new(&digest::SHA256),
                 };
+                // Consul's state.bin (Raft's encoding) is known by its first bytes.
                 let mut head = [0u8; MAGIC.len()];
-                let head_len = (&mut hashing)
-                    .take(MAGIC.len() as u64)
-                    .read(&mut head)
-                    .map_err(read_error)?;
-                if head_len < MAGIC.len().min(entry.size as usize) {
-                    (&mut hashing)
-                        .read_exact(&mut head[head_len..])
-                        .map_err(read_error)?;
+                if entry.size < MAGIC.len() as u64 {
+                    return Err(consul_snapshot());
                 }
+                hashing.read_exact(&mut head).map_err(read_error)?;
                 if &head != MAGIC {
                     return Err(consul_snapshot());
                 }

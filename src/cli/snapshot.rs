@@ -1,7 +1,8 @@
 //! `legate snapshot save|restore|inspect FILE`, as `consul snapshot`: same arguments, output and
 //! exit codes. `save` and `restore` also work offline with `-data-dir DIR`, on the data dir of a
-//! stopped agent (refused while an agent holds it). The archive is Legate's own format (see
-//! `store::snapshot`); Consul's snapshots are not readable here, nor ours by Consul.
+//! stopped agent (refused while an agent holds it). The archive has Consul's container layout
+//! around Legate's own state (see `store::snapshot`): Consul's snapshots are refused here, and
+//! Consul cannot restore ours. Files are streamed, never read whole into memory.
 
 use super::client::{connect, HttpFlags};
 use crate::store::snapshot::{self, Archive, Metadata};

@@ -2,7 +2,8 @@
 //! agent's other requests, and none may cost more than its budget.
 
 use crate::common::{free_port, wait_ready};
-use std::time::{Duration, Instant};
+use crate::network_faults::{addr, leader_latency};
+use std::time::Duration;
 
 /// The most expensive expression a client can build from regex terms: each `\w{200}x` compiles
 /// to a program near the size limit, and twenty of them run against every service.
@@ -41,20 +42,15 @@ async fn the_worst_filters_leave_status_leader_under_100ms() {
     }
     let url = format!("{base}/v1/agent/services");
     let filter = worst_filter();
-    let alone = Instant::now();
+    // Alone, the worst filter answers (its cost is within the budget).
     let r = client
         .get(&url)
         .query(&[("filter", &filter)])
         .send()
         .await
         .unwrap();
-    let alone = alone.elapsed();
-    let status = r.status();
-    let body = r.text().await.unwrap();
-    eprintln!(
-        "worst filter alone: {alone:?}, {status}, {}",
-        &body[..body.len().min(200)]
-    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "{}");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attackers: Vec<_> = (0..8)
@@ -70,19 +66,8 @@ async fn the_worst_filters_leave_status_leader_under_100ms() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut latencies = Vec::new();
-    let probe = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
     for _ in 0..20 {
-        let started = Instant::now();
-        let r = probe
-            .get(format!("{base}/v1/status/leader"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        latencies.push(started.elapsed());
+        latencies.push(leader_latency(&addr(&base)).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -92,7 +77,6 @@ async fn the_worst_filters_leave_status_leader_under_100ms() {
     let _ = child.kill();
     let _ = child.wait();
     latencies.sort();
-    eprintln!("{latencies:?}");
     assert!(
         latencies[latencies.len() - 2] < Duration::from_millis(100),
         "{latencies:?}"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn addr(base: &str) -> String {
+pub(crate) fn addr(base: &str) -> String {
     base.trim_start_matches("http://").to_string()
 }
 
@@ -30,7 +30,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
 }
 
 /// Time for one `GET /v1/status/leader` on a new connection, up to the end of its headers.
-async fn leader_latency(addr: &str) -> Duration {
+pub(crate) async fn leader_latency(addr: &str) -> Duration {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /v1/status/leader HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

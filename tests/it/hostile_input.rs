@@ -2,7 +2,7 @@
 //! agent's other requests, and none may cost more than its budget.
 
 use crate::common::{free_port, wait_ready};
-use crate::network_faults::{addr, leader_latency};
+use crate::network_faults::{addr, leader_latency, p90, LATENCY_MEASUREMENT};
 use std::time::Duration;
 
 /// The most expensive expression a client can build from regex terms: each `\w{200}x` compiles
@@ -13,6 +13,7 @@ fn worst_filter() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_worst_filters_leave_status_leader_under_100ms() {
+    let _alone = LATENCY_MEASUREMENT.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -76,9 +77,8 @@ async fn the_worst_filters_leave_status_leader_under_100ms() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    latencies.sort();
     assert!(
-        latencies[latencies.len() - 2] < Duration::from_millis(100),
+        p90(latencies.clone()) < Duration::from_millis(100),
         "{latencies:?}"
     );
 }

@@ -91,24 +91,75 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, String> {
-        let mut request = self.request(method, path, query);
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let index = response
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let response = self
+            .start(method, path, query, body.map(reqwest::Body::from))
+            .await?;
+        let (status, index) = (response.status(), index_of(&response));
         let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
         Ok(Response {
             status,
             index,
             body,
         })
+    }
+
+    /// Streams `body` (a file, say) to `path`; any status but 200 becomes the consul CLI's
+    /// error text.
+    pub async fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        body: reqwest::Body,
+    ) -> Result<Response, String> {
+        let response = self.start(method, path, &[], Some(body)).await?;
+        let (status, index) = (response.status(), index_of(&response));
+        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        Response {
+            status,
+            index,
+            body,
+        }
+        .ok()
+    }
+
+    /// GETs `path` and writes a 200's body to `out` as it arrives; returns its
+    /// `X-Consul-Index`. Any other status becomes the consul CLI's error text.
+    pub async fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut impl std::io::Write,
+    ) -> Result<u64, String> {
+        let mut response = self.start(Method::GET, path, query, None).await?;
+        let (status, index) = (response.status(), index_of(&response));
+        if status != StatusCode::OK {
+            let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            return Response {
+                status,
+                index,
+                body,
+            }
+            .ok()
+            .map(|_| index);
+        }
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            out.write_all(&chunk).map_err(|e| e.to_string())?;
+        }
+        Ok(index)
+    }
+
+    async fn start(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, String> {
+        let mut request = self.request(method, path, query);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        request.send().await.map_err(|e| e.to_string())
     }
 
     /// Starts a GET whose body is read as it arrives (a stream such as the agent's monitor);
@@ -143,6 +194,15 @@ impl Client {
     ) -> Result<Response, String> {
         self.send(method, path, query, body).await?.ok()
     }
+}
+
+fn index_of(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("X-Consul-Index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The consul CLI's text for an answer other than 200.

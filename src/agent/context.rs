@@ -31,6 +31,8 @@ pub struct AgentContext {
     pub intentions: super::intentions::IntentionCache,
     /// Open HTTP connections per client IP (`limits.http_max_conns_per_client`).
     pub http_connections: Arc<super::connlimit::ConnectionLimiter>,
+    /// Held while a snapshot restore runs: one at a time.
+    pub restoring: tokio::sync::Mutex<()>,
 }
 
 pub type Ctx = Arc<AgentContext>;

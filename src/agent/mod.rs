@@ -76,6 +76,7 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
         http_connections: connlimit::ConnectionLimiter::new(
             config.limits.http_max_conns_per_client,
         ),
+        restoring: tokio::sync::Mutex::new(()),
         events: Arc::new(events::Events::new()),
         leaf_issuers: connect_ca::LeafIssuers::default(),
         intentions: intentions::IntentionCache::new(

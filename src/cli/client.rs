@@ -47,16 +47,16 @@ impl Client {
     }
 }
 
+/// Files and stdin are read up to `MAX_DATA`: past it no agent would take the body anyway, and
+/// an endless input (`@/dev/zero`) must not grow without bound.
 /// Reads a command's DATA argument as the consul CLI does: `@file`, `-` for stdin, else literal.
 pub fn read_data(arg: &str) -> Result<Vec<u8>, String> {
     if let Some(path) = arg.strip_prefix('@') {
-        return std::fs::read(path).map_err(|e| format!("Failed to read file: {e}"));
+        let file = std::fs::File::open(path).map_err(|e| format!("Failed to read file: {e}"))?;
+        return read_bounded(file).map_err(|e| format!("Failed to read file: {e}"));
     }
     if arg == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| format!("Failed to read stdin: {e}"))?;
-        return Ok(buf);
+        return read_bounded(std::io::stdin()).map_err(|e| format!("Failed to read stdin: {e}"));
     }
     Ok(arg.as_bytes().to_vec())
 }
@@ -131,4 +131,18 @@ pub fn connect(flags: &HttpFlags) -> Result<Client, String> {
 /// Decodes a JSON response body.
 pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("cannot decode response: {e}"))
+}
+
+/// The most `read_data` reads from a file or stdin: the largest body an agent accepts
+/// (`limits.txn_max_req_len`'s and `kv_max_value_size`'s ceiling is well below it).
+pub const MAX_DATA: u64 = 64 * 1024 * 1024;
+
+fn read_bounded(input: impl std::io::Read) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut input.take(MAX_DATA + 1), &mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > MAX_DATA {
+        return Err(format!("input is larger than {MAX_DATA} bytes"));
+    }
+    Ok(buf)
 }

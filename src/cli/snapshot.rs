@@ -1,7 +1,8 @@
 //! `legate snapshot save|restore|inspect FILE`, as `consul snapshot`: same arguments, output and
 //! exit codes. `save` and `restore` also work offline with `-data-dir DIR`, on the data dir of a
-//! stopped agent (refused while an agent holds it). The archive is Legate's own format (see
-//! `store::snapshot`); Consul's snapshots are not readable here, nor ours by Consul.
+//! stopped agent (refused while an agent holds it). The archive has Consul's container layout
+//! around Legate's own state (see `store::snapshot`): Consul's snapshots are refused here, and
+//! Consul cannot restore ours. Files are streamed, never read whole into memory.
 
 use super::client::{connect, HttpFlags};
 use crate::store::snapshot::{self, Archive, Metadata};
@@ -62,7 +63,7 @@ pub async fn run(command: SnapshotCommand) -> i32 {
     let result = match command {
         SnapshotCommand::Save(a) => save(a).await,
         SnapshotCommand::Restore(a) => restore(a).await,
-        SnapshotCommand::Inspect(a) => inspect(a),
+        SnapshotCommand::Inspect(a) => inspect(a).await,
     };
     super::client::exit_code(result.map(|out| {
         // A closed pipe (`| head`) is not an error worth a panic.
@@ -142,21 +143,24 @@ async fn save_to(a: &SaveArgs, file: &str, unverified: &str) -> Result<String, S
             } else {
                 Vec::new()
             };
-            let response = client
-                .ok(Method::GET, "/v1/snapshot", &query, None)
+            let out = create_private(Path::new(unverified)).map_err(write_error)?;
+            let mut out = std::io::BufWriter::new(out);
+            client
+                .download("/v1/snapshot", &query, &mut out)
                 .await
                 .map_err(|e| format!("Error saving snapshot: {e}"))?;
-            let mut out = create_private(Path::new(unverified)).map_err(write_error)?;
-            out.write_all(&response.body)
-                .and_then(|()| out.sync_all())
+            out.flush()
+                .and_then(|()| out.get_ref().sync_all())
                 .map_err(write_error)?;
         }
     }
     // Read it back to verify, as consul does, before it takes the real name.
-    let data = std::fs::read(unverified)
-        .map_err(|e| format!("Error opening snapshot file for verify: {e}"))?;
-    let archive = snapshot::verify(data)
-        .map_err(|e| format!("Error verifying snapshot file: {}", store_error(e, "")))?;
+    let archive = open_archive(
+        unverified,
+        "Error opening snapshot file for verify",
+        "Error verifying snapshot file",
+    )
+    .await?;
     std::fs::rename(unverified, file)
         .map_err(|e| format!("Error renaming {unverified:?} to {file:?}: {e}"))?;
     Ok(format!(
@@ -165,13 +169,31 @@ async fn save_to(a: &SaveArgs, file: &str, unverified: &str) -> Result<String, S
     ))
 }
 
+/// Reads and verifies the archive at `path`, streamed into a temporary file (never whole in
+/// memory; an endless input stops at its first bytes). Errors read as consul's: `opening` and
+/// `reading` prefix a file that cannot be opened and one that is not a valid archive.
+async fn open_archive(path: &str, opening: &str, reading: &str) -> Result<Archive, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{opening}: {e}"))?;
+    let read = tokio::task::spawn_blocking(move || {
+        snapshot::receive(std::io::BufReader::new(file), &std::env::temp_dir())
+    })
+    .await
+    .map_err(|e| format!("{reading}: {e}"))?;
+    read.map_err(|e| format!("{reading}: {}", store_error(e, "")))
+}
+
 async fn restore(a: RestoreArgs) -> Result<String, String> {
     let file = one_file(&a.args)?;
-    let data = std::fs::read(file).map_err(|e| format!("Error opening snapshot file: {e}"))?;
     let restore_error = |e: String| format!("Error restoring snapshot: {e}");
     match &a.data_dir {
         Some(dir) => {
-            let archive = tokio::task::spawn_blocking(move || snapshot::load(data))
+            let archive = open_archive(
+                file,
+                "Error opening snapshot file",
+                "Error restoring snapshot",
+            )
+            .await?;
+            let archive = tokio::task::spawn_blocking(move || snapshot::load(archive))
                 .await
                 .map_err(|e| restore_error(e.to_string()))?
                 .map_err(|e| restore_error(store_error(e, "")))?;
@@ -181,8 +203,11 @@ async fn restore(a: RestoreArgs) -> Result<String, String> {
         }
         None => {
             let client = connect(&a.http)?;
+            let body = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| format!("Error opening snapshot file: {e}"))?;
             client
-                .ok(Method::PUT, "/v1/snapshot", &[], Some(data))
+                .upload(Method::PUT, "/v1/snapshot", body.into())
                 .await
                 .map_err(restore_error)?;
         }
@@ -207,7 +232,7 @@ fn sorted(stats: BTreeMap<String, (u64, u64)>) -> Vec<Stat> {
     out
 }
 
-fn inspect(a: InspectArgs) -> Result<String, String> {
+async fn inspect(a: InspectArgs) -> Result<String, String> {
     let file = one_file(&a.args)?;
     if a.format != "pretty" && a.format != "json" {
         return Err(format!(
@@ -215,9 +240,12 @@ fn inspect(a: InspectArgs) -> Result<String, String> {
             a.format
         ));
     }
-    let data = std::fs::read(file).map_err(|e| format!("Error opening snapshot file: {e}"))?;
-    let archive = snapshot::verify(data)
-        .map_err(|e| format!("Error reading snapshot: {}", store_error(e, "")))?;
+    let archive = open_archive(
+        file,
+        "Error opening snapshot file",
+        "Error reading snapshot",
+    )
+    .await?;
     let mut tables: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut kv: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut total, mut total_kv) = (0u64, 0u64);
@@ -225,7 +253,7 @@ fn inspect(a: InspectArgs) -> Result<String, String> {
     for record in archive.records() {
         let (table, key, value) =
             record.map_err(|e| format!("Error extracting snapshot data: {e}"))?;
-        let size = Archive::record_size(key, value);
+        let size = Archive::record_size(&key, &value);
         let entry = tables.entry(table.to_string()).or_default();
         entry.0 += 1;
         entry.1 += size;
@@ -287,7 +315,7 @@ fn json(
 
 fn pretty(
     meta: &Metadata,
-    size: usize,
+    size: u64,
     stats: &[Stat],
     kv_stats: Option<&[Stat]>,
     total: u64,

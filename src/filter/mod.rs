@@ -36,6 +36,7 @@ mod re2;
 
 use serde::Serialize;
 use serde_json::Value;
+use std::time::Duration;
 
 use parser::{Expr, MatchOp};
 
@@ -56,6 +57,12 @@ pub enum FilterError {
     /// support, or a value that can't be coerced to that type.
     #[error("Failed to create boolean expression evaluator: {0}")]
     Invalid(String),
+    /// Evaluating the expression took more than its CPU budget (milliseconds).
+    #[error(
+        "Filter evaluation stopped after {0} ms of CPU time: simplify the expression or narrow \
+         the query"
+    )]
+    Budget(u128),
     /// An item could not be rendered as JSON to be filtered.
     #[error("Failed to render item for filtering: {0}")]
     Render(String),
@@ -63,9 +70,10 @@ pub enum FilterError {
 
 impl FilterError {
     /// The message without the `Failed to …:` prefix.
-    pub fn detail(&self) -> &str {
+    pub fn detail(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            FilterError::Parse(s) | FilterError::Invalid(s) | FilterError::Render(s) => s,
+            FilterError::Parse(s) | FilterError::Invalid(s) | FilterError::Render(s) => s.into(),
+            FilterError::Budget(_) => self.to_string().into(),
         }
     }
 }
@@ -99,15 +107,53 @@ impl Filter {
     }
 
     /// Keeps the items whose JSON rendering matches, in order.
+    ///
+    /// A client chooses the expression, so its cost is bounded twice: one pass may take at
+    /// most `CPU_BUDGET` of this thread's CPU time (past it the request is refused with
+    /// `FilterError::Budget`), and on a multi-threaded runtime the pass runs as blocking work
+    /// (`block_in_place`), so the runtime's other tasks move to another worker and requests
+    /// such as `/v1/status/leader` don't wait behind a filter.
     pub fn apply<T: Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, FilterError> {
+        let on_workers = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_workers {
+            tokio::task::block_in_place(|| self.apply_within_budget(items, CPU_BUDGET))
+        } else {
+            self.apply_within_budget(items, CPU_BUDGET)
+        }
+    }
+
+    fn apply_within_budget<T: Serialize>(
+        &self,
+        items: Vec<T>,
+        budget: Duration,
+    ) -> Result<Vec<T>, FilterError> {
+        let started = thread_cpu_time();
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
             if self.matches_item(&item)? {
                 kept.push(item);
             }
+            if thread_cpu_time().saturating_sub(started) > budget {
+                return Err(FilterError::Budget(budget.as_millis()));
+            }
         }
         Ok(kept)
     }
+}
+
+/// The most CPU time one pass of a filter over a result may take.
+pub const CPU_BUDGET: Duration = Duration::from_millis(50);
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Cannot fail for the calling thread's own clock.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Compiles the pattern of every `matches` / `not matches`, as go-bexpr does when it builds
@@ -668,5 +714,22 @@ mod tests {
         assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(go_quote("\t\n\u{1}é"), "\"\\t\\n\\x01é\"");
         assert_eq!(go_quote("`"), "\"`\"");
+    }
+
+    #[test]
+    fn a_pass_over_its_cpu_budget_is_stopped() {
+        let f = Filter::parse(r#"Service matches "\\w{200}x" or Service matches "y$""#).unwrap();
+        let items: Vec<_> = (0..200)
+            .map(|i| json!({"Service": format!("{}{i}", "s".repeat(300))}))
+            .collect();
+        let stopped = f
+            .apply_within_budget(items.clone(), Duration::from_nanos(1))
+            .unwrap_err();
+        assert!(matches!(stopped, FilterError::Budget(_)), "{stopped}");
+        assert!(stopped.to_string().contains("simplify the expression"));
+        assert!(f
+            .apply_within_budget(items, Duration::MAX)
+            .unwrap()
+            .is_empty());
     }
 }

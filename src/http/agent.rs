@@ -213,21 +213,19 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut out = BTreeMap::new();
     let mut removed = false;
+    let mut services = Vec::new();
     for local in agent_state::services(&r)? {
-        if !req.caller.reads_service(&local.service.service) {
+        if req.caller.reads_service(&local.service.service) {
+            services.push(AgentService::new(&local.service, &ctx.config.datacenter));
+        } else {
             removed = true;
-            continue;
         }
-        let svc = AgentService::new(&local.service, &ctx.config.datacenter);
-        if let Some(f) = &filter {
-            if !f.matches_item(&svc)? {
-                continue;
-            }
-        }
-        out.insert(svc.id.clone(), svc);
     }
+    if let Some(f) = &filter {
+        services = f.apply(services)?;
+    }
+    let out: BTreeMap<_, _> = services.into_iter().map(|s| (s.id.clone(), s)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
 
@@ -335,23 +333,23 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut out: BTreeMap<String, HealthCheck> = BTreeMap::new();
     let mut removed = false;
+    let mut rows = Vec::new();
     for local in agent_state::checks(&r)? {
         let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
             continue;
         };
-        if !req.caller.reads_check(&row) {
+        if req.caller.reads_check(&row) {
+            rows.push(row);
+        } else {
             removed = true;
-            continue;
         }
-        if let Some(f) = &filter {
-            if !f.matches_item(&row)? {
-                continue;
-            }
-        }
-        out.insert(row.check_id.clone(), row);
     }
+    if let Some(f) = &filter {
+        rows = f.apply(rows)?;
+    }
+    let out: BTreeMap<String, HealthCheck> =
+        rows.into_iter().map(|c| (c.check_id.clone(), c)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
 

@@ -36,6 +36,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::Filter;
 
@@ -117,6 +118,26 @@ impl Request {
     /// Reads the whole body, refusing it once it exceeds the route's limit (whether or not the
     /// client announced a length) with Consul's 413 text.
     pub async fn body(&mut self, ctx: &AgentContext) -> Result<Vec<u8>, ApiError> {
+        let mut out = Vec::new();
+        self.stream_body(ctx, |chunk| {
+            out.extend_from_slice(&chunk);
+            std::future::ready(true)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Hands the body to `sink` chunk by chunk as it arrives, within the route's limit as
+    /// `body`; stops reading when `sink` answers false (it wants no more).
+    pub async fn stream_body<F, Fut>(
+        &mut self,
+        ctx: &AgentContext,
+        mut sink: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let limits = &ctx.config.limits;
         let (limit, setting) = match self.body_limit {
             BodyLimit::KvValue => (limits.kv_max_value_size, Some("kv_max_value_size")),
@@ -150,20 +171,54 @@ impl Request {
         if let Some(size) = announced.filter(|&s| s > limit) {
             return Err(too_large(Some(size)));
         }
-        let mut out = Vec::new();
-        if let Some(mut stream) = self.body.take() {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::bad_request(format!("Failed to read body: {e}")))?;
-                if (out.len() + chunk.len()) as u64 > limit {
-                    return Err(too_large(None));
-                }
-                out.extend_from_slice(&chunk);
+        let mut read = 0u64;
+        while let Some(chunk) = self.next_chunk().await? {
+            read += chunk.len() as u64;
+            if read > limit {
+                return Err(too_large(None));
+            }
+            if !sink(chunk).await {
+                break;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The body's next chunk, `None` at its end. A client that sends nothing for
+    /// `BODY_IDLE_TIMEOUT` is cut off: a body that is never finished must not hold its
+    /// connection and handler forever.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let Some(stream) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                self.body = None;
+                Err(ApiError::bad_request(format!(
+                    "Failed to read body: no data for {}s",
+                    BODY_IDLE_TIMEOUT.as_secs()
+                )))
+            }
+            Ok(None) => {
+                self.body = None;
+                Ok(None)
+            }
+            Ok(Some(chunk)) => chunk
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(format!("Failed to read body: {e}"))),
+        }
     }
 }
+
+/// How long a request body may stall before the request is refused and its connection closed.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client has to send a request's headers, counted from the moment the connection
+/// is ready for one (also between keep-alive requests, as Go's server counts its read
+/// deadlines). Consul's plain HTTP server sets none; Legate cuts slow-header connections after
+/// Consul's `limits.https_handshake_timeout` default, so a client dribbling bytes costs no
+/// more than its connection for that long.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
 type Handler = fn(Ctx, Request) -> HandlerFuture;
@@ -419,7 +474,14 @@ async fn dispatch(
     };
     let pretty = request.params.has("pretty");
     let ctx_default_policy = ctx.config.acl.default_policy;
-    let mut reply = match (route.handler)(ctx, request).await {
+    let filtered = request.params.has("filter");
+    let handling = (route.handler)(ctx, request);
+    let outcome = if filtered {
+        on_filter_runtime(handling).await
+    } else {
+        handling.await
+    };
+    let mut reply = match outcome {
         Ok(reply) => reply,
         Err(err) => err.into(),
     };
@@ -432,6 +494,32 @@ async fn dispatch(
         crate::acl::DefaultPolicy::Deny => "deny",
     };
     reply.header("X-Consul-Default-ACL-Policy", default_policy)
+}
+
+/// Runs a request carrying a client-chosen `?filter=` on a runtime of its own: whatever CPU
+/// its expression costs (each pass is also capped, see `Filter::apply`), the API's workers
+/// stay free, and `/v1/status/leader` doesn't wait behind eight expensive filters. The task
+/// ends with the request: a client that goes away cancels it.
+async fn on_filter_runtime(handling: HandlerFuture) -> Result<Reply, ApiError> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("legate-filter")
+            .enable_all()
+            .build()
+            .expect("the filter runtime starts")
+    });
+    struct AbortOnDrop(tokio::task::JoinHandle<Result<Reply, ApiError>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime.spawn(handling));
+    (&mut task.0)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("filtered request failed: {e}"))))
 }
 
 /// The warp filter serving the whole API.
@@ -505,12 +593,16 @@ async fn accept_loop<S>(
 {
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut pause = Duration::ZERO;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    pause = Duration::ZERO;
+                    accepted
+                }
                 Err(e) => {
-                    accept_failed(e).await;
+                    pause = accept_failed(e, pause).await;
                     continue;
                 }
             },
@@ -520,14 +612,29 @@ async fn accept_loop<S>(
             tokio::spawn(refuse(stream, peer));
             continue;
         };
-        let with_peer = PeerService {
+        let service = PeerService {
             peer: Peer(peer),
             inner: service.clone(),
         };
-        let connection = hyper::server::conn::http1::Builder::new().serve_connection(
-            hyper_util::rt::TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(with_peer),
-        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper::service::service_fn(move |req| {
+                    let mut service = service.clone();
+                    async move {
+                        if let Some(refusal) = unsupported_transfer_encoding(&req) {
+                            return Ok(refusal);
+                        }
+                        futures_util::future::poll_fn(|cx| {
+                            tower_service::Service::poll_ready(&mut service, cx)
+                        })
+                        .await?;
+                        tower_service::Service::call(&mut service, req).await
+                    }
+                }),
+            );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             // Clients that give up on a blocking query close mid-request: routine, not an error.
@@ -569,6 +676,32 @@ where
     }
 }
 
+/// Go's server accepts only `Transfer-Encoding: chunked` and answers anything else (such as
+/// `gzip, chunked`, whose body it cannot decode) with a 501 and closes the connection; hyper
+/// would pass the still-encoded body on as if it were the content.
+fn unsupported_transfer_encoding<B>(req: &warp::http::Request<B>) -> Option<warp::reply::Response> {
+    let mut codings = req
+        .headers()
+        .get_all(warp::http::header::TRANSFER_ENCODING)
+        .iter();
+    let first = codings.next()?;
+    if codings.next().is_none() && first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+        return None;
+    }
+    let mut response = warp::reply::Response::new("Unsupported transfer encoding".into());
+    *response.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    let headers = response.headers_mut();
+    headers.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        warp::http::header::CONNECTION,
+        warp::http::HeaderValue::from_static("close"),
+    );
+    Some(response)
+}
+
 /// Answers a connection over its client's limit with a 429 and closes it, giving a client that
 /// doesn't read at most 10 ms (as Consul).
 async fn refuse(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
@@ -582,15 +715,22 @@ async fn refuse(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
 }
 
 /// A failed accept: a connection reset before it was accepted is nothing; anything else (most
-/// likely too many open files) is logged and retried after a second, when some may have closed.
-async fn accept_failed(e: std::io::Error) {
+/// likely too many open files) is logged and retried after a pause that doubles from 5 ms up
+/// to a second while accepts keep failing (Go's server), so the listener recovers as soon as
+/// descriptors free up without spinning meanwhile. Returns the next pause.
+async fn accept_failed(e: std::io::Error, pause: Duration) -> Duration {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
-        return;
+        return pause;
     }
-    tracing::error!(error = %e, "accepting an HTTP connection failed");
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let pause = (pause * 2).clamp(FIRST_ACCEPT_PAUSE, MAX_ACCEPT_PAUSE);
+    tracing::error!(error = %e, retry_in = ?pause, "accepting an HTTP connection failed");
+    tokio::time::sleep(pause).await;
+    pause
 }
+
+const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(5);
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);

@@ -19,6 +19,14 @@ pub enum StoreError {
         key: String,
         reason: String,
     },
+    /// The data file failed redb's checks or holds a record that does not decode, found as
+    /// the store opened: the agent does not start on a store it could not verify.
+    #[error(
+        "the data file {file} cannot be used: {reason}. Stop here rather than serve from it: \
+             move the data dir aside and restore the last snapshot into a new one \
+             (legate snapshot restore -data-dir DIR FILE)"
+    )]
+    Unverified { file: String, reason: String },
     /// A precondition of a write failed and the operation was rolled back (Txn's 409).
     #[error("transaction rolled back")]
     TxnAborted(Vec<crate::types::TxnError>),

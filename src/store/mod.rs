@@ -71,6 +71,24 @@ struct Inner {
     path: PathBuf,
 }
 
+/// Reads every record of every record table and checks that it decodes as its table's type:
+/// a damaged page or an altered record stops the start instead of failing reads later.
+fn check_records(db: &Database) -> Result<()> {
+    let txn = db.begin_read()?;
+    for t in tables::RECORD_TABLES {
+        let table = match txn.open_table(tables::raw(t.name)) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for row in redb::ReadableTable::iter(&table)? {
+            let (k, v) = row?;
+            (t.check)(t.name, k.value(), v.value())?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `data_dir`, created with mode 0700 since it holds
     /// secrets, and brings its schema up to date.
@@ -93,9 +111,21 @@ impl Store {
             }
             tracing::debug!(progress = session.progress(), "repairing the store");
         });
+        let unverified = |reason: String| StoreError::Unverified {
+            file: path.display().to_string(),
+            reason,
+        };
         let db = builder.create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Locked(data_dir.display().to_string())
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+                unverified(format!("it fails the database's checks ({reason})"))
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                unverified(format!("it fails the database's checks ({e})"))
             }
             other => StoreError::storage(other),
         })?;
@@ -106,6 +136,7 @@ impl Store {
             );
         }
         migrate::run(&db, tables::SCHEMA_VERSION)?;
+        check_records(&db).map_err(|e| unverified(e.to_string()))?;
         Self::start(db, path)
     }
 

@@ -157,7 +157,7 @@ fn limited_agent(
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_legate"));
     command
         .args(["agent", "-data-dir", data.to_str().unwrap()])
-        .args(["-http-port", &port.to_string()])
+        .args(["-http-port", &port.to_string(), "-dns-port", "-1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     if !hcl.is_empty() {

@@ -106,6 +106,9 @@ pub struct Config {
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
     pub ui: bool,
+    /// Where the UI is served (`ui_config.content_path`, default `/ui/`), always with a
+    /// leading and trailing slash as Consul normalizes it.
+    pub ui_content_path: String,
     pub limits: Limits,
     pub default_query_time: Duration,
     pub max_query_time: Duration,
@@ -460,6 +463,14 @@ struct FileConfigEntries {
     bootstrap: Option<Value>,
 }
 
+/// `ui_config.content_path` with the slashes Consul adds: `ui` and `/ui` both mean `/ui/`.
+fn ui_content_path(configured: Option<&str>) -> String {
+    let path = configured.filter(|p| !p.is_empty()).unwrap_or("/ui/");
+    let lead = if path.starts_with('/') { "" } else { "/" };
+    let trail = if path.ends_with('/') { "" } else { "/" };
+    format!("{lead}{path}{trail}")
+}
+
 /// Decodes and checks `config_entries.bootstrap` as Consul's config builder does, naming the
 /// entry that fails.
 fn bootstrap_entries(raw: Option<FileConfigEntries>) -> Result<Vec<ConfigEntry>, ConfigError> {
@@ -801,6 +812,12 @@ impl Config {
                     .and_then(|u| u.get("enabled"))
                     .and_then(Value::as_bool))
                 .unwrap_or(dev),
+            ui_content_path: ui_content_path(
+                file.ui_config
+                    .as_ref()
+                    .and_then(|u| u.get("content_path"))
+                    .and_then(Value::as_str),
+            ),
             limits,
             default_query_time: duration("default_query_time", file.default_query_time, 300)?,
             max_query_time: duration("max_query_time", file.max_query_time, 600)?,
@@ -1169,5 +1186,27 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.datacenter, "two");
         assert_eq!(cfg.services.len(), 1);
+    }
+
+    #[test]
+    fn ui_is_on_with_the_flag_either_file_key_or_dev_and_its_path_gets_slashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_file = |text: &str| {
+            let file = write(dir.path(), "ui.hcl", text);
+            load(AgentFlags {
+                dev: Some(true),
+                config_file: vec![file],
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let dev = with_file("");
+        assert!(dev.ui);
+        assert_eq!(dev.ui_content_path, "/ui/");
+        assert!(!with_file("ui_config { enabled = false }").ui);
+        assert!(!with_file("ui = false").ui);
+        let moved = with_file("ui_config { enabled = true\n content_path = \"console\" }");
+        assert!(moved.ui);
+        assert_eq!(moved.ui_content_path, "/console/");
     }
 }

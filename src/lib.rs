@@ -25,3 +25,4 @@ pub mod http;
 pub mod process;
 pub mod store;
 pub mod types;
+pub mod ui;

@@ -267,6 +267,12 @@ fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
     Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
 }
 
+/// The caller whether or not ACLs are on (with them off, a caller may do everything): for
+/// reads that filter what they return by what the token may see.
+pub(crate) fn identity(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
+    Ok(ctx.acl.resolve(&caller_secret(ctx, req))?)
+}
+
 /// The caller, if its token has `access` on ACLs.
 fn authorize(ctx: &Ctx, req: &Request, access: AccessLevel) -> Result<Arc<Identity>, ApiError> {
     require(ctx, req, Resource::Acl, access, "")
@@ -281,16 +287,26 @@ pub(crate) fn require(
     segment: &str,
 ) -> Result<Arc<Identity>, ApiError> {
     let identity = caller(ctx, req)?;
-    if !identity
+    permit(&identity, resource, access, segment)?;
+    Ok(identity)
+}
+
+/// Refuses with Consul's permission-denied error unless `identity` has `access` on `resource`
+/// `segment`.
+pub(crate) fn permit(
+    identity: &Identity,
+    resource: Resource,
+    access: AccessLevel,
+    segment: &str,
+) -> Result<(), ApiError> {
+    if identity
         .authorizer
         .enforce(resource, access, segment)
         .is_allow()
     {
-        return Err(
-            PermissionDenied::lacks(&identity.accessor_id, resource, access, segment).into(),
-        );
+        return Ok(());
     }
-    Ok(identity)
+    Err(PermissionDenied::lacks(&identity.accessor_id, resource, access, segment).into())
 }
 
 /// Whether the caller may see secrets (`acl:write`).

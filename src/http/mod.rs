@@ -22,6 +22,7 @@ pub mod session;
 pub mod snapshot;
 pub mod status;
 pub mod txn;
+pub mod ui;
 
 use bytes::Bytes;
 use error::ApiError;
@@ -258,6 +259,14 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/info/", prefix, [GET], Default, acl::legacy_info),
     route!("/v1/acl/clone/", prefix, [PUT], Default, acl::legacy_clone),
     route!("/v1/acl/list", exact, [GET], Default, acl::legacy_list),
+    route!("/v1/internal/ui/services", exact, [GET], Default, ui::services),
+    route!("/v1/internal/ui/exported-services", exact, [GET], Default, ui::exported_services),
+    route!("/v1/internal/ui/nodes", exact, [GET], Default, ui::nodes),
+    route!("/v1/internal/ui/node/", prefix, [GET], Default, ui::node),
+    route!("/v1/internal/ui/catalog-overview", exact, [GET], Default, ui::catalog_overview),
+    route!("/v1/internal/ui/gateway-services-nodes/", prefix, [GET], Default, ui::gateway_services_nodes),
+    route!("/v1/internal/ui/gateway-intentions/", prefix, [GET], Default, ui::gateway_intentions),
+    route!("/v1/internal/ui/metrics-proxy/", prefix, [GET], Default, ui::metrics_proxy),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {
@@ -338,7 +347,7 @@ pub fn api(
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            |ctx, method, full: warp::path::FullPath, query, headers, body| {
+            |ctx: Ctx, method: Method, full: warp::path::FullPath, query, headers: HeaderMap, body| {
                 let body: BodyStream = Box::pin(futures_util::StreamExt::map(
                     body,
                     |chunk: Result<_, warp::Error>| {
@@ -350,6 +359,12 @@ pub fn api(
                 ));
                 let path = full.as_str().to_string();
                 async move {
+                    let config = &ctx.config;
+                    if let Some(page) =
+                        crate::ui::serve(config.ui, &config.ui_content_path, &method, &path, &headers)
+                    {
+                        return page.map(Into::into);
+                    }
                     dispatch(ctx, method, path, query, headers, body)
                         .await
                         .into_response()

@@ -24,3 +24,4 @@ mod restart;
 mod session;
 mod snapshot;
 mod txn;
+mod ui;

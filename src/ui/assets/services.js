@@ -63,7 +63,7 @@ export async function servicesView(ctx) {
     services = data.filter((s) => s.Kind !== 'connect-proxy');
     const chosen = byTag.value;
     const all = [...new Set(services.flatMap((s) => s.Tags || []))].sort();
-    byTag.replaceChildren(h('option', { value: '' }, 'Any tag'), all.map((t) => h('option', { value: t }, t)));
+    render(byTag, h('option', { value: '' }, 'Any tag'), all.map((t) => h('option', { value: t }, t)));
     byTag.value = all.includes(chosen) ? chosen : '';
     draw();
   }, (err) => render(area, ctx.failure(err, 'services')));

@@ -1205,7 +1205,7 @@ mod tests {
         assert_eq!(dev.ui_content_path, "/ui/");
         assert!(!with_file("ui_config { enabled = false }").ui);
         assert!(!with_file("ui = false").ui);
-        let moved = with_file("ui_config { enabled = true\n content_path = \"console\" }");
+        let moved = with_file("ui_config {\n enabled = true\n content_path = \"console\"\n}\n");
         assert!(moved.ui);
         assert_eq!(moved.ui_content_path, "/console/");
     }

@@ -266,6 +266,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/internal/ui/catalog-overview", exact, [GET], Default, ui::catalog_overview),
     route!("/v1/internal/ui/gateway-services-nodes/", prefix, [GET], Default, ui::gateway_services_nodes),
     route!("/v1/internal/ui/gateway-intentions/", prefix, [GET], Default, ui::gateway_intentions),
+    route!("/v1/internal/ui/service-topology/", prefix, [GET], Default, ui::service_topology),
     route!("/v1/internal/ui/metrics-proxy/", prefix, [GET], Default, ui::metrics_proxy),
 ];
 
@@ -347,7 +348,12 @@ pub fn api(
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            |ctx: Ctx, method: Method, full: warp::path::FullPath, query, headers: HeaderMap, body| {
+            |ctx: Ctx,
+             method: Method,
+             full: warp::path::FullPath,
+             query,
+             headers: HeaderMap,
+             body| {
                 let body: BodyStream = Box::pin(futures_util::StreamExt::map(
                     body,
                     |chunk: Result<_, warp::Error>| {
@@ -360,9 +366,13 @@ pub fn api(
                 let path = full.as_str().to_string();
                 async move {
                     let config = &ctx.config;
-                    if let Some(page) =
-                        crate::ui::serve(config.ui, &config.ui_content_path, &method, &path, &headers)
-                    {
+                    if let Some(page) = crate::ui::serve(
+                        config.ui,
+                        &config.ui_content_path,
+                        &method,
+                        &path,
+                        &headers,
+                    ) {
                         return page.map(Into::into);
                     }
                     dispatch(ctx, method, path, query, headers, body)

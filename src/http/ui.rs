@@ -11,8 +11,11 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Authorizer, Resource};
 use crate::store::catalog::{self as store, NodeDump};
-use crate::store::{gateway, intention as stored_intention};
-use crate::types::catalog::{CheckServiceNode, HealthCheck, NodeService, CRITICAL, PASSING, WARNING};
+use crate::store::{config_entry, gateway, intention as stored_intention};
+use crate::types::catalog::{
+    CheckServiceNode, HealthCheck, NodeService, CRITICAL, PASSING, WARNING,
+};
+use crate::types::config_entry::{INGRESS_GATEWAY_KIND, WILDCARD};
 use crate::types::gateway::GatewayService;
 use crate::types::intention::{Intention, MatchBy};
 use serde::Serialize;
@@ -26,11 +29,18 @@ const DNS_DOMAIN: &str = "consul.";
 const FILTERED: &str = "X-Consul-Results-Filtered-By-ACLs";
 
 fn may_read(authz: &Authorizer, resource: Resource, segment: &str) -> bool {
-    authz.enforce(resource, AccessLevel::Read, segment).is_allow()
+    authz
+        .enforce(resource, AccessLevel::Read, segment)
+        .is_allow()
 }
 
 /// The read metadata, plus the filtered header when `filtered`.
-fn listing<T: Serialize>(value: &T, pretty: bool, index: u64, filtered: bool) -> Result<Reply, ApiError> {
+fn listing<T: Serialize>(
+    value: &T,
+    pretty: bool,
+    index: u64,
+    filtered: bool,
+) -> Result<Reply, ApiError> {
     let reply = Reply::json(value, pretty)?.read_meta(index);
     Ok(if filtered {
         reply.header(FILTERED, "true")
@@ -102,15 +112,22 @@ fn push_unique(list: &mut Option<Vec<String>>, value: &str) {
 fn summarize(dump: &[CheckServiceNode]) -> (BTreeMap<String, ServiceSummary>, BTreeSet<String>) {
     let mut summaries: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     let mut has_proxy = BTreeSet::new();
-    fn summary<'a>(all: &'a mut BTreeMap<String, ServiceSummary>, name: &str) -> &'a mut ServiceSummary {
-        all.entry(name.to_string()).or_insert_with(|| ServiceSummary {
-            name: name.to_string(),
-            ..Default::default()
-        })
+    fn summary<'a>(
+        all: &'a mut BTreeMap<String, ServiceSummary>,
+        name: &str,
+    ) -> &'a mut ServiceSummary {
+        all.entry(name.to_string())
+            .or_insert_with(|| ServiceSummary {
+                name: name.to_string(),
+                ..Default::default()
+            })
     }
     let record = |sum: &mut ServiceSummary, node: &str, checks: &[HealthCheck]| {
         for check in checks {
-            sum.checks.insert((node.to_string(), check.check_id.clone()), check.status.clone());
+            sum.checks.insert(
+                (node.to_string(), check.check_id.clone()),
+                check.status.clone(),
+            );
         }
     };
     for entry in dump {
@@ -120,7 +137,8 @@ fn summarize(dump: &[CheckServiceNode]) -> (BTreeMap<String, ServiceSummary>, BT
             has_proxy.insert(destination.to_string());
             let dest = summary(&mut summaries, destination);
             record(dest, node, &entry.checks);
-            let transparent = svc.proxy.0.get("Mode").and_then(|m| m.as_str()) == Some("transparent");
+            let transparent =
+                svc.proxy.0.get("Mode").and_then(|m| m.as_str()) == Some("transparent");
             if transparent && !dest.transparent_proxy_set {
                 dest.transparent_proxy = true;
             }
@@ -164,7 +182,7 @@ fn prepare(summaries: BTreeMap<String, ServiceSummary>, typical_only: bool) -> V
                 _ => {}
             }
         }
-        if typical_only && !(sum.kind.is_empty() || sum.kind == "ingress-gateway") {
+        if typical_only && !(sum.kind.is_empty() || sum.kind == INGRESS_GATEWAY_KIND) {
             continue;
         }
         out.push(sum);
@@ -177,7 +195,8 @@ fn prepare(summaries: BTreeMap<String, ServiceSummary>, typical_only: bool) -> V
 fn readable_instances(authz: &Authorizer, dump: &mut Vec<CheckServiceNode>) -> bool {
     let before = dump.len();
     dump.retain(|e| {
-        may_read(authz, Resource::Node, &e.node.node) && may_read(authz, Resource::Service, &e.service.service)
+        may_read(authz, Resource::Node, &e.node.node)
+            && may_read(authz, Resource::Service, &e.service.service)
     });
     dump.len() != before
 }
@@ -208,7 +227,10 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let mut gateways_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut linked_services: BTreeMap<&str, usize> = BTreeMap::new();
     for g in &gateways {
-        gateways_of.entry(&g.service.name).or_default().push(&g.gateway.name);
+        gateways_of
+            .entry(&g.service.name)
+            .or_default()
+            .push(&g.gateway.name);
         *linked_services.entry(&g.gateway.name).or_default() += 1;
     }
     let (summaries, has_proxy) = summarize(&dump);
@@ -256,7 +278,8 @@ fn gateway_dump(
     let (mut index, linked) = gateway::services(r, ws, gateway_name)?;
     let mut out = Vec::with_capacity(linked.len());
     for g in linked {
-        let (i, instances) = store::check_service_nodes(r, ws, &g.service.name, store::Lookup::Service)?;
+        let (i, instances) =
+            store::check_service_nodes(r, ws, &g.service.name, store::Lookup::Service)?;
         index = index.max(i);
         out.push((g, instances));
     }
@@ -267,7 +290,11 @@ fn gateway_dump(
 /// gateway fronts, with the addresses an ingress gateway serves each on.
 pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let name = path_arg(&req, "/v1/internal/ui/gateway-services-nodes/", "Missing gateway name")?;
+    let name = path_arg(
+        &req,
+        "/v1/internal/ui/gateway-services-nodes/",
+        "Missing gateway name",
+    )?;
     let caller = identity(&ctx, &req)?;
     permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
     let got = blocking(&ctx.store, &opts, |r, ws| gateway_dump(r, ws, &name)).await?;
@@ -281,7 +308,10 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
         }
         filtered |= readable_instances(&caller.authorizer, &mut instances);
         let hosts = if g.hosts.is_empty() {
-            vec![format!("{}.ingress.{}.{DNS_DOMAIN}", g.service.name, ctx.config.datacenter)]
+            vec![format!(
+                "{}.ingress.{}.{DNS_DOMAIN}",
+                g.service.name, ctx.config.datacenter
+            )]
         } else {
             g.hosts.clone()
         };
@@ -298,10 +328,12 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
     }
     let (mut summaries, _) = summarize(&dump);
     for (service, addresses) in addresses {
-        let sum = summaries.entry(service.clone()).or_insert_with(|| ServiceSummary {
-            name: service,
-            ..Default::default()
-        });
+        let sum = summaries
+            .entry(service.clone())
+            .or_insert_with(|| ServiceSummary {
+                name: service,
+                ..Default::default()
+            });
         sum.gateway_config.addresses = addresses;
     }
     listing(&prepare(summaries, false), opts.pretty, got.index, filtered)
@@ -311,7 +343,11 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
 /// a service the gateway fronts.
 pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let name = path_arg(&req, "/v1/internal/ui/gateway-intentions/", "Missing gateway name")?;
+    let name = path_arg(
+        &req,
+        "/v1/internal/ui/gateway-intentions/",
+        "Missing gateway name",
+    )?;
     let caller = identity(&ctx, &req)?;
     permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
@@ -328,13 +364,190 @@ pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiErro
         if !seen.insert(intention.id.clone()) {
             continue;
         }
-        if may_read(&caller.authorizer, Resource::Intention, &intention.destination_name) {
+        if may_read(
+            &caller.authorizer,
+            Resource::Intention,
+            &intention.destination_name,
+        ) {
             intentions.push(intention);
         } else {
             filtered = true;
         }
     }
     listing(&intentions, opts.pretty, got.index, filtered)
+}
+
+// ---- service topology ---------------------------------------------------------------------
+
+/// What the intentions decide for a connection (Consul's `IntentionDecisionSummary`).
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct IntentionDecision {
+    default_allow: bool,
+    allowed: bool,
+    has_permissions: bool,
+    external_source: String,
+    has_exact: bool,
+}
+
+/// The decision of the first intention, in precedence order, matching `source` →
+/// `destination` (an L7 one denies: only the request would decide), else the default.
+fn decide(
+    intentions: &[Intention],
+    source: &str,
+    destination: &str,
+    default_allow: bool,
+) -> IntentionDecision {
+    let matched = intentions.iter().find(|i| {
+        i.matches(MatchBy::Source, source) && i.matches(MatchBy::Destination, destination)
+    });
+    match matched {
+        None => IntentionDecision {
+            default_allow,
+            allowed: default_allow,
+            ..Default::default()
+        },
+        Some(i) => IntentionDecision {
+            default_allow,
+            allowed: i.allows(),
+            has_permissions: !i.permissions.is_empty(),
+            external_source: i.meta.get("external-source").cloned().unwrap_or_default(),
+            has_exact: i.source_name != WILDCARD && i.destination_name != WILDCARD,
+        },
+    }
+}
+
+/// A neighbour in the topology (Consul's `ServiceTopologySummary`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TopologySummary {
+    #[serde(flatten)]
+    summary: ServiceSummary,
+    source: &'static str,
+    intention: IntentionDecision,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceTopology {
+    protocol: String,
+    transparent_proxy: bool,
+    upstreams: Vec<TopologySummary>,
+    downstreams: Vec<TopologySummary>,
+    #[serde(rename = "FilteredByACLs")]
+    filtered_by_acls: bool,
+}
+
+/// Where a neighbour comes from: an upstream named in a proxy's registration (or an ingress
+/// gateway's config entry). Upstreams inferred from intentions for transparent proxies are
+/// not derived.
+const FROM_REGISTRATION: &str = "proxy-registration";
+
+/// The upstreams a proxy registration names (prepared queries aside).
+fn proxy_upstreams(svc: &NodeService) -> Vec<&str> {
+    svc.proxy
+        .0
+        .get("Upstreams")
+        .and_then(|u| u.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|u| u.get("DestinationType").and_then(|t| t.as_str()) != Some("prepared_query"))
+        .filter_map(|u| u.get("DestinationName").and_then(|n| n.as_str()))
+        .collect()
+}
+
+/// `GET /v1/internal/ui/service-topology/<service>?kind=`: the services a service calls
+/// (upstreams) and that call it (downstreams), with their health and what the intentions
+/// decide for each connection. Needs `service:read` on the service.
+pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let name = path_arg(
+        &req,
+        "/v1/internal/ui/service-topology/",
+        "Missing service name",
+    )?;
+    let Some(kind) = req.params.get("kind").map(str::to_string) else {
+        return Err(ApiError::bad_request("Missing service kind"));
+    };
+    if !kind.is_empty() && kind != INGRESS_GATEWAY_KIND {
+        return Err(ApiError::bad_request(format!(
+            "Unsupported service kind {kind:?}"
+        )));
+    }
+    let caller = identity(&ctx, &req)?;
+    permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
+    let got = blocking(&ctx.store, &opts, |r, ws| {
+        let (index, dump) = store::service_dump(r, ws)?;
+        let (intentions_index, intentions) = stored_intention::list(r, ws)?;
+        let (gateways_index, gateways) = gateway::all_services(r, ws)?;
+        let protocol = config_entry::service_protocol(r, ws, &name)?;
+        let index = index.max(intentions_index).max(gateways_index);
+        Ok((index, (dump, intentions, gateways, protocol)))
+    })
+    .await?;
+    let (dump, intentions, gateways, protocol) = got.value;
+    let proxies: Vec<&NodeService> = dump
+        .iter()
+        .map(|e| &e.service)
+        .filter(|s| s.proxy_destination() == Some(name.as_str()))
+        .collect();
+    let transparent = !proxies.is_empty()
+        && proxies
+            .iter()
+            .all(|p| p.proxy.0.get("Mode").and_then(|m| m.as_str()) == Some("transparent"));
+    let upstream_names: BTreeSet<&str> = if kind == INGRESS_GATEWAY_KIND {
+        gateways
+            .iter()
+            .filter(|g| g.gateway.name == name)
+            .map(|g| g.service.name.as_str())
+            .collect()
+    } else {
+        proxies.iter().flat_map(|p| proxy_upstreams(p)).collect()
+    };
+    let mut downstream_names: BTreeSet<&str> = dump
+        .iter()
+        .filter(|e| proxy_upstreams(&e.service).contains(&name.as_str()))
+        .filter_map(|e| e.service.proxy_destination())
+        .collect();
+    downstream_names.extend(
+        gateways
+            .iter()
+            .filter(|g| g.service.name == name && g.gateway_kind == INGRESS_GATEWAY_KIND)
+            .map(|g| g.gateway.name.as_str()),
+    );
+    let default_allow = crate::agent::intentions::Fallback::from_config(&ctx.config).allow;
+    let mut filtered = false;
+    let mut neighbours = |names: &BTreeSet<&str>, decision: &dyn Fn(&str) -> IntentionDecision| {
+        let mut instances: Vec<CheckServiceNode> = dump
+            .iter()
+            .filter(|e| names.contains(e.service.service.as_str()))
+            .cloned()
+            .collect();
+        filtered |= readable_instances(&caller.authorizer, &mut instances);
+        let (summaries, _) = summarize(&instances);
+        prepare(summaries, true)
+            .into_iter()
+            .map(|summary| TopologySummary {
+                intention: decision(&summary.name),
+                summary,
+                source: FROM_REGISTRATION,
+            })
+            .collect::<Vec<_>>()
+    };
+    let upstreams = neighbours(&upstream_names, &|up| {
+        decide(&intentions, &name, up, default_allow)
+    });
+    let downstreams = neighbours(&downstream_names, &|down| {
+        decide(&intentions, down, &name, default_allow)
+    });
+    let topology = ServiceTopology {
+        protocol,
+        transparent_proxy: transparent,
+        upstreams,
+        downstreams,
+        filtered_by_acls: filtered,
+    };
+    listing(&topology, opts.pretty, got.index, filtered)
 }
 
 // ---- nodes --------------------------------------------------------------------------------
@@ -354,7 +567,11 @@ struct NodeInfo {
 }
 
 /// The readable part of a node (Consul's `filterNodeDump`): `None` when the node itself isn't.
-fn readable_node(authz: &Authorizer, (node, services, checks): NodeDump, filtered: &mut bool) -> Option<NodeInfo> {
+fn readable_node(
+    authz: &Authorizer,
+    (node, services, checks): NodeDump,
+    filtered: &mut bool,
+) -> Option<NodeInfo> {
     if !may_read(authz, Resource::Node, &node.node) {
         *filtered = true;
         return None;
@@ -367,7 +584,9 @@ fn readable_node(authz: &Authorizer, (node, services, checks): NodeDump, filtere
     let check_count = checks.len();
     let checks: Vec<HealthCheck> = checks
         .into_iter()
-        .filter(|c| c.service_name.is_empty() || may_read(authz, Resource::Service, &c.service_name))
+        .filter(|c| {
+            c.service_name.is_empty() || may_read(authz, Resource::Service, &c.service_name)
+        })
         .collect();
     *filtered |= services.len() != service_count || checks.len() != check_count;
     Some(NodeInfo {
@@ -406,7 +625,10 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let name = path_arg(&req, "/v1/internal/ui/node/", "Missing node name")?;
     let caller = identity(&ctx, &req)?;
-    let got = blocking(&ctx.store, &opts, |r, ws| store::node_dump(r, ws, Some(&name))).await?;
+    let got = blocking(&ctx.store, &opts, |r, ws| {
+        store::node_dump(r, ws, Some(&name))
+    })
+    .await?;
     let mut filtered = false;
     let info = got
         .value
@@ -416,7 +638,11 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Some(info) => listing(&info, opts.pretty, got.index, filtered),
         None => {
             let reply = Reply::empty(warp::http::StatusCode::NOT_FOUND).read_meta(got.index);
-            Ok(if filtered { reply.header(FILTERED, "true") } else { reply })
+            Ok(if filtered {
+                reply.header(FILTERED, "true")
+            } else {
+                reply
+            })
         }
     }
 }
@@ -460,7 +686,9 @@ struct CatalogSummary {
 fn aggregated_status<'a>(checks: impl IntoIterator<Item = &'a HealthCheck>) -> &'static str {
     let (mut maintenance, mut critical, mut warning) = (false, false, false);
     for check in checks {
-        if check.check_id == "_node_maintenance" || check.check_id.starts_with("_service_maintenance:") {
+        if check.check_id == "_node_maintenance"
+            || check.check_id.starts_with("_service_maintenance:")
+        {
             maintenance = true;
             continue;
         }
@@ -497,7 +725,9 @@ fn overview(dump: &[NodeDump]) -> CatalogSummary {
                 .add(&check.status);
         }
         let node_level = node_checks.iter().filter(|c| c.service_id.is_empty());
-        nodes.get_or_insert_with(Default::default).add(aggregated_status(node_level));
+        nodes
+            .get_or_insert_with(Default::default)
+            .add(aggregated_status(node_level));
         for svc in node_services {
             let own = node_checks.iter().filter(|c| c.service_id == svc.id);
             services
@@ -509,7 +739,8 @@ fn overview(dump: &[NodeDump]) -> CatalogSummary {
                 .add(aggregated_status(own));
         }
     }
-    let listed = |m: BTreeMap<&str, HealthSummary>| (!m.is_empty()).then(|| m.into_values().collect());
+    let listed =
+        |m: BTreeMap<&str, HealthSummary>| (!m.is_empty()).then(|| m.into_values().collect());
     CatalogSummary {
         nodes: nodes.map(|n| vec![n]),
         services: listed(services),
@@ -542,7 +773,13 @@ mod tests {
     use super::*;
     use crate::types::catalog::Node;
 
-    fn instance(node: &str, id: &str, name: &str, tags: &[&str], checks: &[(&str, &str)]) -> CheckServiceNode {
+    fn instance(
+        node: &str,
+        id: &str,
+        name: &str,
+        tags: &[&str],
+        checks: &[(&str, &str)],
+    ) -> CheckServiceNode {
         CheckServiceNode {
             node: Node {
                 node: node.into(),
@@ -570,8 +807,20 @@ mod tests {
     #[test]
     fn a_summary_counts_a_nodes_checks_once_and_merges_tags_and_nodes() {
         let dump = vec![
-            instance("b", "web1", "web", &["v2", "blue"], &[("serfHealth", PASSING), ("w1", CRITICAL)]),
-            instance("b", "web2", "web", &["v2"], &[("serfHealth", PASSING), ("w2", WARNING)]),
+            instance(
+                "b",
+                "web1",
+                "web",
+                &["v2", "blue"],
+                &[("serfHealth", PASSING), ("w1", CRITICAL)],
+            ),
+            instance(
+                "b",
+                "web2",
+                "web",
+                &["v2"],
+                &[("serfHealth", PASSING), ("w2", WARNING)],
+            ),
             instance("a", "web3", "web", &[], &[("w3", PASSING)]),
             instance("a", "db1", "db", &[], &[]),
         ];
@@ -581,9 +830,18 @@ mod tests {
         assert_eq!(names, ["db", "web"]);
         let web = &out[1];
         assert_eq!(web.instance_count, 3);
-        assert_eq!(web.nodes.as_deref(), Some(&["a".to_string(), "b".to_string()][..]));
-        assert_eq!(web.tags.as_deref(), Some(&["blue".to_string(), "v2".to_string()][..]));
-        assert_eq!((web.checks_passing, web.checks_warning, web.checks_critical), (2, 1, 1));
+        assert_eq!(
+            web.nodes.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
+        assert_eq!(
+            web.tags.as_deref(),
+            Some(&["blue".to_string(), "v2".to_string()][..])
+        );
+        assert_eq!(
+            (web.checks_passing, web.checks_warning, web.checks_critical),
+            (2, 1, 1)
+        );
         let json = serde_json::to_value(&out[0]).unwrap();
         assert_eq!(json["Tags"], serde_json::Value::Null);
         assert!(json.get("Kind").is_none());
@@ -597,7 +855,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(aggregated_status(&[]), PASSING);
-        assert_eq!(aggregated_status(&[check("a", WARNING), check("b", CRITICAL)]), CRITICAL);
+        assert_eq!(
+            aggregated_status(&[check("a", WARNING), check("b", CRITICAL)]),
+            CRITICAL
+        );
         assert_eq!(
             aggregated_status(&[check("_node_maintenance", CRITICAL), check("b", PASSING)]),
             "maintenance"

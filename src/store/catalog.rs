@@ -609,7 +609,11 @@ pub fn node_dump(
     }
     let nodes: Vec<Node> = match node {
         Some(name) => r.get(NODES, &lower(name))?.into_iter().collect(),
-        None => r.scan_prefix(NODES, "")?.into_iter().map(|(_, n)| n).collect(),
+        None => r
+            .scan_prefix(NODES, "")?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect(),
     };
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {

@@ -27,15 +27,51 @@ const INDEX_TEMPLATE: &str = include_str!("assets/index.html");
 
 /// Every embedded asset: its name under `assets/<version>/` and its content type.
 static FILES: &[(&str, &str, &[u8])] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("assets/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_bytes!("assets/api.js")),
-    ("dom.js", "text/javascript; charset=utf-8", include_bytes!("assets/dom.js")),
-    ("services.js", "text/javascript; charset=utf-8", include_bytes!("assets/services.js")),
-    ("nodes.js", "text/javascript; charset=utf-8", include_bytes!("assets/nodes.js")),
-    ("kv.js", "text/javascript; charset=utf-8", include_bytes!("assets/kv.js")),
-    ("acl.js", "text/javascript; charset=utf-8", include_bytes!("assets/acl.js")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("assets/style.css")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("assets/favicon.svg")),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/api.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/dom.js"),
+    ),
+    (
+        "services.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/services.js"),
+    ),
+    (
+        "nodes.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/nodes.js"),
+    ),
+    (
+        "kv.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/kv.js"),
+    ),
+    (
+        "acl.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/acl.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("assets/favicon.svg"),
+    ),
 ];
 
 /// One file ready to send, plain and gzipped.
@@ -163,7 +199,10 @@ fn send(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response<byt
     let body = if gzip { &asset.gzipped } else { &asset.plain };
     let mut response = Response::new(bytes::Bytes::from(body.clone()));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {
@@ -197,7 +236,10 @@ fn secure(mut response: Response<bytes::Bytes>) -> Response<bytes::Bytes> {
         "Content-Security-Policy",
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("Referrer-Policy", HeaderValue::from_static("no-referrer"));
     response
 }
@@ -239,8 +281,11 @@ mod tests {
         let gz = get(true, &path, Some("br, gzip;q=0.8")).unwrap();
         assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
         let mut plain = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.body().as_ref()), &mut plain)
-            .unwrap();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(gz.body().as_ref()),
+            &mut plain,
+        )
+        .unwrap();
         assert_eq!(plain.as_bytes(), include_bytes!("assets/app.js"));
         let refused = get(true, &path, Some("gzip;q=0")).unwrap();
         assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());

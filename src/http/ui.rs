@@ -169,10 +169,8 @@ fn summarize(dump: &[CheckServiceNode]) -> (BTreeMap<String, ServiceSummary>, BT
 fn prepare(summaries: BTreeMap<String, ServiceSummary>, typical_only: bool) -> Vec<ServiceSummary> {
     let mut out = Vec::with_capacity(summaries.len());
     for (_, mut sum) in summaries {
-        for list in [&mut sum.nodes, &mut sum.tags] {
-            if let Some(list) = list {
-                list.sort();
-            }
+        for list in [&mut sum.nodes, &mut sum.tags].into_iter().flatten() {
+            list.sort();
         }
         for status in sum.checks.values() {
             match status.as_str() {
@@ -268,13 +266,16 @@ pub async fn exported_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError
     listing(&got.value, opts.pretty, got.index, false)
 }
 
+/// A service a gateway fronts, with its instances.
+type Fronted = (GatewayService, Vec<CheckServiceNode>);
+
 /// The services an ingress or terminating gateway fronts, with their instances (Consul's
 /// `GatewayServiceDump`): a service without instances still appears, by name.
 fn gateway_dump(
     r: &crate::store::ReadTx,
     ws: &mut crate::store::WatchSet,
     gateway_name: &str,
-) -> crate::store::Result<(u64, Vec<(GatewayService, Vec<CheckServiceNode>)>)> {
+) -> crate::store::Result<(u64, Vec<Fronted>)> {
     let (mut index, linked) = gateway::services(r, ws, gateway_name)?;
     let mut out = Vec::with_capacity(linked.len());
     for g in linked {

@@ -34,19 +34,23 @@ fn may_read(authz: &Authorizer, resource: Resource, segment: &str) -> bool {
         .is_allow()
 }
 
-/// The read metadata, plus the filtered header when `filtered`.
+/// A JSON answer with the read metadata, plus the filtered header when `filtered`.
 fn listing<T: Serialize>(
     value: &T,
     pretty: bool,
     index: u64,
     filtered: bool,
 ) -> Result<Reply, ApiError> {
-    let reply = Reply::json(value, pretty)?.read_meta(index);
-    Ok(if filtered {
+    Ok(with_meta(Reply::json(value, pretty)?, index, filtered))
+}
+
+fn with_meta(reply: Reply, index: u64, filtered: bool) -> Reply {
+    let reply = reply.read_meta(index);
+    if filtered {
         reply.header(FILTERED, "true")
     } else {
         reply
-    })
+    }
 }
 
 // ---- service summaries --------------------------------------------------------------------
@@ -637,14 +641,11 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         .find_map(|dump| readable_node(&caller.authorizer, dump, &mut filtered));
     match info {
         Some(info) => listing(&info, opts.pretty, got.index, filtered),
-        None => {
-            let reply = Reply::empty(warp::http::StatusCode::NOT_FOUND).read_meta(got.index);
-            Ok(if filtered {
-                reply.header(FILTERED, "true")
-            } else {
-                reply
-            })
-        }
+        None => Ok(with_meta(
+            Reply::empty(warp::http::StatusCode::NOT_FOUND),
+            got.index,
+            filtered,
+        )),
     }
 }
 

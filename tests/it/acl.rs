@@ -6,7 +6,7 @@ use crate::common::{agent, free_port, wait_ready, TestAgent};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
+pub(crate) const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 
 /// An agent with ACLs on (default deny) and `ROOT` as the initial management token; the
 /// config dir must outlive it.
@@ -26,7 +26,7 @@ async fn acl_agent(extra: Value) -> (TestAgent, tempfile::TempDir) {
     (a, dir)
 }
 
-async fn call(
+pub(crate) async fn call(
     a: &TestAgent,
     method: reqwest::Method,
     path: &str,
@@ -44,16 +44,16 @@ async fn call(
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-async fn put(a: &TestAgent, path: &str, token: &str, body: Value) -> (u16, String) {
+pub(crate) async fn put(a: &TestAgent, path: &str, token: &str, body: Value) -> (u16, String) {
     call(a, reqwest::Method::PUT, path, token, Some(body)).await
 }
 
-async fn get(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
+pub(crate) async fn get(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
     call(a, reqwest::Method::GET, path, token, None).await
 }
 
 /// A 200's JSON body.
-fn ok(reply: (u16, String)) -> Value {
+pub(crate) fn ok(reply: (u16, String)) -> Value {
     assert_eq!(reply.0, 200, "{}", reply.1);
     serde_json::from_str(&reply.1).unwrap()
 }

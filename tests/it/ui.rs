@@ -3,11 +3,10 @@
 //! filtering, and browser scenarios in headless Chromium (tests/ui/browser.py, which needs
 //! Debian's `chromium` and `chromium-driver` and Python's selenium; .ci/run installs them).
 
+use crate::acl::{get, ok, put, ROOT};
 use crate::common::TestAgent;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-
-const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 
 async fn ui_agent() -> TestAgent {
     TestAgent::start_with(|f| f.ui = Some(true)).await
@@ -26,22 +25,18 @@ async fn ui_acl_agent() -> (TestAgent, tempfile::TempDir) {
     (a, dir)
 }
 
-async fn send(
-    a: &TestAgent,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut req = a
-        .http
-        .request(method, a.url(path))
-        .header("X-Consul-Token", token);
-    if let Some(body) = body {
-        req = req.body(body.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+/// A token whose one policy has `rules`; its secret.
+async fn token_with(a: &TestAgent, rules: &str) -> String {
+    let policy = json!({"Name": "ui-test", "Rules": rules});
+    ok(put(a, "/v1/acl/policy", ROOT, policy).await);
+    let token = ok(put(
+        a,
+        "/v1/acl/token",
+        ROOT,
+        json!({"Policies": [{"Name": "ui-test"}]}),
+    )
+    .await);
+    token["SecretID"].as_str().unwrap().to_string()
 }
 
 /// Registers `per_node` services on each of `nodes` catalog nodes, each with a passing check.
@@ -56,8 +51,7 @@ async fn register_catalog(a: &TestAgent, nodes: usize, per_node: usize, token: &
                       "ServiceID": format!("svc-{i:04}"), "Output": "HTTP GET: 200 OK"},
         });
         async move {
-            let (status, text) = send(a, reqwest::Method::PUT, "/v1/catalog/register", token, Some(body)).await;
-            assert_eq!(status, 200, "{text}");
+            ok(put(a, "/v1/catalog/register", token, body).await);
         }
     });
     futures_util::stream::iter(calls)
@@ -300,44 +294,13 @@ async fn ui_lists_show_only_what_the_token_may_read() {
     let (a, _dir) = ui_acl_agent().await;
     for (node, service) in [("n1", "web"), ("n2", "db")] {
         let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
-        assert_eq!(
-            send(
-                &a,
-                reqwest::Method::PUT,
-                "/v1/catalog/register",
-                ROOT,
-                Some(body)
-            )
-            .await
-            .0,
-            200
-        );
+        ok(put(&a, "/v1/catalog/register", ROOT, body).await);
     }
-    let policy = json!({"Name": "web-reader", "Rules": "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }"});
-    assert_eq!(
-        send(
-            &a,
-            reqwest::Method::PUT,
-            "/v1/acl/policy",
-            ROOT,
-            Some(policy)
-        )
-        .await
-        .0,
-        200
-    );
-    let (_, token) = send(
+    let secret = token_with(
         &a,
-        reqwest::Method::PUT,
-        "/v1/acl/token",
-        ROOT,
-        Some(json!({"Policies": [{"Name": "web-reader"}]})),
+        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
     )
     .await;
-    let secret = serde_json::from_str::<Value>(&token).unwrap()["SecretID"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let resp = a
         .http
         .get(a.url("/v1/internal/ui/services"))
@@ -346,44 +309,19 @@ async fn ui_lists_show_only_what_the_token_may_read() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["X-Consul-Results-Filtered-By-ACLs"], "true");
-    let names: Vec<Value> = resp
-        .json::<Vec<Value>>()
-        .await
+    let services: Vec<Value> = resp.json().await.unwrap();
+    let names: Vec<&Value> = services.iter().map(|s| &s["Name"]).collect();
+    assert_eq!(names, [&json!("web")]);
+    let nodes = ok(get(&a, "/v1/internal/ui/nodes", &secret).await);
+    let names: Vec<&Value> = nodes
+        .as_array()
         .unwrap()
-        .into_iter()
-        .map(|s| s["Name"].clone())
+        .iter()
+        .map(|n| &n["Node"])
         .collect();
-    assert_eq!(names, [json!("web")]);
-    let (_, nodes) = send(
-        &a,
-        reqwest::Method::GET,
-        "/v1/internal/ui/nodes",
-        &secret,
-        None,
-    )
-    .await;
-    let nodes: Vec<Value> = serde_json::from_str(&nodes).unwrap();
-    assert_eq!(
-        nodes.iter().map(|n| n["Node"].clone()).collect::<Vec<_>>(),
-        [json!("n1")]
-    );
-    let (status, _) = send(
-        &a,
-        reqwest::Method::GET,
-        "/v1/internal/ui/node/n2",
-        &secret,
-        None,
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (status, text) = send(
-        &a,
-        reqwest::Method::GET,
-        "/v1/internal/ui/catalog-overview",
-        &secret,
-        None,
-    )
-    .await;
+    assert_eq!(names, [&json!("n1")]);
+    assert_eq!(get(&a, "/v1/internal/ui/node/n2", &secret).await.0, 404);
+    let (status, text) = get(&a, "/v1/internal/ui/catalog-overview", &secret).await;
     assert_eq!(status, 403, "{text}");
 }
 
@@ -560,44 +498,9 @@ async fn browser_with_deny_a_token_for_app_keys_sees_nothing_else() {
     let (a, _dir) = ui_acl_agent().await;
     register_catalog(&a, 2, 1, ROOT).await;
     for key in ["app/one", "other/two"] {
-        assert_eq!(
-            send(
-                &a,
-                reqwest::Method::PUT,
-                &format!("/v1/kv/{key}"),
-                ROOT,
-                None
-            )
-            .await
-            .0,
-            200
-        );
+        ok(put(&a, &format!("/v1/kv/{key}"), ROOT, json!("value")).await);
     }
-    let policy = json!({"Name": "app-keys", "Rules": "key_prefix \"app/\" { policy = \"read\" }"});
-    assert_eq!(
-        send(
-            &a,
-            reqwest::Method::PUT,
-            "/v1/acl/policy",
-            ROOT,
-            Some(policy)
-        )
-        .await
-        .0,
-        200
-    );
-    let (_, token) = send(
-        &a,
-        reqwest::Method::PUT,
-        "/v1/acl/token",
-        ROOT,
-        Some(json!({"Policies": [{"Name": "app-keys"}]})),
-    )
-    .await;
-    let secret = serde_json::from_str::<Value>(&token).unwrap()["SecretID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = token_with(&a, "key_prefix \"app/\" { policy = \"read\" }").await;
     browser(&a, "acl", &[&secret]).await;
 }
 

@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Authorizer, Resource};
+use crate::agent::acl::Identity;
 use crate::store::catalog::{self as store, NodeDump};
 use crate::store::{config_entry, gateway, intention as stored_intention};
 use crate::types::catalog::{
@@ -20,6 +21,7 @@ use crate::types::gateway::GatewayService;
 use crate::types::intention::{Intention, MatchBy};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Consul's default DNS domain, which names ingress gateways' services (Legate serves no DNS,
 /// so it is not configurable).
@@ -291,17 +293,23 @@ fn gateway_dump(
     Ok((index, out))
 }
 
+/// The gateway named after `prefix`, and the caller, who must be allowed to read it.
+fn gateway_reader(
+    ctx: &Ctx,
+    req: &Request,
+    prefix: &str,
+) -> Result<(String, Arc<Identity>), ApiError> {
+    let name = path_arg(req, prefix, "Missing gateway name")?;
+    let caller = identity(ctx, req)?;
+    permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
+    Ok((name, caller))
+}
+
 /// `GET /v1/internal/ui/gateway-services-nodes/<gateway>`: summaries of the services a
 /// gateway fronts, with the addresses an ingress gateway serves each on.
 pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let name = path_arg(
-        &req,
-        "/v1/internal/ui/gateway-services-nodes/",
-        "Missing gateway name",
-    )?;
-    let caller = identity(&ctx, &req)?;
-    permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
+    let (name, caller) = gateway_reader(&ctx, &req, "/v1/internal/ui/gateway-services-nodes/")?;
     let got = blocking(&ctx.store, &opts, |r, ws| gateway_dump(r, ws, &name)).await?;
     let mut filtered = false;
     let mut dump = Vec::new();
@@ -348,13 +356,7 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
 /// a service the gateway fronts.
 pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let name = path_arg(
-        &req,
-        "/v1/internal/ui/gateway-intentions/",
-        "Missing gateway name",
-    )?;
-    let caller = identity(&ctx, &req)?;
-    permit(&caller, Resource::Service, AccessLevel::Read, &name)?;
+    let (name, caller) = gateway_reader(&ctx, &req, "/v1/internal/ui/gateway-intentions/")?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
         let (index, linked) = gateway::services(r, ws, &name)?;
         let names: Vec<String> = linked.into_iter().map(|g| g.service.name).collect();

@@ -60,6 +60,12 @@ async fn register_catalog(a: &TestAgent, nodes: usize, per_node: usize, token: &
         .await;
 }
 
+/// The entry of a JSON list whose `Name` is `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    let found = list.as_array().unwrap().iter().find(|s| s["Name"] == name);
+    found.unwrap_or_else(|| panic!("{name} in {list}"))
+}
+
 // ---- serving ------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -188,12 +194,7 @@ async fn ui_services_summarize_instances_checks_and_tags_as_consul() {
     .await;
     let (index, services) = a.get_json("/v1/internal/ui/services").await;
     assert!(index > 0);
-    let web = services
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Name"] == "web")
-        .unwrap();
+    let web = named(&services, "web");
     assert_eq!(
         web,
         &json!({
@@ -225,12 +226,7 @@ async fn ui_services_summarize_instances_checks_and_tags_as_consul() {
         .await
         .unwrap()
         .unwrap();
-    let web = after
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Name"] == "web")
-        .unwrap();
+    let web = named(&after, "web");
     assert_eq!(
         (
             web["ChecksPassing"].as_u64(),
@@ -267,12 +263,7 @@ async fn ui_nodes_and_node_carry_services_and_checks() {
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.text().await.unwrap(), "");
     let (_, overview) = a.get_json("/v1/internal/ui/catalog-overview").await;
-    let db = overview["Services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Name"] == "db")
-        .unwrap();
+    let db = named(&overview["Services"], "db");
     assert_eq!(
         db,
         &json!({"Name": "db", "Total": 1, "Passing": 1, "Warning": 0, "Critical": 0})

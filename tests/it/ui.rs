@@ -483,16 +483,29 @@ async fn browser_creates_a_key_and_a_second_editor_gets_a_conflict() {
     browser(&a, "kv", &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ACL enforcement on /v1/kv (the ACL-enforcement branch): until then the KV root lists every key"]
-async fn browser_with_deny_a_token_for_app_keys_sees_nothing_else() {
-    let (a, _dir) = ui_acl_agent().await;
+/// A deny-by-default agent with services, nodes and keys in and out of `app/`, and the
+/// secret of a token that may read only `app/` keys.
+async fn app_keys_only() -> (TestAgent, tempfile::TempDir, String) {
+    let (a, dir) = ui_acl_agent().await;
     register_catalog(&a, 2, 1, ROOT).await;
     for key in ["app/one", "other/two"] {
         ok(put(&a, &format!("/v1/kv/{key}"), ROOT, json!("value")).await);
     }
     let secret = token_with(&a, "key_prefix \"app/\" { policy = \"read\" }").await;
+    (a, dir, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_with_deny_a_token_for_app_keys_sees_no_services_nodes_or_acls() {
+    let (a, _dir, secret) = app_keys_only().await;
     browser(&a, "acl", &[&secret]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ACL enforcement on /v1/kv (the ACL-enforcement branch): until then the KV root lists every key"]
+async fn browser_with_deny_a_token_for_app_keys_sees_only_app_keys() {
+    let (a, _dir, secret) = app_keys_only().await;
+    browser(&a, "acl-kv", &[&secret]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,23 +243,43 @@ def scenario_kv(base):
         b.quit()
 
 
+def log_in(b, secret):
+    b.open("/ui/dc1/services")
+    b.find('nav a[href$="/login"]').click()
+    b.find("#token-secret").send_keys(secret)
+    b.find("#login").click()
+    b.wait(lambda d: d.current_url.endswith("/services"), message="back on services after login")
+    stored = b.js("return JSON.parse(localStorage.getItem('consul:token'))")
+    check(stored and stored.get("SecretID") == secret, f"token kept in local storage: {stored}")
+
+
 def scenario_acl(base, secret):
-    """With default_policy = "deny": log in with a token that may read only app/ keys and see
-    nothing else (no services, no nodes, only app/ in the KV root, no access to ACLs)."""
+    """With default_policy = "deny": log in with a token that may read only app/ keys; no
+    services, no nodes, and the ACL pages say "No access" rather than failing."""
     b = Browser(base)
     try:
-        b.open("/ui/dc1/services")
-        b.find('nav a[href$="/login"]').click()
-        b.find("#token-secret").send_keys(secret)
-        b.find("#login").click()
-        b.wait(lambda d: d.current_url.endswith("/services"), message="back on services after login")
-        stored = b.js("return JSON.parse(localStorage.getItem('consul:token'))")
-        check(stored and stored.get("SecretID") == secret, f"token kept in local storage: {stored}")
+        log_in(b, secret)
         b.wait(lambda d: b.find("#count").text == "0 of 0 services", message="no services visible")
         b.shot("acl-services")
         b.open("/ui/dc1/nodes")
         b.find("#nodes")
         check(not b.all("#nodes tbody tr"), "no nodes visible")
+        b.open("/ui/dc1/acls/tokens")
+        panel = b.find(".notice.denied")
+        check("No access" in panel.text, "ACL tokens show a no-access panel")
+        b.shot("acl-denied")
+        errors = b.severe_console_errors()
+        check(not errors, f"console errors: {errors}")
+        return {}
+    finally:
+        b.quit()
+
+
+def scenario_acl_kv(base, secret):
+    """The same token sees only app/ in the KV root, and the keys under it."""
+    b = Browser(base)
+    try:
+        log_in(b, secret)
         b.open("/ui/dc1/kv/")
         b.find("#kv-list")
         keys = [r.get_attribute("data-key") for r in b.all("#kv-list tbody tr")]
@@ -267,10 +287,6 @@ def scenario_acl(base, secret):
         b.find('#kv-list tr[data-key="app/"] a').click()
         b.find('#kv-list tr[data-key="app/one"]')
         b.shot("acl-kv")
-        b.open("/ui/dc1/acls/tokens")
-        panel = b.find(".notice.denied")
-        check("No access" in panel.text, "ACL tokens show a no-access panel")
-        b.shot("acl-denied")
         return {}
     finally:
         b.quit()
@@ -323,6 +339,7 @@ SCENARIOS = {
     "services": scenario_services,
     "kv": scenario_kv,
     "acl": scenario_acl,
+    "acl-kv": scenario_acl_kv,
     "weight": scenario_weight,
 }
 

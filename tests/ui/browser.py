@@ -111,7 +111,10 @@ class Browser:
         return [e["message"] for e in self.driver.get_log("browser")
                 if e["level"] == "SEVERE" and answered not in e["message"]]
 
-    def quit(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
         self.driver.quit()
 
 
@@ -123,8 +126,7 @@ def scenario_services(base, service, check_id, expected_output):
     """Search a service among 200, read its check output, fail its TTL check through the API
     and see the list turn it critical within 2 s without a reload; then its node's page."""
     api = Api(base)
-    b = Browser(base)
-    try:
+    with Browser(base) as b:
         b.open("/")
         b.wait(lambda d: d.current_url.endswith("/ui/dc1/services"), message="redirect to services")
         b.wait(lambda d: len(b.all("#services tbody tr")) >= 200, message="200 services listed")
@@ -167,8 +169,6 @@ def scenario_services(base, service, check_id, expected_output):
         errors = b.severe_console_errors()
         check(not errors, f"console errors: {errors}")
         return {"listed": listed, "critical_after_s": round(elapsed, 3)}
-    finally:
-        b.quit()
 
 
 def kv_editor(b, key):
@@ -180,8 +180,7 @@ def scenario_kv(base):
     """Create a key in the UI and read it back through /v1/kv; edit it in two tabs and get the
     conflict in the second; delete a folder recursively after confirming."""
     api = Api(base)
-    b = Browser(base)
-    try:
+    with Browser(base) as b:
         b.open("/ui/dc1/kv/")
         b.find("#kv-create").click()
         b.find("#kv-key").send_keys("app/config.json")
@@ -239,8 +238,6 @@ def scenario_kv(base):
         errors = b.severe_console_errors()
         check(not errors, f"console errors: {errors}")
         return {}
-    finally:
-        b.quit()
 
 
 def log_in(b, secret):
@@ -256,8 +253,7 @@ def log_in(b, secret):
 def scenario_acl(base, secret):
     """With default_policy = "deny": log in with a token that may read only app/ keys; no
     services, no nodes, and the ACL pages say "No access" rather than failing."""
-    b = Browser(base)
-    try:
+    with Browser(base) as b:
         log_in(b, secret)
         b.wait(lambda d: b.find("#count").text == "0 of 0 services", message="no services visible")
         b.shot("acl-services")
@@ -271,14 +267,11 @@ def scenario_acl(base, secret):
         errors = b.severe_console_errors()
         check(not errors, f"console errors: {errors}")
         return {}
-    finally:
-        b.quit()
 
 
 def scenario_acl_kv(base, secret):
     """The same token sees only app/ in the KV root, and the keys under it."""
-    b = Browser(base)
-    try:
+    with Browser(base) as b:
         log_in(b, secret)
         b.open("/ui/dc1/kv/")
         b.find("#kv-list")
@@ -288,8 +281,6 @@ def scenario_acl_kv(base, secret):
         b.find('#kv-list tr[data-key="app/one"]')
         b.shot("acl-kv")
         return {}
-    finally:
-        b.quit()
 
 
 def scenario_weight(base):
@@ -299,8 +290,7 @@ def scenario_weight(base):
     _, raw = Api(base).call("GET", "/v1/internal/ui/services")
     services = len(json.loads(raw))
     check(services >= 1000, f"{services} services registered")
-    b = Browser(base)
-    try:
+    with Browser(base) as b:
         b.open("/ui/dc1/services")
         b.wait(lambda d: len(b.all("#services tbody tr")) == services, timeout=30,
                message=f"{services} services listed")
@@ -331,8 +321,6 @@ def scenario_weight(base):
             b.shot(name)
         return {"services": services, "render_ms": round(rendered), "first_load_compressed_bytes": encoded,
                 "first_load_uncompressed_bytes": decoded, "files": len(ui), "api_data_bytes": data}
-    finally:
-        b.quit()
 
 
 SCENARIOS = {

@@ -36,6 +36,7 @@ require_prerequisites()
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -84,7 +85,9 @@ class Browser:
 
     def wait(self, condition, timeout=10, message="condition"):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+            # Live lists replace their rows: an element found a moment ago may be gone.
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(condition)
         except Exception as e:
             self.shot("failure")
             raise Failure(f"timed out waiting for {message} on {self.driver.current_url}") from e

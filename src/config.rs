@@ -110,6 +110,9 @@ pub struct Config {
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
     pub ui: bool,
+    /// Where the UI is served (`ui_config.content_path`, default `/ui/`), always with a
+    /// leading and trailing slash as Consul normalizes it.
+    pub ui_content_path: String,
     pub limits: Limits,
     pub default_query_time: Duration,
     pub max_query_time: Duration,
@@ -281,6 +284,9 @@ pub struct AclConfig {
     pub down_policy: String,
     /// Whether tokens set through `/v1/agent/token/*` are saved in the data dir.
     pub enable_token_persistence: bool,
+    /// Whether KV listings need `key:list` on their prefix (else they only leave out what
+    /// the token may not read), as Consul's `acl.enable_key_list_policy`.
+    pub enable_key_list_policy: bool,
     pub tokens: AclTokens,
 }
 
@@ -291,6 +297,7 @@ impl Default for AclConfig {
             default_policy: crate::acl::DefaultPolicy::Allow,
             down_policy: "extend-cache".into(),
             enable_token_persistence: false,
+            enable_key_list_policy: false,
             tokens: AclTokens::default(),
         }
     }
@@ -381,6 +388,7 @@ impl AclConfig {
             default_policy,
             down_policy,
             enable_token_persistence: file.enable_token_persistence.unwrap_or(false),
+            enable_key_list_policy: file.enable_key_list_policy.unwrap_or(false),
             tokens: AclTokens {
                 initial_management: non_empty(
                     pick(
@@ -420,8 +428,7 @@ struct FileAcl {
     enable_token_persistence: Option<bool>,
     #[serde(rename = "enable_token_replication")]
     _enable_token_replication: Option<bool>,
-    #[serde(rename = "enable_key_list_policy")]
-    _enable_key_list_policy: Option<bool>,
+    enable_key_list_policy: Option<bool>,
     #[serde(rename = "policy_ttl")]
     _policy_ttl: Option<String>,
     #[serde(rename = "role_ttl")]
@@ -692,6 +699,14 @@ fn connect_config(raw: Option<FileConnect>, dev: bool) -> Result<ConnectConfig, 
 struct FileConfigEntries {
     /// One entry or a list (an HCL block, or several).
     bootstrap: Option<Value>,
+}
+
+/// `ui_config.content_path` with the slashes Consul adds: `ui` and `/ui` both mean `/ui/`.
+fn ui_content_path(configured: Option<&str>) -> String {
+    let path = configured.filter(|p| !p.is_empty()).unwrap_or("/ui/");
+    let lead = if path.starts_with('/') { "" } else { "/" };
+    let trail = if path.ends_with('/') { "" } else { "/" };
+    format!("{lead}{path}{trail}")
 }
 
 /// Decodes and checks `config_entries.bootstrap` as Consul's config builder does, naming the
@@ -1058,6 +1073,12 @@ impl Config {
                     .and_then(|u| u.get("enabled"))
                     .and_then(Value::as_bool))
                 .unwrap_or(dev),
+            ui_content_path: ui_content_path(
+                file.ui_config
+                    .as_ref()
+                    .and_then(|u| u.get("content_path"))
+                    .and_then(Value::as_str),
+            ),
             limits,
             default_query_time: duration("default_query_time", file.default_query_time, 300)?,
             max_query_time: duration("max_query_time", file.max_query_time, 600)?,
@@ -1584,5 +1605,27 @@ mod tests {
             let err = dns_of(hcl).unwrap_err().to_string();
             assert!(err.contains(expected), "{hcl}: {err}");
         }
+    }
+
+    #[test]
+    fn ui_is_on_with_the_flag_either_file_key_or_dev_and_its_path_gets_slashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_file = |text: &str| {
+            let file = write(dir.path(), "ui.hcl", text);
+            load(AgentFlags {
+                dev: Some(true),
+                config_file: vec![file],
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let dev = with_file("");
+        assert!(dev.ui);
+        assert_eq!(dev.ui_content_path, "/ui/");
+        assert!(!with_file("ui_config { enabled = false }").ui);
+        assert!(!with_file("ui = false").ui);
+        let moved = with_file("ui_config {\n enabled = true\n content_path = \"console\"\n}\n");
+        assert!(moved.ui);
+        assert_eq!(moved.ui_content_path, "/console/");
     }
 }

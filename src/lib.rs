@@ -30,4 +30,5 @@ pub mod http;
 pub mod process;
 pub mod store;
 pub mod types;
+pub mod ui;
 pub mod watch;

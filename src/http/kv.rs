@@ -46,12 +46,13 @@ async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     if !lists && key.is_empty() {
         return Err(missing_key());
     }
-    let level = if lists {
-        AccessLevel::List
-    } else {
-        AccessLevel::Read
-    };
-    req.caller.require(Resource::Key, level, &key)?;
+    // A listing leaves out what the token may not read; it needs `key:list` on its prefix
+    // only with `acl.enable_key_list_policy`, as Consul's KVS.List and KVS.ListKeys.
+    if !lists {
+        req.caller.require(Resource::Key, AccessLevel::Read, &key)?;
+    } else if ctx.config.acl.enable_key_list_policy {
+        req.caller.require(Resource::Key, AccessLevel::List, &key)?;
+    }
     if req.params.has("keys") {
         let separator = req
             .params

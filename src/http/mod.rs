@@ -26,6 +26,7 @@ pub mod session;
 pub mod snapshot;
 pub mod status;
 pub mod txn;
+pub mod ui;
 
 use bytes::Bytes;
 use error::ApiError;
@@ -385,6 +386,15 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/binding-rules", exact, [GET], Default, handler, acl_auth::binding_rule_list),
     route!("/v1/acl/login", exact, [PUT], Default, open, acl_auth::login),
     route!("/v1/acl/logout", exact, [PUT], Default, handler, acl_auth::logout),
+    route!("/v1/internal/ui/services", exact, [GET], Default, handler, ui::services),
+    route!("/v1/internal/ui/exported-services", exact, [GET], Default, handler, ui::exported_services),
+    route!("/v1/internal/ui/nodes", exact, [GET], Default, handler, ui::nodes),
+    route!("/v1/internal/ui/node/", prefix, [GET], Default, handler, ui::node),
+    route!("/v1/internal/ui/catalog-overview", exact, [GET], Default, operator:read, ui::catalog_overview),
+    route!("/v1/internal/ui/gateway-services-nodes/", prefix, [GET], Default, handler, ui::gateway_services_nodes),
+    route!("/v1/internal/ui/gateway-intentions/", prefix, [GET], Default, handler, ui::gateway_intentions),
+    route!("/v1/internal/ui/service-topology/", prefix, [GET], Default, handler, ui::service_topology),
+    route!("/v1/internal/ui/metrics-proxy/", prefix, [GET], Default, handler, ui::metrics_proxy),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and
@@ -536,7 +546,13 @@ pub fn api(
         .and(warp::ext::optional::<Peer>())
         .and(warp::body::stream())
         .then(
-            |ctx, method, full: warp::path::FullPath, query, headers, peer: Option<Peer>, body| {
+            |ctx: Ctx,
+             method: Method,
+             full: warp::path::FullPath,
+             query,
+             headers: HeaderMap,
+             peer: Option<Peer>,
+             body| {
                 let body: BodyStream = Box::pin(futures_util::StreamExt::map(
                     body,
                     |chunk: Result<_, warp::Error>| {
@@ -548,6 +564,16 @@ pub fn api(
                 ));
                 let path = full.as_str().to_string();
                 async move {
+                    let config = &ctx.config;
+                    if let Some(page) = crate::ui::serve(
+                        config.ui,
+                        &config.ui_content_path,
+                        &method,
+                        &path,
+                        &headers,
+                    ) {
+                        return page.map(Into::into);
+                    }
                     dispatch(ctx, method, path, query, headers, peer.map(|p| p.0), body)
                         .await
                         .into_response()

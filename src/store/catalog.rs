@@ -594,6 +594,69 @@ pub fn checks_in_state(
     Ok((r.table_index(CHECKS.name)?, checks))
 }
 
+/// A node with its services and every check on it (Consul's `NodeInfo`).
+pub type NodeDump = (Node, Vec<NodeService>, Vec<HealthCheck>);
+
+/// Every node with its services and checks (`/v1/internal/ui/nodes`; Consul's `NodeDump`),
+/// or only `node` when given (`/v1/internal/ui/node/<node>`).
+pub fn node_dump(
+    r: &ReadTx,
+    ws: &mut WatchSet,
+    node: Option<&str>,
+) -> Result<(u64, Vec<NodeDump>)> {
+    for table in [NODES.name, SERVICES.name, CHECKS.name] {
+        ws.table(table);
+    }
+    let nodes: Vec<Node> = match node {
+        Some(name) => r.get(NODES, &lower(name))?.into_iter().collect(),
+        None => r
+            .scan_prefix(NODES, "")?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        let services = services_on_node(r, &n.node)?;
+        let checks = r
+            .scan_prefix(CHECKS, &format!("{}\0", lower(&n.node)))?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        out.push((n, services, checks));
+    }
+    Ok((catalog_max(r)?, out))
+}
+
+/// Every service instance with its node and checks, by node then instance (Consul's
+/// `ServiceDump`, read by `/v1/internal/ui/services`).
+pub fn service_dump(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Vec<CheckServiceNode>)> {
+    for table in [NODES.name, SERVICES.name, CHECKS.name] {
+        ws.table(table);
+    }
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (_, entry) in r.scan_prefix(SERVICES, "")? {
+        let node = match nodes.get(&entry.node) {
+            Some(n) => n.clone(),
+            None => {
+                let Some(n) = r.get(NODES, &lower(&entry.node))? else {
+                    continue;
+                };
+                nodes.insert(entry.node.clone(), n.clone());
+                n
+            }
+        };
+        let checks = instance_checks(r, &node.node, &entry.service.id)?;
+        out.push(CheckServiceNode {
+            node,
+            service: entry.service,
+            checks,
+        });
+    }
+    Ok((catalog_max(r)?, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,6 +234,22 @@ pub fn services(
     Ok((index, out))
 }
 
+/// The services of every ingress and terminating gateway (Consul's `DumpGatewayServices`).
+pub fn all_services(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Vec<GatewayService>)> {
+    let mut index = 0;
+    let mut out = Vec::new();
+    for kind in [INGRESS_GATEWAY_KIND, TERMINATING_GATEWAY_KIND] {
+        let (i, entries) = config_entry::list(r, ws, Some(kind))?;
+        index = index.max(i);
+        for entry in entries {
+            let (i, mut services) = services(r, ws, &entry.name)?;
+            index = index.max(i);
+            out.append(&mut services);
+        }
+    }
+    Ok((index, out))
+}
+
 /// The instances, with their checks, of every ingress gateway that fronts `service` by name or
 /// by wildcard (`/v1/health/ingress/<service>`; Consul's `CheckIngressServiceNodes`). Unlike
 /// `services`, the wildcard here ignores protocols, as Consul's lookup does.

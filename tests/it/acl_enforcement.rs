@@ -322,6 +322,15 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/acl/binding-rules", "GET", "/v1/acl/binding-rules", ""),
     ("/v1/acl/login", "PUT", "/v1/acl/login", r#"{"AuthMethod":"","BearerToken":"x"}"#),
     ("/v1/acl/logout", "PUT", "/v1/acl/logout", ""),
+    ("/v1/internal/ui/services", "GET", "/v1/internal/ui/services", ""),
+    ("/v1/internal/ui/exported-services", "GET", "/v1/internal/ui/exported-services", ""),
+    ("/v1/internal/ui/nodes", "GET", "/v1/internal/ui/nodes", ""),
+    ("/v1/internal/ui/node/", "GET", "/v1/internal/ui/node/sekrit-node", ""),
+    ("/v1/internal/ui/catalog-overview", "GET", "/v1/internal/ui/catalog-overview", ""),
+    ("/v1/internal/ui/gateway-services-nodes/", "GET", "/v1/internal/ui/gateway-services-nodes/sekrit-gw", ""),
+    ("/v1/internal/ui/gateway-intentions/", "GET", "/v1/internal/ui/gateway-intentions/sekrit-gw", ""),
+    ("/v1/internal/ui/service-topology/", "GET", "/v1/internal/ui/service-topology/sekrit-web", ""),
+    ("/v1/internal/ui/metrics-proxy/", "GET", "/v1/internal/ui/metrics-proxy/x", ""),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
 
@@ -456,7 +465,7 @@ async fn kv_rights_follow_key_prefixes() {
         got.body
     );
 
-    // A listing needs key:list on the prefix and shows only readable keys, saying so.
+    // A listing shows only readable keys, saying so.
     let got = call(&a, Method::GET, "/v1/kv/app/?keys", &token, "").await;
     assert_eq!(got.status, 200);
     assert_eq!(
@@ -472,11 +481,15 @@ async fn kv_rights_follow_key_prefixes() {
         .collect();
     assert_eq!(keys, [json!("app/a"), json!("app/b")]);
     assert!(got.filtered);
+    // Listing the root is not refused (Consul checks `key:list` only with
+    // `acl.enable_key_list_policy`): it shows what the token may read.
+    let got = call(&a, Method::GET, "/v1/kv/?keys", &token, "").await;
     assert_eq!(
-        call(&a, Method::GET, "/v1/kv/?recurse", &token, "")
-            .await
-            .status,
-        403
+        (
+            got.status,
+            serde_json::from_str::<Value>(&got.body).unwrap()
+        ),
+        (200, json!(["app/a", "app/b"]))
     );
 
     // Writes: only the writable key; a tree delete needs write on everything under it.
@@ -757,5 +770,26 @@ async fn a_changed_policy_takes_effect_on_the_next_request() {
     assert_eq!(
         call(&a, Method::GET, "/v1/kv/k", &token, "").await.status,
         403
+    );
+}
+
+#[tokio::test]
+async fn with_the_key_list_policy_a_listing_needs_key_list_on_its_prefix() {
+    let acl = format!(
+        "acl {{\n enabled = true\n default_policy = \"deny\"\n enable_key_list_policy = true\n tokens {{\n initial_management = \"{ROOT}\"\n }}\n}}"
+    );
+    let a = TestAgent::start_with(|f| f.hcl = vec![acl]).await;
+    root(&a, Method::PUT, "/v1/kv/app/a", json!("v")).await;
+    let reader = token_with(&a, "reader", r#"key_prefix "app/" { policy = "read" }"#).await;
+    let lister = token_with(&a, "lister", r#"key_prefix "app/" { policy = "list" }"#).await;
+    for path in ["/v1/kv/app/?keys", "/v1/kv/app/?recurse"] {
+        assert_eq!(call(&a, Method::GET, path, &reader, "").await.status, 403);
+        assert_eq!(call(&a, Method::GET, path, &lister, "").await.status, 200);
+    }
+    assert_eq!(
+        call(&a, Method::GET, "/v1/kv/app/a", &reader, "")
+            .await
+            .status,
+        200
     );
 }

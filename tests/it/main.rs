@@ -34,3 +34,4 @@ mod restart;
 mod session;
 mod snapshot;
 mod txn;
+mod ui;

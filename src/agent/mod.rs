@@ -9,6 +9,7 @@ pub mod connlimit;
 pub mod context;
 pub mod definition;
 pub mod events;
+pub mod host;
 pub mod intentions;
 pub mod local;
 pub mod logging;

@@ -1015,3 +1015,26 @@ pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     tracing::info!(token = %target, "Updated agent's ACL token");
     Ok(done())
 }
+
+/// `GET /v1/agent/version`: the Consul version this agent answers as (no ACL, as Consul).
+pub async fn version(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let body = json!({
+        "SHA": "",
+        "BuildDate": "",
+        "HumanVersion": CONSUL_VERSION,
+        "FIPS": "",
+    });
+    Reply::json(&body, opts.pretty)
+}
+
+/// `GET /v1/agent/host`: the host's facts (Consul's `debug.HostInfo`), read from `/proc` and
+/// the data dir's file system; what can't be read is listed in `Errors`.
+pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let data_dir = ctx.store.path().parent().map(|p| p.to_path_buf());
+    let info = tokio::task::spawn_blocking(move || crate::agent::host::collect(data_dir.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Reply::json(&info, opts.pretty)
+}

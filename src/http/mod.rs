@@ -17,6 +17,7 @@ pub mod health;
 pub mod intention;
 pub mod kv;
 pub mod operator;
+pub mod peering;
 pub mod query;
 pub mod reply;
 pub mod session;
@@ -218,6 +219,12 @@ macro_rules! acl_resource {
     (operator) => {
         Resource::Operator
     };
+    (keyring) => {
+        Resource::Keyring
+    };
+    (peering) => {
+        Resource::Peering
+    };
 }
 
 /// Every route of the API (Consul's `http_register.go`), one line each.
@@ -314,6 +321,15 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/info/", prefix, [GET], Default, handler, acl::legacy_info),
     route!("/v1/acl/clone/", prefix, [PUT], Default, handler, acl::legacy_clone),
     route!("/v1/acl/list", exact, [GET], Default, handler, acl::legacy_list),
+    route!("/v1/agent/version", exact, [GET], Default, open, agent::version),
+    route!("/v1/agent/host", exact, [GET], Default, operator:read, agent::host),
+    route!("/v1/operator/keyring", exact, [GET, POST, PUT, DELETE], Default, keyring:by_method, operator::keyring),
+    route!("/v1/operator/usage", exact, [GET], Default, operator:read, operator::usage),
+    route!("/v1/operator/utilization", exact, [GET], Default, open, operator::utilization),
+    route!("/v1/peerings", exact, [GET], Default, peering:read, peering::list),
+    route!("/v1/peering/", prefix, [GET, DELETE], Default, peering:by_method, peering::handle),
+    route!("/v1/exported-services", exact, [GET], Default, handler, peering::exported_services),
+    route!("/v1/imported-services", exact, [GET], Default, handler, peering::imported_services),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and

@@ -22,6 +22,7 @@ mod intentions;
 mod kv;
 mod process;
 mod restart;
+mod routes;
 mod session;
 mod snapshot;
 mod txn;

@@ -20,6 +20,7 @@ mod connect_ca;
 mod determinism;
 mod intentions;
 mod kv;
+mod operator_extras;
 mod process;
 mod restart;
 mod routes;

@@ -1,0 +1,171 @@
+//! The endpoints a single Consul CE server answers without the feature behind them: the
+//! keyring without gossip encryption, peering without peers, usage counts, the agent's host
+//! and version, and CE's refusal of the Enterprise utilization report.
+
+use crate::common::TestAgent;
+use serde_json::{json, Value};
+
+const KEY: &str = r#"{"Key":"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}"#;
+
+async fn send(a: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
+    let resp = a
+        .http
+        .request(method.parse().unwrap(), a.url(path))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn keyring_answers_as_an_agent_without_gossip_encryption() {
+    let a = TestAgent::start().await;
+    let (status, text) = send(&a, "GET", "/v1/operator/keyring", "").await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        text,
+        "4 errors occurred:\n\t* WAN error: 1/1 nodes reported failure\n\t\
+         * test-node.dc1: Keyring is empty (encryption not enabled)\n\t\
+         * dc1 (LAN) error: 1/1 nodes reported failure\n\t\
+         * test-node: Keyring is empty (encryption not enabled)\n\n"
+    );
+    // Only this agent's own (LAN) pool is asked with local-only.
+    let (status, text) = send(&a, "GET", "/v1/operator/keyring?local-only=true", "").await;
+    assert_eq!(status, 500);
+    assert!(text.starts_with("2 errors occurred:\n\t* dc1 (LAN) error"), "{text}");
+    for method in ["POST", "PUT", "DELETE"] {
+        let (status, text) = send(&a, method, "/v1/operator/keyring", KEY).await;
+        assert_eq!(status, 500, "{method}");
+        assert!(
+            text.contains("test-node: No keyring to modify (encryption not enabled)"),
+            "{method}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keyring_refuses_bad_input_with_consuls_messages() {
+    let a = TestAgent::start().await;
+    let cases = [
+        ("POST", "/v1/operator/keyring", "", "Request decode failed: EOF"),
+        ("POST", "/v1/operator/keyring", r#"{"Key":1}"#, "Request decode failed: json: cannot unmarshal number into Go struct field keyringArgs.Key of type string"),
+        ("GET", "/v1/operator/keyring?relay-factor=x", "", "Error parsing relay factor: strconv.Atoi: parsing \"x\": invalid syntax"),
+        ("GET", "/v1/operator/keyring?relay-factor=6", "", "Invalid relay-factor: Relay factor must be in range: [0, 5]"),
+        ("GET", "/v1/operator/keyring?local-only=maybe", "", "Error parsing local-only: strconv.ParseBool: parsing \"maybe\": invalid syntax"),
+        ("PUT", "/v1/operator/keyring?local-only=true", KEY, "Invalid use of local-only: local-only can only be set for list requests"),
+    ];
+    for (method, path, body, want) in cases {
+        assert_eq!(
+            send(&a, method, path, body).await,
+            (400, want.to_string()),
+            "{method} {path} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn peering_without_peers() {
+    let a = TestAgent::start().await;
+    assert_eq!(a.get_json("/v1/peerings").await.1, json!([]));
+    assert_eq!(
+        send(&a, "GET", "/v1/peering/east", "").await,
+        (404, "Peering not found for \"east\"".to_string())
+    );
+    assert_eq!(send(&a, "DELETE", "/v1/peering/east", "").await, (200, String::new()));
+    assert_eq!(
+        send(&a, "GET", "/v1/peering/", "").await,
+        (400, "Must specify a name to fetch.".to_string())
+    );
+    assert_eq!(a.get_json("/v1/imported-services").await.1, json!([]));
+}
+
+#[tokio::test]
+async fn exported_services_resolve_the_config_entry() {
+    let a = TestAgent::start().await;
+    assert_eq!(a.get_json("/v1/exported-services").await.1, json!([]));
+    for name in ["web", "db"] {
+        a.put_ok(
+            "/v1/catalog/register",
+            json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": name}}).to_string(),
+        )
+        .await;
+    }
+    a.put_ok(
+        "/v1/config",
+        json!({"Kind": "exported-services", "Name": "default", "Services": [
+            {"Name": "web", "Consumers": [{"Peer": "west"}, {"Peer": "east"}]},
+            {"Name": "*", "Consumers": [{"Peer": "north"}]},
+        ]})
+        .to_string(),
+    )
+    .await;
+    let (index, got) = a.get_json("/v1/exported-services").await;
+    assert!(index > 0);
+    assert_eq!(
+        got,
+        json!([
+            {"Service": "db", "Consumers": {"Peers": ["north"]}},
+            {"Service": "web", "Consumers": {"Peers": ["east", "north", "west"]}},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn usage_counts_the_catalog() {
+    let a = TestAgent::start().await;
+    a.put_ok(
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "web1", "Service": "web"}})
+            .to_string(),
+    )
+    .await;
+    a.put_ok(
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "web2", "Service": "web"}})
+            .to_string(),
+    )
+    .await;
+    a.put_ok(
+        "/v1/catalog/register",
+        json!({"Node": "n2", "Address": "10.0.0.2", "Service": {
+            "Kind": "connect-proxy", "Service": "web-proxy",
+            "Proxy": {"DestinationServiceName": "web"}, "Port": 21000}})
+        .to_string(),
+    )
+    .await;
+    let (index, body) = a.get_json("/v1/operator/usage").await;
+    assert!(index > 0);
+    let nodes = a.get_json("/v1/catalog/nodes").await.1.as_array().unwrap().len() as u64;
+    let dc1: &Value = &body["Usage"]["dc1"];
+    // `web` and `web-proxy`: names, not instances.
+    assert_eq!(dc1["Services"], 2, "{body}");
+    assert_eq!(dc1["ServiceInstances"], 3);
+    assert_eq!(dc1["ConnectServiceInstances"]["connect-proxy"], 1);
+    assert_eq!(dc1["ConnectServiceInstances"]["mesh-gateway"], 0);
+    assert_eq!(dc1["BillableServiceInstances"], 2);
+    assert_eq!(dc1["Nodes"], nodes);
+}
+
+#[tokio::test]
+async fn agent_version_and_host() {
+    let a = TestAgent::start().await;
+    let (_, version) = a.get_json("/v1/agent/version").await;
+    assert_eq!(version["HumanVersion"], "1.22.0");
+    assert!(version.get("SHA").is_some() && version.get("BuildDate").is_some());
+    let (_, host) = a.get_json("/v1/agent/host").await;
+    assert!(host["Memory"]["total"].as_u64().unwrap() > 0, "{host}");
+    assert!(!host["CPU"].as_array().unwrap().is_empty());
+    assert!(host["Host"]["uptime"].as_u64().is_some());
+    assert!(host["Disk"]["total"].as_u64().unwrap() > 0);
+    assert_eq!(host["Errors"], json!([]));
+}
+
+#[tokio::test]
+async fn utilization_is_enterprise_only() {
+    let a = TestAgent::start().await;
+    assert_eq!(
+        send(&a, "GET", "/v1/operator/utilization", "").await,
+        (404, "operator utilization requires Consul Enterprise".to_string())
+    );
+}

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod intention;
+pub mod internal;
 pub mod kv;
 pub mod operator;
 pub mod peering;
@@ -330,6 +331,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/peering/", prefix, [GET, DELETE], Default, peering:by_method, peering::handle),
     route!("/v1/exported-services", exact, [GET], Default, handler, peering::exported_services),
     route!("/v1/imported-services", exact, [GET], Default, handler, peering::imported_services),
+    route!("/v1/internal/acl/authorize", exact, [POST], Default, handler, internal::acl_authorize),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and

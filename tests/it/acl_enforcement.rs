@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
+pub(crate) const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 const UNKNOWN: &str = "00000000-dead-4bad-8bad-000000000000";
 /// In the name of everything the seeded data holds: a 2xx body for a caller without rights
 /// on it must not contain it.
@@ -19,7 +19,7 @@ const NODE: &str = "sekrit-agent";
 
 /// An agent named `NODE` with Connect and ACLs on (default deny) and `ROOT` as its
 /// management token.
-async fn acl_agent() -> (TestAgent, tempfile::TempDir) {
+pub(crate) async fn acl_agent() -> (TestAgent, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("acl.json");
     let acl = json!({
@@ -303,6 +303,7 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/peering/", "DELETE", "/v1/peering/sekrit-peer", ""),
     ("/v1/exported-services", "GET", "/v1/exported-services", ""),
     ("/v1/imported-services", "GET", "/v1/imported-services", ""),
+    ("/v1/internal/acl/authorize", "POST", "/v1/internal/acl/authorize", r#"[{"Resource":"key","Segment":"public/key","Access":"read"}]"#),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
 

@@ -169,3 +169,65 @@ async fn utilization_is_enterprise_only() {
         (404, "operator utilization requires Consul Enterprise".to_string())
     );
 }
+
+#[tokio::test]
+async fn acl_authorize_answers_each_request_for_the_callers_token() {
+    use crate::acl_enforcement::{acl_agent, ROOT};
+    let (a, _cfg) = acl_agent().await;
+    let ask = |token: &'static str, body: &'static str| {
+        let req = a
+            .http
+            .post(a.url("/v1/internal/acl/authorize"))
+            .header("X-Consul-Token", token)
+            .body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let batch = r#"[{"Resource":"operator","Access":"write"},
+                    {"Resource":"key","Segment":"app/x","Access":"LIST"},
+                    {"Resource":"service","Segment":"web","Access":"read"}]"#;
+    let (status, text) = ask(ROOT, batch).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!([
+            {"Resource": "operator", "Access": "write", "Allow": true},
+            {"Resource": "key", "Segment": "app/x", "Access": "LIST", "Allow": true},
+            {"Resource": "service", "Segment": "web", "Access": "read", "Allow": true},
+        ])
+    );
+    // The anonymous token under default deny may do none of it.
+    let (status, text) = ask("", batch).await;
+    assert_eq!(status, 200);
+    let allowed: Vec<Value> = serde_json::from_str::<Vec<Value>>(&text)
+        .unwrap()
+        .into_iter()
+        .map(|a| a["Allow"].clone())
+        .collect();
+    assert_eq!(allowed, [json!(false), json!(false), json!(false)]);
+    assert_eq!(ask(ROOT, "[]").await, (200, "[]".to_string()));
+    assert_eq!(
+        ask(ROOT, r#"[{"Resource":"bogus","Access":"read"}]"#).await,
+        (400, "Invalid ACL resource requested: \"bogus\"".to_string())
+    );
+    assert_eq!(
+        ask(ROOT, r#"[{"Resource":"operator","Access":"list"}]"#).await,
+        (400, "Invalid access level for operator resource: list".to_string())
+    );
+    let many = format!("[{}]", vec![r#"{"Resource":"acl","Access":"read"}"#; 65].join(","));
+    let resp = a
+        .http
+        .post(a.url("/v1/internal/acl/authorize"))
+        .header("X-Consul-Token", ROOT)
+        .body(many)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "Refusing to process more than 64 authorizations at once"
+    );
+}

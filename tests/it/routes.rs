@@ -259,6 +259,8 @@ const SERVED: &[(&str, &str, &str, &str, Shape)] = &[
     ("/v1/health/service/", "GET", "/v1/health/service/web", "", Array),
     ("/v1/health/connect/", "GET", "/v1/health/connect/web", "", Array),
     ("/v1/health/ingress/", "GET", "/v1/health/ingress/web", "", Array),
+    // ACLs are off on the probed agent: Consul's answer then.
+    ("/v1/internal/acl/authorize", "POST", "/v1/internal/acl/authorize", "[]", Exactly(401, "ACL support disabled")),
     ("/v1/kv/", "GET", "/v1/kv/k", "", Array),
     ("/v1/kv/", "PUT", "/v1/kv/k2", "v", Handled),
     ("/v1/kv/", "DELETE", "/v1/kv/k2", "", Handled),
@@ -318,7 +320,6 @@ const NOT_YET_SERVED: &[(&str, &str, &str)] = &[
     ("/v1/internal/federation-states", "GET", "/v1/internal/federation-states"),
     ("/v1/internal/federation-states/mesh-gateways", "GET", "/v1/internal/federation-states/mesh-gateways"),
     ("/v1/internal/federation-state/", "GET", "/v1/internal/federation-state/dc1"),
-    ("/v1/internal/acl/authorize", "POST", "/v1/internal/acl/authorize"),
     ("/v1/internal/service-virtual-ip", "PUT", "/v1/internal/service-virtual-ip"),
     ("/v1/peering/token", "POST", "/v1/peering/token"),
     ("/v1/peering/establish", "POST", "/v1/peering/establish"),

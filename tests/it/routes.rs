@@ -228,7 +228,8 @@ const SERVED: &[(&str, &str, &str, &str, Shape)] = &[
     ("/v1/catalog/service/", "GET", "/v1/catalog/service/web", "", Array),
     ("/v1/catalog/node/", "GET", "/v1/catalog/node/test-node", "", Object(&["Node", "Services"])),
     ("/v1/catalog/node-services/", "GET", "/v1/catalog/node-services/test-node", "", Object(&["Node", "Services"])),
-    ("/v1/catalog/gateway-services/", "GET", "/v1/catalog/gateway-services/gw", "", Handled),
+    // Consul returns the RPC's nil slice for a gateway without services: `null`, not `[]`.
+    ("/v1/catalog/gateway-services/", "GET", "/v1/catalog/gateway-services/gw", "", Exactly(200, "null")),
     ("/v1/config/", "GET", "/v1/config/service-defaults", "", Array),
     ("/v1/config/", "DELETE", "/v1/config/service-defaults/web", "", Handled),
     ("/v1/config", "PUT", "/v1/config", r#"{"Kind":"service-defaults","Name":"web","Protocol":"http"}"#, Handled),
@@ -483,4 +484,62 @@ async fn routes_not_yet_served_are_still_refused_by_the_router() {
             "{method} {path} is served now: move {route} to SERVED ({status} {text})"
         );
     }
+}
+
+/// Reads that take `?peer=`: with no peering, each answers as for a peer that has nothing.
+#[rustfmt::skip]
+const PEER_READS: &[(&str, &str)] = &[
+    ("/v1/catalog/nodes?peer=east", "[]"),
+    ("/v1/catalog/services?peer=east", "{}"),
+    ("/v1/catalog/service/web?peer=east", "[]"),
+    ("/v1/catalog/node/test-node?peer=east", "null"),
+    ("/v1/catalog/node-services/test-node?peer=east", r#"{"Node":null,"Services":null}"#),
+    ("/v1/health/node/test-node?peer=east", "[]"),
+    ("/v1/health/checks/web?peer=east", "[]"),
+    ("/v1/health/service/web?peer=east", "[]"),
+    ("/v1/health/state/any?peer=east", "[]"),
+];
+
+#[tokio::test]
+async fn a_named_peer_narrows_catalog_and_health_reads_to_nothing() {
+    let a = TestAgent::start().await;
+    seed(&a).await;
+    for (path, empty) in PEER_READS {
+        let unpeered = path.trim_end_matches("?peer=east");
+        let (status, all) = request(&a, "GET", unpeered, "").await;
+        assert_eq!(status, 200, "{unpeered}");
+        assert_ne!(all, *empty, "{unpeered} has data to narrow");
+        assert_eq!(request(&a, "GET", path, "").await, (200, empty.to_string()), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn another_datacenter_has_no_path() {
+    let a = TestAgent::start().await;
+    seed(&a).await;
+    let takes_dc = |path: &str| {
+        ["/v1/catalog/", "/v1/health/", "/v1/kv/", "/v1/session/", "/v1/config/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+            || path.starts_with("/v1/operator/raft/configuration")
+            || path.starts_with("/v1/operator/autopilot/")
+            || path.starts_with("/v1/operator/usage")
+            || path.starts_with("/v1/coordinate/node")
+            || path == "/v1/connect/intentions"
+    };
+    let mut probed = 0;
+    for (_, method, path, body, _) in SERVED {
+        if *method != "GET" || !takes_dc(path) || path.starts_with("/v1/catalog/datacenters") {
+            continue;
+        }
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let other = format!("{path}{sep}dc=dc2");
+        assert_eq!(
+            request(&a, method, &other, body).await,
+            (500, "No path to datacenter".to_string()),
+            "{other}"
+        );
+        probed += 1;
+    }
+    assert!(probed >= 20, "only {probed} endpoints probed");
 }

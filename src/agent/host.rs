@@ -81,7 +81,11 @@ fn cpus() -> Option<Value> {
                 (k.trim() == name).then(|| v.trim().to_string())
             })
         };
-        let number = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let number = |name: &str| {
+            field(name)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         out.push(json!({
             "cpu": number("processor") as i64,
             "vendorId": field("vendor_id").unwrap_or_default(),
@@ -104,7 +108,11 @@ fn cpus() -> Option<Value> {
 }
 
 fn host() -> Option<Value> {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     let uptime: f64 = read("/proc/uptime")?
         .split_whitespace()
         .next()?
@@ -114,7 +122,12 @@ fn host() -> Option<Value> {
     let procs = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
         .count();
     let os_release = read("/etc/os-release").unwrap_or_default();
     let release_field = |k: &str| {

@@ -1033,8 +1033,9 @@ pub async fn version(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let data_dir = ctx.store.path().parent().map(|p| p.to_path_buf());
-    let info = tokio::task::spawn_blocking(move || crate::agent::host::collect(data_dir.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let info =
+        tokio::task::spawn_blocking(move || crate::agent::host::collect(data_dir.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
     Reply::json(&info, opts.pretty)
 }

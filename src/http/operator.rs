@@ -274,32 +274,6 @@ pub async fn autopilot_state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> 
     Reply::json(&body, opts.pretty)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bodies_decode_over_the_defaults() {
-        let c = decode_config(br#"{"MaxTrailingLogs": 5, "LastContactThreshold": "1s"}"#).unwrap();
-        assert_eq!(c.max_trailing_logs, 5);
-        assert_eq!(c.last_contact_threshold, Duration::from_secs(1));
-        assert!(c.cleanup_dead_servers);
-        assert_eq!(c.server_stabilization_time, Duration::from_secs(10));
-        let err = decode_config(br#"{"LastContactThreshold": "soon"}"#).unwrap_err();
-        assert_eq!(err, "time: invalid duration \"soon\"");
-        let err = decode_config(br#"{"Bogus": 1}"#).unwrap_err();
-        assert_eq!(err, "json: unknown field \"Bogus\"");
-    }
-
-    #[test]
-    fn times_render_as_go_marshals_them() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_120);
-        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20.12Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20Z");
-    }
-}
-
 /// The body of a keyring change (Consul's `keyringArgs`).
 static KEYRING_ARGS: Schema = Schema {
     name: "keyringArgs",
@@ -376,4 +350,30 @@ pub async fn utilization(_ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
     Err(ApiError::not_found(
         "operator utilization requires Consul Enterprise",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_decode_over_the_defaults() {
+        let c = decode_config(br#"{"MaxTrailingLogs": 5, "LastContactThreshold": "1s"}"#).unwrap();
+        assert_eq!(c.max_trailing_logs, 5);
+        assert_eq!(c.last_contact_threshold, Duration::from_secs(1));
+        assert!(c.cleanup_dead_servers);
+        assert_eq!(c.server_stabilization_time, Duration::from_secs(10));
+        let err = decode_config(br#"{"LastContactThreshold": "soon"}"#).unwrap_err();
+        assert_eq!(err, "time: invalid duration \"soon\"");
+        let err = decode_config(br#"{"Bogus": 1}"#).unwrap_err();
+        assert_eq!(err, "json: unknown field \"Bogus\"");
+    }
+
+    #[test]
+    fn times_render_as_go_marshals_them() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_120);
+        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20.12Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20Z");
+    }
 }

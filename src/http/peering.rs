@@ -88,7 +88,10 @@ fn exported(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<(u64, Vec<Exp
             vec![name.to_string()]
         };
         for n in names {
-            peers.entry(n).or_default().extend(consumers.iter().cloned());
+            peers
+                .entry(n)
+                .or_default()
+                .extend(consumers.iter().cloned());
         }
     }
     let services = peers

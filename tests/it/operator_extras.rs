@@ -33,7 +33,10 @@ async fn keyring_answers_as_an_agent_without_gossip_encryption() {
     // Only this agent's own (LAN) pool is asked with local-only.
     let (status, text) = send(&a, "GET", "/v1/operator/keyring?local-only=true", "").await;
     assert_eq!(status, 500);
-    assert!(text.starts_with("2 errors occurred:\n\t* dc1 (LAN) error"), "{text}");
+    assert!(
+        text.starts_with("2 errors occurred:\n\t* dc1 (LAN) error"),
+        "{text}"
+    );
     for method in ["POST", "PUT", "DELETE"] {
         let (status, text) = send(&a, method, "/v1/operator/keyring", KEY).await;
         assert_eq!(status, 500, "{method}");
@@ -72,7 +75,10 @@ async fn peering_without_peers() {
         send(&a, "GET", "/v1/peering/east", "").await,
         (404, "Peering not found for \"east\"".to_string())
     );
-    assert_eq!(send(&a, "DELETE", "/v1/peering/east", "").await, (200, String::new()));
+    assert_eq!(
+        send(&a, "DELETE", "/v1/peering/east", "").await,
+        (200, String::new())
+    );
     assert_eq!(
         send(&a, "GET", "/v1/peering/", "").await,
         (400, "Must specify a name to fetch.".to_string())
@@ -136,7 +142,13 @@ async fn usage_counts_the_catalog() {
     .await;
     let (index, body) = a.get_json("/v1/operator/usage").await;
     assert!(index > 0);
-    let nodes = a.get_json("/v1/catalog/nodes").await.1.as_array().unwrap().len() as u64;
+    let nodes = a
+        .get_json("/v1/catalog/nodes")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len() as u64;
     let dc1: &Value = &body["Usage"]["dc1"];
     // `web` and `web-proxy`: names, not instances.
     assert_eq!(dc1["Services"], 2, "{body}");
@@ -166,7 +178,10 @@ async fn utilization_is_enterprise_only() {
     let a = TestAgent::start().await;
     assert_eq!(
         send(&a, "GET", "/v1/operator/utilization", "").await,
-        (404, "operator utilization requires Consul Enterprise".to_string())
+        (
+            404,
+            "operator utilization requires Consul Enterprise".to_string()
+        )
     );
 }
 
@@ -214,9 +229,15 @@ async fn acl_authorize_answers_each_request_for_the_callers_token() {
     );
     assert_eq!(
         ask(ROOT, r#"[{"Resource":"operator","Access":"list"}]"#).await,
-        (400, "Invalid access level for operator resource: list".to_string())
+        (
+            400,
+            "Invalid access level for operator resource: list".to_string()
+        )
     );
-    let many = format!("[{}]", vec![r#"{"Resource":"acl","Access":"read"}"#; 65].join(","));
+    let many = format!(
+        "[{}]",
+        vec![r#"{"Resource":"acl","Access":"read"}"#; 65].join(",")
+    );
     let resp = a
         .http
         .post(a.url("/v1/internal/acl/authorize"))

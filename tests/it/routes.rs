@@ -368,7 +368,9 @@ fn every_consul_route_is_accounted_for() {
             let places = [
                 SERVED.iter().any(|(r, m, ..)| r == route && m == method),
                 OWNED_BY_OTHER_WORK.contains(route),
-                NOT_YET_SERVED.iter().any(|(r, m, _)| r == route && m == method),
+                NOT_YET_SERVED
+                    .iter()
+                    .any(|(r, m, _)| r == route && m == method),
             ];
             match places.iter().filter(|p| **p).count() {
                 0 => missing.push(format!("{method} {route}")),
@@ -384,7 +386,10 @@ fn every_consul_route_is_accounted_for() {
         .flat_map(|(r, ms)| ms.iter().map(move |m| (*r, *m)))
         .collect();
     for (route, method, ..) in SERVED {
-        assert!(consul.contains(&(*route, *method)), "{method} {route} is not Consul's");
+        assert!(
+            consul.contains(&(*route, *method)),
+            "{method} {route} is not Consul's"
+        );
     }
 }
 
@@ -398,9 +403,9 @@ fn every_legate_route_is_consuls_or_listed_with_a_reason() {
     let mut extra = Vec::new();
     for (path, prefix, methods, _) in legate::http::route_table() {
         for method in methods {
-            let consul = CONSUL_ROUTES.iter().any(|(route, ms)| {
-                covers(path, prefix, route) && ms.contains(&method.as_str())
-            });
+            let consul = CONSUL_ROUTES
+                .iter()
+                .any(|(route, ms)| covers(path, prefix, route) && ms.contains(&method.as_str()));
             let listed = LEGATE_ONLY
                 .iter()
                 .any(|(r, m, _)| *r == path && *m == method.as_str());
@@ -409,7 +414,10 @@ fn every_legate_route_is_consuls_or_listed_with_a_reason() {
             }
         }
     }
-    assert!(extra.is_empty(), "routes Consul 1.22 doesn't have: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "routes Consul 1.22 doesn't have: {extra:?}"
+    );
 }
 
 async fn request(a: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -470,7 +478,11 @@ async fn enterprise_routes_answer_ces_unknown_route_404() {
     let a = TestAgent::start().await;
     for (method, path) in ENTERPRISE_ONLY {
         let (status, text) = request(&a, method, path, "").await;
-        assert_eq!((status, text.as_str()), (404, UNKNOWN_ROUTE), "{method} {path}");
+        assert_eq!(
+            (status, text.as_str()),
+            (404, UNKNOWN_ROUTE),
+            "{method} {path}"
+        );
     }
 }
 
@@ -509,7 +521,11 @@ async fn a_named_peer_narrows_catalog_and_health_reads_to_nothing() {
         let (status, all) = request(&a, "GET", unpeered, "").await;
         assert_eq!(status, 200, "{unpeered}");
         assert_ne!(all, *empty, "{unpeered} has data to narrow");
-        assert_eq!(request(&a, "GET", path, "").await, (200, empty.to_string()), "{path}");
+        assert_eq!(
+            request(&a, "GET", path, "").await,
+            (200, empty.to_string()),
+            "{path}"
+        );
     }
 }
 
@@ -518,9 +534,15 @@ async fn another_datacenter_has_no_path() {
     let a = TestAgent::start().await;
     seed(&a).await;
     let takes_dc = |path: &str| {
-        ["/v1/catalog/", "/v1/health/", "/v1/kv/", "/v1/session/", "/v1/config/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        [
+            "/v1/catalog/",
+            "/v1/health/",
+            "/v1/kv/",
+            "/v1/session/",
+            "/v1/config/",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
             || path.starts_with("/v1/operator/raft/configuration")
             || path.starts_with("/v1/operator/autopilot/")
             || path.starts_with("/v1/operator/usage")

@@ -3,20 +3,10 @@
 //! and version, and CE's refusal of the Enterprise utilization report.
 
 use crate::common::TestAgent;
+use crate::routes::request as send;
 use serde_json::{json, Value};
 
 const KEY: &str = r#"{"Key":"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}"#;
-
-async fn send(a: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
-    let resp = a
-        .http
-        .request(method.parse().unwrap(), a.url(path))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
 
 #[tokio::test]
 async fn keyring_answers_as_an_agent_without_gossip_encryption() {

@@ -420,7 +420,8 @@ fn every_legate_route_is_consuls_or_listed_with_a_reason() {
     );
 }
 
-async fn request(a: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
+/// Sends `body` with `method` to `path`; the status and the body's text.
+pub(crate) async fn request(a: &TestAgent, method: &str, path: &str, body: &str) -> (u16, String) {
     let resp = a
         .http
         .request(method.parse::<Method>().unwrap(), a.url(path))

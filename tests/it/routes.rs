@@ -565,4 +565,26 @@ async fn another_datacenter_has_no_path() {
         probed += 1;
     }
     assert!(probed >= 20, "only {probed} endpoints probed");
+    // Writes forwarded to another datacenter's servers fail the same way, changing nothing.
+    let before = a.store().read().unwrap().global_index().unwrap();
+    for (method, path, body) in WRITES_TO_DC2 {
+        assert_eq!(
+            request(&a, method, path, body).await,
+            (500, "No path to datacenter".to_string()),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(a.store().read().unwrap().global_index().unwrap(), before);
 }
+
+#[rustfmt::skip]
+const WRITES_TO_DC2: &[(&str, &str, &str)] = &[
+    ("PUT", "/v1/kv/k?dc=dc2", "v"),
+    ("PUT", "/v1/txn?dc=dc2", r#"[{"KV":{"Verb":"set","Key":"t","Value":"eA=="}}]"#),
+    ("PUT", "/v1/session/create?dc=dc2", ""),
+    ("PUT", "/v1/event/fire/deploy?dc=dc2", ""),
+    ("PUT", "/v1/catalog/register?dc=dc2", r#"{"Node":"n2","Address":"10.0.0.2"}"#),
+    ("PUT", "/v1/config?dc=dc2", r#"{"Kind":"service-defaults","Name":"web","Protocol":"http"}"#),
+    ("PUT", "/v1/coordinate/update?dc=dc2", r#"{"Node":"test-node","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":1.5,"Adjustment":0,"Height":0.00001}}"#),
+    ("GET", "/v1/snapshot?dc=dc2", ""),
+];

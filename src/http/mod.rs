@@ -285,6 +285,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/agent/force-leave/", prefix, [PUT], Default, operator:write, agent::force_leave),
     route!("/v1/agent/reload", exact, [PUT], Default, agent:write, agent::reload),
     route!("/v1/agent/metrics", exact, [GET], Default, agent:read, agent::metrics),
+    route!("/v1/agent/metrics/stream", exact, [GET], Default, agent:read, agent::metrics_stream),
     route!("/v1/agent/monitor", exact, [GET], Default, agent:read, agent::monitor),
     route!("/v1/agent/token/", prefix, [PUT], Default, handler, agent::token),
     route!("/v1/event/fire/", prefix, [PUT], Default, handler, event::fire),

@@ -243,6 +243,7 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/sekrit-node", ""),
     ("/v1/agent/reload", "PUT", "/v1/agent/reload", ""),
     ("/v1/agent/metrics", "GET", "/v1/agent/metrics", ""),
+    ("/v1/agent/metrics/stream", "GET", "/v1/agent/metrics/stream", ""),
     ("/v1/agent/monitor", "GET", "/v1/agent/monitor", ""),
     ("/v1/agent/token/", "PUT", "/v1/agent/token/replication", r#"{"Token":"sekrit-token"}"#),
     ("/v1/event/fire/", "PUT", "/v1/event/fire/sekrit-event2", ""),

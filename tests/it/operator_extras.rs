@@ -242,3 +242,22 @@ async fn acl_authorize_answers_each_request_for_the_callers_token() {
         "Refusing to process more than 64 authorizations at once"
     );
 }
+
+#[tokio::test]
+async fn metrics_stream_sends_a_summary_each_interval() {
+    let a = TestAgent::start().await;
+    let mut resp = a.get("/v1/agent/metrics/stream").await;
+    assert_eq!(resp.status(), 200);
+    // The first summary closes the first 10-second interval.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(15), resp.chunk())
+        .await
+        .expect("a summary within an interval")
+        .unwrap()
+        .expect("a chunk");
+    let line = std::str::from_utf8(&first).unwrap();
+    assert!(line.ends_with('\n'), "{line}");
+    let summary: Value = serde_json::from_str(line.trim_end()).unwrap();
+    for key in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
+        assert!(summary.get(key).is_some(), "{key} missing: {summary}");
+    }
+}

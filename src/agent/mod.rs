@@ -11,6 +11,7 @@ pub mod context;
 pub mod definition;
 pub mod discovery_chain;
 pub mod events;
+pub mod host;
 pub mod intentions;
 pub mod local;
 pub mod logging;

@@ -577,7 +577,7 @@ async fn login_inner(a: LoginArgs) -> Result<(), String> {
     let body = json!({"AuthMethod": a.method, "BearerToken": bearer, "Meta": meta});
     let token = call(
         &a.http,
-        Method::PUT,
+        Method::POST,
         "/v1/acl/login",
         Some(body),
         "Error logging in",
@@ -591,7 +591,7 @@ async fn login_inner(a: LoginArgs) -> Result<(), String> {
 pub async fn logout(a: LogoutArgs) -> i32 {
     let result = call(
         &a.http,
-        Method::PUT,
+        Method::POST,
         "/v1/acl/logout",
         None,
         "Error destroying token",

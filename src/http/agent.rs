@@ -878,6 +878,11 @@ pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             Some("text/plain; version=0.0.4; charset=utf-8"),
         ));
     }
+    Reply::json(&summary(&gauges, events), opts.pretty)
+}
+
+/// The current interval's metrics as go-metrics' `InmemSink` summarizes them.
+fn summary(gauges: &[Gauge], events: u64) -> serde_json::Value {
     let now = std::time::SystemTime::now();
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -910,7 +915,7 @@ pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         "Counters": counters,
         "Samples": [],
     });
-    Reply::json(&body, opts.pretty)
+    body
 }
 
 /// The receiving half of a monitor's channel, as a body stream.
@@ -1012,4 +1017,72 @@ pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         .map_err(|e| ApiError::internal(format!("Failed to persist ACL token: {e}")))?;
     tracing::info!(token = %target, "Updated agent's ACL token");
     Ok(done())
+}
+
+/// `GET /v1/agent/version`: the Consul version this agent answers as (no ACL, as Consul).
+pub async fn version(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let body = json!({
+        "SHA": "",
+        "BuildDate": "",
+        "HumanVersion": CONSUL_VERSION,
+        "FIPS": "",
+    });
+    Reply::json(&body, opts.pretty)
+}
+
+/// `GET /v1/agent/host`: the host's facts (Consul's `debug.HostInfo`), read from `/proc` and
+/// the data dir's file system; what can't be read is listed in `Errors`.
+pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let data_dir = ctx.store.path().parent().map(|p| p.to_path_buf());
+    let info =
+        tokio::task::spawn_blocking(move || crate::agent::host::collect(data_dir.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    Reply::json(&info, opts.pretty)
+}
+
+/// How often go-metrics' in-memory sink closes an interval, and so how often
+/// `/v1/agent/metrics/stream` sends a summary.
+const METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// `GET /v1/agent/metrics/stream`: a JSON summary (as `/v1/agent/metrics` answers) at the end
+/// of every interval, until the client goes away or the agent stops.
+/// Consul's handler reads no query options.
+pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let shutdown = ctx.shutdown.notified();
+        tokio::pin!(shutdown);
+        shutdown.as_mut().enable();
+        let mut ticks = tokio::time::interval(METRICS_INTERVAL);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    let line = match gauges(&ctx) {
+                        Ok(gauges) => {
+                            let mut line = summary(&gauges, ctx.events.fired()).to_string();
+                            line.push('\n');
+                            line
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e.message, "metrics stream: gauges unreadable");
+                            continue;
+                        }
+                    };
+                    if tx.send(Ok(bytes::Bytes::from(line))).await.is_err() {
+                        break;
+                    }
+                }
+                _ = &mut shutdown => break,
+                _ = tx.closed() => break,
+            }
+        }
+    });
+    Ok(Reply::stream(
+        Some("text/plain; charset=utf-8"),
+        LogStream(rx),
+    ))
 }

@@ -41,6 +41,9 @@ pub(super) struct Narrow {
     tags: Option<Vec<String>>,
     /// `?filter=`.
     filter: Option<Filter>,
+    /// `?peer=`: only what was imported from that peer. No peering can exist on this agent,
+    /// so naming a peer narrows every result to nothing (rather than being ignored).
+    peer: bool,
 }
 
 impl Narrow {
@@ -65,6 +68,7 @@ impl Narrow {
             node_meta,
             tags,
             filter: opts.parsed_filter()?,
+            peer: req.params.get("peer").is_some_and(|p| !p.is_empty()),
         })
     }
 
@@ -86,12 +90,19 @@ impl Narrow {
             .is_none_or(|wanted| wanted.iter().all(|w| tags.iter().any(|t| fold_eq(t, w))))
     }
 
-    /// Keeps the items matching `?filter`; a filter that doesn't fit the data is a 400.
+    /// Keeps the items matching `?filter` (and of `?peer`); a filter that doesn't fit the data
+    /// is a 400.
     pub(super) fn filter<T: Serialize>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
         match &self.filter {
+            _ if self.peer => Ok(Vec::new()),
             None => Ok(items),
             Some(f) => Ok(f.apply(items)?),
         }
+    }
+
+    /// Whether `?peer` names a peer (whose records can't exist here).
+    pub(super) fn names_peer(&self) -> bool {
+        self.peer
     }
 
     pub(super) fn has_filter(&self) -> bool {
@@ -808,7 +819,7 @@ fn all_instances(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<Vec<(Nod
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
-    if !narrow.has_node_meta() && !narrow.has_filter() {
+    if !narrow.has_node_meta() && !narrow.has_filter() && !narrow.names_peer() {
         let mut got = blocking(&ctx.store, &opts, store::services).await?;
         let before = got.value.len();
         got.value.retain(|name, _| req.caller.reads_service(name));
@@ -949,7 +960,8 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, "/v1/catalog/node/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
-    let (found, removed) = readable_node(&req.caller, got.value);
+    let found = got.value.filter(|_| !narrow.names_peer());
+    let (found, removed) = readable_node(&req.caller, found);
     let body = match found {
         None => None,
         Some((node, services)) => Some(NodeServices {
@@ -981,7 +993,8 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, "/v1/catalog/node-services/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
-    let (found, removed) = readable_node(&req.caller, got.value);
+    let found = got.value.filter(|_| !narrow.names_peer());
+    let (found, removed) = readable_node(&req.caller, found);
     let body = match found {
         None => NodeServiceList {
             node: None,

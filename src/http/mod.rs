@@ -17,8 +17,10 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod intention;
+pub mod internal;
 pub mod kv;
 pub mod operator;
+pub mod peering;
 pub mod prepared_query;
 pub mod query;
 pub mod reply;
@@ -279,6 +281,12 @@ macro_rules! acl_resource {
     (operator) => {
         Resource::Operator
     };
+    (keyring) => {
+        Resource::Keyring
+    };
+    (peering) => {
+        Resource::Peering
+    };
 }
 
 /// Every route of the API (Consul's `http_register.go`), one line each.
@@ -338,6 +346,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/agent/force-leave/", prefix, [PUT], Default, operator:write, agent::force_leave),
     route!("/v1/agent/reload", exact, [PUT], Default, agent:write, agent::reload),
     route!("/v1/agent/metrics", exact, [GET], Default, agent:read, agent::metrics),
+    route!("/v1/agent/metrics/stream", exact, [GET], Default, agent:read, agent::metrics_stream),
     route!("/v1/agent/monitor", exact, [GET], Default, agent:read, agent::monitor),
     route!("/v1/agent/token/", prefix, [PUT], Default, handler, agent::token),
     route!("/v1/event/fire/", prefix, [PUT], Default, handler, event::fire),
@@ -384,8 +393,8 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/binding-rule", exact, [PUT], Default, handler, acl_auth::binding_rule_create),
     route!("/v1/acl/binding-rule/", prefix, [GET, PUT, DELETE], Default, handler, acl_auth::binding_rule_handle),
     route!("/v1/acl/binding-rules", exact, [GET], Default, handler, acl_auth::binding_rule_list),
-    route!("/v1/acl/login", exact, [PUT], Default, open, acl_auth::login),
-    route!("/v1/acl/logout", exact, [PUT], Default, handler, acl_auth::logout),
+    route!("/v1/acl/login", exact, [POST], Default, open, acl_auth::login),
+    route!("/v1/acl/logout", exact, [POST], Default, handler, acl_auth::logout),
     route!("/v1/internal/ui/services", exact, [GET], Default, handler, ui::services),
     route!("/v1/internal/ui/exported-services", exact, [GET], Default, handler, ui::exported_services),
     route!("/v1/internal/ui/nodes", exact, [GET], Default, handler, ui::nodes),
@@ -395,6 +404,16 @@ static ROUTES: &[Route] = &[
     route!("/v1/internal/ui/gateway-intentions/", prefix, [GET], Default, handler, ui::gateway_intentions),
     route!("/v1/internal/ui/service-topology/", prefix, [GET], Default, handler, ui::service_topology),
     route!("/v1/internal/ui/metrics-proxy/", prefix, [GET], Default, handler, ui::metrics_proxy),
+    route!("/v1/agent/version", exact, [GET], Default, open, agent::version),
+    route!("/v1/agent/host", exact, [GET], Default, operator:read, agent::host),
+    route!("/v1/operator/keyring", exact, [GET, POST, PUT, DELETE], Default, keyring:by_method, operator::keyring),
+    route!("/v1/operator/usage", exact, [GET], Default, operator:read, operator::usage),
+    route!("/v1/operator/utilization", exact, [GET], Default, open, operator::utilization),
+    route!("/v1/peerings", exact, [GET], Default, peering:read, peering::list),
+    route!("/v1/peering/", prefix, [GET, DELETE], Default, peering:by_method, peering::handle),
+    route!("/v1/exported-services", exact, [GET], Default, handler, peering::exported_services),
+    route!("/v1/imported-services", exact, [GET], Default, handler, peering::imported_services),
+    route!("/v1/internal/acl/authorize", exact, [POST], Default, handler, internal::acl_authorize),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and

@@ -274,6 +274,84 @@ pub async fn autopilot_state(ctx: Ctx, req: Request) -> Result<Reply, ApiError> 
     Reply::json(&body, opts.pretty)
 }
 
+/// The body of a keyring change (Consul's `keyringArgs`).
+static KEYRING_ARGS: Schema = Schema {
+    name: "keyringArgs",
+    go_type: "agent.keyringArgs",
+    fields: &[field("Key", STRING)],
+    base: None,
+    strict: false,
+};
+
+/// `GET|POST|PUT|DELETE /v1/operator/keyring`, as a server without gossip encryption answers:
+/// every node of each pool (WAN, then this datacenter's LAN) reports that it has no keyring,
+/// and the HTTP layer turns those failures into a 500 listing them (Consul's
+/// `keyringErrorsOrNil`, a go-multierror).
+pub async fn keyring(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    if req.method != warp::http::Method::GET {
+        let body = req.body(&ctx).await?;
+        gojson::decode(&body, &KEYRING_ARGS)
+            .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    }
+    if let Some(relay) = req.params.get("relay-factor").filter(|r| !r.is_empty()) {
+        let n: i64 = relay.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "Error parsing relay factor: strconv.Atoi: parsing {}: invalid syntax",
+                go_quote(relay)
+            ))
+        })?;
+        if !(0..=5).contains(&n) {
+            return Err(ApiError::bad_request(
+                "Invalid relay-factor: Relay factor must be in range: [0, 5]",
+            ));
+        }
+    }
+    let local_only = match req.params.get("local-only").filter(|v| !v.is_empty()) {
+        None => false,
+        Some(v) => gojson::parse_go_bool(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Error parsing local-only: strconv.ParseBool: parsing {}: invalid syntax",
+                go_quote(v)
+            ))
+        })?,
+    };
+    if local_only && req.method != warp::http::Method::GET {
+        return Err(ApiError::bad_request(
+            "Invalid use of local-only: local-only can only be set for list requests",
+        ));
+    }
+    let reason = if req.method == warp::http::Method::GET {
+        "Keyring is empty (encryption not enabled)"
+    } else {
+        "No keyring to modify (encryption not enabled)"
+    };
+    let node = &ctx.config.node_name;
+    let dc = &ctx.config.datacenter;
+    let mut failures = Vec::new();
+    if !local_only {
+        failures.push("WAN error: 1/1 nodes reported failure".to_string());
+        failures.push(format!("{node}.{dc}: {reason}"));
+    }
+    failures.push(format!("{dc} (LAN) error: 1/1 nodes reported failure"));
+    failures.push(format!("{node}: {reason}"));
+    Err(ApiError::internal(gojson::multierror(&failures)))
+}
+
+/// `GET /v1/operator/usage`: the catalog's counts for this datacenter.
+pub async fn usage(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let got = super::blocking::blocking(&ctx.store, &opts, crate::store::catalog::usage).await?;
+    let body = json!({ "Usage": { ctx.config.datacenter.clone(): got.value } });
+    Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
+}
+
+/// `GET /v1/operator/utilization`: an Enterprise report; CE refuses it before anything else.
+pub async fn utilization(_ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
+    Err(ApiError::not_found(
+        "operator utilization requires Consul Enterprise",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -844,3 +844,61 @@ mod tests {
             .is_empty());
     }
 }
+
+/// What `/v1/operator/usage` counts (Consul's `ServiceUsage` for one datacenter).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Usage {
+    /// Distinct service names.
+    pub services: u64,
+    pub service_instances: u64,
+    /// Instances by Connect role: each proxy and gateway kind, and native services.
+    pub connect_service_instances: BTreeMap<String, u64>,
+    /// Instances that are neither proxies, gateways nor the `consul` service itself.
+    pub billable_service_instances: u64,
+    pub nodes: u64,
+}
+
+/// The Connect roles Consul counts, each reported even when zero.
+const CONNECT_ROLES: [&str; 6] = [
+    "api-gateway",
+    "connect-native",
+    "connect-proxy",
+    "ingress-gateway",
+    "mesh-gateway",
+    "terminating-gateway",
+];
+
+/// Counts of the catalog for `/v1/operator/usage`; the index is the catalog's.
+pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
+    ws.table(NODES.name);
+    ws.table(SERVICES.name);
+    let mut usage = Usage {
+        connect_service_instances: CONNECT_ROLES.iter().map(|r| (r.to_string(), 0)).collect(),
+        ..Usage::default()
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for (_, entry) in r.scan_prefix(SERVICES, "")? {
+        let service = entry.service;
+        usage.service_instances += 1;
+        let role = if service.kind.is_empty() && service.is_connect_native() {
+            Some("connect-native")
+        } else {
+            CONNECT_ROLES
+                .iter()
+                .copied()
+                .find(|role| *role == service.kind)
+        };
+        if let Some(count) = role.and_then(|r| usage.connect_service_instances.get_mut(r)) {
+            *count += 1;
+        }
+        let infrastructure = !service.kind.is_empty() || service.service == "consul";
+        if !infrastructure {
+            usage.billable_service_instances += 1;
+        }
+        names.insert(service.service);
+    }
+    usage.services = names.len() as u64;
+    usage.nodes = r.scan_prefix(NODES, "")?.len() as u64;
+    Ok((catalog_max(r)?, usage))
+}

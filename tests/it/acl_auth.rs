@@ -156,11 +156,12 @@ async fn delete(a: &TestAgent, path: &str, token: &str) -> (u16, String) {
 }
 
 async fn login(a: &TestAgent, method: &str, jwt: &str) -> (u16, String) {
-    put(
+    call(
         a,
+        reqwest::Method::POST,
         "/v1/acl/login",
         "",
-        json!({"AuthMethod": method, "BearerToken": jwt, "Meta": {"pod": "p1"}}),
+        Some(json!({"AuthMethod": method, "BearerToken": jwt, "Meta": {"pod": "p1"}})),
     )
     .await
 }
@@ -492,15 +493,15 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
     );
 
     // Logout deletes a login's token; other tokens are refused.
-    let (status, body) = put(&a, "/v1/acl/logout", ROOT, json!({})).await;
+    let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", ROOT, None).await;
     assert_eq!((status, body.as_str()), (403, "Permission denied"));
     assert_eq!(
-        ok(put(&a, "/v1/acl/logout", &secret, json!({})).await),
+        ok(call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await),
         json!(true)
     );
     let (status, body) = get(&a, "/v1/acl/token/self", &secret).await;
     assert_eq!((status, body.as_str()), (403, "ACL not found"));
-    let (status, body) = put(&a, "/v1/acl/logout", &secret, json!({})).await;
+    let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await;
     assert_eq!((status, body.as_str()), (403, "ACL not found"));
 
     // Deleting the method deletes the tokens its logins created.

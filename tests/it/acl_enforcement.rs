@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
+pub(crate) const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 const UNKNOWN: &str = "00000000-dead-4bad-8bad-000000000000";
 /// In the name of everything the seeded data holds: a 2xx body for a caller without rights
 /// on it must not contain it.
@@ -19,7 +19,7 @@ const NODE: &str = "sekrit-agent";
 
 /// An agent named `NODE` with Connect and ACLs on (default deny) and `ROOT` as its
 /// management token.
-async fn acl_agent() -> (TestAgent, tempfile::TempDir) {
+pub(crate) async fn acl_agent() -> (TestAgent, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("acl.json");
     let acl = json!({
@@ -253,6 +253,7 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/sekrit-node", ""),
     ("/v1/agent/reload", "PUT", "/v1/agent/reload", ""),
     ("/v1/agent/metrics", "GET", "/v1/agent/metrics", ""),
+    ("/v1/agent/metrics/stream", "GET", "/v1/agent/metrics/stream", ""),
     ("/v1/agent/monitor", "GET", "/v1/agent/monitor", ""),
     ("/v1/agent/token/", "PUT", "/v1/agent/token/replication", r#"{"Token":"sekrit-token"}"#),
     ("/v1/event/fire/", "PUT", "/v1/event/fire/sekrit-event2", ""),
@@ -320,8 +321,8 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/acl/binding-rule/", "PUT", "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000009", r#"{"AuthMethod":"sekrit-m","BindType":"service","BindName":"x"}"#),
     ("/v1/acl/binding-rule/", "DELETE", "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000009", ""),
     ("/v1/acl/binding-rules", "GET", "/v1/acl/binding-rules", ""),
-    ("/v1/acl/login", "PUT", "/v1/acl/login", r#"{"AuthMethod":"","BearerToken":"x"}"#),
-    ("/v1/acl/logout", "PUT", "/v1/acl/logout", ""),
+    ("/v1/acl/login", "POST", "/v1/acl/login", r#"{"AuthMethod":"","BearerToken":"x"}"#),
+    ("/v1/acl/logout", "POST", "/v1/acl/logout", ""),
     ("/v1/internal/ui/services", "GET", "/v1/internal/ui/services", ""),
     ("/v1/internal/ui/exported-services", "GET", "/v1/internal/ui/exported-services", ""),
     ("/v1/internal/ui/nodes", "GET", "/v1/internal/ui/nodes", ""),
@@ -331,6 +332,20 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/internal/ui/gateway-intentions/", "GET", "/v1/internal/ui/gateway-intentions/sekrit-gw", ""),
     ("/v1/internal/ui/service-topology/", "GET", "/v1/internal/ui/service-topology/sekrit-web", ""),
     ("/v1/internal/ui/metrics-proxy/", "GET", "/v1/internal/ui/metrics-proxy/x", ""),
+    ("/v1/agent/version", "GET", "/v1/agent/version", ""),
+    ("/v1/agent/host", "GET", "/v1/agent/host", ""),
+    ("/v1/operator/keyring", "GET", "/v1/operator/keyring", ""),
+    ("/v1/operator/keyring", "POST", "/v1/operator/keyring", r#"{"Key":"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}"#),
+    ("/v1/operator/keyring", "PUT", "/v1/operator/keyring", r#"{"Key":"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}"#),
+    ("/v1/operator/keyring", "DELETE", "/v1/operator/keyring", r#"{"Key":"pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}"#),
+    ("/v1/operator/usage", "GET", "/v1/operator/usage", ""),
+    ("/v1/operator/utilization", "GET", "/v1/operator/utilization", ""),
+    ("/v1/peerings", "GET", "/v1/peerings", ""),
+    ("/v1/peering/", "GET", "/v1/peering/sekrit-peer", ""),
+    ("/v1/peering/", "DELETE", "/v1/peering/sekrit-peer", ""),
+    ("/v1/exported-services", "GET", "/v1/exported-services", ""),
+    ("/v1/imported-services", "GET", "/v1/imported-services", ""),
+    ("/v1/internal/acl/authorize", "POST", "/v1/internal/acl/authorize", r#"[{"Resource":"key","Segment":"public/key","Access":"read"}]"#),
     ("/v1/agent/leave", "PUT", "/v1/agent/leave", ""),
 ];
 

@@ -1,0 +1,190 @@
+//! The host's facts for `/v1/agent/host`, in the shape Consul's `debug.HostInfo` has (gopsutil's
+//! memory, CPU, host and disk records, with their lower-camel JSON names), read from `/proc`,
+//! `uname` and `statvfs` on Linux.
+
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything `/v1/agent/host` reports. A part that can't be read is `null`, and counted in
+/// `Errors` (Go renders each `error` value as `{}`).
+pub fn collect(data_dir: Option<&Path>) -> Value {
+    let mut errors = Vec::new();
+    let mut part = |v: Option<Value>| {
+        if v.is_none() {
+            errors.push(json!({}));
+        }
+        v.unwrap_or(Value::Null)
+    };
+    let memory = part(memory());
+    let cpu = part(cpus());
+    let host = part(host());
+    let disk = part(data_dir.and_then(disk));
+    let collected = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    json!({
+        "Memory": memory,
+        "CPU": cpu,
+        "Host": host,
+        "Disk": disk,
+        "CollectionTime": collected,
+        "Errors": errors,
+    })
+}
+
+/// `/proc/meminfo` values in bytes, by field name.
+fn meminfo() -> Option<Map<String, Value>> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let mut out = Map::new();
+    for line in text.lines() {
+        let (name, rest) = line.split_once(':')?;
+        let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        out.insert(name.to_string(), json!(kb * 1024));
+    }
+    Some(out)
+}
+
+fn memory() -> Option<Value> {
+    let m = meminfo()?;
+    let get = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let total = get("MemTotal");
+    let available = get("MemAvailable");
+    let used = total.saturating_sub(available);
+    let percent = if total == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / total as f64
+    };
+    Some(json!({
+        "total": total,
+        "available": available,
+        "used": used,
+        "usedPercent": percent,
+        "free": get("MemFree"),
+        "buffers": get("Buffers"),
+        "cached": get("Cached"),
+        "shared": get("Shmem"),
+        "swapTotal": get("SwapTotal"),
+        "swapFree": get("SwapFree"),
+    }))
+}
+
+fn cpus() -> Option<Value> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let field = |name: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().to_string())
+            })
+        };
+        let number = |name: &str| {
+            field(name)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        out.push(json!({
+            "cpu": number("processor") as i64,
+            "vendorId": field("vendor_id").unwrap_or_default(),
+            "family": field("cpu family").unwrap_or_default(),
+            "model": field("model").unwrap_or_default(),
+            "stepping": number("stepping") as i64,
+            "physicalId": field("physical id").unwrap_or_default(),
+            "coreId": field("core id").unwrap_or_default(),
+            "cores": 1,
+            "modelName": field("model name").unwrap_or_default(),
+            "mhz": number("cpu MHz"),
+            "cacheSize": field("cache size")
+                .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+                .unwrap_or(0),
+            "flags": field("flags").unwrap_or_default().split_whitespace().collect::<Vec<_>>(),
+            "microcode": field("microcode").unwrap_or_default(),
+        }));
+    }
+    Some(Value::Array(out))
+}
+
+fn host() -> Option<Value> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let uptime: f64 = read("/proc/uptime")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let procs = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .count();
+    let os_release = read("/etc/os-release").unwrap_or_default();
+    let release_field = |k: &str| {
+        os_release.lines().find_map(|l| {
+            l.strip_prefix(&format!("{k}="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+    };
+    Some(json!({
+        "hostname": read("/proc/sys/kernel/hostname").unwrap_or_default(),
+        "uptime": uptime as u64,
+        "bootTime": now.saturating_sub(uptime as u64),
+        "procs": procs,
+        "os": std::env::consts::OS,
+        "platform": release_field("ID").unwrap_or_default(),
+        "platformFamily": release_field("ID_LIKE").unwrap_or_default(),
+        "platformVersion": release_field("VERSION_ID").unwrap_or_default(),
+        "kernelVersion": read("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        "kernelArch": std::env::consts::ARCH,
+        "virtualizationSystem": "",
+        "virtualizationRole": "",
+        "hostId": read("/etc/machine-id").unwrap_or_default(),
+    }))
+}
+
+fn disk(path: &Path) -> Option<Value> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a properly sized buffer.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    let total = stat.f_blocks as u64 * block;
+    let free = stat.f_bavail as u64 * block;
+    let used = (stat.f_blocks as u64 - stat.f_bfree as u64) * block;
+    let percent = |used: u64, total: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            used as f64 * 100.0 / total as f64
+        }
+    };
+    let inodes_total = stat.f_files as u64;
+    let inodes_free = stat.f_ffree as u64;
+    let inodes_used = inodes_total.saturating_sub(inodes_free);
+    Some(json!({
+        "path": path.display().to_string(),
+        "fstype": "",
+        "total": total,
+        "free": free,
+        "used": used,
+        "usedPercent": percent(used, used + free),
+        "inodesTotal": inodes_total,
+        "inodesUsed": inodes_used,
+        "inodesFree": inodes_free,
+        "inodesUsedPercent": percent(inodes_used, inodes_total),
+    }))
+}

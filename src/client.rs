@@ -94,13 +94,7 @@ impl Client {
         let response = self
             .start(method, path, query, body.map(reqwest::Body::from))
             .await?;
-        let (status, index) = (response.status(), index_of(&response));
-        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Ok(Response {
-            status,
-            index,
-            body,
-        })
+        read_whole(response).await
     }
 
     /// Streams `body` (a file, say) to `path`; any status but 200 becomes the consul CLI's
@@ -112,14 +106,7 @@ impl Client {
         body: reqwest::Body,
     ) -> Result<Response, String> {
         let response = self.start(method, path, &[], Some(body)).await?;
-        let (status, index) = (response.status(), index_of(&response));
-        let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-        Response {
-            status,
-            index,
-            body,
-        }
-        .ok()
+        read_whole(response).await?.ok()
     }
 
     /// GETs `path` and writes a 200's body to `out` as it arrives; returns its
@@ -131,16 +118,9 @@ impl Client {
         out: &mut impl std::io::Write,
     ) -> Result<u64, String> {
         let mut response = self.start(Method::GET, path, query, None).await?;
-        let (status, index) = (response.status(), index_of(&response));
-        if status != StatusCode::OK {
-            let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
-            return Response {
-                status,
-                index,
-                body,
-            }
-            .ok()
-            .map(|_| index);
+        let index = index_of(&response);
+        if response.status() != StatusCode::OK {
+            return read_whole(response).await?.ok().map(|_| index);
         }
         while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
             out.write_all(&chunk).map_err(|e| e.to_string())?;
@@ -194,6 +174,17 @@ impl Client {
     ) -> Result<Response, String> {
         self.send(method, path, query, body).await?.ok()
     }
+}
+
+/// A response read whole, with its status and `X-Consul-Index`.
+async fn read_whole(response: reqwest::Response) -> Result<Response, String> {
+    let (status, index) = (response.status(), index_of(&response));
+    let body = response.bytes().await.map_err(|e| e.to_string())?.to_vec();
+    Ok(Response {
+        status,
+        index,
+        body,
+    })
 }
 
 fn index_of(response: &reqwest::Response) -> u64 {

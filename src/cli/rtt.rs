@@ -2,6 +2,7 @@
 //! network coordinates (serf's Vivaldi distance).
 
 use super::client::{connect, decode, HttpFlags};
+use crate::types::coordinate::Coord;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,21 +29,20 @@ pub struct Coordinate {
 }
 
 impl Coordinate {
-    /// The estimated round trip time to `other`, in seconds (serf's `DistanceTo`: Euclidean
-    /// distance plus both heights, plus both adjustments unless that would make it negative),
-    /// truncated to whole nanoseconds as Go's `time.Duration` keeps it.
+    /// The estimated round trip time to `other`, in seconds (serf's `DistanceTo`, as
+    /// `Coord::distance_to`), truncated to whole nanoseconds as Go's `time.Duration` keeps it.
     pub fn distance_to(&self, other: &Coordinate) -> f64 {
-        let euclid: f64 = self
-            .vec
-            .iter()
-            .zip(&other.vec)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f64>()
-            .sqrt();
-        let raw = euclid + self.height + other.height;
-        let adjusted = raw + self.adjustment + other.adjustment;
-        let seconds = if adjusted > 0.0 { adjusted } else { raw };
+        let seconds = self.coord().distance_to(&other.coord());
         (seconds * 1e9).trunc() / 1e9
+    }
+
+    fn coord(&self) -> Coord {
+        Coord {
+            vec: self.vec.clone(),
+            error: self.error,
+            adjustment: self.adjustment,
+            height: self.height,
+        }
     }
 }
 

@@ -66,8 +66,11 @@ async fn main() {
     println!("{total} intentions over {DESTINATIONS} destinations");
 
     // Direct: the first call compiles; the rest read the compiled lists.
+    let caller = legate::acl::Authorizer::manage_all();
     let start = Instant::now();
-    ctx.intentions.authorize("default", "src0", "dst0").unwrap();
+    ctx.intentions
+        .authorize("default", "src0", "dst0", &caller)
+        .unwrap();
     println!("first call (compiles) {:?}", start.elapsed());
     let mut samples = Vec::with_capacity(DIRECT_CALLS);
     let mut allowed = 0usize;
@@ -77,7 +80,7 @@ async fn main() {
         let start = Instant::now();
         let d = ctx
             .intentions
-            .authorize("default", black_box(&src), black_box(&dst))
+            .authorize("default", black_box(&src), black_box(&dst), &caller)
             .unwrap();
         samples.push(start.elapsed());
         allowed += usize::from(d.authorized);

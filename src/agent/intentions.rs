@@ -6,6 +6,7 @@
 //! IDs and times of legacy intentions are decided here, before the command is built; the
 //! entry then travels whole inside `Command::ConfigEntrySet`.
 
+use crate::acl::Authorizer;
 use crate::clock::now_ms;
 use crate::store::{intention as stored, Command, Store, StoreError, Watch, WatchSet};
 use crate::types::config_entry::{ConfigEntry, WILDCARD};
@@ -236,30 +237,33 @@ pub async fn delete_legacy(store: &Store, id: &str) -> Result<()> {
 
 // ----- the authorize cache -----
 
-/// What a connection that no intention matches gets, and why.
+/// What a connection that no intention matches gets: `default_intention_policy` when
+/// configured, else what the caller's token says (`IntentionDefaultAllow`: the ACL default
+/// policy, allow for a management token or while ACLs are off), as Consul's authorize and
+/// intention check decide.
 #[derive(Debug, Clone)]
 pub struct Fallback {
-    pub allow: bool,
-    pub reason: &'static str,
+    configured: Option<bool>,
 }
 
 impl Fallback {
-    /// `default_intention_policy` when configured, else the ACL default policy (allow while
-    /// ACLs are off), as Consul's authorize falls back.
     pub fn from_config(config: &crate::config::Config) -> Fallback {
-        match config.default_intention_policy.as_deref() {
-            Some(policy) => Fallback {
-                allow: policy == "allow",
-                reason: "Default intention policy",
-            },
-            None => {
-                let acl = &config.acl;
-                let deny = acl.default_policy == crate::acl::DefaultPolicy::Deny;
-                Fallback {
-                    allow: !(acl.enabled && deny),
-                    reason: "Default behavior configured by ACLs",
-                }
-            }
+        Fallback {
+            configured: config
+                .default_intention_policy
+                .as_deref()
+                .map(|policy| policy == "allow"),
+        }
+    }
+
+    /// Whether the connection is allowed, and why.
+    pub fn decide(&self, caller: &Authorizer) -> (bool, &'static str) {
+        match self.configured {
+            Some(allow) => (allow, "Default intention policy"),
+            None => (
+                caller.intention_default_allow().is_allow(),
+                "Default behavior configured by ACLs",
+            ),
         }
     }
 }
@@ -373,7 +377,13 @@ impl IntentionCache {
     /// Whether `source` (in `namespace`) may connect to `destination`: the first intention in
     /// precedence order whose source matches decides (an L7 one denies), else the fallback.
     /// Namespaces are Enterprise, so a source outside `default` matches no intention.
-    pub fn authorize(&self, namespace: &str, source: &str, destination: &str) -> Result<Decision> {
+    pub fn authorize(
+        &self,
+        namespace: &str,
+        source: &str,
+        destination: &str,
+        caller: &Authorizer,
+    ) -> Result<Decision> {
         let compiled = self.compiled()?;
         let matched = compiled
             .rules(destination)
@@ -385,10 +395,13 @@ impl IntentionCache {
                 authorized: rule.allow,
                 reason: rule.reason.to_string(),
             },
-            None => Decision {
-                authorized: self.fallback.allow,
-                reason: self.fallback.reason.into(),
-            },
+            None => {
+                let (authorized, reason) = self.fallback.decide(caller);
+                Decision {
+                    authorized,
+                    reason: reason.into(),
+                }
+            }
         })
     }
 }

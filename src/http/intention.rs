@@ -150,9 +150,12 @@ async fn check(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let destination = service_param(&req, "destination")?;
     req.caller
         .require(Resource::Service, AccessLevel::Read, &destination)?;
-    let decision = ctx
-        .intentions
-        .authorize(DEFAULT_NS, &source, &destination)?;
+    let decision = ctx.intentions.authorize(
+        DEFAULT_NS,
+        &source,
+        &destination,
+        &req.caller.identity.authorizer,
+    )?;
     Reply::json(
         &serde_json::json!({ "Allowed": decision.authorized }),
         opts.pretty,
@@ -272,6 +275,11 @@ pub async fn authorize(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             "ClientCertURI not a valid Service identifier",
         ));
     };
-    let decision = ctx.intentions.authorize(&namespace, &service, target)?;
+    let decision = ctx.intentions.authorize(
+        &namespace,
+        &service,
+        target,
+        &req.caller.identity.authorizer,
+    )?;
     Reply::json(&decision, opts.pretty)
 }

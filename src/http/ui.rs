@@ -518,7 +518,8 @@ pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
             .filter(|g| g.service.name == name && g.gateway_kind == INGRESS_GATEWAY_KIND)
             .map(|g| g.gateway.name.as_str()),
     );
-    let default_allow = crate::agent::intentions::Fallback::from_config(&ctx.config).allow;
+    let (default_allow, _) =
+        crate::agent::intentions::Fallback::from_config(&ctx.config).decide(&caller.authorizer);
     let mut filtered = false;
     let mut neighbours = |names: &BTreeSet<&str>, decision: &dyn Fn(&str) -> IntentionDecision| {
         let mut instances: Vec<CheckServiceNode> = dump

@@ -808,3 +808,31 @@ async fn with_the_key_list_policy_a_listing_needs_key_list_on_its_prefix() {
         200
     );
 }
+
+/// With no intention matching, authorize and check fall back to what the caller's token says
+/// (Consul's `IntentionDefaultAllow`), which no policy decides: under the default deny policy
+/// even a management token is denied, as Consul's policy authorizers defer to the default.
+#[tokio::test]
+async fn authorize_falls_back_on_the_callers_acl_default() {
+    let (a, _cfg) = acl_agent().await;
+    let writer = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let body = r#"{"Target":"web","ClientCertURI":"spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/api"}"#;
+    for token in [ROOT, writer.as_str()] {
+        let got = call(&a, Method::POST, "/v1/agent/connect/authorize", token, body).await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        let decision: Value = serde_json::from_str(&got.body).unwrap();
+        assert_eq!(
+            decision,
+            json!({"Authorized": false, "Reason": "Default behavior configured by ACLs"})
+        );
+    }
+    let got = call(
+        &a,
+        Method::GET,
+        "/v1/connect/intentions/check?source=api&destination=web",
+        ROOT,
+        "",
+    )
+    .await;
+    assert_eq!(got.body.trim(), r#"{"Allowed":false}"#);
+}

@@ -193,16 +193,18 @@ impl WriterState {
         self.reload(disk);
         // A commit that failed in its last flush may still be in the file, which the reopen
         // has just made durable: then the batch did happen, and is acknowledged as such.
-        match failure.attempted {
-            Some(done) if disk.unwritable.is_none() && self.applied == done.1 => {
-                self.acknowledge(done, pending, watches, tap)
-            }
-            _ => {
-                let err = not_durable(&cause);
-                for p in pending {
-                    let _ = p.reply.send(Err(StoreError::Storage(err.clone())));
-                }
-            }
+        let in_file = matches!(&failure.attempted, Some(done) if self.applied == done.1);
+        let err = match (failure.attempted, &disk.unwritable) {
+            (Some(done), None) if in_file => return self.acknowledge(done, pending, watches, tap),
+            // Its commit reached the file but not its flush; whether it lasts is up to the disk.
+            (_, Some(_)) if in_file => format!(
+                "the write reached the data file but could not be flushed, so it is not known \
+                 to be durable: {cause}"
+            ),
+            _ => not_durable(&cause),
+        };
+        for p in pending {
+            let _ = p.reply.send(Err(StoreError::Storage(err.clone())));
         }
     }
 

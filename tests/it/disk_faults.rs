@@ -1,8 +1,12 @@
 //! A data file the agent cannot verify stops the start with an error naming the file and the
-//! way out (restore a snapshot); the agent never serves from it.
+//! way out (restore a snapshot); the agent never serves from it. A write the disk refuses
+//! answers 500 with the cause and leaves nothing behind, while reads go on; writes resume
+//! when the disk does, without a restart.
 
-use crate::common::{agent, free_port, wait_exit, wait_ready};
+use crate::common::{agent, free_port, index_of, wait_exit, wait_ready, TestAgent};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs an agent on `data` long enough to write a key, then stops it cleanly.
@@ -76,4 +80,141 @@ async fn a_data_file_that_fails_the_database_checks_stops_the_start() {
     std::fs::write(&file, &bytes).unwrap();
     let err = failed_start(&data);
     assert_names_the_way_out(&err, &file);
+}
+
+/// redb's file backend, whose writes, flushes and resizes fail with "no space left on device"
+/// while `full` is set: a full disk on command.
+#[derive(Debug)]
+struct FillingDisk {
+    file: redb::backends::FileBackend,
+    full: Arc<AtomicBool>,
+}
+
+impl FillingDisk {
+    fn refuse(&self) -> std::io::Result<()> {
+        match self.full.load(Ordering::SeqCst) {
+            true => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            false => Ok(()),
+        }
+    }
+}
+
+impl redb::StorageBackend for FillingDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.refuse()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.refuse()?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.refuse()?;
+        self.file.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.file.close()
+    }
+}
+
+/// An agent whose disk fills up while the returned flag is set.
+async fn agent_on_a_filling_disk() -> (TestAgent, Arc<AtomicBool>) {
+    let full = Arc::new(AtomicBool::new(false));
+    let flag = full.clone();
+    let opener: legate::store::DatabaseOpener = Arc::new(move |builder, path| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+        builder.create_with_backend(FillingDisk {
+            file: redb::backends::FileBackend::new(file)?,
+            full: flag.clone(),
+        })
+    });
+    (TestAgent::start_on(&opener).await, full)
+}
+
+async fn value_of(agent: &TestAgent, key: &str) -> Option<String> {
+    let resp = agent.get(&format!("/v1/kv/{key}?raw")).await;
+    match resp.status().as_u16() {
+        200 => Some(resp.text().await.unwrap()),
+        404 => None,
+        other => panic!("GET {key}: {other} {}", resp.text().await.unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_space_again() {
+    let (agent, full) = agent_on_a_filling_disk().await;
+    agent.put_ok("/v1/kv/before", "kept").await;
+    let index = index_of(&agent.get("/v1/kv/before").await);
+
+    full.store(true, Ordering::SeqCst);
+    let refused = agent.put("/v1/kv/during", "lost").await;
+    assert_eq!(refused.status(), 500);
+    let cause = refused.text().await.unwrap();
+    assert!(cause.contains("No space left on device"), "{cause}");
+    assert!(cause.contains("could not be made durable"), "{cause}");
+    let session = agent.put("/v1/session/create", "{}").await;
+    assert_eq!(session.status(), 500);
+
+    // Reads and blocking queries go on while the disk is full.
+    assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+    assert_eq!(value_of(&agent, "during").await, None);
+    let started = std::time::Instant::now();
+    let blocked = agent
+        .get(&format!("/v1/kv/before?index={index}&wait=1s"))
+        .await;
+    assert_eq!(blocked.status(), 200);
+    assert_eq!(index_of(&blocked), index, "the refused write moved the index");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Still full: still refused, still nothing applied.
+    assert_eq!(agent.put("/v1/kv/during", "lost").await.status(), 500);
+
+    full.store(false, Ordering::SeqCst);
+    agent.put_ok("/v1/kv/after", "written").await;
+    let after = agent.get("/v1/kv/after").await;
+    assert_eq!(index_of(&after), index + 1, "a refused write took an index");
+    assert_eq!(value_of(&agent, "during").await, None);
+    let (_, sessions) = agent.get_json("/v1/session/list").await;
+    assert_eq!(sessions, serde_json::json!([]));
+
+    let agent = agent.restart().await;
+    assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+    assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
+    assert_eq!(value_of(&agent, "during").await, None);
+}
+
+#[tokio::test]
+async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durable_one() {
+    let (agent, full) = agent_on_a_filling_disk().await;
+    agent.put_ok("/v1/kv/watched", "one").await;
+    let index = index_of(&agent.get("/v1/kv/watched").await);
+    let parked = tokio::spawn({
+        let url = agent.url(&format!("/v1/kv/watched?index={index}&wait=30s&raw"));
+        async move {
+            let resp = reqwest::get(url).await.unwrap();
+            (index_of(&resp), resp.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    full.store(true, Ordering::SeqCst);
+    assert_eq!(agent.put("/v1/kv/watched", "lost").await.status(), 500);
+    full.store(false, Ordering::SeqCst);
+    agent.put_ok("/v1/kv/watched", "two").await;
+    let (woke_at, value) = tokio::time::timeout(Duration::from_secs(10), parked)
+        .await
+        .expect("the blocking query wakes")
+        .unwrap();
+    assert_eq!(value, "two");
+    assert_eq!(woke_at, index + 1);
 }

@@ -74,7 +74,9 @@ impl Disk {
         }
         match self.copy_in_memory() {
             Ok(copy) => *self.slot.write().unwrap() = Some(Arc::new(copy)),
-            Err(e) => tracing::error!(error = %e, "cannot read the store's file either; reads fail until it can"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the store's file either; reads fail until it can")
+            }
         }
     }
 
@@ -90,7 +92,10 @@ impl Disk {
                 true
             }
             Err(e) => {
-                let cause = format!("the data file {} cannot be written ({e})", self.path.display());
+                let cause = format!(
+                    "the data file {} cannot be written ({e})",
+                    self.path.display()
+                );
                 tracing::error!(%cause, "writes fail until the disk recovers; reads go on");
                 self.unwritable = Some(cause);
                 false
@@ -187,7 +192,10 @@ impl WriterState {
             Err(failure) => failure,
         };
         drop(db);
-        let cause = failure.error.to_string();
+        let cause = match failure.error {
+            StoreError::Storage(cause) => cause,
+            other => other.to_string(),
+        };
         tracing::error!(error = %cause, "write batch failed; reopening the store's file");
         disk.recover();
         self.reload(disk);

@@ -82,17 +82,28 @@ async fn a_data_file_that_fails_the_database_checks_stops_the_start() {
     assert_names_the_way_out(&err, &file);
 }
 
-/// redb's file backend, whose writes, flushes and resizes fail with "no space left on device"
+/// Which of the disk's operations fail while it is full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Refused {
+    /// Writes, flushes and resizes: nothing reaches the file.
+    Everything,
+    /// Flushes alone: writes land in the page cache but are never known to be durable.
+    Flushes,
+}
+
+/// redb's file backend, whose operations (`refused`) fail with "no space left on device"
 /// while `full` is set: a full disk on command.
 #[derive(Debug)]
 struct FillingDisk {
     file: redb::backends::FileBackend,
     full: Arc<AtomicBool>,
+    refused: Refused,
 }
 
 impl FillingDisk {
-    fn refuse(&self) -> std::io::Result<()> {
-        match self.full.load(Ordering::SeqCst) {
+    fn refuse(&self, flush: bool) -> std::io::Result<()> {
+        let refused = flush || self.refused == Refused::Everything;
+        match refused && self.full.load(Ordering::SeqCst) {
             true => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
             false => Ok(()),
         }
@@ -107,15 +118,15 @@ impl redb::StorageBackend for FillingDisk {
         self.file.read(offset, out)
     }
     fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.refuse()?;
+        self.refuse(false)?;
         self.file.set_len(len)
     }
     fn sync_data(&self) -> std::io::Result<()> {
-        self.refuse()?;
+        self.refuse(true)?;
         self.file.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.refuse()?;
+        self.refuse(false)?;
         self.file.write(offset, data)
     }
     fn close(&self) -> std::io::Result<()> {
@@ -123,8 +134,8 @@ impl redb::StorageBackend for FillingDisk {
     }
 }
 
-/// An agent whose disk fills up while the returned flag is set.
-async fn agent_on_a_filling_disk() -> (TestAgent, Arc<AtomicBool>) {
+/// An agent whose disk fills up, refusing `refused`, while the returned flag is set.
+async fn agent_on_a_filling_disk(refused: Refused) -> (TestAgent, Arc<AtomicBool>) {
     let full = Arc::new(AtomicBool::new(false));
     let flag = full.clone();
     let opener: legate::store::DatabaseOpener = Arc::new(move |builder, path| {
@@ -138,6 +149,7 @@ async fn agent_on_a_filling_disk() -> (TestAgent, Arc<AtomicBool>) {
         builder.create_with_backend(FillingDisk {
             file: redb::backends::FileBackend::new(file)?,
             full: flag.clone(),
+            refused,
         })
     });
     (TestAgent::start_on(&opener).await, full)
@@ -154,7 +166,7 @@ async fn value_of(agent: &TestAgent, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_space_again() {
-    let (agent, full) = agent_on_a_filling_disk().await;
+    let (agent, full) = agent_on_a_filling_disk(Refused::Everything).await;
     agent.put_ok("/v1/kv/before", "kept").await;
     let index = index_of(&agent.get("/v1/kv/before").await);
 
@@ -175,7 +187,11 @@ async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_spac
         .get(&format!("/v1/kv/before?index={index}&wait=1s"))
         .await;
     assert_eq!(blocked.status(), 200);
-    assert_eq!(index_of(&blocked), index, "the refused write moved the index");
+    assert_eq!(
+        index_of(&blocked),
+        index,
+        "the refused write moved the index"
+    );
     assert!(started.elapsed() >= Duration::from_millis(900));
     // Still full: still refused, still nothing applied.
     assert_eq!(agent.put("/v1/kv/during", "lost").await.status(), 500);
@@ -196,7 +212,7 @@ async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_spac
 
 #[tokio::test]
 async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durable_one() {
-    let (agent, full) = agent_on_a_filling_disk().await;
+    let (agent, full) = agent_on_a_filling_disk(Refused::Everything).await;
     agent.put_ok("/v1/kv/watched", "one").await;
     let index = index_of(&agent.get("/v1/kv/watched").await);
     let parked = tokio::spawn({
@@ -217,4 +233,28 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
         .unwrap();
     assert_eq!(value, "two");
     assert_eq!(woke_at, index + 1);
+}
+
+/// A commit whose pages reached the file but whose flush failed is neither acknowledged nor
+/// denied: the 500 says it is not known to be durable. Once the disk flushes again the file
+/// decides, and what the agent then serves is what a restart shows.
+#[tokio::test]
+async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
+    let (agent, full) = agent_on_a_filling_disk(Refused::Flushes).await;
+    agent.put_ok("/v1/kv/before", "kept").await;
+    full.store(true, Ordering::SeqCst);
+    let refused = agent.put("/v1/kv/unflushed", "maybe").await;
+    assert_eq!(refused.status(), 500);
+    let cause = refused.text().await.unwrap();
+    assert!(cause.contains("not known to be durable"), "{cause}");
+    assert!(cause.contains("No space left on device"), "{cause}");
+    assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+
+    full.store(false, Ordering::SeqCst);
+    agent.put_ok("/v1/kv/after", "written").await;
+    let served = value_of(&agent, "unflushed").await;
+    let agent = agent.restart().await;
+    assert_eq!(value_of(&agent, "unflushed").await, served);
+    assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+    assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
 }

@@ -11,7 +11,7 @@
 
 use super::command::{self, Entry, Outcome};
 use super::error::{Result, StoreError};
-use super::tables::TABLE_INDEX;
+use super::tables::{RECORD_TABLES, TABLE_INDEX};
 use super::tx::{read_applied, read_global_index, WriteTx};
 use super::watch::Watches;
 use super::{open_database, DatabaseOpener, DatabaseSlot};
@@ -164,8 +164,13 @@ impl WriterState {
         if let Ok(t) = txn.open_table(TABLE_INDEX) {
             for row in t.iter()? {
                 let (k, v) = row?;
-                // Table names are 'static in this build; leak the few loaded from disk once.
-                let name: &'static str = Box::leak(k.value().to_string().into_boxed_str());
+                // Table names are 'static in this build: the record tables' own, and a leaked
+                // copy for any other (loaded again after each write fault, so kept rare).
+                let name = k.value();
+                let name: &'static str = match RECORD_TABLES.iter().find(|t| t.name == name) {
+                    Some(table) => table.name,
+                    None => Box::leak(name.to_string().into_boxed_str()),
+                };
                 table_indexes.insert(name, v.value());
             }
         }
@@ -187,12 +192,12 @@ impl WriterState {
         };
         let tapping = tap.lock().unwrap().is_some();
         let mut pending = Vec::with_capacity(jobs.len());
-        let failure = match self.apply(&db, jobs, tapping, &mut pending) {
+        let Failure { error, attempted } = match self.apply(&db, jobs, tapping, &mut pending) {
             Ok(done) => return self.acknowledge(done, pending, watches, tap),
-            Err(failure) => failure,
+            Err(failure) => *failure,
         };
         drop(db);
-        let cause = match failure.error {
+        let cause = match error {
             StoreError::Storage(cause) => cause,
             other => other.to_string(),
         };
@@ -201,8 +206,8 @@ impl WriterState {
         self.reload(disk);
         // A commit that failed in its last flush may still be in the file, which the reopen
         // has just made durable: then the batch did happen, and is acknowledged as such.
-        let in_file = matches!(&failure.attempted, Some(done) if self.applied == done.1);
-        let err = match (failure.attempted, &disk.unwritable) {
+        let in_file = matches!(&attempted, Some(done) if self.applied == done.1);
+        let err = match (attempted, &disk.unwritable) {
             (Some(done), None) if in_file => return self.acknowledge(done, pending, watches, tap),
             // Its commit reached the file but not its flush; whether it lasts is up to the disk.
             (_, Some(_)) if in_file => format!(
@@ -247,7 +252,7 @@ impl WriterState {
         jobs: Vec<Job>,
         tapping: bool,
         pending: &mut Vec<Pending>,
-    ) -> Result<Done, Failure> {
+    ) -> Result<Done, Box<Failure>> {
         let mut txn = db.begin_write().map_err(Failure::before_commit)?;
         txn.set_durability(Durability::Immediate)
             .map_err(Failure::before_commit)?;
@@ -294,10 +299,10 @@ impl WriterState {
         match result {
             Ok(done) => match txn.commit() {
                 Ok(()) => Ok(done),
-                Err(e) => Err(Failure {
+                Err(e) => Err(Box::new(Failure {
                     error: e.into(),
                     attempted: Some(done),
-                }),
+                })),
             },
             Err(e) => {
                 let _ = txn.abort();
@@ -318,11 +323,11 @@ struct Failure {
 }
 
 impl Failure {
-    fn before_commit(error: impl Into<StoreError>) -> Self {
-        Failure {
+    fn before_commit(error: impl Into<StoreError>) -> Box<Self> {
+        Box::new(Failure {
             error: error.into(),
             attempted: None,
-        }
+        })
     }
 }
 

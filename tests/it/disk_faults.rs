@@ -164,17 +164,23 @@ async fn value_of(agent: &TestAgent, key: &str) -> Option<String> {
     }
 }
 
+/// Fills the disk and writes `key`: the write answers 500 naming the cause, which is returned.
+async fn write_on_a_full_disk(agent: &TestAgent, full: &AtomicBool, key: &str) -> String {
+    full.store(true, Ordering::SeqCst);
+    let refused = agent.put(&format!("/v1/kv/{key}"), "lost").await;
+    assert_eq!(refused.status(), 500);
+    let cause = refused.text().await.unwrap();
+    assert!(cause.contains("No space left on device"), "{cause}");
+    cause
+}
+
 #[tokio::test]
 async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_space_again() {
     let (agent, full) = agent_on_a_filling_disk(Refused::Everything).await;
     agent.put_ok("/v1/kv/before", "kept").await;
     let index = index_of(&agent.get("/v1/kv/before").await);
 
-    full.store(true, Ordering::SeqCst);
-    let refused = agent.put("/v1/kv/during", "lost").await;
-    assert_eq!(refused.status(), 500);
-    let cause = refused.text().await.unwrap();
-    assert!(cause.contains("No space left on device"), "{cause}");
+    let cause = write_on_a_full_disk(&agent, &full, "during").await;
     assert!(cause.contains("could not be made durable"), "{cause}");
     let session = agent.put("/v1/session/create", "{}").await;
     assert_eq!(session.status(), 500);
@@ -223,8 +229,7 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
         }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    full.store(true, Ordering::SeqCst);
-    assert_eq!(agent.put("/v1/kv/watched", "lost").await.status(), 500);
+    write_on_a_full_disk(&agent, &full, "watched").await;
     full.store(false, Ordering::SeqCst);
     agent.put_ok("/v1/kv/watched", "two").await;
     let (woke_at, value) = tokio::time::timeout(Duration::from_secs(10), parked)
@@ -242,12 +247,8 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
 async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
     let (agent, full) = agent_on_a_filling_disk(Refused::Flushes).await;
     agent.put_ok("/v1/kv/before", "kept").await;
-    full.store(true, Ordering::SeqCst);
-    let refused = agent.put("/v1/kv/unflushed", "maybe").await;
-    assert_eq!(refused.status(), 500);
-    let cause = refused.text().await.unwrap();
+    let cause = write_on_a_full_disk(&agent, &full, "unflushed").await;
     assert!(cause.contains("not known to be durable"), "{cause}");
-    assert!(cause.contains("No space left on device"), "{cause}");
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
 
     full.store(false, Ordering::SeqCst);

@@ -44,6 +44,9 @@ pub(super) struct Disk {
     opener: DatabaseOpener,
     /// Why the file cannot be written, while the slot holds the in-memory copy.
     unwritable: Option<String>,
+    /// The index and keys of a batch whose commit reached the file but not its flush: its
+    /// watchers are woken once the reopened file shows it durable.
+    in_doubt: Option<(u64, HashSet<(&'static str, String)>)>,
 }
 
 impl Disk {
@@ -53,6 +56,7 @@ impl Disk {
             path,
             opener,
             unwritable: None,
+            in_doubt: None,
         }
     }
 
@@ -184,6 +188,11 @@ impl WriterState {
     fn run_batch(&mut self, disk: &mut Disk, watches: &Watches, tap: &Tap, jobs: Vec<Job>) {
         if disk.unwritable.is_some() && disk.reopen() {
             self.reload(disk);
+            if let Some((index, touched)) = disk.in_doubt.take() {
+                if self.last_index == index {
+                    watches.announce(index, &touched);
+                }
+            }
         }
         let db = match (&disk.unwritable, disk.current()) {
             (None, Some(db)) => db,
@@ -210,10 +219,13 @@ impl WriterState {
         let err = match (attempted, &disk.unwritable) {
             (Some(done), None) if in_file => return self.acknowledge(done, pending, watches, tap),
             // Its commit reached the file but not its flush; whether it lasts is up to the disk.
-            (_, Some(_)) if in_file => format!(
-                "the write reached the data file but could not be flushed, so it is not known \
+            (Some((index, _, touched)), Some(_)) if in_file => {
+                disk.in_doubt = Some((index, touched));
+                format!(
+                    "the write reached the data file but could not be flushed, so it is not known \
                  to be durable: {cause}"
-            ),
+                )
+            }
             _ => not_durable(&cause),
         };
         for p in pending {

@@ -242,11 +242,18 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
 
 /// A commit whose pages reached the file but whose flush failed is neither acknowledged nor
 /// denied: the 500 says it is not known to be durable. Once the disk flushes again the file
-/// decides, and what the agent then serves is what a restart shows.
+/// decides, its watchers wake if it holds the write, and what the agent then serves is what a
+/// restart shows.
 #[tokio::test]
 async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
     let (agent, full) = agent_on_a_filling_disk(Refused::Flushes).await;
     agent.put_ok("/v1/kv/before", "kept").await;
+    let index = index_of(&agent.get("/v1/kv/before").await);
+    let parked = tokio::spawn({
+        let url = agent.url(&format!("/v1/kv/unflushed?index={index}&wait=30s&raw"));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let cause = write_on_a_full_disk(&agent, &full, "unflushed").await;
     assert!(cause.contains("not known to be durable"), "{cause}");
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
@@ -254,6 +261,12 @@ async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
     full.store(false, Ordering::SeqCst);
     agent.put_ok("/v1/kv/after", "written").await;
     let served = value_of(&agent, "unflushed").await;
+    // The write did happen: its watchers wake once the disk has made it durable.
+    let woke_with = tokio::time::timeout(Duration::from_secs(10), parked)
+        .await
+        .expect("the blocking query wakes")
+        .unwrap();
+    assert_eq!(Some(woke_with), served);
     let agent = agent.restart().await;
     assert_eq!(value_of(&agent, "unflushed").await, served);
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));

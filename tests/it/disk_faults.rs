@@ -4,6 +4,7 @@
 //! when the disk does, without a restart.
 
 use crate::common::{agent, free_port, index_of, wait_exit, wait_ready, TestAgent};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,6 +111,14 @@ impl FillingDisk {
     }
 }
 
+macro_rules! forward_locks {
+    ($($method:ident -> $answer:ty),*) => {$(
+        fn $method(&self, start: Bound<u64>, end: Bound<u64>) -> Result<$answer, redb::BackendError> {
+            self.file.$method(start, end)
+        }
+    )*};
+}
+
 impl redb::StorageBackend for FillingDisk {
     fn len(&self) -> std::io::Result<u64> {
         self.file.len()
@@ -132,6 +141,15 @@ impl redb::StorageBackend for FillingDisk {
     fn close(&self) -> std::io::Result<()> {
         self.file.close()
     }
+    // The file's locks, so reopening it after a fault meets them as the agent's own file does.
+    forward_locks!(
+        try_lock_range -> bool,
+        try_lock_shared_range -> bool,
+        lock_range -> (),
+        lock_shared_range -> (),
+        unlock_range -> (),
+        query_lock_range -> bool
+    );
 }
 
 /// An agent whose disk fills up, refusing `refused`, while the returned flag is set.

@@ -152,8 +152,9 @@ impl redb::StorageBackend for FillingDisk {
     );
 }
 
-/// An agent whose disk fills up, refusing `refused`, while the returned flag is set.
-async fn agent_on_a_filling_disk(refused: Refused) -> (TestAgent, Arc<AtomicBool>) {
+/// An agent whose disk fills up, refusing `refused`, while the returned flag is set; `key` is
+/// written first (as `kept`) and the index after it returned.
+async fn agent_on_a_filling_disk(refused: Refused, key: &str) -> (TestAgent, Arc<AtomicBool>, u64) {
     let full = Arc::new(AtomicBool::new(false));
     let flag = full.clone();
     let opener: legate::store::DatabaseOpener = Arc::new(move |builder, path| {
@@ -170,7 +171,10 @@ async fn agent_on_a_filling_disk(refused: Refused) -> (TestAgent, Arc<AtomicBool
             refused,
         })
     });
-    (TestAgent::start_on(&opener).await, full)
+    let agent = TestAgent::start_on(&opener).await;
+    agent.put_ok(&format!("/v1/kv/{key}"), "kept").await;
+    let index = index_of(&agent.get(&format!("/v1/kv/{key}")).await);
+    (agent, full, index)
 }
 
 async fn value_of(agent: &TestAgent, key: &str) -> Option<String> {
@@ -194,9 +198,7 @@ async fn write_on_a_full_disk(agent: &TestAgent, full: &AtomicBool, key: &str) -
 
 #[tokio::test]
 async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_space_again() {
-    let (agent, full) = agent_on_a_filling_disk(Refused::Everything).await;
-    agent.put_ok("/v1/kv/before", "kept").await;
-    let index = index_of(&agent.get("/v1/kv/before").await);
+    let (agent, full, index) = agent_on_a_filling_disk(Refused::Everything, "before").await;
 
     let cause = write_on_a_full_disk(&agent, &full, "during").await;
     assert!(cause.contains("could not be made durable"), "{cause}");
@@ -234,19 +236,22 @@ async fn a_write_the_disk_refuses_answers_500_and_writes_resume_when_it_has_spac
     assert_eq!(value_of(&agent, "during").await, None);
 }
 
-#[tokio::test]
-async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durable_one() {
-    let (agent, full) = agent_on_a_filling_disk(Refused::Everything).await;
-    agent.put_ok("/v1/kv/watched", "one").await;
-    let index = index_of(&agent.get("/v1/kv/watched").await);
-    let parked = tokio::spawn({
-        let url = agent.url(&format!("/v1/kv/watched?index={index}&wait=30s&raw"));
-        async move {
-            let resp = reqwest::get(url).await.unwrap();
-            (index_of(&resp), resp.text().await.unwrap())
-        }
+/// A blocking query on `key` past `index`, parked before this returns; it resolves with the
+/// index and raw value it wakes with.
+async fn park(agent: &TestAgent, key: &str, index: u64) -> tokio::task::JoinHandle<(u64, String)> {
+    let url = agent.url(&format!("/v1/kv/{key}?index={index}&wait=30s&raw"));
+    let parked = tokio::spawn(async move {
+        let resp = reqwest::get(url).await.unwrap();
+        (index_of(&resp), resp.text().await.unwrap())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
+    parked
+}
+
+#[tokio::test]
+async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durable_one() {
+    let (agent, full, index) = agent_on_a_filling_disk(Refused::Everything, "watched").await;
+    let parked = park(&agent, "watched", index).await;
     write_on_a_full_disk(&agent, &full, "watched").await;
     full.store(false, Ordering::SeqCst);
     agent.put_ok("/v1/kv/watched", "two").await;
@@ -264,14 +269,8 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
 /// restart shows.
 #[tokio::test]
 async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
-    let (agent, full) = agent_on_a_filling_disk(Refused::Flushes).await;
-    agent.put_ok("/v1/kv/before", "kept").await;
-    let index = index_of(&agent.get("/v1/kv/before").await);
-    let parked = tokio::spawn({
-        let url = agent.url(&format!("/v1/kv/unflushed?index={index}&wait=30s&raw"));
-        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (agent, full, index) = agent_on_a_filling_disk(Refused::Flushes, "before").await;
+    let parked = park(&agent, "unflushed", index).await;
     let cause = write_on_a_full_disk(&agent, &full, "unflushed").await;
     assert!(cause.contains("not known to be durable"), "{cause}");
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
@@ -284,7 +283,7 @@ async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
         .await
         .expect("the blocking query wakes")
         .unwrap();
-    assert_eq!(Some(woke_with), served);
+    assert_eq!(Some(woke_with.1), served);
     let agent = agent.restart().await;
     assert_eq!(value_of(&agent, "unflushed").await, served);
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));

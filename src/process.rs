@@ -23,7 +23,15 @@ pub struct Agent {
 impl Agent {
     /// Opens the store and starts serving.
     pub async fn start(config: Config) -> Result<Agent, AgentError> {
-        let (ctx, dev_dir) = agent::open(config).await?;
+        Self::start_with(config, &crate::store::file_database()).await
+    }
+
+    /// `start`, with the store's database file opened through `opener`.
+    pub async fn start_with(
+        config: Config,
+        opener: &crate::store::DatabaseOpener,
+    ) -> Result<Agent, AgentError> {
+        let (ctx, dev_dir) = agent::open(config, opener).await?;
         let (http_addr, server) = match ctx.config.http_socket() {
             Some(addr) => {
                 let stop = ctx.clone();

@@ -46,7 +46,11 @@ pub enum AgentError {
 /// Opens the data dir and the store and brings the agent up (its node, its config-file
 /// definitions, the bootstrap config entries): everything a running agent is, before it
 /// serves. The temp dir, for `-dev` without `-data-dir`, must live as long as the agent.
-pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), AgentError> {
+/// `opener` opens the store's database file (`store::file_database` but in disk-fault tests).
+pub async fn open(
+    config: Config,
+    opener: &crate::store::DatabaseOpener,
+) -> Result<(Ctx, Option<tempfile::TempDir>), AgentError> {
     let (data_dir, dev_dir) = match &config.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -57,7 +61,7 @@ pub async fn open(config: Config) -> Result<(Ctx, Option<tempfile::TempDir>), Ag
             (tmp.path().to_path_buf(), Some(tmp))
         }
     };
-    let store = Store::open(&data_dir)?;
+    let store = Store::open_with(&data_dir, opener)?;
     let node_id = node_id(&data_dir, config.node_id.as_deref())?;
     let local = LocalAgent::new(
         store.clone(),

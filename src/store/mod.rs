@@ -63,7 +63,7 @@ pub struct Store {
 struct Inner {
     /// Taken out by `close`, which releases the file (and its lock) even while clones of the
     /// `Store` are still held elsewhere.
-    db: RwLock<Option<Arc<Database>>>,
+    db: DatabaseSlot,
     watches: Arc<Watches>,
     writer: Mutex<Option<mpsc::Sender<batch::Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -89,33 +89,68 @@ fn check_records(db: &Database) -> Result<()> {
     Ok(())
 }
 
+/// Opens the database file at a path with a configured builder: `Store::open` uses redb's own
+/// file backend; tests pass one over a backend that fails on command, to fault the disk.
+pub type DatabaseOpener =
+    Arc<dyn Fn(&redb::Builder, &Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The database the store reads and writes, shared by the handle and the writer, which swaps it
+/// for a reopened one after a write fault (see `batch`).
+pub(super) type DatabaseSlot = Arc<RwLock<Option<Arc<Database>>>>;
+
+/// The database in its file, through redb's own file backend.
+pub fn file_database() -> DatabaseOpener {
+    Arc::new(|builder, path| builder.create(path))
+}
+
+/// Opens the file through `opener`. redb repairs a file that was not closed cleanly as it
+/// opens it; say so, and how long it took, since that start is slower and follows a crash, a
+/// kill or a write fault.
+pub(super) fn open_database(
+    opener: &DatabaseOpener,
+    path: &Path,
+) -> Result<Database, redb::DatabaseError> {
+    let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::time::Instant::now();
+    let mut builder = Database::builder();
+    let flag = repaired.clone();
+    let shown = path.display().to_string();
+    builder.set_repair_callback(move |session| {
+        if !flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                file = %shown,
+                "the store was not shut down cleanly (crash, kill, power loss or a failed write); repairing it"
+            );
+        }
+        tracing::debug!(progress = session.progress(), "repairing the store");
+    });
+    let db = opener(&builder, path)?;
+    if repaired.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "store repaired; every write acknowledged before is kept"
+        );
+    }
+    Ok(db)
+}
+
 impl Store {
     /// Opens (or creates) the store in `data_dir`, created with mode 0700 since it holds
     /// secrets, and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with(data_dir, &file_database())
+    }
+
+    /// `open`, with the database file opened (at the start and again after a write fault)
+    /// through `opener`.
+    pub fn open_with(data_dir: &Path, opener: &DatabaseOpener) -> Result<Store> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        // redb repairs a file that was not closed cleanly as it opens it; say so, and how
-        // long it took, since that start is slower and follows a crash or a kill.
-        let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let started = std::time::Instant::now();
-        let mut builder = Database::builder();
-        let flag = repaired.clone();
-        let shown = path.display().to_string();
-        builder.set_repair_callback(move |session| {
-            if !flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!(
-                    file = %shown,
-                    "the store was not shut down cleanly (crash, kill or power loss); repairing it"
-                );
-            }
-            tracing::debug!(progress = session.progress(), "repairing the store");
-        });
         let unverified = |reason: String| StoreError::Unverified {
             file: path.display().to_string(),
             reason,
         };
-        let db = builder.create(&path).map_err(|e| match e {
+        let db = open_database(opener, &path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Locked(data_dir.display().to_string())
             }
@@ -129,26 +164,21 @@ impl Store {
             }
             other => StoreError::storage(other),
         })?;
-        if repaired.load(std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                took_ms = started.elapsed().as_millis() as u64,
-                "store repaired; every write acknowledged before the crash is kept"
-            );
-        }
         migrate::run(&db, tables::SCHEMA_VERSION)?;
         check_records(&db).map_err(|e| unverified(e.to_string()))?;
-        Self::start(db, path)
+        Self::start(db, path, opener.clone())
     }
 
-    fn start(db: Database, path: PathBuf) -> Result<Store> {
-        let db = Arc::new(db);
+    fn start(db: Database, path: PathBuf, opener: DatabaseOpener) -> Result<Store> {
         let index = tx::read_global_index(&db.begin_read()?)?;
+        let db: DatabaseSlot = Arc::new(RwLock::new(Some(Arc::new(db))));
         let watches = Watches::new(index);
         let tap = batch::Tap::default();
-        let (writer, handle) = batch::spawn_writer(db.clone(), watches.clone(), tap.clone())?;
+        let disk = batch::Disk::new(db.clone(), path.clone(), opener);
+        let (writer, handle) = batch::spawn_writer(disk, watches.clone(), tap.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
-                db: RwLock::new(Some(db)),
+                db,
                 watches,
                 writer: Mutex::new(Some(writer)),
                 writer_thread: Mutex::new(Some(handle)),

@@ -32,8 +32,26 @@ impl TestAgent {
         agent
     }
 
+    /// Starts an agent whose store opens its database file through `opener` (a backend that
+    /// fails on command, for disk faults); a restart opens the file as the agent does.
+    pub async fn start_on(opener: &legate::store::DatabaseOpener) -> TestAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut agent = Self::start_in_with(&data_dir, |_| {}, opener).await;
+        agent.dir = Some(dir);
+        agent
+    }
+
     /// Starts an agent on an existing data dir (for restarts).
     pub async fn start_in(data_dir: &Path, adjust: impl FnOnce(&mut AgentFlags)) -> TestAgent {
+        Self::start_in_with(data_dir, adjust, &legate::store::file_database()).await
+    }
+
+    async fn start_in_with(
+        data_dir: &Path,
+        adjust: impl FnOnce(&mut AgentFlags),
+        opener: &legate::store::DatabaseOpener,
+    ) -> TestAgent {
         let mut flags = AgentFlags {
             data_dir: Some(data_dir.to_path_buf()),
             http_port: Some(0),
@@ -46,7 +64,9 @@ impl TestAgent {
         adjust(&mut flags);
         let config = Config::load(&flags).expect("valid test config");
         let started_with = flags.clone();
-        let agent = Agent::start(config).await.expect("agent starts");
+        let agent = Agent::start_with(config, opener)
+            .await
+            .expect("agent starts");
         let base = format!("http://{}", agent.http_addr.expect("http enabled"));
         TestAgent {
             agent: Some(agent),

@@ -7,6 +7,7 @@ use super::error::{Result, StoreError};
 use super::tables::TABLE_INDEX;
 use super::tx::{read_applied, read_global_index, WriteTx};
 use super::watch::Watches;
+use crate::metrics::{Key, Kind, Metrics};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -31,6 +32,7 @@ pub(super) fn spawn_writer(
     db: Arc<Database>,
     watches: Arc<Watches>,
     tap: Tap,
+    metrics: Arc<Metrics>,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Job>();
     let mut state = WriterState::load(&db)?;
@@ -45,7 +47,7 @@ pub(super) fn spawn_writer(
                         Err(_) => break,
                     }
                 }
-                state.run_batch(&db, &watches, &tap, jobs);
+                state.run_batch(&db, &watches, &tap, &metrics, jobs);
             }
         })
         .map_err(StoreError::storage)?;
@@ -87,11 +89,28 @@ impl WriterState {
         })
     }
 
-    fn run_batch(&mut self, db: &Database, watches: &Watches, tap: &Tap, jobs: Vec<Job>) {
+    fn run_batch(
+        &mut self,
+        db: &Database,
+        watches: &Watches,
+        tap: &Tap,
+        metrics: &Metrics,
+        jobs: Vec<Job>,
+    ) {
         let tapping = tap.lock().unwrap().is_some();
         let mut pending = Vec::with_capacity(jobs.len());
+        let started = std::time::Instant::now();
         match self.apply(db, jobs, tapping, &mut pending) {
             Ok((index, applied, touched)) => {
+                // As raft counts the entries it applies and times their commit.
+                metrics.record(
+                    Key::Named(Kind::Counter, "consul.raft.apply"),
+                    pending.len() as f64,
+                );
+                metrics.record_time(
+                    Key::Named(Kind::Sample, "consul.raft.commitTime"),
+                    started.elapsed(),
+                );
                 self.last_index = index;
                 self.applied = applied;
                 watches.announce(index, &touched);

@@ -103,12 +103,21 @@ async fn register_services(base: &str) {
 }
 
 /// Median and slowest of `k` scrapes of `path`, and the size of the last answer.
-async fn scrape(http: &reqwest::Client, base: &str, path: &str, k: usize) -> (Duration, Duration, usize) {
+async fn scrape(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    k: usize,
+) -> (Duration, Duration, usize) {
     let mut took = Vec::with_capacity(k);
     let mut size = 0;
     for _ in 0..k {
         let start = Instant::now();
-        let resp = http.get(format!("{base}{path}")).send().await.expect("scrape");
+        let resp = http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("scrape");
         assert_eq!(resp.status(), 200, "scrape refused");
         size = resp.bytes().await.expect("scrape body").len();
         took.push(start.elapsed());
@@ -131,7 +140,12 @@ async fn put_rate(base: &str, knobs: &Knobs) -> f64 {
             tokio::spawn(async move {
                 let mut i = c;
                 while Instant::now() < deadline {
-                    let resp = http.put(&urls[i % KEYS]).body("value").send().await.expect("PUT");
+                    let resp = http
+                        .put(&urls[i % KEYS])
+                        .body("value")
+                        .send()
+                        .await
+                        .expect("PUT");
                     assert_eq!(resp.status(), 200, "PUT refused");
                     resp.bytes().await.expect("PUT body");
                     done.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +159,6 @@ async fn put_rate(base: &str, knobs: &Knobs) -> f64 {
     }
     done.load(Ordering::Relaxed) as f64 / knobs.seconds as f64
 }
-
 
 fn main() {
     let knobs = knobs();

@@ -115,7 +115,9 @@ impl Aggregate {
         if div == 0.0 {
             return 0.0;
         }
-        ((n * self.sum_sq - self.sum * self.sum) / div).max(0.0).sqrt()
+        ((n * self.sum_sq - self.sum * self.sum) / div)
+            .max(0.0)
+            .sqrt()
     }
 }
 
@@ -258,10 +260,7 @@ impl Metrics {
         } else {
             start
         };
-        (
-            UNIX_EPOCH + Duration::from_secs(shown),
-            sampled(merged),
-        )
+        (UNIX_EPOCH + Duration::from_secs(shown), sampled(merged))
     }
 
     /// Everything recorded since the agent started, sorted by name.
@@ -456,7 +455,10 @@ mod tests {
         let s = &m.totals()[0];
         assert_eq!(s.name, "consul.api.http");
         let json = s.to_json();
-        assert_eq!(json["Labels"], serde_json::json!({"method": "GET", "path": "v1_kv_"}));
+        assert_eq!(
+            json["Labels"],
+            serde_json::json!({"method": "GET", "path": "v1_kv_"})
+        );
         assert_eq!(json["Sum"], 1.5);
         assert_eq!(json["Rate"], 0.15);
         let mut text = String::new();

@@ -740,9 +740,10 @@ struct Gauge {
 /// A memory figure of `/proc/self/status` (`VmRSS`, `RssAnon`), in bytes.
 fn process_memory(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status
-        .lines()
-        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -899,10 +900,7 @@ fn prometheus(ctx: &Ctx) -> Result<String, ApiError> {
 /// (`MetricsSummary`): gauges as they are now, counters and timings of the interval.
 fn summary(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
     let gauges = gauges(ctx)?;
-    let (start, recorded) = ctx
-        .store
-        .metrics()
-        .interval(std::time::SystemTime::now());
+    let (start, recorded) = ctx.store.metrics().interval(std::time::SystemTime::now());
     let mut counters = Vec::new();
     let mut samples = Vec::new();
     for s in &recorded {

@@ -13,7 +13,10 @@ async fn exercise(a: &TestAgent) {
     assert_eq!(a.put_json("/v1/txn", txn).await.status(), 200);
     let node = json!({"Node": "n1", "Address": "10.0.0.1"});
     assert_eq!(a.put_json("/v1/catalog/register", node).await.status(), 200);
-    assert_eq!(a.put_json("/v1/session/create", json!({})).await.status(), 200);
+    assert_eq!(
+        a.put_json("/v1/session/create", json!({})).await.status(),
+        200
+    );
     assert_eq!(a.put("/v1/event/fire/deploy", "").await.status(), 200);
 }
 
@@ -77,10 +80,16 @@ async fn metrics_name_what_the_agent_did_in_consuls_shape() {
         ["Timestamp", "Gauges", "Points", "Counters", "Samples"]
     );
     let ts = m["Timestamp"].as_str().unwrap();
-    assert!(ts.ends_with("0 +0000 UTC"), "an interval starts on 10 s: {ts}");
+    assert!(
+        ts.ends_with("0 +0000 UTC"),
+        "an interval starts on 10 s: {ts}"
+    );
     for list in ["Counters", "Samples"] {
         let entries = m[list].as_array().unwrap();
-        let names: Vec<&str> = entries.iter().map(|s| s["Name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = entries
+            .iter()
+            .map(|s| s["Name"].as_str().unwrap())
+            .collect();
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted, "{list} are sorted by name");
@@ -111,7 +120,10 @@ async fn metrics_name_what_the_agent_did_in_consuls_shape() {
     );
     assert_eq!(kv_put["Count"], 1);
     let events = find("Counters", "consul.serf.events", json!({}));
-    assert_eq!((events["Count"].clone(), events["Sum"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (events["Count"].clone(), events["Sum"].clone()),
+        (json!(1), json!(1))
+    );
     assert_eq!(events["Rate"], 0.1, "the sum over the 10-second interval");
     // Every write is one raft entry; the five above (the event is not one) are among them.
     let applied = find("Counters", "consul.raft.apply", json!({}));
@@ -139,17 +151,15 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
     let valid_name = |n: &str| {
         !n.is_empty()
             && !n.starts_with(|c: char| c.is_ascii_digit())
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     };
     assert!(text.ends_with('\n'), "{text}");
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect(line);
             assert!(valid_name(name), "{line}");
-            assert!(
-                ["gauge", "counter", "summary"].contains(&kind),
-                "{line}"
-            );
+            assert!(["gauge", "counter", "summary"].contains(&kind), "{line}");
             assert!(!typed.iter().any(|(n, _)| n == name), "TYPE twice: {line}");
             typed.push((name.to_string(), kind.to_string()));
             continue;
@@ -170,18 +180,26 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
             for pair in inner.split(',') {
                 let (k, v) = pair.split_once('=').expect(line);
                 assert!(valid_name(k), "{line}");
-                assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'), "{line}");
+                assert!(
+                    v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                    "{line}"
+                );
             }
         }
         let (_, kind) = typed
             .iter()
             .rev()
             .find(|(t, _)| {
-                name == t || name.strip_suffix("_sum") == Some(t) || name.strip_suffix("_count") == Some(t)
+                name == t
+                    || name.strip_suffix("_sum") == Some(t)
+                    || name.strip_suffix("_count") == Some(t)
             })
             .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
         if name.ends_with("_sum") || name.ends_with("_count") {
-            assert!(kind == "summary" || !typed.iter().any(|(t, _)| t == name), "{line}");
+            assert!(
+                kind == "summary" || !typed.iter().any(|(t, _)| t == name),
+                "{line}"
+            );
         }
         samples.push((series.to_string(), value));
     }
@@ -217,13 +235,19 @@ async fn prometheus_text_parses_and_counts_since_the_start() {
     assert_eq!(value("consul_catalog_register_count"), 1.0);
     assert_eq!(value("consul_session_apply_count"), 1.0);
     assert_eq!(value("consul_serf_events"), 1.0);
-    assert!(text.contains("# TYPE consul_raft_apply counter\n"), "{text}");
+    assert!(
+        text.contains("# TYPE consul_raft_apply counter\n"),
+        "{text}"
+    );
     assert!(value("consul_raft_apply") >= 4.0);
     assert_eq!(
         value("consul_api_http_count{method=\"PUT\",path=\"v1_kv_\"}"),
         1.0
     );
-    assert!(text.contains("# TYPE consul_runtime_alloc_bytes gauge\n"), "{text}");
+    assert!(
+        text.contains("# TYPE consul_runtime_alloc_bytes gauge\n"),
+        "{text}"
+    );
     assert_eq!(value("consul_state_nodes"), 2.0);
 }
 

@@ -47,18 +47,34 @@ impl Key {
         }
     }
 
-    /// The metric's name and labels as Consul reports them.
-    fn name_and_labels(&self) -> (String, Vec<(&'static str, String)>) {
+    /// The names (and labels) Consul reports the metric under. An HTTP request is reported
+    /// twice, as Consul's wrapper does while `telemetry.disable_compat_1.9` is unset: as
+    /// `consul.api.http` labelled with method and path, and under its pre-1.9 name
+    /// `consul.http.<METHOD>.<path parts>` (`/v1/kv/` → `consul.http.PUT.v1.kv._`).
+    fn reported(&self) -> Vec<(String, Vec<(&'static str, String)>)> {
         match self {
-            Key::Named(_, name) => (name.to_string(), Vec::new()),
-            Key::Http { method, route } => (
-                "consul.api.http".to_string(),
+            Key::Named(_, name) => vec![(name.to_string(), Vec::new())],
+            Key::Http { method, route } => {
+                let parts: Vec<&str> = route
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(|p| if p.is_empty() { "_" } else { p })
+                    .collect();
                 vec![
-                    ("method", method.to_string()),
-                    // `/v1/kv/` → `v1_kv_`: the trailing `_` tells `/v1/kv/<key>` from `/v1/kv`.
-                    ("path", route.trim_start_matches('/').replace('/', "_")),
-                ],
-            ),
+                    (
+                        "consul.api.http".to_string(),
+                        vec![
+                            ("method", method.to_string()),
+                            // The trailing `_` tells `/v1/kv/<key>` from `/v1/kv`.
+                            ("path", route.trim_start_matches('/').replace('/', "_")),
+                        ],
+                    ),
+                    (
+                        format!("consul.http.{method}.{}", parts.join(".")),
+                        Vec::new(),
+                    ),
+                ]
+            }
         }
     }
 }
@@ -285,14 +301,15 @@ fn merge_into(into: &mut Aggregates, from: &Aggregates) {
 fn sampled(merged: Aggregates) -> Vec<Sampled> {
     let mut out: Vec<Sampled> = merged
         .into_iter()
-        .map(|(key, value)| {
-            let (name, labels) = key.name_and_labels();
-            Sampled {
-                name,
-                labels,
-                kind: key.kind(),
-                value,
-            }
+        .flat_map(|(key, value)| {
+            key.reported()
+                .into_iter()
+                .map(move |(name, labels)| Sampled {
+                    name,
+                    labels,
+                    kind: key.kind(),
+                    value,
+                })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
@@ -452,8 +469,11 @@ mod tests {
             route: "/v1/kv/",
         };
         m.record(key, 1.5);
-        let s = &m.totals()[0];
-        assert_eq!(s.name, "consul.api.http");
+        let totals = m.totals();
+        let names: Vec<&str> = totals.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["consul.api.http", "consul.http.GET.v1.kv._"]);
+        assert!(totals[1].labels.is_empty());
+        let s = &totals[0];
         let json = s.to_json();
         assert_eq!(
             json["Labels"],
@@ -462,7 +482,7 @@ mod tests {
         assert_eq!(json["Sum"], 1.5);
         assert_eq!(json["Rate"], 0.15);
         let mut text = String::new();
-        write_prometheus(&mut text, &m.totals());
+        write_prometheus(&mut text, &totals[..1]);
         assert_eq!(
             text,
             "# HELP consul_api_http consul_api_http\n# TYPE consul_api_http summary\n\

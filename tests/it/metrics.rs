@@ -119,6 +119,11 @@ async fn metrics_name_what_the_agent_did_in_consuls_shape() {
         json!({"method": "PUT", "path": "v1_kv_"}),
     );
     assert_eq!(kv_put["Count"], 1);
+    let legacy = find("Samples", "consul.http.PUT.v1.kv._", json!({}));
+    assert_eq!(
+        legacy["Sum"], kv_put["Sum"],
+        "the pre-1.9 name of the same request"
+    );
     let events = find("Counters", "consul.serf.events", json!({}));
     assert_eq!(
         (events["Count"].clone(), events["Sum"].clone()),
@@ -244,6 +249,7 @@ async fn prometheus_text_parses_and_counts_since_the_start() {
         value("consul_api_http_count{method=\"PUT\",path=\"v1_kv_\"}"),
         1.0
     );
+    assert_eq!(value("consul_http_PUT_v1_kv___count"), 1.0);
     assert!(
         text.contains("# TYPE consul_runtime_alloc_bytes gauge\n"),
         "{text}"

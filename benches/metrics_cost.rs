@@ -9,17 +9,14 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use legate::config::{AgentFlags, Config};
-use legate::process::Agent;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+#[path = "common/in_process.rs"]
+mod in_process;
+use in_process::{closed_loop_rate, knob, start_agent};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 100;
 const SERVICES_PER_NODE: usize = 100;
 const KEYS: usize = 1024;
-/// Clients walk the keys with a stride so they don't write in lockstep.
-const STRIDE: usize = 7;
 
 struct Knobs {
     clients: usize,
@@ -29,40 +26,12 @@ struct Knobs {
 }
 
 fn knobs() -> Knobs {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| -> u64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Knobs {
-        clients: value("--clients", 16) as usize,
-        seconds: value("--seconds", 5),
-        rounds: value("--rounds", 3) as usize,
-        scrapes: value("--scrapes", 50) as usize,
+        clients: knob("--clients", 16) as usize,
+        seconds: knob("--seconds", 5),
+        rounds: knob("--rounds", 3) as usize,
+        scrapes: knob("--scrapes", 50) as usize,
     }
-}
-
-async fn start(dir: &std::path::Path) -> Agent {
-    let cfg = dir.join("bench.json");
-    let config = serde_json::json!({
-        "limits": {"http_max_conns_per_client": 0},
-        "telemetry": {"prometheus_retention_time": "60s"},
-    });
-    std::fs::write(&cfg, config.to_string()).expect("bench config written");
-    let flags = AgentFlags {
-        data_dir: Some(dir.join("data")),
-        http_port: Some(0),
-        node: Some("bench".into()),
-        config_file: vec![cfg],
-        log_level: Some("warn".into()),
-        ..Default::default()
-    };
-    Agent::start(Config::load(&flags).expect("bench config"))
-        .await
-        .expect("agent starts")
 }
 
 fn client(pool: usize) -> reqwest::Client {
@@ -128,36 +97,13 @@ async fn scrape(
 
 /// KV PUTs per second from a closed loop of `clients` for `seconds`.
 async fn put_rate(base: &str, knobs: &Knobs) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(knobs.seconds);
-    let http = client(knobs.clients);
-    let tasks: Vec<_> = (0..knobs.clients)
-        .map(|c| {
-            let (http, done) = (http.clone(), done.clone());
-            let urls: Vec<String> = (0..KEYS)
-                .map(|k| format!("{base}/v1/kv/bench/key-{k}"))
-                .collect();
-            tokio::spawn(async move {
-                let mut i = c;
-                while Instant::now() < deadline {
-                    let resp = http
-                        .put(&urls[i % KEYS])
-                        .body("value")
-                        .send()
-                        .await
-                        .expect("PUT");
-                    assert_eq!(resp.status(), 200, "PUT refused");
-                    resp.bytes().await.expect("PUT body");
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += STRIDE;
-                }
-            })
-        })
+    let urls: Vec<String> = (0..KEYS)
+        .map(|k| format!("{base}/v1/kv/bench/key-{k}"))
         .collect();
-    for t in tasks {
-        t.await.expect("client task");
-    }
-    done.load(Ordering::Relaxed) as f64 / knobs.seconds as f64
+    closed_loop_rate(knobs.clients, knobs.seconds, move |http, i| {
+        http.put(&urls[i % KEYS]).body("value")
+    })
+    .await
 }
 
 fn main() {
@@ -168,7 +114,8 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
-        let agent = start(dir.path()).await;
+        let telemetry = serde_json::json!({"telemetry": {"prometheus_retention_time": "60s"}});
+        let agent = start_agent(dir.path(), telemetry).await;
         let base = format!("http://{}", agent.http_addr.expect("http"));
         let setup = Instant::now();
         register_services(&base).await;

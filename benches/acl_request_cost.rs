@@ -11,27 +11,13 @@
 mod common;
 #[path = "common/in_process.rs"]
 mod in_process;
-use in_process::{closed_loop_rate, knob, start_agent};
+use in_process::{closed_loop_rate, start_agent, Knobs};
 use legate::process::Agent;
 use std::time::Instant;
 
 const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 const POLICIES: usize = 100;
 const KEYS: usize = 256;
-
-struct Knobs {
-    clients: usize,
-    seconds: u64,
-    rounds: usize,
-}
-
-fn knobs() -> Knobs {
-    Knobs {
-        clients: knob("--clients", 16) as usize,
-        seconds: knob("--seconds", 5),
-        rounds: knob("--rounds", 2) as usize,
-    }
-}
 
 async fn start(dir: &std::path::Path, acl: bool) -> Agent {
     let mut config = serde_json::json!({});
@@ -111,7 +97,7 @@ async fn get_rate(base: &str, token: Option<&str>, knobs: &Knobs) -> f64 {
 }
 
 fn main() {
-    let knobs = knobs();
+    let knobs = Knobs::from_args(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,28 +11,12 @@
 mod common;
 #[path = "common/in_process.rs"]
 mod in_process;
-use in_process::{closed_loop_rate, knob, start_agent};
+use in_process::{closed_loop_rate, knob, start_agent, Knobs};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 100;
 const SERVICES_PER_NODE: usize = 100;
 const KEYS: usize = 1024;
-
-struct Knobs {
-    clients: usize,
-    seconds: u64,
-    rounds: usize,
-    scrapes: usize,
-}
-
-fn knobs() -> Knobs {
-    Knobs {
-        clients: knob("--clients", 16) as usize,
-        seconds: knob("--seconds", 5),
-        rounds: knob("--rounds", 3) as usize,
-        scrapes: knob("--scrapes", 50) as usize,
-    }
-}
 
 fn client(pool: usize) -> reqwest::Client {
     reqwest::Client::builder()
@@ -107,7 +91,8 @@ async fn put_rate(base: &str, knobs: &Knobs) -> f64 {
 }
 
 fn main() {
-    let knobs = knobs();
+    let knobs = Knobs::from_args(3);
+    let scrapes = knob("--scrapes", 50) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,10 +114,10 @@ fn main() {
             ("JSON", "/v1/agent/metrics"),
             ("Prometheus", "/v1/agent/metrics?format=prometheus"),
         ] {
-            let (median, slowest, size) = scrape(&http, &base, path, knobs.scrapes).await;
+            let (median, slowest, size) = scrape(&http, &base, path, scrapes).await;
             println!(
                 "{label} scrape at 10,000 services: median {median:?}, slowest {slowest:?} of {} ({size} bytes)",
-                knobs.scrapes
+                scrapes
             );
         }
 

@@ -10,6 +10,24 @@ use std::time::{Duration, Instant};
 /// Clients walk their requests with a stride so they don't hit the same keys in lockstep.
 const STRIDE: usize = 7;
 
+/// The closed loop's shape: `--clients N` (default 16), `--seconds S` per run (default 5),
+/// `--rounds R` alternating runs (default `rounds`).
+pub struct Knobs {
+    pub clients: usize,
+    pub seconds: u64,
+    pub rounds: usize,
+}
+
+impl Knobs {
+    pub fn from_args(rounds: u64) -> Knobs {
+        Knobs {
+            clients: knob("--clients", 16) as usize,
+            seconds: knob("--seconds", 5),
+            rounds: knob("--rounds", rounds) as usize,
+        }
+    }
+}
+
 /// The number given as `--<name> N` on the command line, or `default`.
 pub fn knob(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();

@@ -749,7 +749,7 @@ fn process_memory(field: &str) -> Option<u64> {
 }
 
 fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
-    use crate::store::{session, WatchSet};
+    use crate::store::session;
     let r = ctx.store.read()?;
     let agent_state::StateCounts {
         nodes,
@@ -760,7 +760,7 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
         local_services,
         local_checks,
     } = agent_state::counts(&r)?;
-    let services = catalog::services(&r, &mut WatchSet::new())?.1.len();
+    let services = catalog::service_name_count(&r)?;
     let ttl_sessions = session::with_ttl(&r)?.len();
     drop(r);
     let mut out = vec![

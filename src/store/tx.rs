@@ -109,22 +109,22 @@ impl ReadTx {
     }
 
     /// How many distinct first parts the keys of `table` have (keys `<part>\0<rest>`), read
-    /// from the keys alone: one seek per part, past all of that part's rows.
+    /// from the keys alone, in one pass in key order (no record is decoded).
     pub fn count_key_parts<T>(&self, table: Table<T>) -> Result<u64> {
         let Some(t) = open_read(&self.txn, table.name)? else {
             return Ok(0);
         };
         let mut count = 0;
-        let mut from = String::new();
-        loop {
-            let next = t.range::<&str>(from.as_str()..)?.next();
-            let Some(row) = next else { break };
+        let mut last = String::new();
+        for row in redb::ReadableTable::iter(&t)? {
             let (key, _) = row?;
             let key = key.value();
             let part = key.split('\0').next().unwrap_or(key);
-            count += 1;
-            // `\u{1}` sorts right after the `\0` that ends the part.
-            from = format!("{part}\u{1}");
+            if count == 0 || part != last {
+                count += 1;
+                last.clear();
+                last.push_str(part);
+            }
         }
         Ok(count)
     }

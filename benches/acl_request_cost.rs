@@ -9,43 +9,18 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use legate::config::{AgentFlags, Config};
+#[path = "common/in_process.rs"]
+mod in_process;
+use in_process::{closed_loop_rate, start_agent, Knobs};
 use legate::process::Agent;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const ROOT: &str = "6b8a2c3e-1111-4222-8333-944455556666";
 const POLICIES: usize = 100;
 const KEYS: usize = 256;
-/// Clients walk the keys with a stride so they don't read in lockstep.
-const STRIDE: usize = 7;
-
-struct Knobs {
-    clients: usize,
-    seconds: u64,
-    rounds: usize,
-}
-
-fn knobs() -> Knobs {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| -> u64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    Knobs {
-        clients: value("--clients", 16) as usize,
-        seconds: value("--seconds", 5),
-        rounds: value("--rounds", 2) as usize,
-    }
-}
 
 async fn start(dir: &std::path::Path, acl: bool) -> Agent {
-    let cfg = dir.join("bench.json");
-    let mut config = serde_json::json!({"limits": {"http_max_conns_per_client": 0}});
+    let mut config = serde_json::json!({});
     if acl {
         config["acl"] = serde_json::json!({
             "enabled": true,
@@ -53,18 +28,7 @@ async fn start(dir: &std::path::Path, acl: bool) -> Agent {
             "tokens": {"initial_management": ROOT},
         });
     }
-    std::fs::write(&cfg, config.to_string()).expect("bench config written");
-    let flags = AgentFlags {
-        data_dir: Some(dir.join("data")),
-        http_port: Some(0),
-        node: Some("bench".into()),
-        config_file: vec![cfg],
-        log_level: Some("warn".into()),
-        ..Default::default()
-    };
-    Agent::start(Config::load(&flags).expect("bench config"))
-        .await
-        .expect("agent starts")
+    start_agent(dir, config).await
 }
 
 /// The `i`th policy; the first also grants read on the bench's keys.
@@ -118,44 +82,22 @@ async fn prepare(http: &reqwest::Client, base: &str, acl: bool) -> Option<String
 
 /// GETs per second from a closed loop of `clients` for `seconds`.
 async fn get_rate(base: &str, token: Option<&str>, knobs: &Knobs) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(knobs.seconds);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(knobs.clients)
-        .no_proxy()
-        .build()
-        .expect("http client");
-    let tasks: Vec<_> = (0..knobs.clients)
-        .map(|c| {
-            let (http, done) = (http.clone(), done.clone());
-            let urls: Vec<String> = (0..KEYS)
-                .map(|k| format!("{base}/v1/kv/bench/key-{k}"))
-                .collect();
-            let token = token.map(str::to_string);
-            tokio::spawn(async move {
-                let mut i = c;
-                while Instant::now() < deadline {
-                    let mut req = http.get(&urls[i % KEYS]);
-                    if let Some(t) = &token {
-                        req = req.header("X-Consul-Token", t);
-                    }
-                    let resp = req.send().await.expect("GET");
-                    assert_eq!(resp.status(), 200, "GET refused");
-                    resp.bytes().await.expect("GET body");
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += STRIDE;
-                }
-            })
-        })
+    let urls: Vec<String> = (0..KEYS)
+        .map(|k| format!("{base}/v1/kv/bench/key-{k}"))
         .collect();
-    for t in tasks {
-        t.await.expect("client task");
-    }
-    done.load(Ordering::Relaxed) as f64 / knobs.seconds as f64
+    let token = token.map(str::to_string);
+    closed_loop_rate(knobs.clients, knobs.seconds, move |http, i| {
+        let req = http.get(&urls[i % KEYS]);
+        match &token {
+            Some(t) => req.header("X-Consul-Token", t),
+            None => req,
+        }
+    })
+    .await
 }
 
 fn main() {
-    let knobs = knobs();
+    let knobs = Knobs::from_args(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -27,6 +27,7 @@ pub mod duration;
 pub mod filter;
 pub mod gojson;
 pub mod http;
+pub mod metrics;
 pub mod process;
 pub mod store;
 pub mod types;

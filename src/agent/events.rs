@@ -40,8 +40,6 @@ pub struct Events {
     clock: AtomicU64,
     /// Bumped each time an event is recorded; `/v1/event/list` waits on it.
     recorded: tokio::sync::watch::Sender<u64>,
-    /// Events fired through this agent (the `consul.serf.events` counter).
-    fired: AtomicU64,
 }
 
 impl Default for Events {
@@ -50,7 +48,6 @@ impl Default for Events {
             buffer: Mutex::new(VecDeque::with_capacity(EVENT_BUFFER)),
             clock: AtomicU64::new(1),
             recorded: tokio::sync::watch::channel(0).0,
-            fired: AtomicU64::new(0),
         }
     }
 }
@@ -63,11 +60,6 @@ impl Events {
     /// The Lamport time the next event will get.
     pub fn lamport_time(&self) -> u64 {
         self.clock.load(Ordering::SeqCst)
-    }
-
-    /// Counts an event fired through this agent.
-    pub fn count_fired(&self) {
-        self.fired.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Changes whenever an event is recorded.
@@ -101,10 +93,6 @@ impl Events {
             .filter(|e| name.is_none_or(|n| e.name == n))
             .cloned()
             .collect()
-    }
-
-    pub fn fired(&self) -> u64 {
-        self.fired.load(Ordering::Relaxed)
     }
 }
 

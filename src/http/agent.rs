@@ -737,16 +737,19 @@ struct Gauge {
     help: &'static str,
 }
 
-/// The process's resident set size, in bytes (`VmRSS` of /proc/self/status).
-fn resident_bytes() -> Option<u64> {
+/// A memory figure of `/proc/self/status` (`VmRSS`, `RssAnon`), in bytes.
+fn process_memory(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
 fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
-    use crate::store::{session, WatchSet};
+    use crate::store::session;
     let r = ctx.store.read()?;
     let agent_state::StateCounts {
         nodes,
@@ -757,7 +760,7 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
         local_services,
         local_checks,
     } = agent_state::counts(&r)?;
-    let services = catalog::services(&r, &mut WatchSet::new())?.1.len();
+    let services = catalog::service_name_count(&r)?;
     let ttl_sessions = session::with_ttl(&r)?.len();
     drop(r);
     let mut out = vec![
@@ -812,23 +815,29 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
             help: "Number of blocking queries waiting for a change.",
         },
     ];
-    if let Some(rss) = resident_bytes() {
+    // Go's runtime figures, by their nearest equivalents in this process.
+    if let Some(rss) = process_memory("VmRSS") {
         out.push(Gauge {
             name: "consul.runtime.sys_bytes",
             value: rss as f64,
             help: "Resident memory of the agent process, in bytes.",
         });
     }
-    Ok(out)
-}
-
-/// A number as Go's JSON writes a float32 that holds an integer.
-fn metric_value(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        json!(v as i64)
-    } else {
-        json!(v)
+    if let Some(heap) = process_memory("RssAnon") {
+        out.push(Gauge {
+            name: "consul.runtime.alloc_bytes",
+            value: heap as f64,
+            help: "Resident anonymous (heap) memory of the agent process, in bytes.",
+        });
     }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        out.push(Gauge {
+            name: "consul.runtime.num_goroutines",
+            value: runtime.metrics().num_alive_tasks() as f64,
+            help: "Number of tasks alive on the agent's async runtime.",
+        });
+    }
+    Ok(out)
 }
 
 /// Whether the client asked for the Prometheus format (`?format=prometheus`, or an
@@ -853,69 +862,65 @@ fn wants_prometheus(req: &Request) -> bool {
 /// `GET /v1/agent/metrics[?format=prometheus]`.
 pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let gauges = gauges(&ctx)?;
-    let events = ctx.events.fired();
     if wants_prometheus(&req) {
         if ctx.config.prometheus_retention.is_zero() {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // Consul's handler returns this as a `CodeWithPayloadError` with no body, and its
+            // wrapper then only adds the reason header: Go answers 200 with an empty body.
+            return Ok(Reply::empty(StatusCode::OK).header(
+                "X-Consul-Reason",
                 "Prometheus is not enabled since its retention time is not positive",
             ));
         }
-        let mut out = String::new();
-        for g in &gauges {
-            let name = g.name.replace('.', "_");
-            out.push_str(&format!(
-                "# HELP {name} {}\n# TYPE {name} gauge\n{name} {}\n",
-                g.help, g.value
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP consul_serf_events User events fired through this agent.\n# TYPE consul_serf_events counter\nconsul_serf_events {events}\n"
-        ));
         return Ok(Reply::bytes(
-            out.into_bytes(),
+            prometheus(&ctx)?.into_bytes(),
             Some("text/plain; version=0.0.4; charset=utf-8"),
         ));
     }
-    Reply::json(&summary(&gauges, events), opts.pretty)
+    Reply::json(&summary(&ctx)?, opts.pretty)
 }
 
-/// The current interval's metrics as go-metrics' `InmemSink` summarizes them.
-fn summary(gauges: &[Gauge], events: u64) -> serde_json::Value {
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    // go-metrics reports the current 10-second interval.
-    let interval = std::time::UNIX_EPOCH + Duration::from_secs(secs - secs % 10);
-    let counters: Vec<serde_json::Value> = if events > 0 {
-        vec![json!({
-            "Name": "consul.serf.events",
-            "Count": events,
-            "Rate": events as f64 / 10.0,
-            "Sum": events,
-            "Min": 1,
-            "Max": 1,
-            "Mean": 1,
-            "Stddev": 0,
-            "Labels": {},
-        })]
-    } else {
-        Vec::new()
-    };
-    let body = json!({
-        "Timestamp": logging::go_time_string(interval),
-        "Gauges": gauges
-            .iter()
-            .map(|g| json!({"Name": g.name, "Value": metric_value(g.value), "Labels": {}}))
-            .collect::<Vec<_>>(),
+/// Every metric in the Prometheus text format: gauges as they are now, counters and timings
+/// since the agent started.
+fn prometheus(ctx: &Ctx) -> Result<String, ApiError> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for g in &gauges(ctx)? {
+        let name = crate::metrics::prometheus_name(g.name);
+        let _ = write!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} gauge\n{name} {}\n",
+            g.help, g.value
+        );
+    }
+    crate::metrics::write_prometheus(&mut out, &ctx.store.metrics().totals());
+    Ok(out)
+}
+
+/// The reported interval's metrics as go-metrics' `InmemSink` summarizes them
+/// (`MetricsSummary`): gauges as they are now, counters and timings of the interval.
+fn summary(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
+    let gauges = gauges(ctx)?;
+    let (start, recorded) = ctx.store.metrics().interval(std::time::SystemTime::now());
+    let mut counters = Vec::new();
+    let mut samples = Vec::new();
+    for s in &recorded {
+        match s.kind {
+            crate::metrics::Kind::Counter => counters.push(s.to_json()),
+            crate::metrics::Kind::Sample => samples.push(s.to_json()),
+        }
+    }
+    let mut gauges: Vec<serde_json::Value> = gauges
+        .iter()
+        .map(|g| json!({"Name": g.name, "Value": crate::metrics::json_number(g.value), "Labels": {}}))
+        .collect();
+    gauges.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    Ok(json!({
+        "Timestamp": logging::go_time_string(start),
+        "Gauges": gauges,
         "Points": [],
         "Counters": counters,
-        "Samples": [],
-    });
-    body
+        "Samples": samples,
+    }))
 }
 
 /// The receiving half of a monitor's channel, as a body stream.
@@ -1045,7 +1050,7 @@ pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 
 /// How often go-metrics' in-memory sink closes an interval, and so how often
 /// `/v1/agent/metrics/stream` sends a summary.
-const METRICS_INTERVAL: Duration = Duration::from_secs(10);
+const METRICS_INTERVAL: Duration = crate::metrics::INTERVAL;
 
 /// `GET /v1/agent/metrics/stream`: a JSON summary (as `/v1/agent/metrics` answers) at the end
 /// of every interval, until the client goes away or the agent stops.
@@ -1061,14 +1066,14 @@ pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> 
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    let line = match gauges(&ctx) {
-                        Ok(gauges) => {
-                            let mut line = summary(&gauges, ctx.events.fired()).to_string();
+                    let line = match summary(&ctx) {
+                        Ok(summary) => {
+                            let mut line = summary.to_string();
                             line.push('\n');
                             line
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e.message, "metrics stream: gauges unreadable");
+                            tracing::warn!(error = %e.message, "metrics stream: metrics unreadable");
                             continue;
                         }
                     };

@@ -224,7 +224,10 @@ pub async fn fire(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     };
     let ltime = ctx.events.lamport_time();
     check_size(&event, ltime)?;
-    ctx.events.count_fired();
+    ctx.store.metrics().record(
+        crate::metrics::Key::Named(crate::metrics::Kind::Counter, "consul.serf.events"),
+        1.0,
+    );
     // The reply is the event as fired: its Lamport time is set on delivery.
     let reply = Reply::json(&event, opts.pretty)?;
     event.ltime = ctx.events.tick();

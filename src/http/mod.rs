@@ -465,9 +465,17 @@ async fn dispatch(
     if method == Method::OPTIONS {
         return Reply::empty(StatusCode::OK).header("Allow", allow());
     }
-    if !route.methods.contains(&method) {
+    // The route's own spelling of the method: a `&'static str` the metrics key can hold.
+    let Some(method_name) = route
+        .methods
+        .iter()
+        .find(|m| **m == method)
+        .map(Method::as_str)
+    else {
         return ApiError::method_not_allowed(method.as_str(), allow()).into();
-    }
+    };
+    let started = std::time::Instant::now();
+    let metrics = ctx.store.metrics().clone();
     let params = Params::parse(&raw_query);
     let caller = match route.acl {
         AclRule::Open => acl::Caller::unresolved(),
@@ -518,6 +526,13 @@ async fn dispatch(
         // Bodies built without the pretty flag (true/false answers) still end with a newline.
         reply.body.push(b'\n');
     }
+    metrics.record_time(
+        crate::metrics::Key::Http {
+            method: method_name,
+            route: route.path,
+        },
+        started.elapsed(),
+    );
     let default_policy = match ctx_default_policy {
         crate::acl::DefaultPolicy::Allow => "allow",
         crate::acl::DefaultPolicy::Deny => "deny",

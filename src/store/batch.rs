@@ -15,6 +15,7 @@ use super::tables::{RECORD_TABLES, TABLE_INDEX};
 use super::tx::{read_applied, read_global_index, WriteTx};
 use super::watch::Watches;
 use super::{open_database, DatabaseOpener, DatabaseSlot};
+use crate::metrics::{Key, Kind, Metrics};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -124,6 +125,7 @@ pub(super) fn spawn_writer(
     mut disk: Disk,
     watches: Arc<Watches>,
     tap: Tap,
+    metrics: Arc<Metrics>,
 ) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Job>();
     let mut state = WriterState::load(&*disk.current().ok_or(StoreError::Closed)?)?;
@@ -138,7 +140,7 @@ pub(super) fn spawn_writer(
                         Err(_) => break,
                     }
                 }
-                state.run_batch(&mut disk, &watches, &tap, jobs);
+                state.run_batch(&mut disk, &watches, &tap, &metrics, jobs);
             }
         })
         .map_err(StoreError::storage)?;
@@ -185,7 +187,14 @@ impl WriterState {
         })
     }
 
-    fn run_batch(&mut self, disk: &mut Disk, watches: &Watches, tap: &Tap, jobs: Vec<Job>) {
+    fn run_batch(
+        &mut self,
+        disk: &mut Disk,
+        watches: &Watches,
+        tap: &Tap,
+        metrics: &Metrics,
+        jobs: Vec<Job>,
+    ) {
         if disk.unwritable.is_some() && disk.reopen() {
             self.reload(disk);
             if let Some((index, touched)) = disk.in_doubt.take() {
@@ -201,8 +210,20 @@ impl WriterState {
         };
         let tapping = tap.lock().unwrap().is_some();
         let mut pending = Vec::with_capacity(jobs.len());
+        let started = std::time::Instant::now();
         let Failure { error, attempted } = match self.apply(&db, jobs, tapping, &mut pending) {
-            Ok(done) => return self.acknowledge(done, pending, watches, tap),
+            Ok(done) => {
+                // As raft counts the entries it applies and times their commit.
+                metrics.record(
+                    Key::Named(Kind::Counter, "consul.raft.apply"),
+                    pending.len() as f64,
+                );
+                metrics.record_time(
+                    Key::Named(Kind::Sample, "consul.raft.commitTime"),
+                    started.elapsed(),
+                );
+                return self.acknowledge(done, pending, watches, tap);
+            }
             Err(failure) => *failure,
         };
         drop(db);

@@ -435,6 +435,12 @@ pub fn services(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, BTreeMap<String, 
     Ok((r.table_index(SERVICES.name)?, out))
 }
 
+/// How many distinct service names the catalog holds (the `consul.state.services` gauge),
+/// without reading the services themselves.
+pub fn service_name_count(r: &ReadTx) -> Result<u64> {
+    r.count_key_parts(SERVICE_NAMES)
+}
+
 /// Which instances a service lookup returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -730,6 +736,19 @@ mod tests {
         service_instances(&r, &mut WatchSet::new(), name, Lookup::Service)
             .unwrap()
             .0
+    }
+
+    #[tokio::test]
+    async fn service_names_are_counted_once_whatever_their_instances() {
+        let (_d, store) = setup().await;
+        register(&store, Some(svc("web2", "web")), vec![]).await;
+        register(&store, Some(svc("web-admin", "web-admin")), vec![]).await;
+        let r = store.read().unwrap();
+        assert_eq!(service_name_count(&r).unwrap(), 3);
+        assert_eq!(
+            service_name_count(&r).unwrap() as usize,
+            services(&r, &mut WatchSet::new()).unwrap().1.len()
+        );
     }
 
     #[tokio::test]

@@ -46,6 +46,7 @@ pub use error::{Result, StoreError};
 pub use tx::{Dump, ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 
+use crate::metrics::{Key, Kind, Metrics};
 use redb::{Database, ReadableDatabase};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,8 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     tap: batch::Tap,
     path: PathBuf,
+    /// The agent's metrics registry: the store records its commits and commands here.
+    metrics: Arc<Metrics>,
 }
 
 /// Reads every record of every record table and checks that it decodes as its table's type:
@@ -175,7 +178,9 @@ impl Store {
         let watches = Watches::new(index);
         let tap = batch::Tap::default();
         let disk = batch::Disk::new(db.clone(), path.clone(), opener);
-        let (writer, handle) = batch::spawn_writer(disk, watches.clone(), tap.clone())?;
+        let metrics = Arc::new(Metrics::new());
+        let (writer, handle) =
+            batch::spawn_writer(disk, watches.clone(), tap.clone(), metrics.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -184,6 +189,7 @@ impl Store {
                 writer_thread: Mutex::new(Some(handle)),
                 tap,
                 path,
+                metrics,
             }),
         })
     }
@@ -203,6 +209,11 @@ impl Store {
 
     pub fn watches(&self) -> &Arc<Watches> {
         &self.inner.watches
+    }
+
+    /// The agent's metrics registry (one per store, so one per agent).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Applies `command`, stamped with this machine's time, at the next log position: queued
@@ -231,6 +242,11 @@ impl Store {
         entry: Entry,
     ) -> impl Future<Output = Result<Outcome>> + Send {
         let (reply, recv) = tokio::sync::oneshot::channel();
+        // Consul times an operation from its RPC to the FSM's answer: queue, commit and apply.
+        let timed = entry
+            .command
+            .metric_name()
+            .map(|name| (name, self.inner.metrics.clone(), std::time::Instant::now()));
         let job = batch::Job {
             log_index,
             entry,
@@ -245,11 +261,15 @@ impl Store {
         };
         async move {
             queued?;
-            recv.await.unwrap_or_else(|_| {
+            let outcome = recv.await.unwrap_or_else(|_| {
                 Err(StoreError::Storage(
                     "write was dropped by a failed batch".into(),
                 ))
-            })
+            });
+            if let Some((name, metrics, started)) = timed {
+                metrics.record_time(Key::Named(Kind::Sample, name), started.elapsed());
+            }
+            outcome
         }
     }
 

@@ -108,6 +108,27 @@ impl ReadTx {
         }
     }
 
+    /// How many distinct first parts the keys of `table` have (keys `<part>\0<rest>`), read
+    /// from the keys alone, in one pass in key order (no record is decoded).
+    pub fn count_key_parts<T>(&self, table: Table<T>) -> Result<u64> {
+        let Some(t) = open_read(&self.txn, table.name)? else {
+            return Ok(0);
+        };
+        let mut count = 0;
+        let mut last = String::new();
+        for row in redb::ReadableTable::iter(&t)? {
+            let (key, _) = row?;
+            let key = key.value();
+            let part = key.split('\0').next().unwrap_or(key);
+            if count == 0 || part != last {
+                count += 1;
+                last.clear();
+                last.push_str(part);
+            }
+        }
+        Ok(count)
+    }
+
     /// The last global index handed out as of this snapshot.
     pub fn global_index(&self) -> Result<u64> {
         read_global_index(&self.txn)

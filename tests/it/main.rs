@@ -27,6 +27,7 @@ mod dns;
 mod hostile_input;
 mod intentions;
 mod kv;
+mod metrics;
 mod network_faults;
 mod operator_extras;
 mod prepared_query;

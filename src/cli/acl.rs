@@ -198,6 +198,35 @@ pub(super) async fn call(
     decode(&resp.body)
 }
 
+/// Creates (`id` `None`) or updates the record of `kind` (`token`, `policy`, ...; `label` in
+/// messages) at `/v1/acl/<kind>[/<id>]` and returns what was stored.
+pub(super) async fn write_record(
+    http: &HttpFlags,
+    kind: &str,
+    label: &str,
+    id: Option<&str>,
+    body: Map<String, Value>,
+) -> Result<Value, String> {
+    let (path, context) = match id {
+        None => (
+            format!("/v1/acl/{kind}"),
+            format!("Failed to create new {label}"),
+        ),
+        Some(id) => (
+            format!("/v1/acl/{kind}/{}", segment(id)),
+            format!("Failed to update {label}"),
+        ),
+    };
+    call(
+        http,
+        Method::PUT,
+        &path,
+        Some(Value::Object(body)),
+        &context,
+    )
+    .await
+}
+
 pub(super) fn check_format(format: &str) -> Result<(), String> {
     match format {
         "pretty" | "json" => Ok(()),
@@ -429,25 +458,8 @@ async fn token_write(a: TokenArgs, create: bool) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         body.insert("NodeIdentities".into(), Value::Array(ids));
     }
-    let (path, context) = if create {
-        (
-            "/v1/acl/token".to_string(),
-            "Failed to create new token".to_string(),
-        )
-    } else {
-        (
-            format!("/v1/acl/token/{}", segment(&a.id)),
-            "Failed to update token".to_string(),
-        )
-    };
-    let token = call(
-        http,
-        Method::PUT,
-        &path,
-        Some(Value::Object(body)),
-        &context,
-    )
-    .await?;
+    let id = (!create).then_some(a.id.as_str());
+    let token = write_record(http, "token", "token", id, body).await?;
     if !create && a.out.format == "pretty" {
         println!("Token updated successfully.");
     }
@@ -562,25 +574,8 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
     if create || !a.datacenters.is_empty() {
         body.insert("Datacenters".into(), json!(a.datacenters));
     }
-    let (path, context) = if create {
-        (
-            "/v1/acl/policy".to_string(),
-            "Failed to create new policy".to_string(),
-        )
-    } else {
-        (
-            format!("/v1/acl/policy/{}", segment(&a.id)),
-            "Failed to update policy".to_string(),
-        )
-    };
-    let policy = call(
-        http,
-        Method::PUT,
-        &path,
-        Some(Value::Object(body)),
-        &context,
-    )
-    .await?;
+    let id = (!create).then_some(a.id.as_str());
+    let policy = write_record(http, "policy", "policy", id, body).await?;
     print(&a.out, &policy, pretty_policy)
 }
 

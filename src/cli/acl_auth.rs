@@ -4,7 +4,7 @@
 
 use super::acl::{
     call, check_format, link_list, named_id, node_identity, pretty_grants, print, print_list, s,
-    service_identity, FormatArgs, PolicyReadArgs as RoleReadArgs,
+    service_identity, write_record, FormatArgs, PolicyReadArgs as RoleReadArgs,
 };
 use super::client::{exit_code, indented_json, parse_key_value, read_data, segment, HttpFlags};
 use reqwest::Method;
@@ -59,18 +59,7 @@ impl Keyed {
         key: Option<&str>,
         body: Map<String, Value>,
     ) -> Result<(), String> {
-        let (path, context) = match key {
-            None => (
-                format!("/v1/acl/{}", self.path),
-                format!("Failed to create new {}", self.label),
-            ),
-            Some(key) => (
-                self.path_of(key),
-                format!("Failed to update {}", self.label),
-            ),
-        };
-        let body = Some(Value::Object(body));
-        let stored = call(&out.http, Method::PUT, &path, body, &context).await?;
+        let stored = write_record(&out.http, self.path, self.label, key, body).await?;
         print(out, &stored, self.pretty)
     }
 

@@ -8,7 +8,7 @@ use super::catalog::path_arg;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, PermissionDenied, Resource};
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::discovery_chain::{self, ChainError, Compilation, Overrides};
 use crate::store::{config_entry, connect_ca};
 use serde_json::Value;
@@ -58,20 +58,8 @@ fn overrides(body: &[u8]) -> Result<Overrides, ApiError> {
 pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let service = path_arg(&req, "/v1/discovery-chain/", "Missing chain name")?;
-    let who = req.caller.identity.clone();
-    if !who
-        .authorizer
-        .enforce(Resource::Service, AccessLevel::Read, &service)
-        .is_allow()
-    {
-        return Err(PermissionDenied::lacks(
-            &who.accessor_id,
-            Resource::Service,
-            AccessLevel::Read,
-            &service,
-        )
-        .into());
-    }
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &service)?;
     let overrides = if req.method == Method::POST {
         overrides(&req.body(&ctx).await?)?
     } else {

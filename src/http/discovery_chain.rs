@@ -14,20 +14,21 @@ use crate::store::{config_entry, connect_ca};
 use serde_json::Value;
 use warp::http::Method;
 
-/// The `POST` body's overrides, decoded as Consul's `DiscoveryChainRequest` (names matched
-/// case-insensitively; the timeout as Go duration text or nanoseconds).
+/// The `POST` body's overrides, decoded as Consul's `discoveryChainReadRequest` (names matched
+/// case-insensitively, or in snake_case; the timeout as Go duration text or nanoseconds);
+/// a mesh gateway mode other than `none`, `local` or `remote` is refused with Consul's text.
 fn overrides(body: &[u8]) -> Result<Overrides, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Overrides::default());
     }
-    let bad = |m: String| ApiError::bad_request(format!("Request decode failed: {m}"));
+    let bad = |m: String| ApiError::bad_request(format!("Request decoding failed: {m}"));
     let value: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let Value::Object(map) = value else {
         return Err(bad("body is not a JSON object".into()));
     };
     let mut out = Overrides::default();
     for (key, v) in &map {
-        match key.to_lowercase().as_str() {
+        match key.replace('_', "").to_lowercase().as_str() {
             "overrideprotocol" => out.protocol = v.as_str().unwrap_or_default().to_string(),
             "overrideconnecttimeout" => {
                 out.connect_timeout = match v {
@@ -51,6 +52,14 @@ fn overrides(body: &[u8]) -> Result<Overrides, ApiError> {
             }
             _ => {}
         }
+    }
+    if !matches!(
+        out.mesh_gateway_mode.as_str(),
+        "" | "none" | "local" | "remote"
+    ) {
+        return Err(ApiError::bad_request(
+            "Invalid OverrideMeshGateway.Mode parameter",
+        ));
     }
     Ok(out)
 }

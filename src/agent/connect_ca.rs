@@ -136,14 +136,18 @@ pub async fn initialize(ctx: &Ctx) -> Result<(), AgentError> {
 
 /// The stored configuration and active root of an enabled, initialized CA.
 fn current(ctx: &Ctx) -> Result<(CaConfig, CaRootRecord), CaError> {
+    current_in(ctx, &ctx.store.read()?)
+}
+
+/// `current`, read in a transaction the caller goes on reading.
+fn current_in(ctx: &Ctx, read: &ReadTx) -> Result<(CaConfig, CaRootRecord), CaError> {
     if !ctx.config.connect.enabled {
         return Err(CaError::Disabled);
     }
-    let read = ctx.store.read()?;
     let mut ws = WatchSet::new();
     match (
-        store_ca::config(&read, &mut ws)?,
-        store_ca::active_root(&read, &mut ws)?,
+        store_ca::config(read, &mut ws)?,
+        store_ca::active_root(read, &mut ws)?,
     ) {
         (Some(config), Some(root)) => Ok((config, root)),
         _ => Err(CaError::Failed("the Connect CA is not initialized".into())),
@@ -342,8 +346,9 @@ enum Cached {
 }
 
 fn cached(ctx: &Ctx, service: &str) -> Result<Cached, CaError> {
-    let (config, root) = current(ctx)?;
-    let leaf = store_ca::leaf(&ctx.store.read()?, &mut WatchSet::new(), service)?;
+    let read = ctx.store.read()?;
+    let (config, root) = current_in(ctx, &read)?;
+    let leaf = store_ca::leaf(&read, &mut WatchSet::new(), service)?;
     Ok(match leaf {
         Some(leaf) if is_fresh(&leaf, &root.id, unix_secs(now())) => Cached::Fresh(leaf),
         leaf => Cached::Due {

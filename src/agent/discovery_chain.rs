@@ -199,11 +199,7 @@ struct Compiler<'a, R> {
 
 impl<R: Readable> Compiler<'_, R> {
     fn entry(&mut self, kind: &str, name: &str) -> crate::store::Result<Option<ConfigEntry>> {
-        self.ws.key(
-            crate::store::tables::CONFIG_ENTRIES.name,
-            &format!("{kind}\0{name}"),
-        );
-        config_entry::lookup(self.r, kind, name)
+        config_entry::watched(self.r, self.ws, kind, name)
     }
 
     /// The service's protocol: its service-defaults, else proxy-defaults, else `tcp`.

@@ -99,7 +99,8 @@ fn legacy_managed(destination: &str) -> String {
 }
 
 fn config_managed(destination: &str) -> String {
-    format!("the intentions of {destination:?} are managed as a config entry (or with /v1/connect/intentions/exact); edit them there")
+    // Consul's `checkLegacyIntentionApplyAllowed` text.
+    format!("cannot use legacy intention API to edit intentions with a destination of {destination:?} after editing them via a service-intentions config entry")
 }
 
 /// `DELETE /v1/connect/intentions/exact`: removes the source (and the entry with its last one).

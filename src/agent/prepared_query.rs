@@ -264,6 +264,10 @@ pub fn execute(ctx: &AgentContext, id_or_name: &str, opts: &ExecuteOptions) -> R
     };
     if !near.is_empty() {
         sort_by_distance(&r, &near, &mut nodes)?;
+        // Consul puts `near` first if among the first ten, sorted or not (no coordinate).
+        if let Some(at) = nodes.iter().take(10).position(|n| n.node.node == near) {
+            nodes.swap(0, at);
+        }
     }
     if opts.limit > 0 {
         nodes.truncate(opts.limit);
@@ -308,8 +312,7 @@ fn node_at(r: &crate::store::ReadTx, ip: IpAddr) -> Result<Option<String>> {
 }
 
 /// Sorts by round trip from `near` (nodes without a coordinate last, order kept among
-/// equals) and puts `near` itself first if it is among the first ten, as Consul does; without
-/// a coordinate for `near`, leaves the order alone.
+/// equals); without a coordinate for `near`, leaves the order alone.
 fn sort_by_distance(
     r: &crate::store::ReadTx,
     near: &str,
@@ -328,9 +331,6 @@ fn sort_by_distance(
     order.sort_by(|&a, &b| keyed[a].total_cmp(&keyed[b]));
     let sorted: Vec<CheckServiceNode> = order.iter().map(|&i| nodes[i].clone()).collect();
     nodes.clone_from_slice(&sorted);
-    if let Some(at) = nodes.iter().take(10).position(|n| n.node.node == near) {
-        nodes.swap(0, at);
-    }
     Ok(())
 }
 

@@ -8,26 +8,27 @@ use super::catalog::path_arg;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, PermissionDenied, Resource};
+use crate::acl::{AccessLevel, Resource};
 use crate::agent::discovery_chain::{self, ChainError, Compilation, Overrides};
 use crate::store::{config_entry, connect_ca};
 use serde_json::Value;
 use warp::http::Method;
 
-/// The `POST` body's overrides, decoded as Consul's `DiscoveryChainRequest` (names matched
-/// case-insensitively; the timeout as Go duration text or nanoseconds).
+/// The `POST` body's overrides, decoded as Consul's `discoveryChainReadRequest` (names matched
+/// case-insensitively, or in snake_case; the timeout as Go duration text or nanoseconds);
+/// a mesh gateway mode other than `none`, `local` or `remote` is refused with Consul's text.
 fn overrides(body: &[u8]) -> Result<Overrides, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Overrides::default());
     }
-    let bad = |m: String| ApiError::bad_request(format!("Request decode failed: {m}"));
+    let bad = |m: String| ApiError::bad_request(format!("Request decoding failed: {m}"));
     let value: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let Value::Object(map) = value else {
         return Err(bad("body is not a JSON object".into()));
     };
     let mut out = Overrides::default();
     for (key, v) in &map {
-        match key.to_lowercase().as_str() {
+        match key.replace('_', "").to_lowercase().as_str() {
             "overrideprotocol" => out.protocol = v.as_str().unwrap_or_default().to_string(),
             "overrideconnecttimeout" => {
                 out.connect_timeout = match v {
@@ -52,26 +53,22 @@ fn overrides(body: &[u8]) -> Result<Overrides, ApiError> {
             _ => {}
         }
     }
+    if !matches!(
+        out.mesh_gateway_mode.as_str(),
+        "" | "none" | "local" | "remote"
+    ) {
+        return Err(ApiError::bad_request(
+            "Invalid OverrideMeshGateway.Mode parameter",
+        ));
+    }
     Ok(out)
 }
 
 pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let service = path_arg(&req, "/v1/discovery-chain/", "Missing chain name")?;
-    let who = req.caller.identity.clone();
-    if !who
-        .authorizer
-        .enforce(Resource::Service, AccessLevel::Read, &service)
-        .is_allow()
-    {
-        return Err(PermissionDenied::lacks(
-            &who.accessor_id,
-            Resource::Service,
-            AccessLevel::Read,
-            &service,
-        )
-        .into());
-    }
+    req.caller
+        .require(Resource::Service, AccessLevel::Read, &service)?;
     let overrides = if req.method == Method::POST {
         overrides(&req.body(&ctx).await?)?
     } else {

@@ -167,10 +167,9 @@ async fn check(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 async fn matching(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let by = required(&req, "by")?;
+    // Consul's text, without the value.
     let by = MatchBy::parse(by).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "'by' parameter must be one of 'source' or 'destination', got {by:?}"
-        ))
+        ApiError::bad_request("'by' parameter must be one of 'source' or 'destination'")
     })?;
     let names: Vec<String> = req
         .params

@@ -54,8 +54,18 @@ pub fn get(
     kind: &str,
     name: &str,
 ) -> Result<(u64, Option<ConfigEntry>)> {
+    Ok((index(r)?, watched(r, ws, kind, name)?))
+}
+
+/// One entry, watching its key (for reads that keep their own index).
+pub fn watched(
+    r: &impl Readable,
+    ws: &mut WatchSet,
+    kind: &str,
+    name: &str,
+) -> Result<Option<ConfigEntry>> {
     ws.key(CONFIG_ENTRIES.name, &key(kind, name));
-    Ok((index(r)?, lookup(r, kind, name)?))
+    lookup(r, kind, name)
 }
 
 /// Every entry of `kind`, or of every kind when `None` (`GET /v1/config/<kind>`).

@@ -14,18 +14,8 @@ use super::tables::{
     SESSIONS,
 };
 use super::{ReadTx, Readable, WatchSet, WriteTx};
+use crate::types::acl::is_uuid;
 use crate::types::prepared_query::PreparedQuery;
-
-/// Whether `s` has the shape of a query ID (Consul's `isUUID`): only such names are looked up
-/// as IDs, and no query may be named after another's ID.
-pub fn looks_like_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
 
 fn rejected(message: String) -> StoreError {
     StoreError::Rejected(message)
@@ -73,7 +63,7 @@ pub fn set(tx: &mut WriteTx, query: PreparedQuery, create: bool) -> Result<()> {
             "a query template with an empty name already exists".into(),
         ));
     }
-    if looks_like_uuid(&query.name)
+    if is_uuid(&query.name)
         && tx
             .get(PREPARED_QUERIES, &query.name.to_lowercase())?
             .is_some()
@@ -185,7 +175,7 @@ pub fn resolve(r: &impl Readable, id_or_name: &str) -> Result<(u64, Option<Resol
             Resolved::Query(q)
         }
     };
-    if looks_like_uuid(id_or_name) {
+    if is_uuid(id_or_name) {
         if let Some(query) = by_id(&id_or_name.to_lowercase())? {
             if query.is_template() {
                 return Err(rejected(
@@ -224,10 +214,10 @@ mod tests {
 
     #[test]
     fn uuid_shapes() {
-        assert!(looks_like_uuid("8f246b77-f3e1-ff88-5b48-8ec93abf3e05"));
-        assert!(looks_like_uuid("8F246B77-F3E1-FF88-5B48-8EC93ABF3E05"));
-        assert!(!looks_like_uuid("8f246b77-f3e1-ff88-5b48-8ec93abf3e0"));
-        assert!(!looks_like_uuid("8f246b77xf3e1-ff88-5b48-8ec93abf3e05"));
-        assert!(!looks_like_uuid("geo-db"));
+        assert!(is_uuid("8f246b77-f3e1-ff88-5b48-8ec93abf3e05"));
+        assert!(is_uuid("8F246B77-F3E1-FF88-5B48-8EC93ABF3E05"));
+        assert!(!is_uuid("8f246b77-f3e1-ff88-5b48-8ec93abf3e0"));
+        assert!(!is_uuid("8f246b77xf3e1-ff88-5b48-8ec93abf3e05"));
+        assert!(!is_uuid("geo-db"));
     }
 }

@@ -168,6 +168,24 @@ async fn resolver_subsets_default_subset_timeout_and_failover() {
     assert_eq!(t["ConnectTimeout"], 2_000_000_000u64);
     assert_eq!(t["MeshGateway"], json!({"Mode": "local"}));
     assert_eq!(custom["CustomizationHash"].as_str().unwrap().len(), 8);
+    // Snake-case names are read too; an unknown gateway mode is refused with Consul's text.
+    let snake = chain_with(&a, "web", json!({"override_connect_timeout": "3s"})).await;
+    assert_eq!(
+        snake["Targets"]["v1.web.default.default.dc1"]["ConnectTimeout"],
+        3_000_000_000u64
+    );
+    let bad = a
+        .http
+        .post(a.url("/v1/discovery-chain/web"))
+        .json(&json!({"OverrideMeshGateway": {"Mode": "sideways"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        bad.text().await.unwrap(),
+        "Invalid OverrideMeshGateway.Mode parameter"
+    );
 }
 
 #[tokio::test]

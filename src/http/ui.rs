@@ -22,10 +22,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// Consul's default DNS domain, which names ingress gateways' services (Legate serves no DNS,
-/// so it is not configurable).
-const DNS_DOMAIN: &str = "consul.";
-
 fn may_read(authz: &Authorizer, resource: Resource, segment: &str) -> bool {
     authz
         .enforce(resource, AccessLevel::Read, segment)
@@ -308,10 +304,17 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
         }
         filtered |= readable_instances(&caller.authorizer, &mut instances);
         let hosts = if g.hosts.is_empty() {
-            vec![format!(
-                "{}.ingress.{}.{DNS_DOMAIN}",
-                g.service.name, ctx.config.datacenter
-            )]
+            // Consul's modifySummaryForGatewayService: a name under each served DNS domain.
+            let dns = &ctx.config.dns;
+            std::iter::once(&dns.domain)
+                .chain(&dns.alt_domain)
+                .map(|domain| {
+                    format!(
+                        "{}.ingress.{}.{domain}",
+                        g.service.name, ctx.config.datacenter
+                    )
+                })
+                .collect()
         } else {
             g.hosts.clone()
         };

@@ -22,36 +22,24 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// Consul's default DNS domain, which names ingress gateways' services (Legate serves no DNS,
-/// so it is not configurable).
-const DNS_DOMAIN: &str = "consul.";
-
-/// The header Consul adds when an ACL filter removed something from a result.
-const FILTERED: &str = "X-Consul-Results-Filtered-By-ACLs";
-
 fn may_read(authz: &Authorizer, resource: Resource, segment: &str) -> bool {
     authz
         .enforce(resource, AccessLevel::Read, segment)
         .is_allow()
 }
 
-/// A JSON answer with the read metadata, plus the filtered header when `filtered`.
+/// A JSON answer with the read metadata, plus the filtered header when `filtered` (see
+/// `Reply::filtered_by_acls`).
 fn listing<T: Serialize>(
+    req: &Request,
     value: &T,
     pretty: bool,
     index: u64,
     filtered: bool,
 ) -> Result<Reply, ApiError> {
-    Ok(with_meta(Reply::json(value, pretty)?, index, filtered))
-}
-
-fn with_meta(reply: Reply, index: u64, filtered: bool) -> Reply {
-    let reply = reply.read_meta(index);
-    if filtered {
-        reply.header(FILTERED, "true")
-    } else {
-        reply
-    }
+    Ok(Reply::json(value, pretty)?
+        .read_meta(index)
+        .filtered_by_acls(&req.caller, filtered))
 }
 
 // ---- service summaries --------------------------------------------------------------------
@@ -255,7 +243,7 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             }
         })
         .collect();
-    listing(&listing_summaries, opts.pretty, got.index, filtered)
+    listing(&req, &listing_summaries, opts.pretty, got.index, filtered)
 }
 
 /// `GET /v1/internal/ui/exported-services`: the services exported to a peer. Legate has no
@@ -267,7 +255,7 @@ pub async fn exported_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError
         Ok((index, Vec::<ServiceListingSummary>::new()))
     })
     .await?;
-    listing(&got.value, opts.pretty, got.index, false)
+    listing(&req, &got.value, opts.pretty, got.index, false)
 }
 
 /// A service a gateway fronts, with its instances.
@@ -316,10 +304,17 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
         }
         filtered |= readable_instances(&caller.authorizer, &mut instances);
         let hosts = if g.hosts.is_empty() {
-            vec![format!(
-                "{}.ingress.{}.{DNS_DOMAIN}",
-                g.service.name, ctx.config.datacenter
-            )]
+            // Consul's modifySummaryForGatewayService: a name under each served DNS domain.
+            let dns = &ctx.config.dns;
+            std::iter::once(&dns.domain)
+                .chain(&dns.alt_domain)
+                .map(|domain| {
+                    format!(
+                        "{}.ingress.{}.{domain}",
+                        g.service.name, ctx.config.datacenter
+                    )
+                })
+                .collect()
         } else {
             g.hosts.clone()
         };
@@ -344,7 +339,13 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
             });
         sum.gateway_config.addresses = addresses;
     }
-    listing(&prepare(summaries, false), opts.pretty, got.index, filtered)
+    listing(
+        &req,
+        &prepare(summaries, false),
+        opts.pretty,
+        got.index,
+        filtered,
+    )
 }
 
 /// `GET /v1/internal/ui/gateway-intentions/<gateway>`: the intentions whose destination is
@@ -376,7 +377,7 @@ pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiErro
             filtered = true;
         }
     }
-    listing(&intentions, opts.pretty, got.index, filtered)
+    listing(&req, &intentions, opts.pretty, got.index, filtered)
 }
 
 // ---- service topology ---------------------------------------------------------------------
@@ -551,7 +552,7 @@ pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
         downstreams,
         filtered_by_acls: filtered,
     };
-    listing(&topology, opts.pretty, got.index, filtered)
+    listing(&req, &topology, opts.pretty, got.index, filtered)
 }
 
 // ---- nodes --------------------------------------------------------------------------------
@@ -620,7 +621,7 @@ pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Some(f) => f.apply(infos)?,
         None => infos,
     };
-    listing(&infos, opts.pretty, got.index, filtered)
+    listing(&req, &infos, opts.pretty, got.index, filtered)
 }
 
 /// `GET /v1/internal/ui/node/<node>`: one node with its services and checks; an unknown (or
@@ -639,12 +640,10 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         .into_iter()
         .find_map(|dump| readable_node(&caller.authorizer, dump, &mut filtered));
     match info {
-        Some(info) => listing(&info, opts.pretty, got.index, filtered),
-        None => Ok(with_meta(
-            Reply::empty(warp::http::StatusCode::NOT_FOUND),
-            got.index,
-            filtered,
-        )),
+        Some(info) => listing(&req, &info, opts.pretty, got.index, filtered),
+        None => Ok(Reply::empty(warp::http::StatusCode::NOT_FOUND)
+            .read_meta(got.index)
+            .filtered_by_acls(&req.caller, filtered)),
     }
 }
 

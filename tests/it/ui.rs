@@ -369,6 +369,28 @@ async fn ui_service_topology_names_upstreams_and_downstreams_with_intention_deci
 }
 
 #[tokio::test]
+async fn ui_ingress_addresses_follow_the_dns_domain_and_alt_domain() {
+    let a = TestAgent::start_with(|f| {
+        f.ui = Some(true);
+        f.hcl = vec![
+            "domain = \"example.\"".into(),
+            "alt_domain = \"alt.test\"".into(),
+        ];
+    })
+    .await;
+    let entry = json!({"Kind": "ingress-gateway", "Name": "ing", "Listeners": [
+        {"Port": 8080, "Protocol": "tcp", "Services": [{"Name": "api"}]}]});
+    a.put_ok("/v1/config", entry.to_string()).await;
+    let (_, fronted) = a
+        .get_json("/v1/internal/ui/gateway-services-nodes/ing")
+        .await;
+    assert_eq!(
+        fronted[0]["GatewayConfig"],
+        json!({"Addresses": ["api.ingress.dc1.example.:8080", "api.ingress.dc1.alt.test.:8080"]})
+    );
+}
+
+#[tokio::test]
 async fn ui_gateway_reads_list_fronted_services_with_addresses_and_their_intentions() {
     let a = ui_agent().await;
     a.put_ok(

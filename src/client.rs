@@ -120,7 +120,7 @@ impl Client {
         let mut response = self.start(Method::GET, path, query, None).await?;
         let index = index_of(&response);
         if response.status() != StatusCode::OK {
-            return read_whole(response).await?.ok().map(|_| index);
+            return Err(refused(response).await);
         }
         while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
             out.write_all(&chunk).map_err(|e| e.to_string())?;
@@ -149,19 +149,11 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<reqwest::Response, String> {
-        let response = self
-            .request(Method::GET, path, query)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = self.start(Method::GET, path, query, None).await?;
         if response.status() == StatusCode::OK {
             return Ok(response);
         }
-        let status = response.status();
-        Err(unexpected(
-            status,
-            &response.text().await.unwrap_or_default(),
-        ))
+        Err(refused(response).await)
     }
 
     /// Like `send`, and any status but 200 becomes the consul CLI's error text.
@@ -174,6 +166,12 @@ impl Client {
     ) -> Result<Response, String> {
         self.send(method, path, query, body).await?.ok()
     }
+}
+
+/// The consul CLI's error text for a streamed answer other than 200, read from its body.
+async fn refused(response: reqwest::Response) -> String {
+    let status = response.status();
+    unexpected(status, &response.text().await.unwrap_or_default())
 }
 
 /// A response read whole, with its status and `X-Consul-Index`.

@@ -147,6 +147,16 @@ impl Store {
     /// `open`, with the database file opened (at the start and again after a write fault)
     /// through `opener`.
     pub fn open_with(data_dir: &Path, opener: &DatabaseOpener) -> Result<Store> {
+        Self::open_checking(data_dir, opener, true)
+    }
+
+    /// `open` for a restore, which replaces every record table: the records already there
+    /// are about to go, so they are not decoded first (nor does a damaged one stop it).
+    pub(super) fn open_to_replace(data_dir: &Path) -> Result<Store> {
+        Self::open_checking(data_dir, &file_database(), false)
+    }
+
+    fn open_checking(data_dir: &Path, opener: &DatabaseOpener, check: bool) -> Result<Store> {
         create_private_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let unverified = |reason: String| StoreError::Unverified {
@@ -168,7 +178,9 @@ impl Store {
             other => StoreError::storage(other),
         })?;
         migrate::run(&db, tables::SCHEMA_VERSION)?;
-        check_records(&db).map_err(|e| unverified(e.to_string()))?;
+        if check {
+            check_records(&db).map_err(|e| unverified(e.to_string()))?;
+        }
         Self::start(db, path, opener.clone())
     }
 

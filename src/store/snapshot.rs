@@ -997,7 +997,7 @@ pub(super) fn restore(tx: &mut WriteTx, archive: &Archive) -> Result<u64> {
 /// Restores `archive` into the data dir of a stopped agent (created if missing). Fails with
 /// `StoreError::Locked` while an agent holds it.
 pub async fn restore_offline(data_dir: &Path, archive: Archive) -> Result<u64> {
-    let store = Store::open(data_dir)?;
+    let store = Store::open_to_replace(data_dir)?;
     let result = store
         .apply(Command::RestoreSnapshot(Box::new(archive)))
         .await

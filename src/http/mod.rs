@@ -15,6 +15,7 @@ pub mod coordinate;
 pub mod discovery_chain;
 pub mod error;
 pub mod event;
+pub mod federation_state;
 pub mod health;
 pub mod intention;
 pub mod internal;
@@ -410,10 +411,15 @@ static ROUTES: &[Route] = &[
     route!("/v1/operator/usage", exact, [GET], Default, operator:read, operator::usage),
     route!("/v1/operator/utilization", exact, [GET], Default, open, operator::utilization),
     route!("/v1/peerings", exact, [GET], Default, peering:read, peering::list),
+    route!("/v1/peering/token", exact, [POST], Default, peering:write, peering::generate_token),
+    route!("/v1/peering/establish", exact, [POST], Default, peering:write, peering::establish),
     route!("/v1/peering/", prefix, [GET, DELETE], Default, peering:by_method, peering::handle),
     route!("/v1/exported-services", exact, [GET], Default, handler, peering::exported_services),
     route!("/v1/imported-services", exact, [GET], Default, handler, peering::imported_services),
     route!("/v1/internal/acl/authorize", exact, [POST], Default, handler, internal::acl_authorize),
+    route!("/v1/internal/federation-states", exact, [GET], Default, operator:read, federation_state::list),
+    route!("/v1/internal/federation-states/mesh-gateways", exact, [GET], Default, handler, federation_state::mesh_gateways),
+    route!("/v1/internal/federation-state/", prefix, [GET], Default, operator:read, federation_state::get),
 ];
 
 /// A route as the ACL matrix test sees it: path, whether it is a prefix, its methods and

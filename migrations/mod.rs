@@ -24,6 +24,8 @@ mod m0009_acl;
 mod m0010_prepared_queries;
 #[path = "0011_acl_auth_methods.rs"]
 mod m0011_acl_auth_methods;
+#[path = "0012_service_virtual_ips.rs"]
+mod m0012_service_virtual_ips;
 
 use crate::store::Result;
 use redb::WriteTransaction;
@@ -89,5 +91,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 11,
         name: "ACL auth methods and binding rules (tokens gain their auth method: record v2)",
         apply: m0011_acl_auth_methods::apply,
+    },
+    Migration {
+        version: 12,
+        name: "service virtual IPs",
+        apply: m0012_service_virtual_ips::apply,
     },
 ];

@@ -1,12 +1,13 @@
 //! `/v1/internal/*` endpoints that are not the web UI's: `/v1/internal/acl/authorize` answers
 //! whether the caller's token may do each of a batch of operations (Consul's `ACLAuthorize`
-//! and `acl.Enforce`).
+//! and `acl.Enforce`); `/v1/internal/service-virtual-ip` assigns a service's manual virtual
+//! IPs (Consul's `AssignManualServiceVIPs`).
 
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
-use crate::gojson::{self, field, Schema, STRING};
+use crate::gojson::{self, field, Kind, Schema, STRING};
 use serde_json::{Map, Value};
 
 /// Consul refuses larger batches.
@@ -118,4 +119,66 @@ pub async fn acl_authorize(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError
         answers.push(Value::Object(answer));
     }
     Reply::json(&answers, opts.pretty)
+}
+
+static ASSIGN_MANUAL_VIPS_REQUEST: Schema = Schema {
+    name: "AssignServiceManualVIPsRequest",
+    go_type: "structs.AssignServiceManualVIPsRequest",
+    fields: &[field("Service", STRING), field("ManualVIPs", Kind::StrList)],
+    base: None,
+    strict: false,
+};
+
+/// `PUT /v1/internal/service-virtual-ip`: sets a service's manual virtual IPs (needs
+/// `service:write` on it), taking each from any other service that held it. Answers whether
+/// the service has virtual IPs at all (`Found`; nothing changes when not) and the services
+/// that lost addresses.
+pub async fn assign_service_virtual_ips(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
+    let opts = ctx.query_options(&req)?;
+    let body = req.body(&ctx).await?;
+    let request = gojson::decode(&body, &ASSIGN_MANUAL_VIPS_REQUEST)
+        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    let service = request
+        .get("Service")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    req.caller
+        .require(Resource::Service, AccessLevel::Write, &service)?;
+    let ips: Vec<String> = request
+        .get("ManualVIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for ip in &ips {
+        // Go's `net.ParseIP(ip).To4()`: an IPv6 address, even a valid one, is refused.
+        let parsed: Option<std::net::IpAddr> = ip.parse().ok();
+        if !matches!(parsed, Some(std::net::IpAddr::V4(_))) {
+            let shown = parsed.map_or("<nil>".to_string(), |a| a.to_string());
+            return Err(ApiError::internal(format!(
+                "{} is not a valid IPv4 address",
+                crate::filter::go_quote(&shown)
+            )));
+        }
+    }
+    let outcome = ctx
+        .store
+        .apply(crate::store::Command::AssignManualVirtualIps { service, ips })
+        .await?;
+    let assignment = outcome
+        .virtual_ips()
+        .ok_or_else(|| ApiError::internal("the virtual IP assignment returned no result"))?;
+    let unassigned: Option<Vec<Value>> = (!assignment.unassigned_from.is_empty()).then(|| {
+        assignment
+            .unassigned_from
+            .iter()
+            .map(|name| serde_json::json!({"ServiceName": {"Name": name}, "Peer": ""}))
+            .collect()
+    });
+    Reply::json(
+        &serde_json::json!({"Found": assignment.found, "UnassignedFrom": unassigned}),
+        opts.pretty,
+    )
 }

@@ -417,6 +417,7 @@ static ROUTES: &[Route] = &[
     route!("/v1/exported-services", exact, [GET], Default, handler, peering::exported_services),
     route!("/v1/imported-services", exact, [GET], Default, handler, peering::imported_services),
     route!("/v1/internal/acl/authorize", exact, [POST], Default, handler, internal::acl_authorize),
+    route!("/v1/internal/service-virtual-ip", exact, [PUT], Default, handler, internal::assign_service_virtual_ips),
     route!("/v1/internal/federation-states", exact, [GET], Default, operator:read, federation_state::list),
     route!("/v1/internal/federation-states/mesh-gateways", exact, [GET], Default, handler, federation_state::mesh_gateways),
     route!("/v1/internal/federation-state/", prefix, [GET], Default, operator:read, federation_state::get),

@@ -13,7 +13,7 @@ use super::tables::{
 };
 use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::catalog::{
-    CheckServiceNode, HealthCheck, Node, NodeService, CRITICAL, PASSING, WARNING,
+    CheckServiceNode, HealthCheck, Node, NodeService, ServiceAddress, CRITICAL, PASSING, WARNING,
 };
 use bincode::{Decode, Encode};
 use std::collections::BTreeMap;
@@ -141,6 +141,18 @@ pub fn ensure_service(tx: &mut WriteTx, node: &str, service: NodeService) -> Res
         return Err(StoreError::Invalid(MISSING_NODE.into()));
     }
     let key = service_key(node, &service.id);
+    let mut service = service;
+    if let Some(dest) = connect_name(&service) {
+        // Consul shows the service's virtual IP on each of its mesh instances.
+        let vip = super::virtual_ip::assign(tx, &dest)?;
+        service.tagged_addresses.insert(
+            super::virtual_ip::TAGGED_ADDRESS.to_string(),
+            ServiceAddress {
+                address: vip.to_string(),
+                port: service.port,
+            },
+        );
+    }
     let existing = tx.get(SERVICES, &key)?.map(|e| e.service);
     if existing.as_ref().is_some_and(|e| e.same_as(&service)) {
         return Ok(());

@@ -15,6 +15,7 @@ use super::codec::Record;
 use super::connect_ca::{self, CaConfig, CaRootRecord, LeafRecord};
 use super::error::Result;
 use super::snapshot::Archive;
+use super::virtual_ip::{self, ManualAssignment};
 use super::{autopilot, config_entry, coordinate, kv, prepared_query, session, txn, WriteTx};
 use crate::types::acl::{AclAuthMethod, AclBindingRule, AclPolicy, AclRole, AclToken};
 use crate::types::autopilot::AutopilotConfig;
@@ -261,6 +262,12 @@ pub enum Command {
     AclBindingRuleDelete {
         id: String,
     },
+    /// `PUT /v1/internal/service-virtual-ip`: the service's manual virtual IPs (checked to be
+    /// IPv4 addresses).
+    AssignManualVirtualIps {
+        service: String,
+        ips: Vec<String>,
+    },
 }
 
 impl Command {
@@ -309,6 +316,7 @@ impl Command {
         "acl-auth-method-delete",
         "acl-binding-rule-set",
         "acl-binding-rule-delete",
+        "assign-manual-virtual-ips",
     ];
 
     /// The command's kind, for logs, metrics and tests that must see every kind.
@@ -357,6 +365,7 @@ impl Command {
             Command::AclAuthMethodDelete { .. } => "acl-auth-method-delete",
             Command::AclBindingRuleSet { .. } => "acl-binding-rule-set",
             Command::AclBindingRuleDelete { .. } => "acl-binding-rule-delete",
+            Command::AssignManualVirtualIps { .. } => "assign-manual-virtual-ips",
         }
     }
 
@@ -408,7 +417,8 @@ impl Command {
             | Command::ConnectCaPruneRoots { .. }
             | Command::RestoreSnapshot(_)
             | Command::AclInitialize { .. }
-            | Command::AclTokenReap => return None,
+            | Command::AclTokenReap
+            | Command::AssignManualVirtualIps { .. } => return None,
         })
     }
 }
@@ -446,6 +456,7 @@ pub enum Outcome {
     AclRole(AclRole),
     AclAuthMethod(AclAuthMethod),
     AclBindingRule(AclBindingRule),
+    VirtualIps(ManualAssignment),
 }
 
 impl Outcome {
@@ -500,6 +511,13 @@ impl Outcome {
     pub fn acl_binding_rule(self) -> Option<AclBindingRule> {
         match self {
             Outcome::AclBindingRule(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn virtual_ips(self) -> Option<ManualAssignment> {
+        match self {
+            Outcome::VirtualIps(a) => Some(a),
             _ => None,
         }
     }
@@ -708,6 +726,9 @@ pub(super) fn apply(tx: &mut WriteTx, command: Command) -> Result<Outcome> {
         Command::AclBindingRuleDelete { id } => {
             acl_auth::delete_binding_rule(tx, &id)?;
             Done
+        }
+        Command::AssignManualVirtualIps { service, ips } => {
+            Outcome::VirtualIps(virtual_ip::assign_manual(tx, &service, ips)?)
         }
     })
 }

@@ -115,9 +115,16 @@ pub fn set(tx: &mut WriteTx, entry: ConfigEntry, cas: Option<u64>) -> Result<boo
         modify_index: index,
         ..entry
     };
+    if ROUTED_KINDS.contains(&record.kind.as_str()) {
+        super::virtual_ip::assign(tx, &record.name)?;
+    }
     tx.put(CONFIG_ENTRIES, &k, &record)?;
     Ok(true)
 }
+
+/// Kinds whose entry gives the service it names a virtual IP (transparent proxies route to
+/// it even before an instance registers).
+const ROUTED_KINDS: [&str; 3] = ["service-resolver", "service-router", "service-splitter"];
 
 /// Deletes an entry (Consul's `deleteConfigEntryTxn`). With `cas`, deletes only an entry whose
 /// `ModifyIndex` is `cas` and returns whether it did. Deleting a missing entry succeeds, with

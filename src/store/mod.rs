@@ -39,6 +39,7 @@ pub mod snapshot;
 pub mod tables;
 pub mod tx;
 pub mod txn;
+pub mod virtual_ip;
 pub mod watch;
 
 pub use command::{Command, Entry, Outcome};

@@ -9,7 +9,7 @@ use redb::TableDefinition;
 use std::marker::PhantomData;
 
 /// The schema this build writes. `migrations/` holds one step per version up to this one.
-pub const SCHEMA_VERSION: u64 = 11;
+pub const SCHEMA_VERSION: u64 = 12;
 
 /// `meta`: name → u64. Holds `schema_version` and `index`, the last global index handed out
 /// (strictly increasing; every committed write carries a larger one than any before it).
@@ -186,6 +186,12 @@ pub const ACL_AUTH_METHODS: Table<crate::types::acl::AclAuthMethod> =
 pub const ACL_BINDING_RULES: Table<crate::types::acl::AclBindingRule> =
     Table::new("acl_binding_rules");
 
+/// `service_virtual_ips`: service name → `ServiceVirtualIp`, its auto-assigned and manual
+/// virtual addresses. Invariant: auto offsets are unique; a manual address is held by at most
+/// one service.
+pub const SERVICE_VIRTUAL_IPS: Table<super::virtual_ip::ServiceVirtualIp> =
+    Table::new("service_virtual_ips");
+
 /// A record table as code that moves rows without knowing their type sees it (snapshots,
 /// dumps): its name, its record type's name, and a check that a row decodes as that type.
 pub struct RecordTable {
@@ -247,6 +253,7 @@ pub const RECORD_TABLES: &[RecordTable] = &[
     record(PREPARED_QUERY_SESSIONS, "Marker"),
     record(ACL_AUTH_METHODS, "AclAuthMethod"),
     record(ACL_BINDING_RULES, "AclBindingRule"),
+    record(SERVICE_VIRTUAL_IPS, "ServiceVirtualIp"),
 ];
 
 #[cfg(test)]
@@ -297,8 +304,9 @@ mod tests {
                 "prepared_query_sessions:Marker",
                 "acl_auth_methods:AclAuthMethod",
                 "acl_binding_rules:AclBindingRule",
+                "service_virtual_ips:ServiceVirtualIp",
             ]
         );
-        assert_eq!(super::SCHEMA_VERSION, 11);
+        assert_eq!(super::SCHEMA_VERSION, 12);
     }
 }

@@ -268,10 +268,11 @@ const SESSIONS: [&str; 2] = [
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 /// The kinds `command` builds, each once, then the KV and session kinds again: sessions that
 /// take locks and end with a lock-delay need a few of them in a row.
-const KIND_DRAW: [u8; 67] = [
+const KIND_DRAW: [u8; 70] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, // every kind
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, // every kind
     0, 1, 1, 1, 3, 15, 15, 15, 16, 16, 18, 7, 28, 28, 31, 31, 31, 33, 33, 36, 36, 36, 38, 38, 40,
+    19, 42,
 ];
 /// Prepared-query IDs and names the generator draws from: few, so name clashes, updates,
 /// deletes and session-bound queries meet.
@@ -492,7 +493,13 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         18 => Command::SessionExpire { id: session },
         19 => {
             let protocol = ["tcp", "http", "grpc"][usize::from(a) % 3];
-            let raw = json!({"Kind": "service-defaults", "Name": "web", "Protocol": protocol});
+            // A resolver also gives its service a virtual IP.
+            let raw = if b % 4 == 3 {
+                let name = ["web", "api"][usize::from(a) % 2];
+                json!({"Kind": "service-resolver", "Name": name})
+            } else {
+                json!({"Kind": "service-defaults", "Name": "web", "Protocol": protocol})
+            };
             let mut entry = ConfigEntry::decode(raw).unwrap();
             entry.check().unwrap();
             Command::ConfigEntrySet {
@@ -689,6 +696,13 @@ fn command(kind: u8, a: u8, b: u8, flag: bool, now: u64) -> Command {
         },
         41 => Command::AclBindingRuleDelete {
             id: ACL_IDS[usize::from(a) % 3].into(),
+        },
+        42 => Command::AssignManualVirtualIps {
+            service: ["web", "api", "ghost"][usize::from(a) % 3].into(),
+            ips: ["10.0.0.1", "10.0.0.2", "10.0.0.3"][..usize::from(b) % 4]
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
         },
         22 => Command::CoordinateBatchUpdate {
             updates: vec![CoordinateEntry {

@@ -10,7 +10,7 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
 use crate::agent::discovery_chain::{self, ChainError, Compilation, Overrides};
-use crate::store::{config_entry, connect_ca};
+use crate::store::{config_entry, connect_ca, virtual_ip};
 use serde_json::Value;
 use warp::http::Method;
 
@@ -93,7 +93,16 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             Err(ChainError::Refused(message)) => Err(message),
             Err(ChainError::Store(e)) => return Err(e),
         };
-        Ok((config_entry::index(r)?, chain))
+        let (vip_index, vips) = virtual_ip::get(r, ws, &service)?;
+        let chain = chain.map(|mut chain| {
+            // Consul's `ReadDiscoveryChain` adds the service's virtual IPs (null when none).
+            let auto = vips.as_ref().map(|v| vec![v.address().to_string()]);
+            let manual = vips.map(|v| v.manual_ips).filter(|ips| !ips.is_empty());
+            chain["AutoVirtualIPs"] = serde_json::json!(auto);
+            chain["ManualVirtualIPs"] = serde_json::json!(manual);
+            chain
+        });
+        Ok((config_entry::index(r)?.max(vip_index), chain))
     })
     .await?;
     // A refused chain is an RPC error in Consul (500), and blocks like any other answer.

@@ -95,7 +95,9 @@ async fn without_entries_the_chain_is_the_default_one() {
             },
             "Targets": {
                 "web.default.default.dc1": target("web.default.default.dc1", "web", "", "dc1", &sni, 5)
-            }
+            },
+            "AutoVirtualIPs": null,
+            "ManualVirtualIPs": null
         })
     );
     // Compiled for another datacenter, the target moves there.

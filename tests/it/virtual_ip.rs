@@ -155,3 +155,17 @@ async fn assigning_needs_service_write() {
         "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks permission 'service:write' on \"web\""
     );
 }
+
+#[tokio::test]
+async fn the_discovery_chain_carries_the_services_virtual_ips() {
+    let a = TestAgent::start().await;
+    let (_, before) = a.get_json("/v1/discovery-chain/db").await;
+    assert_eq!(before["Chain"]["AutoVirtualIPs"], Value::Null);
+    assert_eq!(before["Chain"]["ManualVirtualIPs"], Value::Null);
+    a.put_json("/v1/config", json!({"Kind": "service-resolver", "Name": "db"}))
+        .await;
+    assign(&a, "db", &["10.0.0.7"]).await;
+    let (_, after) = a.get_json("/v1/discovery-chain/db").await;
+    assert_eq!(after["Chain"]["AutoVirtualIPs"], json!(["240.0.0.1"]));
+    assert_eq!(after["Chain"]["ManualVirtualIPs"], json!(["10.0.0.7"]));
+}

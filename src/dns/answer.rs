@@ -9,7 +9,7 @@ use crate::agent::prepared_query::{self, ExecuteOptions, QueryError, Source};
 use crate::agent::Ctx;
 use crate::config::DnsConfig;
 use crate::store::catalog::{self as catalog, Lookup as Instances};
-use crate::store::{gateway, ReadTx, StoreError, WatchSet};
+use crate::store::{gateway, virtual_ip, ReadTx, StoreError, WatchSet};
 use crate::types::catalog::{CheckServiceNode, Node, CRITICAL, PASSING, WARNING};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -91,6 +91,19 @@ pub fn answer(ctx: &Ctx, q: &Question) -> Result<Sections, Miss> {
                 service_records(ctx, q, &instances, ttl)
             }
             Lookup::Addr(ip) => addr_records(config, q, *ip),
+            Lookup::Virtual { service, peer } => {
+                let vip = match peer {
+                    Some(_) => None,
+                    None if authorizer.service_read(service).is_allow() => {
+                        virtual_ip::get(&r, &mut WatchSet::new(), service)?.1
+                    }
+                    None => None,
+                };
+                match vip {
+                    Some(vip) => addr_records(config, q, IpAddr::V4(vip.address())),
+                    None => Sections::default(),
+                }
+            }
             Lookup::Ptr(ip) => ptr_records(ctx, &r, authorizer, q, *ip)?,
             Lookup::Unknown => return Err(Miss::NameError),
         }

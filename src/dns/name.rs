@@ -45,6 +45,12 @@ pub enum Lookup {
     },
     /// `<hex>.addr`: the address spelled in hexadecimal.
     Addr(IpAddr),
+    /// `<service>.virtual[.<peer>]`: the service's virtual IP (a peer's services have none
+    /// here: there is no peering).
+    Virtual {
+        service: String,
+        peer: Option<String>,
+    },
     /// A reverse lookup under `in-addr.arpa.` or `ip6.arpa.`.
     Ptr(IpAddr),
     /// The domain itself, or anything its labels do not spell as a lookup.
@@ -91,7 +97,9 @@ fn strip_domain<'a>(name: &'a str, domain: &str) -> Option<&'a str> {
 
 /// The label that names a lookup's kind, searched from the right as Consul's parser does, so
 /// a tag or node name may itself contain dots.
-const KIND_LABELS: &[&str] = &["service", "connect", "ingress", "node", "query", "addr"];
+const KIND_LABELS: &[&str] = &[
+    "service", "connect", "ingress", "node", "query", "addr", "virtual",
+];
 
 fn lookup(front: &str) -> Lookup {
     if front.is_empty() {
@@ -154,6 +162,11 @@ fn lookup(front: &str) -> Lookup {
         "query" => Lookup::PreparedQuery {
             name: joined(),
             datacenter,
+        },
+        // The label after `virtual` names a peer, not a datacenter.
+        "virtual" => Lookup::Virtual {
+            service: parts[parts.len() - 1].to_string(),
+            peer: datacenter,
         },
         _ => match parts {
             [hex] => addr(hex).map_or(Lookup::Unknown, Lookup::Addr),

@@ -785,3 +785,26 @@ async fn dns_answers_prepared_queries_with_their_ttl() {
     let reply = ask_udp(addr, "nothing.query.consul.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
 }
+
+#[tokio::test]
+async fn dns_virtual_names_answer_the_services_virtual_ip() {
+    let a = agent(&[]).await;
+    register(
+        &a,
+        json!({"Node": "n1", "Address": "10.0.0.1",
+               "Service": {"Kind": "connect-proxy", "Service": "api-sidecar-proxy", "Port": 21000,
+                           "Proxy": {"DestinationServiceName": "api"}}}),
+    )
+    .await;
+    let r = resolver(a.dns_addr(), Protocol::Udp);
+    assert_eq!(
+        lookup(&r, "api.virtual.consul.", RecordType::A).await,
+        set(&["240.0.0.1"])
+    );
+    // A service without a virtual IP, or a peer's (there is no peering): no answer.
+    for name in ["web.virtual.consul.", "api.virtual.east.consul."] {
+        let reply = ask_udp(a.dns_addr(), name, RecordType::A).await;
+        assert_eq!(reply.response_code(), ResponseCode::NoError, "{name}");
+        assert!(reply.answers().is_empty(), "{name}");
+    }
+}

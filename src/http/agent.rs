@@ -12,6 +12,8 @@ use crate::config::CONSUL_VERSION;
 use serde_json::json;
 
 /// `GET /v1/agent/self`: Config, DebugConfig, Coord, Member, Stats and Meta as Consul renders them.
+/// Consul adds `xDS` (Envoy versions and gRPC ports) only when it runs a gRPC server; Legate
+/// runs none whatever `ports.grpc`/`grpc_tls` say, so it answers as a Consul with both off.
 pub async fn self_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let c = &ctx.config;

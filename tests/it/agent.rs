@@ -71,3 +71,17 @@ async fn the_data_dir_is_private() {
     let mode = std::fs::metadata(&a.data_dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[tokio::test]
+async fn agent_self_has_no_xds_without_a_grpc_server() {
+    // Configured gRPC ports parse and show, but no gRPC server runs to serve Envoy.
+    let a = TestAgent::start_with(|f| {
+        f.hcl
+            .push("ports {\n  grpc = 8502\n  grpc_tls = 8503\n}".into())
+    })
+    .await;
+    let (_, body) = a.get_json("/v1/agent/self").await;
+    assert_eq!(body["DebugConfig"]["GRPCPort"], 8502);
+    assert_eq!(body["DebugConfig"]["GRPCTLSPort"], 8503);
+    assert!(body.get("xDS").is_none(), "{body}");
+}

@@ -197,7 +197,11 @@ fn peering_rpc_error(message: impl std::fmt::Display) -> ApiError {
 }
 
 /// Decodes a peering request body as Consul's HTTP handler does.
-async fn peering_body(ctx: &Ctx, req: &mut Request, schema: &Schema) -> Result<Map<String, Value>, ApiError> {
+async fn peering_body(
+    ctx: &Ctx,
+    req: &mut Request,
+    schema: &Schema,
+) -> Result<Map<String, Value>, ApiError> {
     let body = req.body(ctx).await?;
     gojson::decode(&body, schema)
         .map_err(|e| ApiError::bad_request(format!("Body decoding failed: {e}")))
@@ -318,14 +322,18 @@ pub async fn establish(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 fn decode_peering_token(raw: &str) -> Result<Map<String, Value>, ApiError> {
     let json = base64::engine::general_purpose::STANDARD
         .decode(raw)
-        .map_err(|e| peering_rpc_error(format!("failed to decode token: {}", go_base64_error(&e))))?;
+        .map_err(|e| {
+            peering_rpc_error(format!("failed to decode token: {}", go_base64_error(&e)))
+        })?;
     gojson::decode(&json, &PEERING_TOKEN).map_err(peering_rpc_error)
 }
 
 /// Go's `base64.CorruptInputError` text for `e`.
 fn go_base64_error(e: &base64::DecodeError) -> String {
     let offset = match e {
-        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => *at,
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            *at
+        }
         base64::DecodeError::InvalidLength(len) => *len,
         base64::DecodeError::InvalidPadding => 0,
     };
@@ -343,12 +351,16 @@ fn validate_peering_token(token: &Map<String, Value>) -> Result<(), ApiError> {
     let manual = strings(token, "ManualServerAddresses");
     let servers = strings(token, "ServerAddresses");
     if manual.is_empty() && servers.is_empty() {
-        return Err(peering_rpc_error("peering token server addresses value is empty"));
+        return Err(peering_rpc_error(
+            "peering token server addresses value is empty",
+        ));
     }
     for addr in manual.iter().chain(&servers) {
         let port = addr
             .rsplit_once(':')
-            .filter(|(host, _)| !host.contains(':') || (host.starts_with('[') && host.ends_with(']')))
+            .filter(|(host, _)| {
+                !host.contains(':') || (host.starts_with('[') && host.ends_with(']'))
+            })
             .and_then(|(_, port)| port.parse::<u32>().ok());
         if !matches!(port, Some(1..=65535)) {
             return Err(peering_rpc_error(format!(
@@ -357,7 +369,9 @@ fn validate_peering_token(token: &Map<String, Value>) -> Result<(), ApiError> {
         }
     }
     if !ca.is_empty() && text(token, "ServerName").is_empty() {
-        return Err(peering_rpc_error("peering token server name value is empty"));
+        return Err(peering_rpc_error(
+            "peering token server name value is empty",
+        ));
     }
     if text(token, "PeerID").is_empty() {
         return Err(peering_rpc_error("peering token peer ID value is empty"));
@@ -389,13 +403,11 @@ fn own_peering_server_name(ctx: &Ctx) -> Result<String, ApiError> {
     let r = ctx.store.read()?;
     let cluster = connect_ca::config(&r, &mut WatchSet::new())?.map(|c| c.cluster_id);
     match cluster {
-        Some(cluster) if !connect_ca::roots(&r, &mut WatchSet::new())?.1.is_empty() => Ok(
-            format!(
-                "server.{}.peering.{}",
-                ctx.config.datacenter,
-                crate::connect::trust_domain(&cluster)
-            ),
-        ),
+        Some(cluster) if !connect_ca::roots(&r, &mut WatchSet::new())?.1.is_empty() => Ok(format!(
+            "server.{}.peering.{}",
+            ctx.config.datacenter,
+            crate::connect::trust_domain(&cluster)
+        )),
         _ => Err(peering_rpc_error(
             "failed to fetch TLS materials: CA has not finished initializing",
         )),

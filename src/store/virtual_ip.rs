@@ -47,7 +47,11 @@ impl ServiceVirtualIp {
 }
 
 /// The virtual IPs of `service`, if it has any, with the table's index.
-pub fn get(r: &ReadTx, ws: &mut WatchSet, service: &str) -> Result<(u64, Option<ServiceVirtualIp>)> {
+pub fn get(
+    r: &ReadTx,
+    ws: &mut WatchSet,
+    service: &str,
+) -> Result<(u64, Option<ServiceVirtualIp>)> {
     ws.table(SERVICE_VIRTUAL_IPS.name);
     Ok((
         r.table_index(SERVICE_VIRTUAL_IPS.name)?,
@@ -94,7 +98,11 @@ pub struct ManualAssignment {
 
 /// Makes `ips` the manual addresses of `service`, taking each away from any other service
 /// that held it (Consul's `AssignManualServiceVIPs`).
-pub fn assign_manual(tx: &mut WriteTx, service: &str, ips: Vec<String>) -> Result<ManualAssignment> {
+pub fn assign_manual(
+    tx: &mut WriteTx,
+    service: &str,
+    ips: Vec<String>,
+) -> Result<ManualAssignment> {
     let Some(mut target) = tx.get(SERVICE_VIRTUAL_IPS, service)? else {
         return Ok(ManualAssignment {
             found: false,
@@ -105,7 +113,12 @@ pub fn assign_manual(tx: &mut WriteTx, service: &str, ips: Vec<String>) -> Resul
     let taken: BTreeSet<&str> = ips.iter().map(String::as_str).collect();
     let mut unassigned_from = Vec::new();
     for (name, mut other) in tx.scan_prefix(SERVICE_VIRTUAL_IPS, "")? {
-        if name == service || !other.manual_ips.iter().any(|ip| taken.contains(ip.as_str())) {
+        if name == service
+            || !other
+                .manual_ips
+                .iter()
+                .any(|ip| taken.contains(ip.as_str()))
+        {
             continue;
         }
         other.manual_ips.retain(|ip| !taken.contains(ip.as_str()));

@@ -31,6 +31,17 @@ async fn register(a: &TestAgent, body: Value) {
     );
 }
 
+/// A Connect proxy of `api` on node `n1` (10.0.0.1), port 21000.
+async fn register_api_sidecar(a: &TestAgent) {
+    register(
+        a,
+        json!({"Node": "n1", "Address": "10.0.0.1",
+               "Service": {"Kind": "connect-proxy", "Service": "api-sidecar-proxy", "Port": 21000,
+                           "Proxy": {"DestinationServiceName": "api"}}}),
+    )
+    .await;
+}
+
 /// A resolver that asks only `addr`, over `protocol`, caching nothing.
 fn resolver(addr: SocketAddr, protocol: Protocol) -> Resolver<TokioConnectionProvider> {
     resolver_over(addr, &[protocol])
@@ -273,13 +284,7 @@ async fn dns_connect_and_ingress_names() {
                "Service": {"Service": "api", "Port": 80}}),
     )
     .await;
-    register(
-        &a,
-        json!({"Node": "n1", "Address": "10.0.0.1",
-               "Service": {"Kind": "connect-proxy", "Service": "api-sidecar-proxy", "Port": 21000,
-                           "Proxy": {"DestinationServiceName": "api"}}}),
-    )
-    .await;
+    register_api_sidecar(&a).await;
     register(
         &a,
         json!({"Node": "gw", "Address": "10.0.0.9",
@@ -789,13 +794,7 @@ async fn dns_answers_prepared_queries_with_their_ttl() {
 #[tokio::test]
 async fn dns_virtual_names_answer_the_services_virtual_ip() {
     let a = agent(&[]).await;
-    register(
-        &a,
-        json!({"Node": "n1", "Address": "10.0.0.1",
-               "Service": {"Kind": "connect-proxy", "Service": "api-sidecar-proxy", "Port": 21000,
-                           "Proxy": {"DestinationServiceName": "api"}}}),
-    )
-    .await;
+    register_api_sidecar(&a).await;
     let r = resolver(a.dns_addr(), Protocol::Udp);
     assert_eq!(
         lookup(&r, "api.virtual.consul.", RecordType::A).await,

@@ -4,7 +4,7 @@
 //! and `FederationStateListMeshGateways` (`{}` without gateways).
 
 use crate::common::TestAgent;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn the_local_state_lists_the_mesh_gateways() {
@@ -14,7 +14,12 @@ async fn the_local_state_lists_the_mesh_gateways() {
     let state = &states[0];
     assert_eq!(state["Datacenter"], "dc1");
     assert!(state.get("MeshGateways").is_none(), "{state}");
-    for key in ["UpdatedAt", "PrimaryModifyIndex", "CreateIndex", "ModifyIndex"] {
+    for key in [
+        "UpdatedAt",
+        "PrimaryModifyIndex",
+        "CreateIndex",
+        "ModifyIndex",
+    ] {
         assert!(state.get(key).is_some(), "{key}: {state}");
     }
     let (_, gateways) = a
@@ -60,16 +65,16 @@ async fn another_datacenter_has_no_state() {
 async fn a_blocking_list_wakes_when_a_mesh_gateway_registers() {
     let a = TestAgent::start().await;
     let (index, _) = a.get_json("/v1/internal/federation-states").await;
-    let url = a.url(&format!("/v1/internal/federation-states?index={index}&wait=10s"));
-    let http = a.http.clone();
-    let waiter = tokio::spawn(async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    let waiter = a.watch(&format!(
+        "/v1/internal/federation-states?index={index}&wait=10s"
+    ));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     a.put_ok(
         "/v1/agent/service/register",
         json!({"Kind": "mesh-gateway", "Name": "gw", "Port": 443}).to_string(),
     )
     .await;
-    let states = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+    let (_, states, _) = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
         .await
         .expect("the list wakes")
         .unwrap();

@@ -4,18 +4,12 @@
 //! empty).
 
 use crate::common::TestAgent;
+use crate::routes::request;
 use base64::Engine;
 use serde_json::{json, Value};
 
 async fn post(a: &TestAgent, path: &str, body: Value) -> (u16, String) {
-    let resp = a
-        .http
-        .post(a.url(path))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    request(a, "POST", path, &body.to_string()).await
 }
 
 fn rpc(message: &str) -> (u16, String) {
@@ -36,7 +30,10 @@ async fn generating_a_token_needs_grpc_tls() {
     let before = a.store().read().unwrap().global_index().unwrap();
     assert_eq!(
         post(&a, "/v1/peering/token", json!({})).await,
-        (400, "PeerName is required in the payload when generating a new peering token.".into())
+        (
+            400,
+            "PeerName is required in the payload when generating a new peering token.".into()
+        )
     );
     assert_eq!(
         post(&a, "/v1/peering/token", json!({"PeerName": "East"})).await,
@@ -50,9 +47,10 @@ async fn generating_a_token_needs_grpc_tls() {
         post(&a, "/v1/peering/token", json!({"PeerName": "east"})).await,
         rpc("TLS for gRPC must be enabled when generating peering tokens")
     );
-    let resp = a.http.post(a.url("/v1/peering/token")).body("{").send().await.unwrap();
-    assert_eq!(resp.status(), 400);
-    assert_eq!(resp.text().await.unwrap(), "Body decoding failed: unexpected EOF");
+    assert_eq!(
+        request(&a, "POST", "/v1/peering/token", "{").await,
+        (400, "Body decoding failed: unexpected EOF".into())
+    );
     assert_eq!(a.store().read().unwrap().global_index().unwrap(), before);
     let (_, peerings) = a.get_json("/v1/peerings").await;
     assert_eq!(peerings, json!([]));
@@ -64,35 +62,67 @@ async fn establishing_validates_the_token_as_consul() {
     let establish = |name: &str, tok: String| json!({"PeerName": name, "PeeringToken": tok});
     assert_eq!(
         post(&a, "/v1/peering/establish", json!({"PeerName": "east"})).await,
-        (400, "PeeringToken is required in the payload when establishing a peering.".into())
+        (
+            400,
+            "PeeringToken is required in the payload when establishing a peering.".into()
+        )
     );
     assert_eq!(
         post(&a, "/v1/peering/establish", json!({"PeeringToken": "x"})).await,
-        (400, "PeerName is required in the payload when establishing a peering.".into())
+        (
+            400,
+            "PeerName is required in the payload when establishing a peering.".into()
+        )
     );
     assert_eq!(
         post(&a, "/v1/peering/establish", establish("east", "ab!".into())).await,
         rpc("failed to decode token: illegal base64 data at input byte 2")
     );
     assert_eq!(
-        post(&a, "/v1/peering/establish", establish("east", token(json!({})))).await,
+        post(
+            &a,
+            "/v1/peering/establish",
+            establish("east", token(json!({})))
+        )
+        .await,
         rpc("peering token server addresses value is empty")
     );
     assert_eq!(
-        post(&a, "/v1/peering/establish", establish("east", token(json!({"ServerAddresses": ["1.2.3.4"]})))).await,
+        post(
+            &a,
+            "/v1/peering/establish",
+            establish("east", token(json!({"ServerAddresses": ["1.2.3.4"]})))
+        )
+        .await,
         rpc("1.2.3.4 is not a valid peering server address")
     );
     assert_eq!(
-        post(&a, "/v1/peering/establish", establish("east", token(json!({"CA": ["nope"], "ServerAddresses": ["1.2.3.4:8503"]})))).await,
+        post(
+            &a,
+            "/v1/peering/establish",
+            establish(
+                "east",
+                token(json!({"CA": ["nope"], "ServerAddresses": ["1.2.3.4:8503"]}))
+            )
+        )
+        .await,
         rpc("peering token invalid CA: no PEM-encoded data found")
     );
     assert_eq!(
-        post(&a, "/v1/peering/establish", establish("east", token(json!({"ServerAddresses": ["1.2.3.4:8503"]})))).await,
+        post(
+            &a,
+            "/v1/peering/establish",
+            establish("east", token(json!({"ServerAddresses": ["1.2.3.4:8503"]})))
+        )
+        .await,
         rpc("peering token peer ID value is empty")
     );
     // This cluster's own name is refused; any other peer cannot be reached without gRPC.
     let roots = a.get_json("/v1/connect/ca/roots").await.1;
-    let own = format!("server.dc1.peering.{}", roots["TrustDomain"].as_str().unwrap());
+    let own = format!(
+        "server.dc1.peering.{}",
+        roots["TrustDomain"].as_str().unwrap()
+    );
     let valid = |server_name: &str| {
         token(json!({
             "ServerAddresses": ["10.0.0.1:8503"],
@@ -104,7 +134,12 @@ async fn establishing_validates_the_token_as_consul() {
         post(&a, "/v1/peering/establish", establish("east", valid(&own))).await,
         rpc(&format!("cannot create a peering within the same cluster \"{own}\". Refer to the `exported-services` documentation if you want to export between partitions without peering"))
     );
-    let (status, body) = post(&a, "/v1/peering/establish", establish("east", valid("server.dc2.peering.other.consul"))).await;
+    let (status, body) = post(
+        &a,
+        "/v1/peering/establish",
+        establish("east", valid("server.dc2.peering.other.consul")),
+    )
+    .await;
     assert_eq!(status, 500);
     assert!(
         body.starts_with("rpc error: code = Unknown desc = 1 error occurred:\n\t* failed to exchange peering secret through address \"10.0.0.1:8503\""),
@@ -120,6 +155,9 @@ async fn making_peerings_needs_peering_write() {
     for path in ["/v1/peering/token", "/v1/peering/establish"] {
         let (status, body) = post(&a, path, json!({"PeerName": "east"})).await;
         assert_eq!(status, 403, "{path}");
-        assert!(body.ends_with("lacks permission 'peering:write'"), "{path}: {body}");
+        assert!(
+            body.ends_with("lacks permission 'peering:write'"),
+            "{path}: {body}"
+        );
     }
 }

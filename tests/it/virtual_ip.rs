@@ -5,16 +5,12 @@
 //! services).
 
 use crate::common::TestAgent;
+use crate::routes::request;
 use serde_json::{json, Value};
 
 async fn assign(a: &TestAgent, service: &str, ips: &[&str]) -> (u16, String) {
-    let resp = a
-        .put_json(
-            "/v1/internal/service-virtual-ip",
-            json!({"Service": service, "ManualVIPs": ips}),
-        )
-        .await;
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    let body = json!({"Service": service, "ManualVIPs": ips}).to_string();
+    request(a, "PUT", "/v1/internal/service-virtual-ip", &body).await
 }
 
 fn unassigned(names: &[&str]) -> Value {
@@ -67,8 +63,11 @@ async fn manual_addresses_follow_consuls_api_test() {
 #[tokio::test]
 async fn only_ipv4_addresses_are_accepted_and_nothing_changes_otherwise() {
     let a = TestAgent::start().await;
-    a.put_json("/v1/config", json!({"Kind": "service-resolver", "Name": "one"}))
-        .await;
+    a.put_json(
+        "/v1/config",
+        json!({"Kind": "service-resolver", "Name": "one"}),
+    )
+    .await;
     let before = a.store().read().unwrap().global_index().unwrap();
     assert_eq!(
         assign(&a, "one", &["1.1.1.1", "nope"]).await,
@@ -78,15 +77,18 @@ async fn only_ipv4_addresses_are_accepted_and_nothing_changes_otherwise() {
         assign(&a, "one", &["::1"]).await,
         (500, "\"::1\" is not a valid IPv4 address".into())
     );
-    let resp = a
-        .put("/v1/internal/service-virtual-ip", "{\"ManualVIPs\": 3}")
-        .await;
-    assert_eq!(resp.status(), 400);
-    assert!(resp
-        .text()
-        .await
-        .unwrap()
-        .starts_with("Request decode failed: json: cannot unmarshal number"));
+    let (status, text) = request(
+        &a,
+        "PUT",
+        "/v1/internal/service-virtual-ip",
+        r#"{"ManualVIPs": 3}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        text.starts_with("Request decode failed: json: cannot unmarshal number"),
+        "{text}"
+    );
     assert_eq!(a.store().read().unwrap().global_index().unwrap(), before);
 }
 
@@ -142,17 +144,12 @@ async fn mesh_instances_show_their_services_virtual_ip() {
 #[tokio::test]
 async fn assigning_needs_service_write() {
     let (a, _dir) = crate::acl_enforcement::acl_agent().await;
-    let resp = a
-        .http
-        .put(a.url("/v1/internal/service-virtual-ip"))
-        .body(r#"{"Service":"web","ManualVIPs":[]}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
     assert_eq!(
-        resp.text().await.unwrap(),
-        "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks permission 'service:write' on \"web\""
+        assign(&a, "web", &[]).await,
+        (
+            403,
+            "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks permission 'service:write' on \"web\"".into()
+        )
     );
 }
 
@@ -162,8 +159,11 @@ async fn the_discovery_chain_carries_the_services_virtual_ips() {
     let (_, before) = a.get_json("/v1/discovery-chain/db").await;
     assert_eq!(before["Chain"]["AutoVirtualIPs"], Value::Null);
     assert_eq!(before["Chain"]["ManualVirtualIPs"], Value::Null);
-    a.put_json("/v1/config", json!({"Kind": "service-resolver", "Name": "db"}))
-        .await;
+    a.put_json(
+        "/v1/config",
+        json!({"Kind": "service-resolver", "Name": "db"}),
+    )
+    .await;
     assign(&a, "db", &["10.0.0.7"]).await;
     let (_, after) = a.get_json("/v1/discovery-chain/db").await;
     assert_eq!(after["Chain"]["AutoVirtualIPs"], json!(["240.0.0.1"]));

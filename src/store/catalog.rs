@@ -15,6 +15,7 @@ use super::{ReadTx, Readable, WatchSet, WriteTx};
 use crate::types::catalog::{
     CheckServiceNode, HealthCheck, Node, NodeService, ServiceAddress, CRITICAL, PASSING, WARNING,
 };
+use crate::types::config_entry::TERMINATING_GATEWAY_KIND;
 use bincode::{Decode, Encode};
 use std::collections::BTreeMap;
 
@@ -142,17 +143,7 @@ pub fn ensure_service(tx: &mut WriteTx, node: &str, service: NodeService) -> Res
     }
     let key = service_key(node, &service.id);
     let mut service = service;
-    if let Some(dest) = connect_name(&service) {
-        // Consul shows the service's virtual IP on each of its mesh instances.
-        let vip = super::virtual_ip::assign(tx, &dest)?;
-        service.tagged_addresses.insert(
-            super::virtual_ip::TAGGED_ADDRESS.to_string(),
-            ServiceAddress {
-                address: vip.to_string(),
-                port: service.port,
-            },
-        );
-    }
+    show_virtual_ips(tx, &mut service)?;
     let existing = tx.get(SERVICES, &key)?.map(|e| e.service);
     if existing.as_ref().is_some_and(|e| e.same_as(&service)) {
         return Ok(());
@@ -181,6 +172,57 @@ pub fn ensure_service(tx: &mut WriteTx, node: &str, service: NodeService) -> Res
         service,
     };
     tx.put(SERVICES, &key, &entry)
+}
+
+/// Consul shows a service's virtual IP on each of its mesh instances, and on a terminating
+/// gateway the virtual IP of each service its entry links (without a port).
+fn show_virtual_ips(tx: &mut WriteTx, service: &mut NodeService) -> Result<()> {
+    use super::virtual_ip::{assign, gateway_tag, linked_services, TAGGED_ADDRESS};
+    if let Some(dest) = connect_name(service) {
+        let vip = assign(tx, &dest)?;
+        service.tagged_addresses.insert(
+            TAGGED_ADDRESS.to_string(),
+            ServiceAddress {
+                address: vip.to_string(),
+                port: service.port,
+            },
+        );
+    }
+    if service.kind == TERMINATING_GATEWAY_KIND {
+        let gateway_prefix = gateway_tag("");
+        service
+            .tagged_addresses
+            .retain(|tag, _| !tag.starts_with(&gateway_prefix));
+        let linked = super::config_entry::lookup(&*tx, TERMINATING_GATEWAY_KIND, &service.service)?
+            .map(|entry| linked_services(&entry))
+            .unwrap_or_default();
+        for name in linked {
+            let vip = assign(tx, &name)?;
+            service.tagged_addresses.insert(
+                gateway_tag(&name),
+                ServiceAddress {
+                    address: vip.to_string(),
+                    port: 0,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Registers every instance named `name` again, so what they show of other tables (a
+/// terminating gateway's linked services' virtual IPs) follows a change there.
+pub fn refresh_instances(tx: &mut WriteTx, name: &str) -> Result<()> {
+    for (key, _) in tx.scan_prefix(SERVICE_NAMES, &format!("{name}\0"))? {
+        let mut parts = key.splitn(3, '\0').skip(1);
+        let (Some(node), Some(id)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if let Some(entry) = tx.get(SERVICES, &service_key(node, id))? {
+            ensure_service(tx, &entry.node, entry.service)?;
+        }
+    }
+    Ok(())
 }
 
 fn unindex_service(tx: &mut WriteTx, node: &str, old: &NodeService) -> Result<()> {

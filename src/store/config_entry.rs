@@ -118,7 +118,14 @@ pub fn set(tx: &mut WriteTx, entry: ConfigEntry, cas: Option<u64>) -> Result<boo
     if ROUTED_KINDS.contains(&record.kind.as_str()) {
         super::virtual_ip::assign(tx, &record.name)?;
     }
+    for linked in super::virtual_ip::linked_services(&record) {
+        super::virtual_ip::assign(tx, &linked)?;
+    }
+    let gateway = (record.kind == TERMINATING_GATEWAY_KIND).then(|| record.name.clone());
     tx.put(CONFIG_ENTRIES, &k, &record)?;
+    if let Some(gateway) = gateway {
+        super::catalog::refresh_instances(tx, &gateway)?;
+    }
     Ok(true)
 }
 
@@ -140,6 +147,9 @@ pub fn delete(tx: &mut WriteTx, kind: &str, name: &str, cas: Option<u64>) -> Res
     }
     check_graph(&*tx, kind, name, None, Some(&existing))?;
     tx.delete(CONFIG_ENTRIES, &k)?;
+    if kind == TERMINATING_GATEWAY_KIND {
+        super::catalog::refresh_instances(tx, name)?;
+    }
     Ok(true)
 }
 

@@ -15,8 +15,27 @@ use bincode::{Decode, Encode};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-/// The tagged address under which a service instance shows its service's virtual IP.
+/// The tagged address under which a service instance shows its service's virtual IP; a
+/// terminating gateway shows each linked service's under `consul-virtual:<service>`.
 pub const TAGGED_ADDRESS: &str = "consul-virtual";
+
+/// The tagged address of a terminating gateway for `service`'s virtual IP (Consul's
+/// `ServiceGatewayVirtualIPTag`).
+pub fn gateway_tag(service: &str) -> String {
+    format!("{TAGGED_ADDRESS}:{service}")
+}
+
+/// The services a terminating gateway's entry links by name (a `*` is no service).
+pub fn linked_services(entry: &crate::types::config_entry::ConfigEntry) -> Vec<String> {
+    entry
+        .terminating()
+        .unwrap_or_default()
+        .services
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n != crate::types::config_entry::WILDCARD)
+        .collect()
+}
 
 /// The first address of the range (offset 0, never assigned).
 const START: Ipv4Addr = Ipv4Addr::new(240, 0, 0, 0);

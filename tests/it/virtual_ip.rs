@@ -169,3 +169,54 @@ async fn the_discovery_chain_carries_the_services_virtual_ips() {
     assert_eq!(after["Chain"]["AutoVirtualIPs"], json!(["240.0.0.1"]));
     assert_eq!(after["Chain"]["ManualVirtualIPs"], json!(["10.0.0.7"]));
 }
+
+#[tokio::test]
+async fn a_terminating_gateway_shows_its_linked_services_virtual_ips() {
+    let a = TestAgent::start().await;
+    let register = |body: Value| {
+        let body = body.to_string();
+        let a = &a;
+        async move { assert_eq!(a.put_ok("/v1/catalog/register", body).await, "true") }
+    };
+    register(json!({"Node": "bar", "Address": "10.0.0.2",
+                     "Service": {"Service": "api", "Port": 80, "Connect": {"Native": true}}}))
+    .await;
+    register(json!({"Node": "bar", "Address": "10.0.0.2",
+                     "Service": {"Kind": "terminating-gateway", "Service": "tgate1", "Port": 8443}}))
+    .await;
+    let gateway = || async {
+        let (_, nodes) = a.get_json("/v1/catalog/service/tgate1").await;
+        nodes[0]["ServiceTaggedAddresses"].clone()
+    };
+    assert_eq!(gateway().await, Value::Null);
+    a.put_json(
+        "/v1/config",
+        json!({"Kind": "terminating-gateway", "Name": "tgate1",
+               "Services": [{"Name": "api"}, {"Name": "baz"}, {"Name": "*"}]}),
+    )
+    .await;
+    // `baz` is only named by the entry so far, and has an address all the same.
+    assert_eq!(
+        gateway().await,
+        json!({
+            "consul-virtual:api": {"Address": "240.0.0.1", "Port": 0},
+            "consul-virtual:baz": {"Address": "240.0.0.2", "Port": 0},
+        })
+    );
+    a.put_json(
+        "/v1/config",
+        json!({"Kind": "terminating-gateway", "Name": "tgate1", "Services": [{"Name": "baz"}]}),
+    )
+    .await;
+    assert_eq!(
+        gateway().await,
+        json!({"consul-virtual:baz": {"Address": "240.0.0.2", "Port": 0}})
+    );
+    assert_eq!(
+        a.delete("/v1/config/terminating-gateway/tgate1")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(gateway().await, Value::Null);
+}

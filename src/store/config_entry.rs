@@ -131,7 +131,11 @@ pub fn set(tx: &mut WriteTx, entry: ConfigEntry, cas: Option<u64>) -> Result<boo
 
 /// Kinds whose entry gives the service it names a virtual IP (transparent proxies route to
 /// it even before an instance registers).
-const ROUTED_KINDS: [&str; 3] = ["service-resolver", "service-router", "service-splitter"];
+const ROUTED_KINDS: [&str; 3] = [
+    SERVICE_RESOLVER_KIND,
+    SERVICE_ROUTER_KIND,
+    SERVICE_SPLITTER_KIND,
+];
 
 /// Deletes an entry (Consul's `deleteConfigEntryTxn`). With `cas`, deletes only an entry whose
 /// `ModifyIndex` is `cas` and returns whether it did. Deleting a missing entry succeeds, with

@@ -254,8 +254,9 @@ fn valid_peer_name(name: &str) -> bool {
         && name.chars().all(|c| ok(c) || c == '-')
 }
 
-/// `POST /v1/peering/token` (needs `peering:write`): validated as Consul validates it, then
-/// refused as a Consul server without a gRPC TLS port refuses it (before writing the peering).
+/// `POST /v1/peering/token`: validated as Consul validates it, then (with `peering:write`,
+/// checked after the validation as Consul's) refused as a Consul server without a gRPC TLS
+/// port refuses it, before writing the peering.
 pub async fn generate_token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     ctx.query_options(&req)?;
     let request = peering_body(&ctx, &mut req, &GENERATE_TOKEN_REQUEST).await?;
@@ -266,6 +267,8 @@ pub async fn generate_token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiErro
     }
     validate_peer_name(&request)?;
     validate_meta(&request)?;
+    req.caller
+        .require(Resource::Peering, AccessLevel::Write, "")?;
     Err(peering_rpc_error(if ctx.config.connect.enabled {
         "TLS for gRPC must be enabled when generating peering tokens"
     } else {
@@ -273,9 +276,9 @@ pub async fn generate_token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiErro
     }))
 }
 
-/// `POST /v1/peering/establish` (needs `peering:write`): the request and its token validated
-/// as Consul validates them; a token of this very cluster refused as Consul refuses it; any
-/// other is refused where Consul would dial the peer's servers to exchange the secret.
+/// `POST /v1/peering/establish`: the request and its token validated as Consul validates
+/// them, then (with `peering:write`) a token of this very cluster refused as Consul refuses
+/// it, and any other where Consul would dial the peer's servers to exchange the secret.
 pub async fn establish(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     ctx.query_options(&req)?;
     let request = peering_body(&ctx, &mut req, &ESTABLISH_REQUEST).await?;
@@ -293,6 +296,8 @@ pub async fn establish(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let token = decode_peering_token(text(&request, "PeeringToken"))?;
     validate_peering_token(&token)?;
     validate_meta(&request)?;
+    req.caller
+        .require(Resource::Peering, AccessLevel::Write, "")?;
     let server_name = own_peering_server_name(&ctx)?;
     if text(&token, "ServerName") == server_name {
         return Err(peering_rpc_error(format!(

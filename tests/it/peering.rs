@@ -150,14 +150,32 @@ async fn establishing_validates_the_token_as_consul() {
 }
 
 #[tokio::test]
-async fn making_peerings_needs_peering_write() {
+async fn making_peerings_needs_peering_write_once_the_request_is_valid() {
     let (a, _dir) = crate::acl_enforcement::acl_agent().await;
-    for path in ["/v1/peering/token", "/v1/peering/establish"] {
-        let (status, body) = post(&a, path, json!({"PeerName": "east"})).await;
+    let valid_token = token(json!({
+        "ServerAddresses": ["10.0.0.1:8503"],
+        "PeerID": "3c1b6ba7-c7a5-4c3c-8d0b-5bd35ae2a58c",
+    }));
+    let requests = [
+        ("/v1/peering/token", json!({"PeerName": "east"})),
+        (
+            "/v1/peering/establish",
+            json!({"PeerName": "east", "PeeringToken": valid_token}),
+        ),
+    ];
+    for (path, body) in requests {
+        let (status, text) = post(&a, path, body).await;
         assert_eq!(status, 403, "{path}");
         assert!(
-            body.ends_with("lacks permission 'peering:write'"),
-            "{path}: {body}"
+            text.ends_with("lacks permission 'peering:write'"),
+            "{path}: {text}"
         );
     }
+    // As Consul's, the request is checked first: a bad one is refused for what it is.
+    assert_eq!(
+        post(&a, "/v1/peering/token", json!({"PeerName": "East"}))
+            .await
+            .0,
+        500
+    );
 }

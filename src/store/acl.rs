@@ -78,25 +78,13 @@ pub fn watch_all(ws: &mut WatchSet) {
 
 // ---- reads ----------------------------------------------------------------------------
 
-/// Fills in the names of linked policies and roles, dropping links to deleted ones (Consul's
-/// `fixupTokenPolicyLinks` and friends).
-fn fill_policy_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
+/// Fills in the names of linked policies or roles (`T`), dropping links to deleted ones
+/// (Consul's `fixupTokenPolicyLinks` and friends).
+fn fill_links<T: Named>(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
     let mut kept = Vec::with_capacity(links.len());
     for mut link in links.drain(..) {
-        if let Some(p) = r.get(ACL_POLICIES, &link.id)? {
-            link.name = p.name;
-            kept.push(link);
-        }
-    }
-    *links = kept;
-    Ok(())
-}
-
-fn fill_role_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
-    let mut kept = Vec::with_capacity(links.len());
-    for mut link in links.drain(..) {
-        if let Some(role) = r.get(ACL_ROLES, &link.id)? {
-            link.name = role.name;
+        if let Some(record) = r.get(T::RECORDS, &link.id)? {
+            link.name = record.name().to_string();
             kept.push(link);
         }
     }
@@ -105,13 +93,13 @@ fn fill_role_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
 }
 
 fn filled_token(r: &impl Readable, mut token: AclToken) -> Result<AclToken> {
-    fill_policy_links(r, &mut token.grants.policies)?;
-    fill_role_links(r, &mut token.roles)?;
+    fill_links::<AclPolicy>(r, &mut token.grants.policies)?;
+    fill_links::<AclRole>(r, &mut token.roles)?;
     Ok(token)
 }
 
 fn filled_role(r: &impl Readable, mut role: AclRole) -> Result<AclRole> {
-    fill_policy_links(r, &mut role.grants.policies)?;
+    fill_links::<AclPolicy>(r, &mut role.grants.policies)?;
     Ok(role)
 }
 
@@ -318,8 +306,8 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
             token.auth_method = existing.auth_method;
         }
     }
-    resolve_policy_links(tx, &mut token.grants.policies, true)?;
-    resolve_role_links(tx, &mut token.roles)?;
+    resolve_links::<AclPolicy>(tx, &mut token.grants.policies, true)?;
+    resolve_links::<AclRole>(tx, &mut token.roles, true)?;
     check_identities(&token.grants, "token", token.local)?;
     if let Some(legacy) = &token.legacy {
         crate::acl::Policy::parse(&legacy.rules).map_err(|e| rejected(e.to_string()))?;
@@ -345,58 +333,30 @@ fn put_token(tx: &mut WriteTx, token: AclToken) -> Result<AclToken> {
     filled_token(&*tx, token)
 }
 
-/// Resolves links given by name to IDs, checks links given by ID exist, keeps IDs only and
-/// drops duplicates (the same policy twice counts once). Roles may link policies by name
-/// only if they exist too; a missing ID is an error for tokens only, as in Consul.
-fn resolve_policy_links(tx: &WriteTx, links: &mut Vec<Link>, check_ids: bool) -> Result<()> {
+/// Resolves links to policies or roles (`T`) given by name to IDs, checks links given by ID
+/// exist (with `check_ids`), keeps IDs only and drops duplicates (the same policy twice
+/// counts once). Roles may link policies by an ID that does not exist: Consul checks IDs for
+/// tokens only.
+fn resolve_links<T: Named>(tx: &WriteTx, links: &mut Vec<Link>, check_ids: bool) -> Result<()> {
+    let kind = T::LABEL.to_lowercase();
     let mut out: Vec<Link> = Vec::new();
     for link in links.drain(..) {
         let id = if link.id.is_empty() {
-            match policy_by_name(tx, &link.name)? {
-                Some(p) => p.id,
+            match tx.get(T::NAMES, &link.name)? {
+                Some(named) => named.id,
                 None => {
                     return Err(rejected(format!(
-                        "No such ACL policy with name {:?}",
+                        "No such ACL {kind} with name {:?}",
                         link.name
                     )))
                 }
             }
         } else {
-            if check_ids && policy(tx, &link.id)?.is_none() {
+            if check_ids && tx.get(T::RECORDS, &link.id)?.is_none() {
                 return Err(rejected(format!(
-                    "No such ACL policy with ID {:?}",
+                    "No such ACL {kind} with ID {:?}",
                     link.id
                 )));
-            }
-            link.id
-        };
-        if !out.iter().any(|l| l.id == id) {
-            out.push(Link {
-                id,
-                name: String::new(),
-            });
-        }
-    }
-    *links = out;
-    Ok(())
-}
-
-fn resolve_role_links(tx: &WriteTx, links: &mut Vec<Link>) -> Result<()> {
-    let mut out: Vec<Link> = Vec::new();
-    for link in links.drain(..) {
-        let id = if link.id.is_empty() {
-            match role_by_name(tx, &link.name)? {
-                Some(r) => r.id,
-                None => {
-                    return Err(rejected(format!(
-                        "No such ACL role with name {:?}",
-                        link.name
-                    )))
-                }
-            }
-        } else {
-            if tx.get(ACL_ROLES, &link.id)?.is_none() {
-                return Err(rejected(format!("No such ACL role with ID {:?}", link.id)));
             }
             link.id
         };
@@ -651,7 +611,7 @@ pub fn delete_policy(tx: &mut WriteTx, id: &str) -> Result<()> {
 /// `PUT /v1/acl/role` (create, with its new ID) and `PUT /v1/acl/role/<id>` (update).
 pub fn set_role(tx: &mut WriteTx, mut role: AclRole, create: bool) -> Result<AclRole> {
     let existing = checked_write(&*tx, &role, create)?;
-    resolve_policy_links(tx, &mut role.grants.policies, false)?;
+    resolve_links::<AclPolicy>(tx, &mut role.grants.policies, false)?;
     check_identities(&role.grants, "role", false)?;
     role.hash = role.content_hash();
     let role = put_named(tx, role, existing)?;

@@ -300,7 +300,7 @@ pub struct LoginRequest {
     pub meta: BTreeMap<String, String>,
 }
 
-/// `PUT /v1/acl/login`: verifies the bearer token with the method, evaluates its binding
+/// `POST /v1/acl/login`: verifies the bearer token with the method, evaluates its binding
 /// rules and creates a token with what they grant (roles and policies that don't exist are
 /// skipped, as Consul skips them); nothing granted is `Denied`.
 /// Node identities are granted in `datacenter`, this agent's.
@@ -424,7 +424,7 @@ fn existing(
     Ok(links)
 }
 
-/// `PUT /v1/acl/logout`: deletes the caller's token if a login created it.
+/// `POST /v1/acl/logout`: deletes the caller's token if a login created it.
 pub async fn logout(store: &Store, secret: &str) -> Result<(), LoginError> {
     if secret.is_empty() {
         return Err(LoginError::NotFound(String::new()));

@@ -65,7 +65,7 @@ static NODE_IDENTITY: Schema = Schema {
     strict: false,
 };
 
-static TEMPLATE_VARIABLES: Schema = Schema {
+pub(super) static TEMPLATE_VARIABLES: Schema = Schema {
     name: "ACLTemplatedPolicyVariables",
     go_type: "structs.ACLTemplatedPolicyVariables",
     fields: &[field("Name", STRING)],

@@ -6,6 +6,7 @@
 
 use super::acl::{
     acls_enabled, authorize, caller_secret, decode, text, token_json, MAX_TTL, MIN_TTL,
+    TEMPLATE_VARIABLES,
 };
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -36,14 +37,6 @@ static AUTH_METHOD: Schema = Schema {
     strict: false,
 };
 
-static BIND_VARS: Schema = Schema {
-    name: "ACLTemplatedPolicyVariables",
-    go_type: "structs.ACLTemplatedPolicyVariables",
-    fields: &[field("Name", STRING)],
-    base: None,
-    strict: false,
-};
-
 static BINDING_RULE: Schema = Schema {
     name: "ACLBindingRule",
     go_type: "structs.ACLBindingRule",
@@ -54,7 +47,7 @@ static BINDING_RULE: Schema = Schema {
         field("Selector", STRING),
         field("BindType", STRING),
         field("BindName", STRING),
-        field("BindVars", Kind::Struct(&BIND_VARS)),
+        field("BindVars", Kind::Struct(&TEMPLATE_VARIABLES)),
     ],
     base: None,
     strict: false,
@@ -267,14 +260,7 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
             }
             write_binding_rule(&ctx, binding_rule_from(&body, id), false, opts.pretty).await
         }
-        _ => {
-            authorize(&ctx, &req, AccessLevel::Write)?;
-            let opts = ctx.query_options(&req)?;
-            ctx.store
-                .apply(Command::AclBindingRuleDelete { id })
-                .await?;
-            Reply::json(&true, opts.pretty)
-        }
+        _ => delete_one(&ctx, req, Command::AclBindingRuleDelete { id }).await,
     }
 }
 
@@ -304,7 +290,7 @@ impl From<LoginError> for ApiError {
     }
 }
 
-/// `PUT /v1/acl/login`: `{AuthMethod, BearerToken, Meta}`; answers the new token.
+/// `POST /v1/acl/login`: `{AuthMethod, BearerToken, Meta}`; answers the new token.
 pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
@@ -327,7 +313,7 @@ pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     Reply::json(&token_json(&token, true), opts.pretty)
 }
 
-/// `PUT /v1/acl/logout`: deletes the caller's token, which a login must have created.
+/// `POST /v1/acl/logout`: deletes the caller's token, which a login must have created.
 pub async fn logout(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;

@@ -111,12 +111,7 @@ pub async fn check_method(
     if method.name.is_empty() {
         return Err("Invalid Auth Method: no Name is set".into());
     }
-    let valid_name = method.name.len() <= 128
-        && method
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid_name {
+    if !crate::acl::is_valid_name(&method.name, crate::acl::AUTH_METHOD_NAME_MAX) {
         return Err(
             "Invalid Auth Method: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"
                 .into(),

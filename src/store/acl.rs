@@ -48,14 +48,6 @@ impl super::codec::Record for Bootstrap {
 
 const BOOTSTRAP_KEY: &str = "bootstrap";
 
-/// Policy and role names: 1 to 128 letters, digits, `-` and `_` (Consul's `validPolicyName`).
-fn is_valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 pub(super) fn rejected(message: impl Into<String>) -> StoreError {
     StoreError::Rejected(message.into())
 }
@@ -458,6 +450,8 @@ pub fn reap_expired_tokens(tx: &mut WriteTx) -> Result<usize> {
 trait Named: super::codec::Record {
     /// How Consul's messages name the kind (`Policy`, `Role`).
     const LABEL: &'static str;
+    /// The longest name Consul accepts for the kind.
+    const NAME_MAX: usize;
     const RECORDS: super::tables::Table<Self>;
     const NAMES: super::tables::Table<IdRef>;
     fn id(&self) -> &str;
@@ -469,6 +463,7 @@ trait Named: super::codec::Record {
 
 impl Named for AclPolicy {
     const LABEL: &'static str = "Policy";
+    const NAME_MAX: usize = crate::acl::POLICY_NAME_MAX;
     const RECORDS: super::tables::Table<Self> = ACL_POLICIES;
     const NAMES: super::tables::Table<IdRef> = ACL_POLICY_NAMES;
     fn id(&self) -> &str {
@@ -491,6 +486,7 @@ impl Named for AclPolicy {
 
 impl Named for AclRole {
     const LABEL: &'static str = "Role";
+    const NAME_MAX: usize = crate::acl::ROLE_NAME_MAX;
     const RECORDS: super::tables::Table<Self> = ACL_ROLES;
     const NAMES: super::tables::Table<IdRef> = ACL_ROLE_NAMES;
     fn id(&self) -> &str {
@@ -518,7 +514,7 @@ fn checked_write<T: Named>(tx: &WriteTx, record: &T, create: bool) -> Result<Opt
     if record.name().is_empty() {
         return Err(rejected(format!("Invalid {label}: no Name is set")));
     }
-    if !is_valid_name(record.name()) {
+    if !crate::acl::is_valid_name(record.name(), T::NAME_MAX) {
         return Err(rejected(format!(
             "Invalid {label}: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"
         )));

@@ -10,6 +10,7 @@
 pub mod jwt;
 
 use crate::acl::templated::{is_valid_identity_name, TemplateVariables, TemplatedPolicy};
+use crate::acl::{is_valid_name, POLICY_NAME_MAX, ROLE_NAME_MAX};
 use crate::filter::Filter;
 use crate::types::acl::AclBindingRule;
 use serde_json::{json, Map, Value};
@@ -563,14 +564,6 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String
     Ok(out)
 }
 
-/// Policy and role names (`validPolicyName`, `validRoleName`).
-fn is_valid_name(name: &str, max: usize) -> bool {
-    (1..=max).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Why a rule's bind name could not be computed (Consul's binder texts, as a login reports
 /// them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -616,8 +609,8 @@ fn bind(
     let name = interpolate(&rule.bind_name, vars).map_err(BindError::Template)?;
     let valid = match rule.bind_type.as_str() {
         "service" | "node" => is_valid_identity_name(&name),
-        "role" => is_valid_name(&name, 256),
-        _ => is_valid_name(&name, 128),
+        "role" => is_valid_name(&name, ROLE_NAME_MAX),
+        _ => is_valid_name(&name, POLICY_NAME_MAX),
     };
     if !valid {
         return Err(BindError::InvalidName(name));

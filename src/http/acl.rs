@@ -545,24 +545,20 @@ pub async fn token_handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 /// no stored state done here too.
 fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
     let refuse = |msg: String| Err(ApiError::internal(msg));
-    let reserved = format!("Invalid Token: UUIDs with the prefix {RESERVED_PREFIX:?} are reserved");
-    let mut accessor = text(body, "AccessorID");
-    if accessor.is_empty() {
-        accessor = new_uuid();
-    } else if !is_uuid(&accessor) {
-        return refuse("Invalid Token: AccessorID is not a valid UUID".into());
-    } else if is_reserved(&accessor) {
-        return refuse(reserved);
-    }
-    let mut secret = text(body, "SecretID");
-    if secret.is_empty() {
-        secret = new_uuid();
-    } else if !is_uuid(&secret) {
-        return refuse("Invalid Token: SecretID is not a valid UUID".into());
-    } else if is_reserved(&secret) {
-        return refuse(reserved);
-    }
-    common_checks(body)?;
+    let chosen_id = |field: &str| -> Result<String, ApiError> {
+        match text(body, field) {
+            id if id.is_empty() => Ok(new_uuid()),
+            id => match token_id_problem(&id) {
+                Some(problem) => Err(ApiError::internal(format!(
+                    "Invalid Token: {field} - {problem}"
+                ))),
+                None => Ok(id),
+            },
+        }
+    };
+    let accessor = chosen_id("AccessorID")?;
+    let secret = chosen_id("SecretID")?;
+    legacy_field_checks(body)?;
     let create_ms = crate::clock::now_ms();
     let ttl_ns = body
         .get("ExpirationTTL")
@@ -596,6 +592,9 @@ fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
             ));
         }
     }
+    if !text(body, "AuthMethod").is_empty() {
+        return refuse("AuthMethod field is disallowed outside of login".into());
+    }
     Ok(AclToken {
         accessor_id: accessor,
         secret_id: secret,
@@ -609,13 +608,21 @@ fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
     })
 }
 
-/// The checks creates and updates share: fields only login or the legacy API may set.
-fn common_checks(body: &Map<String, Value>) -> Result<(), ApiError> {
-    if !text(body, "AuthMethod").is_empty() {
-        return Err(ApiError::internal(
-            "AuthMethod field is disallowed outside of Login",
-        ));
+/// Why a token ID chosen by the caller is refused (Consul's `validateTokenID`), if it is.
+fn token_id_problem(id: &str) -> Option<String> {
+    if is_reserved(id) {
+        Some(format!(
+            "UUIDs with the prefix {RESERVED_PREFIX:?} are reserved"
+        ))
+    } else if !is_uuid(id) {
+        Some("not a valid UUID".into())
+    } else {
+        None
     }
+}
+
+/// The checks creates and updates share: fields only the legacy API may set.
+fn legacy_field_checks(body: &Map<String, Value>) -> Result<(), ApiError> {
     if !text(body, "Rules").is_empty() {
         return Err(ApiError::internal(
             "Rules cannot be specified for this token",
@@ -665,7 +672,7 @@ async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Re
     if !is_uuid(&accessor) {
         return Err(ApiError::internal("AccessorID is not a valid UUID"));
     }
-    common_checks(&body)?;
+    legacy_field_checks(&body)?;
     if body
         .get("ExpirationTTL")
         .and_then(Value::as_u64)
@@ -684,6 +691,7 @@ async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Re
         roles: links(&body, "Roles"),
         local: body.get("Local").and_then(Value::as_bool).unwrap_or(false),
         expiration_ms: expiration(&body)?,
+        auth_method: text(&body, "AuthMethod"),
         ..Default::default()
     };
     let stored = write_token(&ctx, token, TokenWrite::Update).await?;
@@ -720,23 +728,24 @@ async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 }
 
 /// `PUT /v1/acl/token/<accessor>/clone`: a new token with the same grants, its description
-/// from the body or the original's.
+/// from the body or the original's. A missing or expired original is Consul's 403 `ACL not
+/// found`.
 async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
     let body = decode(&ctx, &mut req, &CLONE, true).await?;
-    if !is_uuid(&accessor) {
-        return Err(ApiError::internal(
-            "Accessor ID is missing or an invalid UUID",
-        ));
-    }
     let now = crate::clock::now_ms();
     let original = store_acl::token(&ctx.store.read()?, &accessor)?
         .filter(|t| !t.is_expired(now))
-        .ok_or_else(|| ApiError::internal("Cannot find token to clone"))?;
+        .ok_or_else(|| ApiError::forbidden("ACL not found"))?;
     if !original.auth_method.is_empty() {
         return Err(ApiError::internal(
             "Cannot clone a token created from an auth method",
+        ));
+    }
+    if original.legacy.as_ref().is_some_and(|l| !l.rules.is_empty()) {
+        return Err(ApiError::internal(
+            "Cannot clone a legacy ACL with this endpoint",
         ));
     }
     let description = match text(&body, "Description") {

@@ -248,8 +248,8 @@ pub enum TokenWrite {
 }
 
 /// `PUT /v1/acl/token` (create) and `PUT /v1/acl/token/<accessor>` (update). On create the
-/// accessor, secret, creation and expiry times are the new token's; on update an empty secret
-/// and a missing expiry mean "keep", and the creation time is kept.
+/// accessor, secret, creation and expiry times are the new token's; on update an empty secret,
+/// auth method and expiry mean "keep", and the creation time is kept (Consul's `TokenWriter`).
 pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Result<AclToken> {
     let existing = tx.get(ACL_TOKENS, &token.accessor_id)?;
     match mode {
@@ -276,11 +276,11 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
             if token.secret_id.is_empty() {
                 token.secret_id = existing.secret_id.clone();
             } else if token.secret_id != existing.secret_id {
-                return Err(rejected("Changing a tokens SecretID is not permitted"));
+                return Err(rejected("Changing a token's SecretID is not permitted"));
             }
             if token.local != existing.local {
                 return Err(rejected(format!(
-                    "cannot toggle local mode of {}",
+                    "Cannot toggle local mode of {}",
                     token.accessor_id
                 )));
             }
@@ -294,8 +294,15 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
                     )))
                 }
             }
+            if token.auth_method.is_empty() {
+                token.auth_method = existing.auth_method.clone();
+            } else if token.auth_method != existing.auth_method {
+                return Err(rejected(format!(
+                    "Cannot change AuthMethod of {}",
+                    token.accessor_id
+                )));
+            }
             token.create_ms = existing.create_ms;
-            token.auth_method = existing.auth_method;
         }
     }
     resolve_links::<AclPolicy>(tx, &mut token.grants.policies, true)?;
@@ -380,7 +387,7 @@ fn check_identities(grants: &Grants, owner: &str, local: bool) -> Result<()> {
         }
         if !is_valid_identity_name(&s.service_name) {
             return Err(rejected(format!(
-                "Service identity {:?} has an invalid name. Only alphanumeric characters, '-' and '_' are allowed",
+                "Service identity {:?} has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
                 s.service_name
             )));
         }
@@ -398,7 +405,7 @@ fn check_identities(grants: &Grants, owner: &str, local: bool) -> Result<()> {
         }
         if !is_valid_identity_name(&n.node_name) {
             return Err(rejected(
-                "Node identity has an invalid name. Only alphanumeric characters, '-' and '_' are allowed",
+                "Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
             ));
         }
     }

@@ -260,7 +260,21 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     let (status, body) = put(&a, "/v1/acl/token", ROOT, json!({"AccessorID": "nope"})).await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "Invalid Token: AccessorID is not a valid UUID")
+        (500, "Invalid Token: AccessorID - not a valid UUID")
+    );
+    let (status, body) = put(
+        &a,
+        "/v1/acl/token",
+        ROOT,
+        json!({"SecretID": "00000000-0000-0000-0000-000000000077"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            500,
+            r#"Invalid Token: SecretID - UUIDs with the prefix "00000000-0000-0000-0000-0000000000" are reserved"#
+        )
     );
     let t = ok(put(
         &a,
@@ -303,7 +317,12 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     .await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "Changing a tokens SecretID is not permitted")
+        (500, "Changing a token's SecretID is not permitted")
+    );
+    let (status, body) = put(&a, &path, ROOT, json!({"AuthMethod": "nomad"})).await;
+    assert_eq!(
+        (status, body),
+        (500, format!("Cannot change AuthMethod of {accessor}"))
     );
     let changed = ok(put(&a, &path, ROOT, json!({"Description": "changed"})).await);
     assert_eq!(
@@ -313,6 +332,14 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     assert_eq!(changed["CreateTime"], t["CreateTime"]);
     assert!(changed.get("Policies").is_none());
 
+    let (status, body) = put(
+        &a,
+        "/v1/acl/token/6b8a2c3e-0000-4222-8333-000000000000/clone",
+        ROOT,
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (403, "ACL not found"));
     let clone = ok(put(&a, &format!("{path}/clone"), ROOT, json!({})).await);
     assert_ne!(clone["AccessorID"], t["AccessorID"]);
     assert_eq!(clone["Description"], "changed");

@@ -402,6 +402,12 @@ fn sees_secrets(identity: &Identity) -> bool {
     identity.authorizer.acl_write().is_allow()
 }
 
+/// Consul's 404 for a read of an ACL record (`kind`: `token`, `policy`, ...) that does not
+/// exist (`ACLResourceNotExistError`).
+pub(super) fn not_exist(kind: &str) -> ApiError {
+    ApiError::not_found(format!("Requested {kind} does not exist: ACL not found"))
+}
+
 pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
     token.to_json(if show_secret {
         &token.secret_id
@@ -699,7 +705,7 @@ async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Re
 }
 
 /// `GET /v1/acl/token/<accessor>`: secrets hidden from callers without `acl:write`; an
-/// unknown or expired token is Consul's 403 `ACL not found`.
+/// unknown or expired token is Consul's 404.
 async fn token_read(ctx: Ctx, req: Request, accessor: String) -> Result<Reply, ApiError> {
     let identity = authorize(&ctx, &req, AccessLevel::Read)?;
     let opts = ctx.query_options(&req)?;
@@ -713,16 +719,17 @@ async fn token_read(ctx: Ctx, req: Request, accessor: String) -> Result<Reply, A
     .await?;
     match got.value {
         Some(token) => Ok(Reply::json(&token, opts.pretty)?.read_meta(got.index)),
-        None => Err(ApiError::forbidden("ACL not found")),
+        None => Err(not_exist("token")),
     }
 }
 
-/// `GET /v1/acl/token/self`: the caller's own token, secret included.
+/// `GET /v1/acl/token/self`: the caller's own token, secret included; the agent recovery
+/// token, which is not a stored token, is Consul's 404.
 async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let identity = caller(&ctx, &req)?;
     let opts = ctx.query_options(&req)?;
     let Some(token) = &identity.token else {
-        return Err(ApiError::forbidden("ACL not found"));
+        return Err(ApiError::not_found("Supplied token does not exist"));
     };
     Reply::json(&token_json(token, true), opts.pretty)
 }
@@ -835,9 +842,6 @@ struct NamedEndpoints {
     written: fn(crate::store::Outcome) -> Option<Value>,
     /// One record by ID (or by name) as rendered, with the index it was read at.
     read: ReadNamed,
-    /// The answer for a missing record: Consul's 403 `ACL not found` for a policy, an empty
-    /// 404 for a role.
-    missing: fn(u64) -> Result<Reply, ApiError>,
 }
 
 static POLICIES: NamedEndpoints = NamedEndpoints {
@@ -854,7 +858,6 @@ static POLICIES: NamedEndpoints = NamedEndpoints {
         let (index, policy) = store_acl::get_policy(r, ws, key, by_name)?;
         Ok((index, policy.map(|p| p.to_json())))
     },
-    missing: |_| Err(ApiError::forbidden("ACL not found")),
 };
 
 static ROLES: NamedEndpoints = NamedEndpoints {
@@ -871,7 +874,6 @@ static ROLES: NamedEndpoints = NamedEndpoints {
         let (index, role) = store_acl::get_role(r, ws, key, by_name)?;
         Ok((index, role.map(|r| r.to_json())))
     },
-    missing: |index| Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(index)),
 };
 
 /// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one. An ID in the body names an update,
@@ -962,7 +964,7 @@ async fn named_read(
     let got = blocking(&ctx.store, &opts, |r, ws| (kind.read)(r, ws, &key, by_name)).await?;
     match got.value {
         Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
-        None => (kind.missing)(got.index),
+        None => Err(not_exist(&kind.label.to_lowercase())),
     }
 }
 

@@ -2,11 +2,11 @@
 //! (Consul's `acl_endpoint.go`, HTTP and server halves). Management endpoints need `acl:read`
 //! or `acl:write`; login needs no token (the bearer token is the credential) and logout acts
 //! on the caller's own token. What the server refuses is Consul's 500 with its text, a
-//! missing record an empty 404, as Consul answers these reads.
+//! missing record Consul's 404.
 
 use super::acl::{
-    acls_enabled, authorize, caller_secret, decode, text, token_json, MAX_TTL, MIN_TTL,
-    TEMPLATE_VARIABLES,
+    acls_enabled, authorize, caller_secret, decode, not_exist, text, token_json, MAX_TTL,
+    MIN_TTL, TEMPLATE_VARIABLES,
 };
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -19,7 +19,7 @@ use crate::store::acl_auth;
 use crate::store::{Command, ReadTx, WatchSet};
 use crate::types::acl::{new_uuid, AclAuthMethod, AclBindingRule};
 use serde_json::{Map, Value};
-use warp::http::{Method, StatusCode};
+use warp::http::Method;
 
 static AUTH_METHOD: Schema = Schema {
     name: "ACLAuthMethod",
@@ -65,9 +65,9 @@ static LOGIN: Schema = Schema {
     strict: false,
 };
 
-/// `GET` of one method or rule (`read` renders it): a missing one is an empty 404 with the
-/// read's index, as Consul answers.
-async fn read_one<F>(ctx: &Ctx, req: Request, read: F) -> Result<Reply, ApiError>
+/// `GET` of one method or rule (`kind` in messages; `read` renders it): a missing one is
+/// Consul's 404.
+async fn read_one<F>(ctx: &Ctx, req: Request, kind: &str, read: F) -> Result<Reply, ApiError>
 where
     F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, Option<Value>)> + Send + Sync,
 {
@@ -76,7 +76,7 @@ where
     let got = blocking(&ctx.store, &opts, read).await?;
     match got.value {
         Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
-        None => Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index)),
+        None => Err(not_exist(kind)),
     }
 }
 
@@ -146,7 +146,7 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
     }
     match req.method {
         Method::GET => {
-            read_one(&ctx, req, |r, ws| {
+            read_one(&ctx, req, "auth method", |r, ws| {
                 let (index, method) = acl_auth::get_auth_method(r, ws, &name)?;
                 Ok((index, method.map(|m| m.to_json())))
             })
@@ -242,7 +242,7 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
     }
     match req.method {
         Method::GET => {
-            read_one(&ctx, req, |r, ws| {
+            read_one(&ctx, req, "binding rule", |r, ws| {
                 let (index, rule) = acl_auth::get_binding_rule(r, ws, &id)?;
                 Ok((index, rule.map(|r| r.to_json())))
             })

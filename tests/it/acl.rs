@@ -242,8 +242,11 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     );
     let rid = role["ID"].as_str().unwrap().to_string();
     assert_eq!(ok(get(&a, "/v1/acl/role/name/web", ROOT).await)["ID"], rid);
-    let (status, _) = get(&a, "/v1/acl/role/name/nope", ROOT).await;
-    assert_eq!(status, 404);
+    let (status, body) = get(&a, "/v1/acl/role/name/nope", ROOT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested role does not exist: ACL not found")
+    );
 
     // Tokens.
     let (status, body) = put(
@@ -354,13 +357,21 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     )
     .await;
     assert_eq!((status, body.trim()), (200, "true"));
+    let (status, body) = get(&a, &format!("/v1/acl/policy/{pid}"), ROOT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested policy does not exist: ACL not found")
+    );
     let role_after = ok(get(&a, &format!("/v1/acl/role/{rid}"), ROOT).await);
     assert!(role_after.get("Policies").is_none(), "{role_after}");
 
     let (status, body) = call(&a, reqwest::Method::DELETE, &path, ROOT, None).await;
     assert_eq!((status, body.trim()), (200, "true"));
     let (status, body) = get(&a, &path, ROOT).await;
-    assert_eq!((status, body.as_str()), (403, "ACL not found"));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested token does not exist: ACL not found")
+    );
 }
 
 #[tokio::test]

@@ -208,7 +208,13 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
         list[0].get("Config").is_none(),
         "stubs leave out Config: {list}"
     );
-    assert_eq!(get(&a, "/v1/acl/auth-method/nope", ROOT).await.0, 404);
+    assert_eq!(
+        get(&a, "/v1/acl/auth-method/nope", ROOT).await,
+        (
+            404,
+            "Requested auth method does not exist: ACL not found".to_string()
+        )
+    );
 
     // An update may leave out the type; it cannot change it.
     let updated = ok(put(
@@ -357,8 +363,11 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
         json!(true)
     );
     assert_eq!(
-        get(&a, &format!("/v1/acl/binding-rule/{id}"), ROOT).await.0,
-        404
+        get(&a, &format!("/v1/acl/binding-rule/{id}"), ROOT).await,
+        (
+            404,
+            "Requested binding rule does not exist: ACL not found".to_string()
+        )
     );
 
     // Management needs acl:read / acl:write.
@@ -513,7 +522,13 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
         ROOT,
     )
     .await;
-    assert_eq!(gone.0, 403, "{}", gone.1);
+    assert_eq!(
+        gone,
+        (
+            404,
+            "Requested token does not exist: ACL not found".to_string()
+        )
+    );
 }
 
 #[tokio::test]

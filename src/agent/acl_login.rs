@@ -28,10 +28,12 @@ pub enum LoginError {
     /// Consul's `acl.ErrNotFound` (403 `ACL not found...`).
     #[error("ACL not found{0}")]
     NotFound(String),
-    /// Consul's `acl.ErrPermissionDenied` (403): no rule granted anything, or the token did
-    /// not come from a login.
+    /// Consul's `acl.ErrPermissionDenied` (403): no rule granted anything.
     #[error("Permission denied")]
     Denied,
+    /// A logout of a token that did not come from a login (403).
+    #[error("Permission denied: token wasn't created via login")]
+    NotFromLogin,
     /// The method refused the bearer token or could not reach its backend (500).
     #[error("{0}")]
     Failed(String),
@@ -421,13 +423,10 @@ fn existing(
 
 /// `POST /v1/acl/logout`: deletes the caller's token if a login created it.
 pub async fn logout(store: &Store, secret: &str) -> Result<(), LoginError> {
-    if secret.is_empty() {
-        return Err(LoginError::NotFound(String::new()));
-    }
     let token = store_acl::token_by_secret(&store.read()?, secret)?
         .ok_or_else(|| LoginError::NotFound(String::new()))?;
     if token.auth_method.is_empty() {
-        return Err(LoginError::Denied);
+        return Err(LoginError::NotFromLogin);
     }
     store
         .apply(Command::AclTokenDelete {

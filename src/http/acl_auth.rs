@@ -19,7 +19,7 @@ use crate::store::acl_auth;
 use crate::store::{Command, ReadTx, WatchSet};
 use crate::types::acl::{new_uuid, AclAuthMethod, AclBindingRule};
 use serde_json::{Map, Value};
-use warp::http::Method;
+use warp::http::{Method, StatusCode};
 
 static AUTH_METHOD: Schema = Schema {
     name: "ACLAuthMethod",
@@ -283,7 +283,9 @@ pub async fn binding_rule_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError
 impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
-            LoginError::NotFound(_) | LoginError::Denied => ApiError::forbidden(err.to_string()),
+            LoginError::NotFound(_) | LoginError::Denied | LoginError::NotFromLogin => {
+                ApiError::forbidden(err.to_string())
+            }
             LoginError::Failed(msg) => ApiError::internal(msg),
             LoginError::Store(e) => e.into(),
         }
@@ -313,10 +315,18 @@ pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     Reply::json(&token_json(&token, true), opts.pretty)
 }
 
-/// `POST /v1/acl/logout`: deletes the caller's token, which a login must have created.
+/// `POST /v1/acl/logout`: deletes the caller's token, which a login must have created; a
+/// request without a token is Consul's 401.
 pub async fn logout(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    acl_login::logout(&ctx.store, &caller_secret(&ctx, &req)).await?;
+    let secret = caller_secret(&ctx, &req);
+    if secret.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Supplied token does not exist",
+        ));
+    }
+    acl_login::logout(&ctx.store, &secret).await?;
     Reply::json(&true, opts.pretty)
 }

@@ -503,7 +503,12 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
 
     // Logout deletes a login's token; other tokens are refused.
     let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", ROOT, None).await;
-    assert_eq!((status, body.as_str()), (403, "Permission denied"));
+    assert_eq!(
+        (status, body.as_str()),
+        (403, "Permission denied: token wasn't created via login")
+    );
+    let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", "", None).await;
+    assert_eq!((status, body.as_str()), (401, "Supplied token does not exist"));
     assert_eq!(
         ok(call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await),
         json!(true)
@@ -860,7 +865,7 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
     let refused = a.cli(&["logout", "-token", ROOT], None).await;
     assert_eq!(
         refused.stderr.trim_end(),
-        "Error destroying token: Unexpected response code: 403 (Permission denied)"
+        "Error destroying token: Unexpected response code: 403 (Permission denied: token wasn't created via login)"
     );
 
     let deleted = cli_ok(&a, &["acl", "binding-rule", "delete", "-id", rule_id], None).await;

@@ -172,19 +172,21 @@ static CLONE: Schema = Schema {
     strict: false,
 };
 
-/// The body decoded against `schema`; an empty body is an empty object where `optional`.
+/// The body decoded against `schema`; an empty body is an empty object where `optional`. A
+/// body that does not decode is a 400 whose text starts with the endpoint's `failure` (Consul's
+/// `Token decoding failed`, `Policy decoding failed`, ...).
 pub(super) async fn decode(
     ctx: &Ctx,
     req: &mut Request,
     schema: &Schema,
     optional: bool,
+    failure: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     let body = req.body(ctx).await?;
     if optional && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    gojson::decode(&body, schema)
-        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    gojson::decode(&body, schema).map_err(|e| ApiError::bad_request(format!("{failure}: {e}")))
 }
 
 pub(super) fn text(map: &Map<String, Value>, key: &str) -> String {
@@ -423,7 +425,7 @@ pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
 pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &BOOTSTRAP, true).await?;
+    let body = decode(&ctx, &mut req, &BOOTSTRAP, true, "Request decoding failed").await?;
     let secret = match text(&body, "BootstrapSecret") {
         s if s.is_empty() => new_uuid(),
         s if !is_uuid(&s) => {
@@ -514,12 +516,13 @@ pub async fn replication(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 // ---- tokens -------------------------------------------------------------------------------
 
 const TOKEN_PREFIX: &str = "/v1/acl/token/";
+const TOKEN_DECODING: &str = "Token decoding failed";
 
 /// `PUT /v1/acl/token`: creates a token.
 pub async fn token_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &TOKEN, false).await?;
+    let body = decode(&ctx, &mut req, &TOKEN, false, TOKEN_DECODING).await?;
     let token = new_token(&body)?;
     let stored = write_token(&ctx, token, TokenWrite::Create).await?;
     Reply::json(&token_json(&stored, true), opts.pretty)
@@ -668,7 +671,7 @@ async fn write_token(ctx: &Ctx, token: AclToken, mode: TokenWrite) -> Result<Acl
 async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &TOKEN, false).await?;
+    let body = decode(&ctx, &mut req, &TOKEN, false, TOKEN_DECODING).await?;
     let in_body = text(&body, "AccessorID");
     if !in_body.is_empty() && in_body != accessor {
         return Err(ApiError::bad_request(
@@ -740,7 +743,7 @@ async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &CLONE, true).await?;
+    let body = decode(&ctx, &mut req, &CLONE, true, TOKEN_DECODING).await?;
     let now = crate::clock::now_ms();
     let original = store_acl::token(&ctx.store.read()?, &accessor)?
         .filter(|t| !t.is_expired(now))
@@ -750,7 +753,11 @@ async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Rep
             "Cannot clone a token created from an auth method",
         ));
     }
-    if original.legacy.as_ref().is_some_and(|l| !l.rules.is_empty()) {
+    if original
+        .legacy
+        .as_ref()
+        .is_some_and(|l| !l.rules.is_empty())
+    {
         return Err(ApiError::internal(
             "Cannot clone a legacy ACL with this endpoint",
         ));
@@ -842,6 +849,14 @@ struct NamedEndpoints {
     written: fn(crate::store::Outcome) -> Option<Value>,
     /// One record by ID (or by name) as rendered, with the index it was read at.
     read: ReadNamed,
+    /// Consul's 400 for a create whose body names an ID.
+    id_on_create: &'static str,
+}
+
+impl NamedEndpoints {
+    fn decoding_failed(&self) -> String {
+        format!("{} decoding failed", self.label)
+    }
 }
 
 static POLICIES: NamedEndpoints = NamedEndpoints {
@@ -858,6 +873,7 @@ static POLICIES: NamedEndpoints = NamedEndpoints {
         let (index, policy) = store_acl::get_policy(r, ws, key, by_name)?;
         Ok((index, policy.map(|p| p.to_json())))
     },
+    id_on_create: "Cannot specify the ID when creating a new policy",
 };
 
 static ROLES: NamedEndpoints = NamedEndpoints {
@@ -874,10 +890,10 @@ static ROLES: NamedEndpoints = NamedEndpoints {
         let (index, role) = store_acl::get_role(r, ws, key, by_name)?;
         Ok((index, role.map(|r| r.to_json())))
     },
+    id_on_create: "Role ID in URL and payload do not match",
 };
 
-/// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one. An ID in the body names an update,
-/// as in Consul's `PolicySet`/`RoleSet`.
+/// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one; the body may not name an ID.
 async fn named_create(
     kind: &NamedEndpoints,
     ctx: Ctx,
@@ -885,12 +901,11 @@ async fn named_create(
 ) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, kind.schema, false).await?;
-    let (id, create) = match text(&body, "ID") {
-        id if id.is_empty() => (new_uuid(), true),
-        id => (id, false),
-    };
-    named_write(kind, &ctx, &body, id, create, opts.pretty).await
+    let body = decode(&ctx, &mut req, kind.schema, false, &kind.decoding_failed()).await?;
+    if !text(&body, "ID").is_empty() {
+        return Err(ApiError::bad_request(kind.id_on_create));
+    }
+    named_write(kind, &ctx, &body, new_uuid(), true, opts.pretty).await
 }
 
 async fn named_write(
@@ -926,7 +941,7 @@ async fn named_handle(
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, kind.schema, false).await?;
+            let body = decode(&ctx, &mut req, kind.schema, false, &kind.decoding_failed()).await?;
             let in_body = text(&body, "ID");
             if !in_body.is_empty() && in_body != tail {
                 return Err(ApiError::bad_request(format!(
@@ -1084,7 +1099,14 @@ pub async fn templated_handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
         ));
     };
     let template = TemplatedPolicy::by_name(name).map_err(not_found)?;
-    let body = decode(&ctx, &mut req, &TEMPLATE_VARIABLES, true).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &TEMPLATE_VARIABLES,
+        true,
+        "Failed to decode request body",
+    )
+    .await?;
     let variables = body.get("Name").map(|_| TemplateVariables {
         name: text(&body, "Name"),
     });
@@ -1170,7 +1192,7 @@ fn token_by_secret(ctx: &Ctx, id: &str) -> Result<Option<AclToken>, ApiError> {
 pub async fn legacy_write(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &LEGACY, false).await?;
+    let body = decode(&ctx, &mut req, &LEGACY, false, "Request decode failed").await?;
     let id = text(&body, "ID");
     let update = req.path.ends_with("/update");
     if update && id.is_empty() {

@@ -5,8 +5,8 @@
 //! missing record Consul's 404.
 
 use super::acl::{
-    acls_enabled, authorize, caller_secret, decode, not_exist, text, token_json, MAX_TTL,
-    MIN_TTL, TEMPLATE_VARIABLES,
+    acls_enabled, authorize, caller_secret, decode, not_exist, text, token_json, MAX_TTL, MIN_TTL,
+    TEMPLATE_VARIABLES,
 };
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -132,7 +132,14 @@ async fn write_auth_method(
 pub async fn auth_method_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &AUTH_METHOD, false).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &AUTH_METHOD,
+        false,
+        "AuthMethod decoding failed",
+    )
+    .await?;
     let method = auth_method_from(&body, text(&body, "Name"));
     write_auth_method(&ctx, method, opts.pretty).await
 }
@@ -155,7 +162,14 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &AUTH_METHOD, false).await?;
+            let body = decode(
+                &ctx,
+                &mut req,
+                &AUTH_METHOD,
+                false,
+                "AuthMethod decoding failed",
+            )
+            .await?;
             let in_body = text(&body, "Name");
             if !in_body.is_empty() && in_body != name {
                 return Err(ApiError::bad_request(
@@ -220,17 +234,25 @@ async fn write_binding_rule(
     Reply::json(&stored.to_json(), pretty)
 }
 
-/// `PUT /v1/acl/binding-rule`: creates a rule; an ID in the body names an update, as in
-/// Consul's `BindingRuleSet`.
+/// `PUT /v1/acl/binding-rule`: creates a rule; the body may not name an ID.
 pub async fn binding_rule_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &BINDING_RULE, false).await?;
-    let (id, create) = match text(&body, "ID") {
-        id if id.is_empty() => (new_uuid(), true),
-        id => (id, false),
-    };
-    write_binding_rule(&ctx, binding_rule_from(&body, id), create, opts.pretty).await
+    let body = decode(
+        &ctx,
+        &mut req,
+        &BINDING_RULE,
+        false,
+        "BindingRule decoding failed",
+    )
+    .await?;
+    if !text(&body, "ID").is_empty() {
+        return Err(ApiError::bad_request(
+            "BindingRule ID in URL and payload do not match",
+        ));
+    }
+    let rule = binding_rule_from(&body, new_uuid());
+    write_binding_rule(&ctx, rule, true, opts.pretty).await
 }
 
 /// `GET`, `PUT` and `DELETE /v1/acl/binding-rule/<id>`.
@@ -251,7 +273,14 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &BINDING_RULE, false).await?;
+            let body = decode(
+                &ctx,
+                &mut req,
+                &BINDING_RULE,
+                false,
+                "BindingRule decoding failed",
+            )
+            .await?;
             let in_body = text(&body, "ID");
             if !in_body.is_empty() && in_body != id {
                 return Err(ApiError::bad_request(
@@ -296,7 +325,14 @@ impl From<LoginError> for ApiError {
 pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &LOGIN, false).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &LOGIN,
+        false,
+        "Failed to decode request body",
+    )
+    .await?;
     let meta = body
         .get("Meta")
         .and_then(Value::as_object)

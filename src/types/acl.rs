@@ -4,9 +4,9 @@
 //! Links to policies and roles are stored by ID only (a policy can be renamed without touching
 //! the tokens that use it); the store fills in the current names when it reads them back.
 
+use super::intention::go_time;
 use bincode::{Decode, Encode};
 use serde_json::{json, Map, Value};
-use super::intention::go_time;
 use std::time::Duration;
 
 /// The builtin `global-management` policy (`structs.ACLPolicyGlobalManagementID`).
@@ -584,8 +584,8 @@ fn b64(bytes: &[u8]) -> Value {
 /// Parses an RFC 3339 time (`2030-01-02T15:04:05.999Z`, or with a `+hh:mm` offset) into Unix
 /// milliseconds, as `ExpirationTime` arrives.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 

@@ -184,6 +184,20 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
             r#"Invalid Policy: A Policy with Name "app" already exists"#
         )
     );
+    let (status, body) = put(
+        &a,
+        "/v1/acl/policy",
+        ROOT,
+        json!({"ID": "6b8a2c3e-0000-4222-8333-944455556666", "Name": "with-id"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Cannot specify the ID when creating a new policy")
+    );
+    let (status, body) = put(&a, "/v1/acl/policy", ROOT, json!({"Name": 7})).await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("Policy decoding failed: "), "{body}");
     let (status, body) = put(&a, "/v1/acl/policy", ROOT, json!({"Name": "bad name!"})).await;
     assert_eq!(status, 500);
     assert_eq!(

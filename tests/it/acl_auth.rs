@@ -508,7 +508,10 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
         (403, "Permission denied: token wasn't created via login")
     );
     let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", "", None).await;
-    assert_eq!((status, body.as_str()), (401, "Supplied token does not exist"));
+    assert_eq!(
+        (status, body.as_str()),
+        (401, "Supplied token does not exist")
+    );
     assert_eq!(
         ok(call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await),
         json!(true)

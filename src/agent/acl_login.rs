@@ -94,12 +94,13 @@ async fn remote_keys(config: &SsoConfig) -> Result<Vec<jwt::KeyEntry>, String> {
     if !config.jwks_url.is_empty() {
         return fetch_jwks(&config.jwks_url, &config.jwks_ca_cert).await;
     }
-    let doc = discover(&config.oidc_discovery_url, "").await?;
+    let ca = &config.oidc_discovery_ca_cert;
+    let doc = discover(&config.oidc_discovery_url, ca).await?;
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    fetch_jwks(jwks_uri, "").await
+    fetch_jwks(jwks_uri, ca).await
 }
 
 /// Checks a method about to be written, as `AuthMethodSet` does: a known type (an update may
@@ -163,7 +164,7 @@ pub async fn check_method(
                 .map_err(|e| invalid(format!("error checking JWKSURL: {e}")))?;
         }
         MethodConfig::Jwt(c) | MethodConfig::Oidc(c) if !c.oidc_discovery_url.is_empty() => {
-            discover(&c.oidc_discovery_url, "")
+            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
                 .await
                 .map_err(|e| invalid(format!("error checking OIDCDiscoveryURL: {e}")))?;
         }
@@ -224,7 +225,7 @@ async fn verify(config: &MethodConfig, bearer: &str) -> Result<Identity, String>
         MethodConfig::Oidc(c) => {
             // The provider must answer before anything else, as Consul builds its validator
             // from it; a JWT login is then refused for this type.
-            discover(&c.oidc_discovery_url, "")
+            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
                 .await
                 .map_err(|e| format!("error checking OIDCDiscoveryURL: {e}"))?;
             Err("ClaimsFromJWT is incompatible with type \"oidc\"".into())

@@ -189,6 +189,31 @@ pub(super) async fn decode(
     gojson::decode(&body, schema).map_err(|e| ApiError::bad_request(format!("{failure}: {e}")))
 }
 
+/// Where a `PUT` to one record's URL names the record: the body `field` which, when set, must
+/// be the URL's `key`, else Consul's 400 `mismatch`.
+pub(super) struct KeyedBody<'a> {
+    pub field: &'a str,
+    pub key: &'a str,
+    pub mismatch: &'a str,
+}
+
+/// The body of a `PUT` to one record's URL, decoded as [`decode`] does and checked to name
+/// that record.
+pub(super) async fn decode_keyed(
+    ctx: &Ctx,
+    req: &mut Request,
+    schema: &Schema,
+    failure: &str,
+    keyed: KeyedBody<'_>,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = decode(ctx, req, schema, false, failure).await?;
+    let in_body = text(&body, keyed.field);
+    if !in_body.is_empty() && in_body != keyed.key {
+        return Err(ApiError::bad_request(keyed.mismatch));
+    }
+    Ok(body)
+}
+
 pub(super) fn text(map: &Map<String, Value>, key: &str) -> String {
     map.get(key)
         .and_then(Value::as_str)
@@ -671,13 +696,12 @@ async fn write_token(ctx: &Ctx, token: AclToken, mode: TokenWrite) -> Result<Acl
 async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &TOKEN, false, TOKEN_DECODING).await?;
-    let in_body = text(&body, "AccessorID");
-    if !in_body.is_empty() && in_body != accessor {
-        return Err(ApiError::bad_request(
-            "Token Accessor ID in URL and payload do not match",
-        ));
-    }
+    let keyed = KeyedBody {
+        field: "AccessorID",
+        key: &accessor,
+        mismatch: "Token Accessor ID in URL and payload do not match",
+    };
+    let body = decode_keyed(&ctx, &mut req, &TOKEN, TOKEN_DECODING, keyed).await?;
     if !is_uuid(&accessor) {
         return Err(ApiError::internal("AccessorID is not a valid UUID"));
     }
@@ -941,14 +965,14 @@ async fn named_handle(
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, kind.schema, false, &kind.decoding_failed()).await?;
-            let in_body = text(&body, "ID");
-            if !in_body.is_empty() && in_body != tail {
-                return Err(ApiError::bad_request(format!(
-                    "{} ID in URL and payload do not match",
-                    kind.label
-                )));
-            }
+            let mismatch = format!("{} ID in URL and payload do not match", kind.label);
+            let keyed = KeyedBody {
+                field: "ID",
+                key: &tail,
+                mismatch: &mismatch,
+            };
+            let failure = kind.decoding_failed();
+            let body = decode_keyed(&ctx, &mut req, kind.schema, &failure, keyed).await?;
             named_write(kind, &ctx, &body, tail, false, opts.pretty).await
         }
         _ => {

@@ -5,8 +5,8 @@
 //! missing record Consul's 404.
 
 use super::acl::{
-    acls_enabled, authorize, caller_secret, decode, not_exist, text, token_json, MAX_TTL, MIN_TTL,
-    TEMPLATE_VARIABLES,
+    acls_enabled, authorize, caller_secret, decode, decode_keyed, not_exist, text, token_json,
+    KeyedBody, MAX_TTL, MIN_TTL, TEMPLATE_VARIABLES,
 };
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -162,20 +162,13 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(
-                &ctx,
-                &mut req,
-                &AUTH_METHOD,
-                false,
-                "AuthMethod decoding failed",
-            )
-            .await?;
-            let in_body = text(&body, "Name");
-            if !in_body.is_empty() && in_body != name {
-                return Err(ApiError::bad_request(
-                    "AuthMethod Name in URL and payload do not match",
-                ));
-            }
+            let keyed = KeyedBody {
+                field: "Name",
+                key: &name,
+                mismatch: "AuthMethod Name in URL and payload do not match",
+            };
+            let failure = "AuthMethod decoding failed";
+            let body = decode_keyed(&ctx, &mut req, &AUTH_METHOD, failure, keyed).await?;
             write_auth_method(&ctx, auth_method_from(&body, name), opts.pretty).await
         }
         _ => delete_one(&ctx, req, Command::AclAuthMethodDelete { name }).await,
@@ -273,20 +266,13 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(
-                &ctx,
-                &mut req,
-                &BINDING_RULE,
-                false,
-                "BindingRule decoding failed",
-            )
-            .await?;
-            let in_body = text(&body, "ID");
-            if !in_body.is_empty() && in_body != id {
-                return Err(ApiError::bad_request(
-                    "BindingRule ID in URL and payload do not match",
-                ));
-            }
+            let keyed = KeyedBody {
+                field: "ID",
+                key: &id,
+                mismatch: "BindingRule ID in URL and payload do not match",
+            };
+            let failure = "BindingRule decoding failed";
+            let body = decode_keyed(&ctx, &mut req, &BINDING_RULE, failure, keyed).await?;
             write_binding_rule(&ctx, binding_rule_from(&body, id), false, opts.pretty).await
         }
         _ => delete_one(&ctx, req, Command::AclBindingRuleDelete { id }).await,

@@ -256,6 +256,17 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     );
     let rid = role["ID"].as_str().unwrap().to_string();
     assert_eq!(ok(get(&a, "/v1/acl/role/name/web", ROOT).await)["ID"], rid);
+    let (status, body) = put(
+        &a,
+        &format!("/v1/acl/role/{rid}"),
+        ROOT,
+        json!({"ID": "6b8a2c3e-0000-4222-8333-944455556666", "Name": "web"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Role ID in URL and payload do not match")
+    );
     let (status, body) = get(&a, "/v1/acl/role/name/nope", ROOT).await;
     assert_eq!(
         (status, body.as_str()),
@@ -335,6 +346,17 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     assert_eq!(
         (status, body.as_str()),
         (500, "Changing a token's SecretID is not permitted")
+    );
+    let (status, body) = put(
+        &a,
+        &path,
+        ROOT,
+        json!({"AccessorID": "6b8a2c3e-0000-4222-8333-944455556666"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Token Accessor ID in URL and payload do not match")
     );
     let (status, body) = put(&a, &path, ROOT, json!({"AuthMethod": "nomad"})).await;
     assert_eq!(

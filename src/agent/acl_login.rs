@@ -183,9 +183,7 @@ pub fn check_binding_rule(
     let r = store.read().map_err(|e| e.to_string())?;
     let mut method_name = rule.auth_method.clone();
     if !create {
-        let mut ws = crate::store::WatchSet::default();
-        let (_, existing) =
-            acl_auth::get_binding_rule(&r, &mut ws, &rule.id).map_err(|e| e.to_string())?;
+        let existing = acl_auth::binding_rule(&r, &rule.id).map_err(|e| e.to_string())?;
         match existing {
             // The store refuses a missing rule with Consul's text.
             None => return Ok(()),
@@ -324,16 +322,11 @@ pub async fn login(
         authmethod::evaluate(&rules, &identity).map_err(|e| LoginError::Failed(e.to_string()))?;
     let (roles, policies) = {
         let r = store.read()?;
-        let mut ws = crate::store::WatchSet::default();
         let roles = existing(&bindings.roles, |name| {
-            Ok(store_acl::get_role(&r, &mut ws, name, true)?
-                .1
-                .map(|x| x.id))
+            Ok(store_acl::role_by_name(&r, name)?.map(|x| x.id))
         })?;
         let policies = existing(&bindings.policies, |name| {
-            Ok(store_acl::get_policy(&r, &mut ws, name, true)?
-                .1
-                .map(|x| x.id))
+            Ok(store_acl::policy_by_name(&r, name)?.map(|x| x.id))
         })?;
         (roles, policies)
     };
@@ -408,7 +401,7 @@ pub async fn login(
 /// bound roles and policies that don't.
 fn existing(
     names: &[String],
-    mut id_of: impl FnMut(&str) -> crate::store::Result<Option<String>>,
+    id_of: impl Fn(&str) -> crate::store::Result<Option<String>>,
 ) -> crate::store::Result<Vec<Link>> {
     let mut links = Vec::new();
     for name in names {

@@ -155,7 +155,8 @@ pub fn policy(r: &impl Readable, id: &str) -> Result<Option<AclPolicy>> {
     r.get(ACL_POLICIES, id)
 }
 
-fn policy_by_name(r: &impl Readable, name: &str) -> Result<Option<AclPolicy>> {
+/// A policy by name, without watching.
+pub fn policy_by_name(r: &impl Readable, name: &str) -> Result<Option<AclPolicy>> {
     match r.get(ACL_POLICY_NAMES, name)? {
         Some(link) => policy(r, &link.id),
         None => Ok(None),
@@ -191,7 +192,8 @@ pub fn role(r: &impl Readable, id: &str) -> Result<Option<AclRole>> {
         .transpose()
 }
 
-fn role_by_name(r: &impl Readable, name: &str) -> Result<Option<AclRole>> {
+/// A role by name, with link names, without watching.
+pub fn role_by_name(r: &impl Readable, name: &str) -> Result<Option<AclRole>> {
     match r.get(ACL_ROLE_NAMES, name)? {
         Some(link) => role(r, &link.id),
         None => Ok(None),

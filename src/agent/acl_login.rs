@@ -28,10 +28,12 @@ pub enum LoginError {
     /// Consul's `acl.ErrNotFound` (403 `ACL not found...`).
     #[error("ACL not found{0}")]
     NotFound(String),
-    /// Consul's `acl.ErrPermissionDenied` (403): no rule granted anything, or the token did
-    /// not come from a login.
+    /// Consul's `acl.ErrPermissionDenied` (403): no rule granted anything.
     #[error("Permission denied")]
     Denied,
+    /// A logout of a token that did not come from a login (403).
+    #[error("Permission denied: token wasn't created via login")]
+    NotFromLogin,
     /// The method refused the bearer token or could not reach its backend (500).
     #[error("{0}")]
     Failed(String),
@@ -92,12 +94,13 @@ async fn remote_keys(config: &SsoConfig) -> Result<Vec<jwt::KeyEntry>, String> {
     if !config.jwks_url.is_empty() {
         return fetch_jwks(&config.jwks_url, &config.jwks_ca_cert).await;
     }
-    let doc = discover(&config.oidc_discovery_url, "").await?;
+    let ca = &config.oidc_discovery_ca_cert;
+    let doc = discover(&config.oidc_discovery_url, ca).await?;
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    fetch_jwks(jwks_uri, "").await
+    fetch_jwks(jwks_uri, ca).await
 }
 
 /// Checks a method about to be written, as `AuthMethodSet` does: a known type (an update may
@@ -111,12 +114,7 @@ pub async fn check_method(
     if method.name.is_empty() {
         return Err("Invalid Auth Method: no Name is set".into());
     }
-    let valid_name = method.name.len() <= 128
-        && method
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid_name {
+    if !crate::acl::is_valid_name(&method.name, crate::acl::AUTH_METHOD_NAME_MAX) {
         return Err(
             "Invalid Auth Method: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"
                 .into(),
@@ -166,7 +164,7 @@ pub async fn check_method(
                 .map_err(|e| invalid(format!("error checking JWKSURL: {e}")))?;
         }
         MethodConfig::Jwt(c) | MethodConfig::Oidc(c) if !c.oidc_discovery_url.is_empty() => {
-            discover(&c.oidc_discovery_url, "")
+            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
                 .await
                 .map_err(|e| invalid(format!("error checking OIDCDiscoveryURL: {e}")))?;
         }
@@ -185,9 +183,7 @@ pub fn check_binding_rule(
     let r = store.read().map_err(|e| e.to_string())?;
     let mut method_name = rule.auth_method.clone();
     if !create {
-        let mut ws = crate::store::WatchSet::default();
-        let (_, existing) =
-            acl_auth::get_binding_rule(&r, &mut ws, &rule.id).map_err(|e| e.to_string())?;
+        let existing = acl_auth::binding_rule(&r, &rule.id).map_err(|e| e.to_string())?;
         match existing {
             // The store refuses a missing rule with Consul's text.
             None => return Ok(()),
@@ -227,7 +223,7 @@ async fn verify(config: &MethodConfig, bearer: &str) -> Result<Identity, String>
         MethodConfig::Oidc(c) => {
             // The provider must answer before anything else, as Consul builds its validator
             // from it; a JWT login is then refused for this type.
-            discover(&c.oidc_discovery_url, "")
+            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
                 .await
                 .map_err(|e| format!("error checking OIDCDiscoveryURL: {e}"))?;
             Err("ClaimsFromJWT is incompatible with type \"oidc\"".into())
@@ -300,7 +296,7 @@ pub struct LoginRequest {
     pub meta: BTreeMap<String, String>,
 }
 
-/// `PUT /v1/acl/login`: verifies the bearer token with the method, evaluates its binding
+/// `POST /v1/acl/login`: verifies the bearer token with the method, evaluates its binding
 /// rules and creates a token with what they grant (roles and policies that don't exist are
 /// skipped, as Consul skips them); nothing granted is `Denied`.
 /// Node identities are granted in `datacenter`, this agent's.
@@ -326,16 +322,11 @@ pub async fn login(
         authmethod::evaluate(&rules, &identity).map_err(|e| LoginError::Failed(e.to_string()))?;
     let (roles, policies) = {
         let r = store.read()?;
-        let mut ws = crate::store::WatchSet::default();
         let roles = existing(&bindings.roles, |name| {
-            Ok(store_acl::get_role(&r, &mut ws, name, true)?
-                .1
-                .map(|x| x.id))
+            Ok(store_acl::role_by_name(&r, name)?.map(|x| x.id))
         })?;
         let policies = existing(&bindings.policies, |name| {
-            Ok(store_acl::get_policy(&r, &mut ws, name, true)?
-                .1
-                .map(|x| x.id))
+            Ok(store_acl::policy_by_name(&r, name)?.map(|x| x.id))
         })?;
         (roles, policies)
     };
@@ -410,7 +401,7 @@ pub async fn login(
 /// bound roles and policies that don't.
 fn existing(
     names: &[String],
-    mut id_of: impl FnMut(&str) -> crate::store::Result<Option<String>>,
+    id_of: impl Fn(&str) -> crate::store::Result<Option<String>>,
 ) -> crate::store::Result<Vec<Link>> {
     let mut links = Vec::new();
     for name in names {
@@ -424,15 +415,12 @@ fn existing(
     Ok(links)
 }
 
-/// `PUT /v1/acl/logout`: deletes the caller's token if a login created it.
+/// `POST /v1/acl/logout`: deletes the caller's token if a login created it.
 pub async fn logout(store: &Store, secret: &str) -> Result<(), LoginError> {
-    if secret.is_empty() {
-        return Err(LoginError::NotFound(String::new()));
-    }
     let token = store_acl::token_by_secret(&store.read()?, secret)?
         .ok_or_else(|| LoginError::NotFound(String::new()))?;
     if token.auth_method.is_empty() {
-        return Err(LoginError::Denied);
+        return Err(LoginError::NotFromLogin);
     }
     store
         .apply(Command::AclTokenDelete {

@@ -166,14 +166,20 @@ pub async fn run(command: AclCommand) -> i32 {
             TokenCommand::Read(a) => token_read(a).await,
             TokenCommand::Update(a) => token_write(a, false).await,
             TokenCommand::Delete(a) => token_delete(a).await,
-            TokenCommand::List(a) => token_list(a).await,
+            TokenCommand::List(a) => {
+                let context = "Failed to retrieve the token list";
+                list_all(&a, "/v1/acl/tokens", context, pretty_token).await
+            }
         },
         AclCommand::Policy { command } => match command {
             PolicyCommand::Create(a) => policy_write(a, true).await,
             PolicyCommand::Read(a) => policy_read(a).await,
             PolicyCommand::Update(a) => policy_write(a, false).await,
             PolicyCommand::Delete(a) => policy_delete(a).await,
-            PolicyCommand::List(a) => policy_list(a).await,
+            PolicyCommand::List(a) => {
+                let context = "Failed to retrieve the policy list";
+                list_all(&a, "/v1/acl/policies", context, pretty_policy).await
+            }
         },
         AclCommand::Role { command } => super::acl_auth::role(command).await,
         AclCommand::AuthMethod { command } => super::acl_auth::auth_method(command).await,
@@ -261,6 +267,81 @@ pub(super) fn print_list(
     let rendered: Vec<String> = items.iter().map(pretty).collect();
     print!("{}", rendered.join("\n"));
     Ok(())
+}
+
+/// `list`: the records at `path`, printed.
+pub(super) async fn list_all(
+    out: &FormatArgs,
+    path: &str,
+    context: &str,
+    pretty: fn(&Value) -> String,
+) -> Result<(), String> {
+    check_format(&out.format)?;
+    let list = call(&out.http, Method::GET, path, None, context).await?;
+    print_list(out, &list, pretty)
+}
+
+/// A kind of record the CLI reads and deletes by one key (a token's accessor, a policy's or
+/// role's ID, a method's name, a rule's ID).
+pub(super) struct Keyed {
+    /// Its API path under `/v1/acl/`.
+    pub(super) path: &'static str,
+    /// How messages name it.
+    pub(super) label: &'static str,
+    /// How the delete confirmation names it.
+    pub(super) deleted: &'static str,
+    pub(super) pretty: fn(&Value) -> String,
+}
+
+impl Keyed {
+    fn path_of(&self, key: &str) -> String {
+        format!("/v1/acl/{}/{}", self.path, segment(key))
+    }
+
+    pub(super) async fn read(&self, out: &FormatArgs, key: &str) -> Result<(), String> {
+        check_format(&out.format)?;
+        let context = format!("Error reading {} {key:?}", self.label);
+        let record = call(&out.http, Method::GET, &self.path_of(key), None, &context).await?;
+        print(out, &record, self.pretty)
+    }
+
+    /// The stored record, for an update to start from.
+    pub(super) async fn current(
+        &self,
+        http: &HttpFlags,
+        key: &str,
+    ) -> Result<Map<String, Value>, String> {
+        let context = format!("Error when retrieving current {} {key:?}", self.label);
+        let current = call(http, Method::GET, &self.path_of(key), None, &context).await?;
+        Ok(current.as_object().cloned().unwrap_or_default())
+    }
+
+    /// Creates (`key` `None`) or updates the record and prints what was stored.
+    pub(super) async fn write(
+        &self,
+        out: &FormatArgs,
+        key: Option<&str>,
+        body: Map<String, Value>,
+    ) -> Result<(), String> {
+        let stored = write_record(&out.http, self.path, self.label, key, body).await?;
+        print(out, &stored, self.pretty)
+    }
+
+    pub(super) async fn delete(&self, http: &HttpFlags, key: &str) -> Result<(), String> {
+        let context = format!("Error deleting {} {key:?}", self.label);
+        call(http, Method::DELETE, &self.path_of(key), None, &context).await?;
+        println!("{} {key:?} deleted successfully", self.deleted);
+        Ok(())
+    }
+}
+
+/// The `-name` or `-id` a command needs, refused when empty.
+pub(super) fn required<'a>(value: &'a str, flag: &str) -> Result<&'a str, String> {
+    if value.is_empty() {
+        Err(format!("Must specify the -{flag} parameter"))
+    } else {
+        Ok(value)
+    }
 }
 
 pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -408,16 +489,7 @@ async fn token_write(a: TokenArgs, create: bool) -> Result<(), String> {
         if a.id.is_empty() {
             return Err("Cannot update a token without specifying the -id parameter".into());
         }
-        let path = format!("/v1/acl/token/{}", segment(&a.id));
-        let current = call(
-            http,
-            Method::GET,
-            &path,
-            None,
-            &format!("Error when retrieving current token {:?}", a.id),
-        )
-        .await?;
-        current.as_object().cloned().unwrap_or_default()
+        TOKEN.current(http, &a.id).await?
     };
     if create {
         if !a.id.is_empty() {
@@ -466,51 +538,24 @@ async fn token_write(a: TokenArgs, create: bool) -> Result<(), String> {
     print(&a.out, &token, pretty_token)
 }
 
-async fn token_read(a: TokenReadArgs) -> Result<(), String> {
-    check_format(&a.out.format)?;
-    let path = if a.own {
-        "/v1/acl/token/self".to_string()
-    } else if a.id.is_empty() {
-        return Err("Must specify the -id parameter".into());
-    } else {
-        format!("/v1/acl/token/{}", segment(&a.id))
-    };
-    let context = format!(
-        "Error reading token {:?}",
-        if a.own { "self" } else { &a.id }
-    );
-    let token = call(&a.out.http, Method::GET, &path, None, &context).await?;
-    print(&a.out, &token, pretty_token)
-}
+const TOKEN: Keyed = Keyed {
+    path: "token",
+    label: "token",
+    deleted: "Token",
+    pretty: pretty_token,
+};
 
 async fn token_delete(a: IdArgs) -> Result<(), String> {
-    if a.id.is_empty() {
-        return Err("Must specify the -id parameter".into());
-    }
-    let path = format!("/v1/acl/token/{}", segment(&a.id));
-    call(
-        &a.http,
-        Method::DELETE,
-        &path,
-        None,
-        &format!("Error deleting token {:?}", a.id),
-    )
-    .await?;
-    println!("Token {:?} deleted successfully", a.id);
-    Ok(())
+    TOKEN.delete(&a.http, required(&a.id, "id")?).await
 }
 
-async fn token_list(a: FormatArgs) -> Result<(), String> {
-    check_format(&a.format)?;
-    let list = call(
-        &a.http,
-        Method::GET,
-        "/v1/acl/tokens",
-        None,
-        "Failed to retrieve the token list",
-    )
-    .await?;
-    print_list(&a, &list, pretty_token)
+async fn token_read(a: TokenReadArgs) -> Result<(), String> {
+    let accessor = if a.own {
+        "self"
+    } else {
+        required(&a.id, "id")?
+    };
+    TOKEN.read(&a.out, accessor).await
 }
 
 /// The ID of `-id` or, failing that, of the `kind` (`policy`, `role`) named `-name`.
@@ -547,16 +592,16 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
         }
         Map::new()
     } else {
-        let id = named_id(http, "policy", &a.id, "").await.map_err(|_| {
-            "Cannot update a policy without specifying the -id parameter".to_string()
-        })?;
-        let path = format!("/v1/acl/policy/{}", segment(&id));
+        if a.id.is_empty() {
+            return Err("Cannot update a policy without specifying the -id parameter".into());
+        }
+        let path = format!("/v1/acl/policy/{}", segment(&a.id));
         let current = call(
             http,
             Method::GET,
             &path,
             None,
-            &format!("Error retrieving current policy {id:?}"),
+            &format!("Error retrieving current policy {:?}", a.id),
         )
         .await?;
         current.as_object().cloned().unwrap_or_default()
@@ -579,45 +624,19 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
     print(&a.out, &policy, pretty_policy)
 }
 
+const POLICY: Keyed = Keyed {
+    path: "policy",
+    label: "policy",
+    deleted: "Policy",
+    pretty: pretty_policy,
+};
+
 async fn policy_read(a: PolicyReadArgs) -> Result<(), String> {
-    check_format(&a.out.format)?;
     let id = named_id(&a.out.http, "policy", &a.id, &a.name).await?;
-    let path = format!("/v1/acl/policy/{}", segment(&id));
-    let policy = call(
-        &a.out.http,
-        Method::GET,
-        &path,
-        None,
-        &format!("Error reading policy {id:?}"),
-    )
-    .await?;
-    print(&a.out, &policy, pretty_policy)
+    POLICY.read(&a.out, &id).await
 }
 
 async fn policy_delete(a: PolicyReadArgs) -> Result<(), String> {
     let id = named_id(&a.out.http, "policy", &a.id, &a.name).await?;
-    let path = format!("/v1/acl/policy/{}", segment(&id));
-    call(
-        &a.out.http,
-        Method::DELETE,
-        &path,
-        None,
-        &format!("Error deleting policy {id:?}"),
-    )
-    .await?;
-    println!("Policy {id:?} deleted successfully");
-    Ok(())
-}
-
-async fn policy_list(a: FormatArgs) -> Result<(), String> {
-    check_format(&a.format)?;
-    let list = call(
-        &a.http,
-        Method::GET,
-        "/v1/acl/policies",
-        None,
-        "Failed to retrieve the policy list",
-    )
-    .await?;
-    print_list(&a, &list, pretty_policy)
+    POLICY.delete(&a.out.http, &id).await
 }

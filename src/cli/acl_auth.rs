@@ -3,82 +3,12 @@
 //! `-format=pretty|json`, and the same output and error texts.
 
 use super::acl::{
-    call, check_format, link_list, named_id, node_identity, pretty_grants, print, print_list, s,
-    service_identity, write_record, FormatArgs, PolicyReadArgs as RoleReadArgs,
+    call, check_format, link_list, list_all, named_id, node_identity, pretty_grants, required, s,
+    service_identity, FormatArgs, Keyed, PolicyReadArgs as RoleReadArgs,
 };
 use super::client::{exit_code, indented_json, parse_key_value, read_data, segment, HttpFlags};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
-
-/// `list`: the records at `path`, printed.
-async fn list_all(
-    out: &FormatArgs,
-    path: &str,
-    context: &str,
-    pretty: fn(&Value) -> String,
-) -> Result<(), String> {
-    check_format(&out.format)?;
-    let list = call(&out.http, Method::GET, path, None, context).await?;
-    print_list(out, &list, pretty)
-}
-
-/// A kind of record the CLI reads and deletes by one key (a method's name, a rule's ID).
-struct Keyed {
-    /// Its API path under `/v1/acl/`.
-    path: &'static str,
-    /// How messages name it.
-    label: &'static str,
-    /// How the delete confirmation names it.
-    deleted: &'static str,
-    pretty: fn(&Value) -> String,
-}
-
-impl Keyed {
-    fn path_of(&self, key: &str) -> String {
-        format!("/v1/acl/{}/{}", self.path, segment(key))
-    }
-
-    async fn read(&self, out: &FormatArgs, key: &str) -> Result<(), String> {
-        check_format(&out.format)?;
-        let context = format!("Error reading {} {key:?}", self.label);
-        let record = call(&out.http, Method::GET, &self.path_of(key), None, &context).await?;
-        print(out, &record, self.pretty)
-    }
-
-    /// The stored record, for an update to start from.
-    async fn current(&self, http: &HttpFlags, key: &str) -> Result<Map<String, Value>, String> {
-        let context = format!("Error when retrieving current {} {key:?}", self.label);
-        let current = call(http, Method::GET, &self.path_of(key), None, &context).await?;
-        Ok(current.as_object().cloned().unwrap_or_default())
-    }
-
-    /// Creates (`key` `None`) or updates the record and prints what was stored.
-    async fn write(
-        &self,
-        out: &FormatArgs,
-        key: Option<&str>,
-        body: Map<String, Value>,
-    ) -> Result<(), String> {
-        let stored = write_record(&out.http, self.path, self.label, key, body).await?;
-        print(out, &stored, self.pretty)
-    }
-
-    async fn delete(&self, http: &HttpFlags, key: &str) -> Result<(), String> {
-        let context = format!("Error deleting {} {key:?}", self.label);
-        call(http, Method::DELETE, &self.path_of(key), None, &context).await?;
-        println!("{} {key:?} deleted successfully", self.deleted);
-        Ok(())
-    }
-}
-
-/// The `-name` or `-id` a command needs, refused when empty.
-fn required<'a>(value: &'a str, flag: &str) -> Result<&'a str, String> {
-    if value.is_empty() {
-        Err(format!("Must specify the -{flag} parameter"))
-    } else {
-        Ok(value)
-    }
-}
 
 // ---- roles ------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ static NODE_IDENTITY: Schema = Schema {
     strict: false,
 };
 
-static TEMPLATE_VARIABLES: Schema = Schema {
+pub(super) static TEMPLATE_VARIABLES: Schema = Schema {
     name: "ACLTemplatedPolicyVariables",
     go_type: "structs.ACLTemplatedPolicyVariables",
     fields: &[field("Name", STRING)],
@@ -172,19 +172,46 @@ static CLONE: Schema = Schema {
     strict: false,
 };
 
-/// The body decoded against `schema`; an empty body is an empty object where `optional`.
+/// The body decoded against `schema`; an empty body is an empty object where `optional`. A
+/// body that does not decode is a 400 whose text starts with the endpoint's `failure` (Consul's
+/// `Token decoding failed`, `Policy decoding failed`, ...).
 pub(super) async fn decode(
     ctx: &Ctx,
     req: &mut Request,
     schema: &Schema,
     optional: bool,
+    failure: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     let body = req.body(ctx).await?;
     if optional && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    gojson::decode(&body, schema)
-        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    gojson::decode(&body, schema).map_err(|e| ApiError::bad_request(format!("{failure}: {e}")))
+}
+
+/// Where a `PUT` to one record's URL names the record: the body `field` which, when set, must
+/// be the URL's `key`, else Consul's 400 `mismatch`.
+pub(super) struct KeyedBody<'a> {
+    pub field: &'a str,
+    pub key: &'a str,
+    pub mismatch: &'a str,
+}
+
+/// The body of a `PUT` to one record's URL, decoded as [`decode`] does and checked to name
+/// that record.
+pub(super) async fn decode_keyed(
+    ctx: &Ctx,
+    req: &mut Request,
+    schema: &Schema,
+    failure: &str,
+    keyed: KeyedBody<'_>,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = decode(ctx, req, schema, false, failure).await?;
+    let in_body = text(&body, keyed.field);
+    if !in_body.is_empty() && in_body != keyed.key {
+        return Err(ApiError::bad_request(keyed.mismatch));
+    }
+    Ok(body)
 }
 
 pub(super) fn text(map: &Map<String, Value>, key: &str) -> String {
@@ -402,6 +429,12 @@ fn sees_secrets(identity: &Identity) -> bool {
     identity.authorizer.acl_write().is_allow()
 }
 
+/// Consul's 404 for a read of an ACL record (`kind`: `token`, `policy`, ...) that does not
+/// exist (`ACLResourceNotExistError`).
+pub(super) fn not_exist(kind: &str) -> ApiError {
+    ApiError::not_found(format!("Requested {kind} does not exist: ACL not found"))
+}
+
 pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
     token.to_json(if show_secret {
         &token.secret_id
@@ -417,7 +450,7 @@ pub(super) fn token_json(token: &AclToken, show_secret: bool) -> Value {
 pub async fn bootstrap(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &BOOTSTRAP, true).await?;
+    let body = decode(&ctx, &mut req, &BOOTSTRAP, true, "Request decoding failed").await?;
     let secret = match text(&body, "BootstrapSecret") {
         s if s.is_empty() => new_uuid(),
         s if !is_uuid(&s) => {
@@ -508,12 +541,13 @@ pub async fn replication(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 // ---- tokens -------------------------------------------------------------------------------
 
 const TOKEN_PREFIX: &str = "/v1/acl/token/";
+const TOKEN_DECODING: &str = "Token decoding failed";
 
 /// `PUT /v1/acl/token`: creates a token.
 pub async fn token_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &TOKEN, false).await?;
+    let body = decode(&ctx, &mut req, &TOKEN, false, TOKEN_DECODING).await?;
     let token = new_token(&body)?;
     let stored = write_token(&ctx, token, TokenWrite::Create).await?;
     Reply::json(&token_json(&stored, true), opts.pretty)
@@ -545,24 +579,20 @@ pub async fn token_handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 /// no stored state done here too.
 fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
     let refuse = |msg: String| Err(ApiError::internal(msg));
-    let reserved = format!("Invalid Token: UUIDs with the prefix {RESERVED_PREFIX:?} are reserved");
-    let mut accessor = text(body, "AccessorID");
-    if accessor.is_empty() {
-        accessor = new_uuid();
-    } else if !is_uuid(&accessor) {
-        return refuse("Invalid Token: AccessorID is not a valid UUID".into());
-    } else if is_reserved(&accessor) {
-        return refuse(reserved);
-    }
-    let mut secret = text(body, "SecretID");
-    if secret.is_empty() {
-        secret = new_uuid();
-    } else if !is_uuid(&secret) {
-        return refuse("Invalid Token: SecretID is not a valid UUID".into());
-    } else if is_reserved(&secret) {
-        return refuse(reserved);
-    }
-    common_checks(body)?;
+    let chosen_id = |field: &str| -> Result<String, ApiError> {
+        match text(body, field) {
+            id if id.is_empty() => Ok(new_uuid()),
+            id => match token_id_problem(&id) {
+                Some(problem) => Err(ApiError::internal(format!(
+                    "Invalid Token: {field} - {problem}"
+                ))),
+                None => Ok(id),
+            },
+        }
+    };
+    let accessor = chosen_id("AccessorID")?;
+    let secret = chosen_id("SecretID")?;
+    legacy_field_checks(body)?;
     let create_ms = crate::clock::now_ms();
     let ttl_ns = body
         .get("ExpirationTTL")
@@ -596,6 +626,9 @@ fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
             ));
         }
     }
+    if !text(body, "AuthMethod").is_empty() {
+        return refuse("AuthMethod field is disallowed outside of login".into());
+    }
     Ok(AclToken {
         accessor_id: accessor,
         secret_id: secret,
@@ -609,13 +642,21 @@ fn new_token(body: &Map<String, Value>) -> Result<AclToken, ApiError> {
     })
 }
 
-/// The checks creates and updates share: fields only login or the legacy API may set.
-fn common_checks(body: &Map<String, Value>) -> Result<(), ApiError> {
-    if !text(body, "AuthMethod").is_empty() {
-        return Err(ApiError::internal(
-            "AuthMethod field is disallowed outside of Login",
-        ));
+/// Why a token ID chosen by the caller is refused (Consul's `validateTokenID`), if it is.
+fn token_id_problem(id: &str) -> Option<String> {
+    if is_reserved(id) {
+        Some(format!(
+            "UUIDs with the prefix {RESERVED_PREFIX:?} are reserved"
+        ))
+    } else if !is_uuid(id) {
+        Some("not a valid UUID".into())
+    } else {
+        None
     }
+}
+
+/// The checks creates and updates share: fields only the legacy API may set.
+fn legacy_field_checks(body: &Map<String, Value>) -> Result<(), ApiError> {
     if !text(body, "Rules").is_empty() {
         return Err(ApiError::internal(
             "Rules cannot be specified for this token",
@@ -655,17 +696,16 @@ async fn write_token(ctx: &Ctx, token: AclToken, mode: TokenWrite) -> Result<Acl
 async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &TOKEN, false).await?;
-    let in_body = text(&body, "AccessorID");
-    if !in_body.is_empty() && in_body != accessor {
-        return Err(ApiError::bad_request(
-            "Token Accessor ID in URL and payload do not match",
-        ));
-    }
+    let keyed = KeyedBody {
+        field: "AccessorID",
+        key: &accessor,
+        mismatch: "Token Accessor ID in URL and payload do not match",
+    };
+    let body = decode_keyed(&ctx, &mut req, &TOKEN, TOKEN_DECODING, keyed).await?;
     if !is_uuid(&accessor) {
         return Err(ApiError::internal("AccessorID is not a valid UUID"));
     }
-    common_checks(&body)?;
+    legacy_field_checks(&body)?;
     if body
         .get("ExpirationTTL")
         .and_then(Value::as_u64)
@@ -684,6 +724,7 @@ async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Re
         roles: links(&body, "Roles"),
         local: body.get("Local").and_then(Value::as_bool).unwrap_or(false),
         expiration_ms: expiration(&body)?,
+        auth_method: text(&body, "AuthMethod"),
         ..Default::default()
     };
     let stored = write_token(&ctx, token, TokenWrite::Update).await?;
@@ -691,7 +732,7 @@ async fn token_update(ctx: Ctx, mut req: Request, accessor: String) -> Result<Re
 }
 
 /// `GET /v1/acl/token/<accessor>`: secrets hidden from callers without `acl:write`; an
-/// unknown or expired token is Consul's 403 `ACL not found`.
+/// unknown or expired token is Consul's 404.
 async fn token_read(ctx: Ctx, req: Request, accessor: String) -> Result<Reply, ApiError> {
     let identity = authorize(&ctx, &req, AccessLevel::Read)?;
     let opts = ctx.query_options(&req)?;
@@ -705,38 +746,44 @@ async fn token_read(ctx: Ctx, req: Request, accessor: String) -> Result<Reply, A
     .await?;
     match got.value {
         Some(token) => Ok(Reply::json(&token, opts.pretty)?.read_meta(got.index)),
-        None => Err(ApiError::forbidden("ACL not found")),
+        None => Err(not_exist("token")),
     }
 }
 
-/// `GET /v1/acl/token/self`: the caller's own token, secret included.
+/// `GET /v1/acl/token/self`: the caller's own token, secret included; the agent recovery
+/// token, which is not a stored token, is Consul's 404.
 async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let identity = caller(&ctx, &req)?;
     let opts = ctx.query_options(&req)?;
     let Some(token) = &identity.token else {
-        return Err(ApiError::forbidden("ACL not found"));
+        return Err(ApiError::not_found("Supplied token does not exist"));
     };
     Reply::json(&token_json(token, true), opts.pretty)
 }
 
 /// `PUT /v1/acl/token/<accessor>/clone`: a new token with the same grants, its description
-/// from the body or the original's.
+/// from the body or the original's. A missing or expired original is Consul's 403 `ACL not
+/// found`.
 async fn token_clone(ctx: Ctx, mut req: Request, accessor: String) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &CLONE, true).await?;
-    if !is_uuid(&accessor) {
-        return Err(ApiError::internal(
-            "Accessor ID is missing or an invalid UUID",
-        ));
-    }
+    let body = decode(&ctx, &mut req, &CLONE, true, TOKEN_DECODING).await?;
     let now = crate::clock::now_ms();
     let original = store_acl::token(&ctx.store.read()?, &accessor)?
         .filter(|t| !t.is_expired(now))
-        .ok_or_else(|| ApiError::internal("Cannot find token to clone"))?;
+        .ok_or_else(|| ApiError::forbidden("ACL not found"))?;
     if !original.auth_method.is_empty() {
         return Err(ApiError::internal(
             "Cannot clone a token created from an auth method",
+        ));
+    }
+    if original
+        .legacy
+        .as_ref()
+        .is_some_and(|l| !l.rules.is_empty())
+    {
+        return Err(ApiError::internal(
+            "Cannot clone a legacy ACL with this endpoint",
         ));
     }
     let description = match text(&body, "Description") {
@@ -826,9 +873,14 @@ struct NamedEndpoints {
     written: fn(crate::store::Outcome) -> Option<Value>,
     /// One record by ID (or by name) as rendered, with the index it was read at.
     read: ReadNamed,
-    /// The answer for a missing record: Consul's 403 `ACL not found` for a policy, an empty
-    /// 404 for a role.
-    missing: fn(u64) -> Result<Reply, ApiError>,
+    /// Consul's 400 for a create whose body names an ID.
+    id_on_create: &'static str,
+}
+
+impl NamedEndpoints {
+    fn decoding_failed(&self) -> String {
+        format!("{} decoding failed", self.label)
+    }
 }
 
 static POLICIES: NamedEndpoints = NamedEndpoints {
@@ -845,7 +897,7 @@ static POLICIES: NamedEndpoints = NamedEndpoints {
         let (index, policy) = store_acl::get_policy(r, ws, key, by_name)?;
         Ok((index, policy.map(|p| p.to_json())))
     },
-    missing: |_| Err(ApiError::forbidden("ACL not found")),
+    id_on_create: "Cannot specify the ID when creating a new policy",
 };
 
 static ROLES: NamedEndpoints = NamedEndpoints {
@@ -862,11 +914,10 @@ static ROLES: NamedEndpoints = NamedEndpoints {
         let (index, role) = store_acl::get_role(r, ws, key, by_name)?;
         Ok((index, role.map(|r| r.to_json())))
     },
-    missing: |index| Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(index)),
+    id_on_create: "Role ID in URL and payload do not match",
 };
 
-/// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one. An ID in the body names an update,
-/// as in Consul's `PolicySet`/`RoleSet`.
+/// `PUT /v1/acl/policy` or `/v1/acl/role`: creates one; the body may not name an ID.
 async fn named_create(
     kind: &NamedEndpoints,
     ctx: Ctx,
@@ -874,12 +925,11 @@ async fn named_create(
 ) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, kind.schema, false).await?;
-    let (id, create) = match text(&body, "ID") {
-        id if id.is_empty() => (new_uuid(), true),
-        id => (id, false),
-    };
-    named_write(kind, &ctx, &body, id, create, opts.pretty).await
+    let body = decode(&ctx, &mut req, kind.schema, false, &kind.decoding_failed()).await?;
+    if !text(&body, "ID").is_empty() {
+        return Err(ApiError::bad_request(kind.id_on_create));
+    }
+    named_write(kind, &ctx, &body, new_uuid(), true, opts.pretty).await
 }
 
 async fn named_write(
@@ -915,14 +965,14 @@ async fn named_handle(
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, kind.schema, false).await?;
-            let in_body = text(&body, "ID");
-            if !in_body.is_empty() && in_body != tail {
-                return Err(ApiError::bad_request(format!(
-                    "{} ID in URL and payload do not match",
-                    kind.label
-                )));
-            }
+            let mismatch = format!("{} ID in URL and payload do not match", kind.label);
+            let keyed = KeyedBody {
+                field: "ID",
+                key: &tail,
+                mismatch: &mismatch,
+            };
+            let failure = kind.decoding_failed();
+            let body = decode_keyed(&ctx, &mut req, kind.schema, &failure, keyed).await?;
             named_write(kind, &ctx, &body, tail, false, opts.pretty).await
         }
         _ => {
@@ -953,7 +1003,7 @@ async fn named_read(
     let got = blocking(&ctx.store, &opts, |r, ws| (kind.read)(r, ws, &key, by_name)).await?;
     match got.value {
         Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
-        None => (kind.missing)(got.index),
+        None => Err(not_exist(&kind.label.to_lowercase())),
     }
 }
 
@@ -1073,7 +1123,14 @@ pub async fn templated_handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
         ));
     };
     let template = TemplatedPolicy::by_name(name).map_err(not_found)?;
-    let body = decode(&ctx, &mut req, &TEMPLATE_VARIABLES, true).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &TEMPLATE_VARIABLES,
+        true,
+        "Failed to decode request body",
+    )
+    .await?;
     let variables = body.get("Name").map(|_| TemplateVariables {
         name: text(&body, "Name"),
     });
@@ -1159,7 +1216,7 @@ fn token_by_secret(ctx: &Ctx, id: &str) -> Result<Option<AclToken>, ApiError> {
 pub async fn legacy_write(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &LEGACY, false).await?;
+    let body = decode(&ctx, &mut req, &LEGACY, false, "Request decode failed").await?;
     let id = text(&body, "ID");
     let update = req.path.ends_with("/update");
     if update && id.is_empty() {

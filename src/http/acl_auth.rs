@@ -2,10 +2,11 @@
 //! (Consul's `acl_endpoint.go`, HTTP and server halves). Management endpoints need `acl:read`
 //! or `acl:write`; login needs no token (the bearer token is the credential) and logout acts
 //! on the caller's own token. What the server refuses is Consul's 500 with its text, a
-//! missing record an empty 404, as Consul answers these reads.
+//! missing record Consul's 404.
 
 use super::acl::{
-    acls_enabled, authorize, caller_secret, decode, text, token_json, MAX_TTL, MIN_TTL,
+    acls_enabled, authorize, caller_secret, decode, decode_keyed, not_exist, text, token_json,
+    KeyedBody, MAX_TTL, MIN_TTL, TEMPLATE_VARIABLES,
 };
 use super::blocking::blocking;
 use super::error::ApiError;
@@ -36,14 +37,6 @@ static AUTH_METHOD: Schema = Schema {
     strict: false,
 };
 
-static BIND_VARS: Schema = Schema {
-    name: "ACLTemplatedPolicyVariables",
-    go_type: "structs.ACLTemplatedPolicyVariables",
-    fields: &[field("Name", STRING)],
-    base: None,
-    strict: false,
-};
-
 static BINDING_RULE: Schema = Schema {
     name: "ACLBindingRule",
     go_type: "structs.ACLBindingRule",
@@ -54,7 +47,7 @@ static BINDING_RULE: Schema = Schema {
         field("Selector", STRING),
         field("BindType", STRING),
         field("BindName", STRING),
-        field("BindVars", Kind::Struct(&BIND_VARS)),
+        field("BindVars", Kind::Struct(&TEMPLATE_VARIABLES)),
     ],
     base: None,
     strict: false,
@@ -72,9 +65,9 @@ static LOGIN: Schema = Schema {
     strict: false,
 };
 
-/// `GET` of one method or rule (`read` renders it): a missing one is an empty 404 with the
-/// read's index, as Consul answers.
-async fn read_one<F>(ctx: &Ctx, req: Request, read: F) -> Result<Reply, ApiError>
+/// `GET` of one method or rule (`kind` in messages; `read` renders it): a missing one is
+/// Consul's 404.
+async fn read_one<F>(ctx: &Ctx, req: Request, kind: &str, read: F) -> Result<Reply, ApiError>
 where
     F: Fn(&ReadTx, &mut WatchSet) -> crate::store::Result<(u64, Option<Value>)> + Send + Sync,
 {
@@ -83,7 +76,7 @@ where
     let got = blocking(&ctx.store, &opts, read).await?;
     match got.value {
         Some(record) => Ok(Reply::json(&record, opts.pretty)?.read_meta(got.index)),
-        None => Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index)),
+        None => Err(not_exist(kind)),
     }
 }
 
@@ -139,7 +132,14 @@ async fn write_auth_method(
 pub async fn auth_method_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &AUTH_METHOD, false).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &AUTH_METHOD,
+        false,
+        "AuthMethod decoding failed",
+    )
+    .await?;
     let method = auth_method_from(&body, text(&body, "Name"));
     write_auth_method(&ctx, method, opts.pretty).await
 }
@@ -153,7 +153,7 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
     }
     match req.method {
         Method::GET => {
-            read_one(&ctx, req, |r, ws| {
+            read_one(&ctx, req, "auth method", |r, ws| {
                 let (index, method) = acl_auth::get_auth_method(r, ws, &name)?;
                 Ok((index, method.map(|m| m.to_json())))
             })
@@ -162,13 +162,13 @@ pub async fn auth_method_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Api
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &AUTH_METHOD, false).await?;
-            let in_body = text(&body, "Name");
-            if !in_body.is_empty() && in_body != name {
-                return Err(ApiError::bad_request(
-                    "AuthMethod Name in URL and payload do not match",
-                ));
-            }
+            let keyed = KeyedBody {
+                field: "Name",
+                key: &name,
+                mismatch: "AuthMethod Name in URL and payload do not match",
+            };
+            let failure = "AuthMethod decoding failed";
+            let body = decode_keyed(&ctx, &mut req, &AUTH_METHOD, failure, keyed).await?;
             write_auth_method(&ctx, auth_method_from(&body, name), opts.pretty).await
         }
         _ => delete_one(&ctx, req, Command::AclAuthMethodDelete { name }).await,
@@ -227,17 +227,25 @@ async fn write_binding_rule(
     Reply::json(&stored.to_json(), pretty)
 }
 
-/// `PUT /v1/acl/binding-rule`: creates a rule; an ID in the body names an update, as in
-/// Consul's `BindingRuleSet`.
+/// `PUT /v1/acl/binding-rule`: creates a rule; the body may not name an ID.
 pub async fn binding_rule_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     authorize(&ctx, &req, AccessLevel::Write)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &BINDING_RULE, false).await?;
-    let (id, create) = match text(&body, "ID") {
-        id if id.is_empty() => (new_uuid(), true),
-        id => (id, false),
-    };
-    write_binding_rule(&ctx, binding_rule_from(&body, id), create, opts.pretty).await
+    let body = decode(
+        &ctx,
+        &mut req,
+        &BINDING_RULE,
+        false,
+        "BindingRule decoding failed",
+    )
+    .await?;
+    if !text(&body, "ID").is_empty() {
+        return Err(ApiError::bad_request(
+            "BindingRule ID in URL and payload do not match",
+        ));
+    }
+    let rule = binding_rule_from(&body, new_uuid());
+    write_binding_rule(&ctx, rule, true, opts.pretty).await
 }
 
 /// `GET`, `PUT` and `DELETE /v1/acl/binding-rule/<id>`.
@@ -249,7 +257,7 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
     }
     match req.method {
         Method::GET => {
-            read_one(&ctx, req, |r, ws| {
+            read_one(&ctx, req, "binding rule", |r, ws| {
                 let (index, rule) = acl_auth::get_binding_rule(r, ws, &id)?;
                 Ok((index, rule.map(|r| r.to_json())))
             })
@@ -258,23 +266,16 @@ pub async fn binding_rule_handle(ctx: Ctx, mut req: Request) -> Result<Reply, Ap
         Method::PUT => {
             authorize(&ctx, &req, AccessLevel::Write)?;
             let opts = ctx.query_options(&req)?;
-            let body = decode(&ctx, &mut req, &BINDING_RULE, false).await?;
-            let in_body = text(&body, "ID");
-            if !in_body.is_empty() && in_body != id {
-                return Err(ApiError::bad_request(
-                    "BindingRule ID in URL and payload do not match",
-                ));
-            }
+            let keyed = KeyedBody {
+                field: "ID",
+                key: &id,
+                mismatch: "BindingRule ID in URL and payload do not match",
+            };
+            let failure = "BindingRule decoding failed";
+            let body = decode_keyed(&ctx, &mut req, &BINDING_RULE, failure, keyed).await?;
             write_binding_rule(&ctx, binding_rule_from(&body, id), false, opts.pretty).await
         }
-        _ => {
-            authorize(&ctx, &req, AccessLevel::Write)?;
-            let opts = ctx.query_options(&req)?;
-            ctx.store
-                .apply(Command::AclBindingRuleDelete { id })
-                .await?;
-            Reply::json(&true, opts.pretty)
-        }
+        _ => delete_one(&ctx, req, Command::AclBindingRuleDelete { id }).await,
     }
 }
 
@@ -297,18 +298,27 @@ pub async fn binding_rule_list(ctx: Ctx, req: Request) -> Result<Reply, ApiError
 impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
-            LoginError::NotFound(_) | LoginError::Denied => ApiError::forbidden(err.to_string()),
+            LoginError::NotFound(_) | LoginError::Denied | LoginError::NotFromLogin => {
+                ApiError::forbidden(err.to_string())
+            }
             LoginError::Failed(msg) => ApiError::internal(msg),
             LoginError::Store(e) => e.into(),
         }
     }
 }
 
-/// `PUT /v1/acl/login`: `{AuthMethod, BearerToken, Meta}`; answers the new token.
+/// `POST /v1/acl/login`: `{AuthMethod, BearerToken, Meta}`; answers the new token.
 pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    let body = decode(&ctx, &mut req, &LOGIN, false).await?;
+    let body = decode(
+        &ctx,
+        &mut req,
+        &LOGIN,
+        false,
+        "Failed to decode request body",
+    )
+    .await?;
     let meta = body
         .get("Meta")
         .and_then(Value::as_object)
@@ -327,10 +337,18 @@ pub async fn login(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     Reply::json(&token_json(&token, true), opts.pretty)
 }
 
-/// `PUT /v1/acl/logout`: deletes the caller's token, which a login must have created.
+/// `POST /v1/acl/logout`: deletes the caller's token, which a login must have created; a
+/// request without a token is Consul's 401.
 pub async fn logout(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    acl_login::logout(&ctx.store, &caller_secret(&ctx, &req)).await?;
+    let secret = caller_secret(&ctx, &req);
+    if secret.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Supplied token does not exist",
+        ));
+    }
+    acl_login::logout(&ctx.store, &secret).await?;
     Reply::json(&true, opts.pretty)
 }

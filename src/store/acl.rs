@@ -48,14 +48,6 @@ impl super::codec::Record for Bootstrap {
 
 const BOOTSTRAP_KEY: &str = "bootstrap";
 
-/// Policy and role names: 1 to 128 letters, digits, `-` and `_` (Consul's `validPolicyName`).
-fn is_valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 pub(super) fn rejected(message: impl Into<String>) -> StoreError {
     StoreError::Rejected(message.into())
 }
@@ -78,25 +70,13 @@ pub fn watch_all(ws: &mut WatchSet) {
 
 // ---- reads ----------------------------------------------------------------------------
 
-/// Fills in the names of linked policies and roles, dropping links to deleted ones (Consul's
-/// `fixupTokenPolicyLinks` and friends).
-fn fill_policy_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
+/// Fills in the names of linked policies or roles (`T`), dropping links to deleted ones
+/// (Consul's `fixupTokenPolicyLinks` and friends).
+fn fill_links<T: Named>(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
     let mut kept = Vec::with_capacity(links.len());
     for mut link in links.drain(..) {
-        if let Some(p) = r.get(ACL_POLICIES, &link.id)? {
-            link.name = p.name;
-            kept.push(link);
-        }
-    }
-    *links = kept;
-    Ok(())
-}
-
-fn fill_role_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
-    let mut kept = Vec::with_capacity(links.len());
-    for mut link in links.drain(..) {
-        if let Some(role) = r.get(ACL_ROLES, &link.id)? {
-            link.name = role.name;
+        if let Some(record) = r.get(T::RECORDS, &link.id)? {
+            link.name = record.name().to_string();
             kept.push(link);
         }
     }
@@ -105,13 +85,13 @@ fn fill_role_links(r: &impl Readable, links: &mut Vec<Link>) -> Result<()> {
 }
 
 fn filled_token(r: &impl Readable, mut token: AclToken) -> Result<AclToken> {
-    fill_policy_links(r, &mut token.grants.policies)?;
-    fill_role_links(r, &mut token.roles)?;
+    fill_links::<AclPolicy>(r, &mut token.grants.policies)?;
+    fill_links::<AclRole>(r, &mut token.roles)?;
     Ok(token)
 }
 
 fn filled_role(r: &impl Readable, mut role: AclRole) -> Result<AclRole> {
-    fill_policy_links(r, &mut role.grants.policies)?;
+    fill_links::<AclPolicy>(r, &mut role.grants.policies)?;
     Ok(role)
 }
 
@@ -175,7 +155,8 @@ pub fn policy(r: &impl Readable, id: &str) -> Result<Option<AclPolicy>> {
     r.get(ACL_POLICIES, id)
 }
 
-fn policy_by_name(r: &impl Readable, name: &str) -> Result<Option<AclPolicy>> {
+/// A policy by name, without watching.
+pub fn policy_by_name(r: &impl Readable, name: &str) -> Result<Option<AclPolicy>> {
     match r.get(ACL_POLICY_NAMES, name)? {
         Some(link) => policy(r, &link.id),
         None => Ok(None),
@@ -211,7 +192,8 @@ pub fn role(r: &impl Readable, id: &str) -> Result<Option<AclRole>> {
         .transpose()
 }
 
-fn role_by_name(r: &impl Readable, name: &str) -> Result<Option<AclRole>> {
+/// A role by name, with link names, without watching.
+pub fn role_by_name(r: &impl Readable, name: &str) -> Result<Option<AclRole>> {
     match r.get(ACL_ROLE_NAMES, name)? {
         Some(link) => role(r, &link.id),
         None => Ok(None),
@@ -268,8 +250,8 @@ pub enum TokenWrite {
 }
 
 /// `PUT /v1/acl/token` (create) and `PUT /v1/acl/token/<accessor>` (update). On create the
-/// accessor, secret, creation and expiry times are the new token's; on update an empty secret
-/// and a missing expiry mean "keep", and the creation time is kept.
+/// accessor, secret, creation and expiry times are the new token's; on update an empty secret,
+/// auth method and expiry mean "keep", and the creation time is kept (Consul's `TokenWriter`).
 pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Result<AclToken> {
     let existing = tx.get(ACL_TOKENS, &token.accessor_id)?;
     match mode {
@@ -296,11 +278,11 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
             if token.secret_id.is_empty() {
                 token.secret_id = existing.secret_id.clone();
             } else if token.secret_id != existing.secret_id {
-                return Err(rejected("Changing a tokens SecretID is not permitted"));
+                return Err(rejected("Changing a token's SecretID is not permitted"));
             }
             if token.local != existing.local {
                 return Err(rejected(format!(
-                    "cannot toggle local mode of {}",
+                    "Cannot toggle local mode of {}",
                     token.accessor_id
                 )));
             }
@@ -314,12 +296,19 @@ pub fn set_token(tx: &mut WriteTx, mut token: AclToken, mode: TokenWrite) -> Res
                     )))
                 }
             }
+            if token.auth_method.is_empty() {
+                token.auth_method = existing.auth_method.clone();
+            } else if token.auth_method != existing.auth_method {
+                return Err(rejected(format!(
+                    "Cannot change AuthMethod of {}",
+                    token.accessor_id
+                )));
+            }
             token.create_ms = existing.create_ms;
-            token.auth_method = existing.auth_method;
         }
     }
-    resolve_policy_links(tx, &mut token.grants.policies, true)?;
-    resolve_role_links(tx, &mut token.roles)?;
+    resolve_links::<AclPolicy>(tx, &mut token.grants.policies, true)?;
+    resolve_links::<AclRole>(tx, &mut token.roles, true)?;
     check_identities(&token.grants, "token", token.local)?;
     if let Some(legacy) = &token.legacy {
         crate::acl::Policy::parse(&legacy.rules).map_err(|e| rejected(e.to_string()))?;
@@ -345,58 +334,30 @@ fn put_token(tx: &mut WriteTx, token: AclToken) -> Result<AclToken> {
     filled_token(&*tx, token)
 }
 
-/// Resolves links given by name to IDs, checks links given by ID exist, keeps IDs only and
-/// drops duplicates (the same policy twice counts once). Roles may link policies by name
-/// only if they exist too; a missing ID is an error for tokens only, as in Consul.
-fn resolve_policy_links(tx: &WriteTx, links: &mut Vec<Link>, check_ids: bool) -> Result<()> {
+/// Resolves links to policies or roles (`T`) given by name to IDs, checks links given by ID
+/// exist (with `check_ids`), keeps IDs only and drops duplicates (the same policy twice
+/// counts once). Roles may link policies by an ID that does not exist: Consul checks IDs for
+/// tokens only.
+fn resolve_links<T: Named>(tx: &WriteTx, links: &mut Vec<Link>, check_ids: bool) -> Result<()> {
+    let kind = T::LABEL.to_lowercase();
     let mut out: Vec<Link> = Vec::new();
     for link in links.drain(..) {
         let id = if link.id.is_empty() {
-            match policy_by_name(tx, &link.name)? {
-                Some(p) => p.id,
+            match tx.get(T::NAMES, &link.name)? {
+                Some(named) => named.id,
                 None => {
                     return Err(rejected(format!(
-                        "No such ACL policy with name {:?}",
+                        "No such ACL {kind} with name {:?}",
                         link.name
                     )))
                 }
             }
         } else {
-            if check_ids && policy(tx, &link.id)?.is_none() {
+            if check_ids && tx.get(T::RECORDS, &link.id)?.is_none() {
                 return Err(rejected(format!(
-                    "No such ACL policy with ID {:?}",
+                    "No such ACL {kind} with ID {:?}",
                     link.id
                 )));
-            }
-            link.id
-        };
-        if !out.iter().any(|l| l.id == id) {
-            out.push(Link {
-                id,
-                name: String::new(),
-            });
-        }
-    }
-    *links = out;
-    Ok(())
-}
-
-fn resolve_role_links(tx: &WriteTx, links: &mut Vec<Link>) -> Result<()> {
-    let mut out: Vec<Link> = Vec::new();
-    for link in links.drain(..) {
-        let id = if link.id.is_empty() {
-            match role_by_name(tx, &link.name)? {
-                Some(r) => r.id,
-                None => {
-                    return Err(rejected(format!(
-                        "No such ACL role with name {:?}",
-                        link.name
-                    )))
-                }
-            }
-        } else {
-            if tx.get(ACL_ROLES, &link.id)?.is_none() {
-                return Err(rejected(format!("No such ACL role with ID {:?}", link.id)));
             }
             link.id
         };
@@ -428,7 +389,7 @@ fn check_identities(grants: &Grants, owner: &str, local: bool) -> Result<()> {
         }
         if !is_valid_identity_name(&s.service_name) {
             return Err(rejected(format!(
-                "Service identity {:?} has an invalid name. Only alphanumeric characters, '-' and '_' are allowed",
+                "Service identity {:?} has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
                 s.service_name
             )));
         }
@@ -446,7 +407,7 @@ fn check_identities(grants: &Grants, owner: &str, local: bool) -> Result<()> {
         }
         if !is_valid_identity_name(&n.node_name) {
             return Err(rejected(
-                "Node identity has an invalid name. Only alphanumeric characters, '-' and '_' are allowed",
+                "Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
             ));
         }
     }
@@ -498,6 +459,8 @@ pub fn reap_expired_tokens(tx: &mut WriteTx) -> Result<usize> {
 trait Named: super::codec::Record {
     /// How Consul's messages name the kind (`Policy`, `Role`).
     const LABEL: &'static str;
+    /// The longest name Consul accepts for the kind.
+    const NAME_MAX: usize;
     const RECORDS: super::tables::Table<Self>;
     const NAMES: super::tables::Table<IdRef>;
     fn id(&self) -> &str;
@@ -509,6 +472,7 @@ trait Named: super::codec::Record {
 
 impl Named for AclPolicy {
     const LABEL: &'static str = "Policy";
+    const NAME_MAX: usize = crate::acl::POLICY_NAME_MAX;
     const RECORDS: super::tables::Table<Self> = ACL_POLICIES;
     const NAMES: super::tables::Table<IdRef> = ACL_POLICY_NAMES;
     fn id(&self) -> &str {
@@ -531,6 +495,7 @@ impl Named for AclPolicy {
 
 impl Named for AclRole {
     const LABEL: &'static str = "Role";
+    const NAME_MAX: usize = crate::acl::ROLE_NAME_MAX;
     const RECORDS: super::tables::Table<Self> = ACL_ROLES;
     const NAMES: super::tables::Table<IdRef> = ACL_ROLE_NAMES;
     fn id(&self) -> &str {
@@ -558,7 +523,7 @@ fn checked_write<T: Named>(tx: &WriteTx, record: &T, create: bool) -> Result<Opt
     if record.name().is_empty() {
         return Err(rejected(format!("Invalid {label}: no Name is set")));
     }
-    if !is_valid_name(record.name()) {
+    if !crate::acl::is_valid_name(record.name(), T::NAME_MAX) {
         return Err(rejected(format!(
             "Invalid {label}: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"
         )));
@@ -651,7 +616,7 @@ pub fn delete_policy(tx: &mut WriteTx, id: &str) -> Result<()> {
 /// `PUT /v1/acl/role` (create, with its new ID) and `PUT /v1/acl/role/<id>` (update).
 pub fn set_role(tx: &mut WriteTx, mut role: AclRole, create: bool) -> Result<AclRole> {
     let existing = checked_write(&*tx, &role, create)?;
-    resolve_policy_links(tx, &mut role.grants.policies, false)?;
+    resolve_links::<AclPolicy>(tx, &mut role.grants.policies, false)?;
     check_identities(&role.grants, "role", false)?;
     role.hash = role.content_hash();
     let role = put_named(tx, role, existing)?;

@@ -84,6 +84,11 @@ pub fn delete_auth_method(tx: &mut WriteTx, name: &str) -> Result<()> {
 
 // ---- binding rules ------------------------------------------------------------------------
 
+/// A binding rule by ID, without watching.
+pub fn binding_rule(r: &impl Readable, id: &str) -> Result<Option<AclBindingRule>> {
+    r.get(ACL_BINDING_RULES, id)
+}
+
 /// `GET /v1/acl/binding-rule/<id>`.
 pub fn get_binding_rule(
     r: &ReadTx,
@@ -91,10 +96,7 @@ pub fn get_binding_rule(
     id: &str,
 ) -> Result<(u64, Option<AclBindingRule>)> {
     ws.table(ACL_BINDING_RULES.name);
-    Ok((
-        r.table_index(ACL_BINDING_RULES.name)?,
-        r.get(ACL_BINDING_RULES, id)?,
-    ))
+    Ok((r.table_index(ACL_BINDING_RULES.name)?, binding_rule(r, id)?))
 }
 
 /// The binding rules of one auth method, or all of them, by ID.

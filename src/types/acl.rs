@@ -4,9 +4,10 @@
 //! Links to policies and roles are stored by ID only (a policy can be renamed without touching
 //! the tokens that use it); the store fills in the current names when it reads them back.
 
+use super::intention::go_time;
 use bincode::{Decode, Encode};
 use serde_json::{json, Map, Value};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The builtin `global-management` policy (`structs.ACLPolicyGlobalManagementID`).
 pub const GLOBAL_MANAGEMENT_ID: &str = "00000000-0000-0000-0000-000000000001";
@@ -309,9 +310,9 @@ impl AclToken {
             out.insert("AuthMethod".into(), json!(self.auth_method));
         }
         if let Some(at) = self.expiration_ms {
-            out.insert("ExpirationTime".into(), json!(rfc3339(at)));
+            out.insert("ExpirationTime".into(), json!(go_time(at)));
         }
-        out.insert("CreateTime".into(), json!(rfc3339(self.create_ms)));
+        out.insert("CreateTime".into(), json!(go_time(self.create_ms)));
         out.insert("Hash".into(), json!(b64(&self.hash)));
         out.insert("CreateIndex".into(), json!(self.create_index));
         out.insert("ModifyIndex".into(), json!(self.modify_index));
@@ -580,52 +581,12 @@ fn b64(bytes: &[u8]) -> Value {
     }
 }
 
-/// Unix milliseconds as RFC 3339 UTC with milliseconds, as Go renders a `time.Time`.
-pub fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from(UNIX_EPOCH + Duration::from_millis(ms));
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
 /// Parses an RFC 3339 time (`2030-01-02T15:04:05.999Z`, or with a `+hh:mm` offset) into Unix
 /// milliseconds, as `ExpirationTime` arrives.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    let num = |s: &str| s.parse::<u32>().ok();
-    let (date, rest) = text.split_once(['T', 't'])?;
-    let mut d = date.splitn(3, '-');
-    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
-    let (clock, offset_s): (&str, i32) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-        (c, 0)
-    } else {
-        let at = rest.rfind(['+', '-'])?;
-        let (c, off) = rest.split_at(at);
-        let (oh, om) = off[1..].split_once(':')?;
-        let secs = (num(oh)? * 3600 + num(om)? * 60) as i32;
-        (c, if off.starts_with('-') { -secs } else { secs })
-    };
-    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut t = hms.splitn(3, ':');
-    let (h, mi, s) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
-    let millis = format!("{frac:0<3}").get(..3).and_then(num)?;
-    let date = time::Date::from_calendar_date(
-        year as i32,
-        time::Month::try_from(month as u8).ok()?,
-        day as u8,
-    )
-    .ok()?;
-    let clock = time::Time::from_hms_milli(h as u8, mi as u8, s as u8, millis as u16).ok()?;
-    let at = time::PrimitiveDateTime::new(date, clock)
-        .assume_offset(time::UtcOffset::from_whole_seconds(offset_s).ok()?);
-    let ms = at.unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms).ok()
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]
@@ -635,7 +596,7 @@ mod tests {
     #[test]
     fn times_round_trip() {
         let ms = parse_rfc3339("2030-01-02T15:04:05.123Z").unwrap();
-        assert_eq!(rfc3339(ms), "2030-01-02T15:04:05.123Z");
+        assert_eq!(go_time(ms), "2030-01-02T15:04:05.123Z");
         assert_eq!(parse_rfc3339("2030-01-02T17:04:05.123+02:00"), Some(ms));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }

@@ -184,6 +184,20 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
             r#"Invalid Policy: A Policy with Name "app" already exists"#
         )
     );
+    let (status, body) = put(
+        &a,
+        "/v1/acl/policy",
+        ROOT,
+        json!({"ID": "6b8a2c3e-0000-4222-8333-944455556666", "Name": "with-id"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Cannot specify the ID when creating a new policy")
+    );
+    let (status, body) = put(&a, "/v1/acl/policy", ROOT, json!({"Name": 7})).await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("Policy decoding failed: "), "{body}");
     let (status, body) = put(&a, "/v1/acl/policy", ROOT, json!({"Name": "bad name!"})).await;
     assert_eq!(status, 500);
     assert_eq!(
@@ -242,8 +256,22 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     );
     let rid = role["ID"].as_str().unwrap().to_string();
     assert_eq!(ok(get(&a, "/v1/acl/role/name/web", ROOT).await)["ID"], rid);
-    let (status, _) = get(&a, "/v1/acl/role/name/nope", ROOT).await;
-    assert_eq!(status, 404);
+    let (status, body) = put(
+        &a,
+        &format!("/v1/acl/role/{rid}"),
+        ROOT,
+        json!({"ID": "6b8a2c3e-0000-4222-8333-944455556666", "Name": "web"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Role ID in URL and payload do not match")
+    );
+    let (status, body) = get(&a, "/v1/acl/role/name/nope", ROOT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested role does not exist: ACL not found")
+    );
 
     // Tokens.
     let (status, body) = put(
@@ -260,7 +288,21 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     let (status, body) = put(&a, "/v1/acl/token", ROOT, json!({"AccessorID": "nope"})).await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "Invalid Token: AccessorID is not a valid UUID")
+        (500, "Invalid Token: AccessorID - not a valid UUID")
+    );
+    let (status, body) = put(
+        &a,
+        "/v1/acl/token",
+        ROOT,
+        json!({"SecretID": "00000000-0000-0000-0000-000000000077"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            500,
+            r#"Invalid Token: SecretID - UUIDs with the prefix "00000000-0000-0000-0000-0000000000" are reserved"#
+        )
     );
     let t = ok(put(
         &a,
@@ -303,7 +345,23 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     .await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "Changing a tokens SecretID is not permitted")
+        (500, "Changing a token's SecretID is not permitted")
+    );
+    let (status, body) = put(
+        &a,
+        &path,
+        ROOT,
+        json!({"AccessorID": "6b8a2c3e-0000-4222-8333-944455556666"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Token Accessor ID in URL and payload do not match")
+    );
+    let (status, body) = put(&a, &path, ROOT, json!({"AuthMethod": "nomad"})).await;
+    assert_eq!(
+        (status, body),
+        (500, format!("Cannot change AuthMethod of {accessor}"))
     );
     let changed = ok(put(&a, &path, ROOT, json!({"Description": "changed"})).await);
     assert_eq!(
@@ -313,6 +371,14 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     assert_eq!(changed["CreateTime"], t["CreateTime"]);
     assert!(changed.get("Policies").is_none());
 
+    let (status, body) = put(
+        &a,
+        "/v1/acl/token/6b8a2c3e-0000-4222-8333-000000000000/clone",
+        ROOT,
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (403, "ACL not found"));
     let clone = ok(put(&a, &format!("{path}/clone"), ROOT, json!({})).await);
     assert_ne!(clone["AccessorID"], t["AccessorID"]);
     assert_eq!(clone["Description"], "changed");
@@ -327,13 +393,21 @@ async fn policies_roles_and_tokens_round_trip_with_consuls_checks() {
     )
     .await;
     assert_eq!((status, body.trim()), (200, "true"));
+    let (status, body) = get(&a, &format!("/v1/acl/policy/{pid}"), ROOT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested policy does not exist: ACL not found")
+    );
     let role_after = ok(get(&a, &format!("/v1/acl/role/{rid}"), ROOT).await);
     assert!(role_after.get("Policies").is_none(), "{role_after}");
 
     let (status, body) = call(&a, reqwest::Method::DELETE, &path, ROOT, None).await;
     assert_eq!((status, body.trim()), (200, "true"));
     let (status, body) = get(&a, &path, ROOT).await;
-    assert_eq!((status, body.as_str()), (403, "ACL not found"));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Requested token does not exist: ACL not found")
+    );
 }
 
 #[tokio::test]

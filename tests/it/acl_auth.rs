@@ -208,7 +208,13 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
         list[0].get("Config").is_none(),
         "stubs leave out Config: {list}"
     );
-    assert_eq!(get(&a, "/v1/acl/auth-method/nope", ROOT).await.0, 404);
+    assert_eq!(
+        get(&a, "/v1/acl/auth-method/nope", ROOT).await,
+        (
+            404,
+            "Requested auth method does not exist: ACL not found".to_string()
+        )
+    );
 
     // An update may leave out the type; it cannot change it.
     let updated = ok(put(
@@ -357,8 +363,11 @@ async fn auth_methods_and_binding_rules_round_trip_with_consuls_checks() {
         json!(true)
     );
     assert_eq!(
-        get(&a, &format!("/v1/acl/binding-rule/{id}"), ROOT).await.0,
-        404
+        get(&a, &format!("/v1/acl/binding-rule/{id}"), ROOT).await,
+        (
+            404,
+            "Requested binding rule does not exist: ACL not found".to_string()
+        )
     );
 
     // Management needs acl:read / acl:write.
@@ -494,7 +503,15 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
 
     // Logout deletes a login's token; other tokens are refused.
     let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", ROOT, None).await;
-    assert_eq!((status, body.as_str()), (403, "Permission denied"));
+    assert_eq!(
+        (status, body.as_str()),
+        (403, "Permission denied: token wasn't created via login")
+    );
+    let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", "", None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (401, "Supplied token does not exist")
+    );
     assert_eq!(
         ok(call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await),
         json!(true)
@@ -513,7 +530,13 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
         ROOT,
     )
     .await;
-    assert_eq!(gone.0, 403, "{}", gone.1);
+    assert_eq!(
+        gone,
+        (
+            404,
+            "Requested token does not exist: ACL not found".to_string()
+        )
+    );
 }
 
 #[tokio::test]
@@ -845,7 +868,7 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
     let refused = a.cli(&["logout", "-token", ROOT], None).await;
     assert_eq!(
         refused.stderr.trim_end(),
-        "Error destroying token: Unexpected response code: 403 (Permission denied)"
+        "Error destroying token: Unexpected response code: 403 (Permission denied: token wasn't created via login)"
     );
 
     let deleted = cli_ok(&a, &["acl", "binding-rule", "delete", "-id", rule_id], None).await;

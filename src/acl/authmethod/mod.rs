@@ -10,6 +10,7 @@
 pub mod jwt;
 
 use crate::acl::templated::{is_valid_identity_name, TemplateVariables, TemplatedPolicy};
+use crate::acl::{is_valid_name, POLICY_NAME_MAX, ROLE_NAME_MAX};
 use crate::filter::Filter;
 use crate::types::acl::AclBindingRule;
 use serde_json::{json, Map, Value};
@@ -42,6 +43,8 @@ pub struct SsoConfig {
     pub claim_mappings: BTreeMap<String, String>,
     pub list_claim_mappings: BTreeMap<String, String>,
     pub oidc_discovery_url: String,
+    /// The CA certificate (PEM) the discovery URL and the keys it names are fetched with.
+    pub oidc_discovery_ca_cert: String,
     pub jwks_url: String,
     pub jwks_ca_cert: String,
     pub public_keys: Vec<jwt::PublicKey>,
@@ -310,6 +313,7 @@ fn parse_sso(config: &Map<String, Value>, kind: &str) -> Result<SsoConfig, Strin
         claim_mappings: f.mapping("ClaimMappings")?,
         list_claim_mappings: f.mapping("ListClaimMappings")?,
         oidc_discovery_url: f.text("OIDCDiscoveryURL")?,
+        oidc_discovery_ca_cert: f.text("OIDCDiscoveryCACert")?,
         jwks_url: f.text("JWKSURL")?,
         jwks_ca_cert: f.text("JWKSCACert")?,
         public_keys: Vec::new(),
@@ -317,7 +321,6 @@ fn parse_sso(config: &Map<String, Value>, kind: &str) -> Result<SsoConfig, Strin
     };
     let client_secret = f.text("OIDCClientSecret")?;
     let redirect_uris = f.texts("AllowedRedirectURIs")?;
-    let discovery_ca = f.text("OIDCDiscoveryCACert")?;
     if kind == "oidc" {
         for (field, missing) in [
             ("OIDCDiscoveryURL", c.oidc_discovery_url.is_empty()),
@@ -372,12 +375,12 @@ fn parse_sso(config: &Map<String, Value>, kind: &str) -> Result<SsoConfig, Strin
             c.public_keys.push(key);
         }
     }
-    if c.oidc_discovery_url.is_empty() && !discovery_ca.is_empty() {
+    if c.oidc_discovery_url.is_empty() && !c.oidc_discovery_ca_cert.is_empty() {
         return Err(
             "'OIDCDiscoveryCACert' should not be set unless 'OIDCDiscoveryURL' is set".into(),
         );
     }
-    for ca in [&c.jwks_ca_cert, &discovery_ca] {
+    for ca in [&c.jwks_ca_cert, &c.oidc_discovery_ca_cert] {
         if !ca.is_empty()
             && rustls_pki_types::CertificateDer::from_pem_slice(ca.as_bytes()).is_err()
         {
@@ -563,14 +566,6 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String
     Ok(out)
 }
 
-/// Policy and role names (`validPolicyName`, `validRoleName`).
-fn is_valid_name(name: &str, max: usize) -> bool {
-    (1..=max).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Why a rule's bind name could not be computed (Consul's binder texts, as a login reports
 /// them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -616,8 +611,8 @@ fn bind(
     let name = interpolate(&rule.bind_name, vars).map_err(BindError::Template)?;
     let valid = match rule.bind_type.as_str() {
         "service" | "node" => is_valid_identity_name(&name),
-        "role" => is_valid_name(&name, 256),
-        _ => is_valid_name(&name, 128),
+        "role" => is_valid_name(&name, ROLE_NAME_MAX),
+        _ => is_valid_name(&name, POLICY_NAME_MAX),
     };
     if !valid {
         return Err(BindError::InvalidName(name));
@@ -777,6 +772,24 @@ mod tests {
             validate_rule(&rule("", "thing", "x"), &config).unwrap_err(),
             "Invalid Binding Rule: unknown BindType \"thing\""
         );
+    }
+
+    /// The discovery CA is kept: the agent fetches the discovery document and its keys with it.
+    #[test]
+    fn a_discovery_ca_is_kept_for_fetching() {
+        use base64::Engine;
+        let cert = rcgen::CertificateParams::new(vec!["idp".into()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let der = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        let ca = format!("-----BEGIN CERTIFICATE-----\n{der}\n-----END CERTIFICATE-----\n");
+        let config = json!({"OIDCDiscoveryURL": "https://idp", "OIDCDiscoveryCACert": ca});
+        let Ok(MethodConfig::Jwt(parsed)) = MethodConfig::parse("jwt", config.as_object().unwrap())
+        else {
+            panic!("a jwt config with a discovery URL and its CA parses");
+        };
+        assert_eq!(parsed.oidc_discovery_ca_cert, ca);
     }
 
     #[test]

@@ -83,12 +83,14 @@ pub async fn self_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 
 // ----- services and checks registered through this agent -----
 
+use super::acl::Caller;
 use super::blocking::blocking_hashed;
 use crate::acl::{AccessLevel, Resource};
 use crate::agent::definition::{decode_check, decode_service};
 use crate::agent::local::{aggregated_status, service_health, LocalError, Source};
 use crate::store::agent_state;
 use crate::store::catalog;
+use crate::store::ReadTx;
 use crate::types::catalog::{HealthCheck, NodeService, ServiceAddress, Weights};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -209,6 +211,37 @@ fn require_check_target_write(ctx: &Ctx, req: &Request, service: &str) -> Result
     }
 }
 
+/// Consul's `vetServiceRegister`: `service:write` on the service's name, on the name of the
+/// local service with its ID (which it would replace), and on a proxy's destination.
+fn vet_service_register(
+    r: &ReadTx,
+    caller: &Caller,
+    id: &str,
+    name: &str,
+    destination: Option<&str>,
+) -> Result<(), ApiError> {
+    caller.require(Resource::Service, AccessLevel::Write, name)?;
+    if let Some(replaced) = agent_state::service(r, id)? {
+        caller.require(
+            Resource::Service,
+            AccessLevel::Write,
+            &replaced.service.service,
+        )?;
+    }
+    match destination {
+        Some(destination) => caller.require(Resource::Service, AccessLevel::Write, destination),
+        None => Ok(()),
+    }
+}
+
+/// A proxy definition's `DestinationServiceName`, when set.
+fn proxy_destination(proxy: Option<&serde_json::Value>) -> Option<&str> {
+    proxy
+        .and_then(|p| p.get("DestinationServiceName"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|d| !d.is_empty())
+}
+
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
@@ -256,33 +289,52 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_service(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
-    req.caller
-        .require(Resource::Service, AccessLevel::Write, &def.name)?;
-    let destination = def
-        .proxy
-        .as_ref()
-        .and_then(|p| p.get("DestinationServiceName"))
-        .and_then(serde_json::Value::as_str)
-        .filter(|d| !d.is_empty());
-    if let Some(destination) = destination {
-        req.caller
-            .require(Resource::Service, AccessLevel::Write, destination)?;
-    }
-    // A sidecar is registered as a service of its own (by default `<name>-sidecar-proxy`).
+    let r = ctx.store.read()?;
+    let id = if def.id.is_empty() {
+        &def.name
+    } else {
+        &def.id
+    };
+    let destination = (def.kind == "connect-proxy")
+        .then(|| proxy_destination(def.proxy.as_ref()))
+        .flatten();
+    vet_service_register(&r, &req.caller, id, &def.name, destination)?;
+    // A sidecar is a service of its own (`<id>-sidecar-proxy`, by default named
+    // `<name>-sidecar-proxy`, a proxy of its parent), vetted as Consul does with its own
+    // `Token` when it has one.
     let sidecar = def
         .connect
         .as_ref()
         .and_then(|c| c.get("SidecarService"))
         .filter(|s| !s.is_null());
     if let Some(sidecar) = sidecar {
-        let name = sidecar
-            .get("Name")
-            .and_then(serde_json::Value::as_str)
-            .filter(|n| !n.is_empty())
-            .map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
-        req.caller
-            .require(Resource::Service, AccessLevel::Write, &name)?;
+        let text = |key: &str| {
+            sidecar
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let name =
+            text("Name").map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
+        let destination = proxy_destination(sidecar.get("Proxy")).unwrap_or(&def.name);
+        let caller = match text("Token") {
+            Some(secret) => Caller {
+                identity: ctx
+                    .acl
+                    .resolve(secret, ctx.ops.tokens.get("agent_recovery").as_deref())?,
+                named: true,
+            },
+            None => req.caller.clone(),
+        };
+        vet_service_register(
+            &r,
+            &caller,
+            &format!("{id}-sidecar-proxy"),
+            &name,
+            Some(destination),
+        )?;
     }
+    drop(r);
     ctx.local
         .register_service(def, replace, Source::Api)
         .await?;
@@ -339,7 +391,14 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
             continue;
         };
-        if req.caller.reads_check(&row) {
+        // Consul's `filterChecksWithAuthorizer`: a service check needs read on its service
+        // only, a node check read on this node.
+        let readable = if row.service_name.is_empty() {
+            req.caller.reads_node(ctx.local.node())
+        } else {
+            req.caller.reads_service(&row.service_name)
+        };
+        if readable {
             rows.push(row);
         } else {
             removed = true;
@@ -357,11 +416,23 @@ pub async fn register_check(ctx: Ctx, mut req: Request) -> Result<Reply, ApiErro
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_check(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    // Consul's `vetCheckRegister`: write on what the check is for, and on what the check it
+    // would replace (same ID) was for. An unknown service is refused by the registration,
+    // with Consul's text.
     if def.service_id.is_empty() {
         require_check_target_write(&ctx, &req, "")?;
     } else if let Some(local) = agent_state::service(&ctx.store.read()?, &def.service_id)? {
         require_check_target_write(&ctx, &req, &local.service.service)?;
-    } // An unknown service is refused by the registration with Consul's text.
+    }
+    require_check_write(
+        &ctx,
+        &req,
+        if def.id.is_empty() {
+            &def.name
+        } else {
+            &def.id
+        },
+    )?;
     ctx.local.register_check(def, Source::Api).await?;
     Ok(done())
 }

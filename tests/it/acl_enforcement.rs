@@ -836,3 +836,118 @@ async fn authorize_falls_back_on_the_callers_acl_default() {
     .await;
     assert_eq!(got.body.trim(), r#"{"Allowed":false}"#);
 }
+
+/// As Consul's `vetServiceRegister` and `vetCheckRegister`: a registration also needs write on
+/// what it replaces (the local service or check with its ID), a sidecar is vetted with its
+/// own `Token` when it has one, and the agent's check list keeps a service check for read on
+/// its service alone (`filterChecksWithAuthorizer`).
+#[tokio::test]
+async fn agent_registrations_are_vetted_against_what_they_replace() {
+    let (a, _cfg) = acl_agent().await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/service/register",
+        json!({"ID": "db1", "Name": "db", "Port": 5432}),
+    )
+    .await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/check/register",
+        json!({"ID": "node-ttl", "Name": "node-ttl", "TTL": "60s"}),
+    )
+    .await;
+    let web = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let sidecar = token_with(
+        &a,
+        "sidecar-writer",
+        r#"service_prefix "web" { policy = "write" }"#,
+    )
+    .await;
+    let register = "/v1/agent/service/register";
+
+    // Taking over the ID of "db" needs write on "db".
+    let body = json!({"ID": "db1", "Name": "web", "Port": 80}).to_string();
+    let got = call(&a, Method::PUT, register, &web, &body).await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'service:write' on \"db\""),
+        "{}",
+        got.body
+    );
+    let db = root(&a, Method::GET, "/v1/agent/service/db1", json!(null)).await;
+    assert_eq!(db["Service"], "db");
+
+    // The sidecar's own token may register what the request's token may not.
+    let with_sidecar = |token: Option<&str>| {
+        let mut sidecar = json!({});
+        if let Some(token) = token {
+            sidecar["Token"] = json!(token);
+        }
+        json!({"Name": "web", "Port": 80, "Connect": {"SidecarService": sidecar}}).to_string()
+    };
+    let got = call(&a, Method::PUT, register, &web, &with_sidecar(None)).await;
+    assert!(
+        got.body
+            .contains("lacks permission 'service:write' on \"web-sidecar-proxy\""),
+        "{}",
+        got.body
+    );
+    let got = call(
+        &a,
+        Method::PUT,
+        register,
+        &web,
+        &with_sidecar(Some(&sidecar)),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(
+        &a,
+        Method::PUT,
+        register,
+        &web,
+        &with_sidecar(Some(UNKNOWN)),
+    )
+    .await;
+    assert_eq!((got.status, got.body.as_str()), (403, "ACL not found"));
+
+    // A service check replacing a node check needs node:write too.
+    let body = json!({"ID": "node-ttl", "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/agent/check/register",
+        &web,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains(&format!("lacks permission 'node:write' on \"{NODE}\"")),
+        "{}",
+        got.body
+    );
+    let body = json!({"ID": "web-ttl", "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/agent/check/register",
+        &web,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+
+    // Reading the agent's checks: the service's check without any node right.
+    let reader = token_with(&a, "web-reader", r#"service "web" { policy = "read" }"#).await;
+    let got = call(&a, Method::GET, "/v1/agent/checks", &reader, "").await;
+    let checks: Value = serde_json::from_str(&got.body).unwrap();
+    let ids: Vec<&String> = checks.as_object().unwrap().keys().collect();
+    assert!(ids.contains(&&"web-ttl".to_string()), "{}", got.body);
+    assert!(!ids.contains(&&"node-ttl".to_string()), "{}", got.body);
+    assert!(got.filtered);
+}

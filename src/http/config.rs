@@ -15,7 +15,7 @@ use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, Resource};
+use crate::acl::{AccessLevel, PermissionDenied, Resource};
 use crate::filter::go_quote;
 use crate::gojson;
 use crate::store::{config_entry, Command};
@@ -45,46 +45,73 @@ fn kind_and_name(req: &Request) -> (String, Option<String>) {
     }
 }
 
-/// The right reading (or, with `write`, writing) an entry of `kind` named `name` needs, as
-/// Consul's entries' `CanRead`/`CanWrite`; `None` when anyone may.
-fn entry_right(kind: &str, name: &str, write: bool) -> Option<(Resource, AccessLevel, String)> {
+/// What reading (or writing) an entry of one kind takes: Consul's entries' `CanRead` and
+/// `CanWrite`.
+#[derive(Debug, PartialEq, Eq)]
+enum EntryRight {
+    /// Anyone may (what every proxy reads).
+    Anyone,
+    /// This right.
+    Needs(Resource, AccessLevel, String),
+    /// `service:write` on any service (sidecars read JWT providers), else `mesh:read`.
+    AnyServiceWriteOrMeshRead,
+    /// No token: Consul's own controller writes these.
+    Nobody(&'static str),
+}
+
+/// The right reading (or, with `write`, writing) an entry of `kind` named `name` needs.
+fn entry_right(kind: &str, name: &str, write: bool) -> EntryRight {
     let level = if write {
         AccessLevel::Write
     } else {
         AccessLevel::Read
     };
-    let global = |resource| Some((resource, level, String::new()));
-    match kind {
-        "service-defaults" | "service-router" | "service-splitter" | "service-resolver" => {
-            Some((Resource::Service, level, name.to_string()))
+    let on_name = |resource| EntryRight::Needs(resource, level, name.to_string());
+    match (kind, write) {
+        ("service-defaults" | "service-router" | "service-splitter" | "service-resolver", _) => {
+            on_name(Resource::Service)
         }
-        "service-intentions" => Some((Resource::Intention, level, name.to_string())),
-        // Every proxy needs proxy-defaults: anyone may read them.
-        "proxy-defaults" if !write => None,
-        "ingress-gateway" | "terminating-gateway" if write => global(Resource::Operator),
-        "ingress-gateway"
-        | "terminating-gateway"
-        | "api-gateway"
-        | "bound-api-gateway"
-        | "http-route"
-        | "tcp-route"
-            if !write =>
-        {
-            Some((Resource::Service, level, name.to_string()))
+        ("service-intentions", _) => on_name(Resource::Intention),
+        ("proxy-defaults" | "mesh" | "sameness-group", false) => EntryRight::Anyone,
+        (
+            "ingress-gateway" | "terminating-gateway" | "api-gateway" | "bound-api-gateway",
+            false,
+        ) => on_name(Resource::Service),
+        ("bound-api-gateway", true) => EntryRight::Nobody("only writeable by controller"),
+        ("jwt-provider", false) => EntryRight::AnyServiceWriteOrMeshRead,
+        _ => EntryRight::Needs(Resource::Mesh, level, String::new()),
+    }
+}
+
+impl EntryRight {
+    /// The caller, if it has this right; else Consul's 403.
+    fn check(self, caller: &Caller) -> Result<(), ApiError> {
+        match self {
+            EntryRight::Anyone => Ok(()),
+            EntryRight::Needs(resource, level, segment) => {
+                caller.require(resource, level, &segment)
+            }
+            EntryRight::AnyServiceWriteOrMeshRead
+                if caller.identity.authorizer.service_write_any().is_allow() =>
+            {
+                Ok(())
+            }
+            EntryRight::AnyServiceWriteOrMeshRead => {
+                caller.require(Resource::Mesh, AccessLevel::Read, "")
+            }
+            EntryRight::Nobody(cause) => Err(PermissionDenied::Cause(cause.into()).into()),
         }
-        _ => global(Resource::Mesh),
     }
 }
 
 fn may_read(caller: &Caller, entry: &ConfigEntry) -> bool {
-    entry_right(&entry.kind, &entry.name, false).is_none_or(|(r, l, s)| caller.may(r, l, &s))
+    entry_right(&entry.kind, &entry.name, false)
+        .check(caller)
+        .is_ok()
 }
 
 fn require(caller: &Caller, kind: &str, name: &str, write: bool) -> Result<(), ApiError> {
-    match entry_right(kind, name, write) {
-        Some((resource, level, segment)) => caller.require(resource, level, &segment),
-        None => Ok(()),
-    }
+    entry_right(kind, name, write).check(caller)
 }
 
 /// `PUT /v1/config`: `true` once written, `false` when a `?cas` doesn't match.
@@ -201,39 +228,48 @@ mod tests {
     #[test]
     fn entry_rights_follow_each_kinds_can_read_and_can_write() {
         use AccessLevel::{Read, Write};
-        use Resource::{Intention, Mesh, Operator, Service};
+        use EntryRight::{AnyServiceWriteOrMeshRead, Anyone, Nobody};
+        use Resource::{Intention, Mesh, Service};
+        let needs = |r, l, s: &str| EntryRight::Needs(r, l, s.to_string());
         let cases = [
             (
                 "service-defaults",
                 "web",
                 false,
-                Some((Service, Read, "web")),
+                needs(Service, Read, "web"),
             ),
             (
                 "service-resolver",
                 "web",
                 true,
-                Some((Service, Write, "web")),
+                needs(Service, Write, "web"),
             ),
             (
                 "service-intentions",
                 "web",
                 true,
-                Some((Intention, Write, "web")),
+                needs(Intention, Write, "web"),
             ),
-            ("proxy-defaults", "global", false, None),
-            ("proxy-defaults", "global", true, Some((Mesh, Write, ""))),
-            ("ingress-gateway", "gw", false, Some((Service, Read, "gw"))),
-            ("ingress-gateway", "gw", true, Some((Operator, Write, ""))),
+            ("proxy-defaults", "global", false, Anyone),
+            ("proxy-defaults", "global", true, needs(Mesh, Write, "")),
+            ("ingress-gateway", "gw", false, needs(Service, Read, "gw")),
+            // Consul 1.22's gateways' `CanWrite` is `MeshWriteAllowed`.
+            ("ingress-gateway", "gw", true, needs(Mesh, Write, "")),
+            ("exported-services", "default", false, needs(Mesh, Read, "")),
+            ("mesh", "mesh", false, Anyone),
+            ("mesh", "mesh", true, needs(Mesh, Write, "")),
+            ("sameness-group", "sg", false, Anyone),
+            ("http-route", "r", false, needs(Mesh, Read, "")),
+            ("api-gateway", "gw", false, needs(Service, Read, "gw")),
             (
-                "exported-services",
-                "default",
-                false,
-                Some((Mesh, Read, "")),
+                "bound-api-gateway",
+                "gw",
+                true,
+                Nobody("only writeable by controller"),
             ),
+            ("jwt-provider", "okta", false, AnyServiceWriteOrMeshRead),
         ];
         for (kind, name, write, expected) in cases {
-            let expected = expected.map(|(r, l, s)| (r, l, s.to_string()));
             assert_eq!(
                 entry_right(kind, name, write),
                 expected,

@@ -951,3 +951,35 @@ async fn agent_registrations_are_vetted_against_what_they_replace() {
     assert!(!ids.contains(&&"node-ttl".to_string()), "{}", got.body);
     assert!(got.filtered);
 }
+
+/// Config entries by kind, as Consul's `CanRead`/`CanWrite`: the mesh entry is readable by
+/// anyone, routes need `mesh:read`, and bound API gateways are written by Consul's controller
+/// only, whatever the token.
+#[tokio::test]
+async fn config_entry_rights_follow_each_kind() {
+    let (a, _cfg) = acl_agent().await;
+    root(&a, Method::PUT, "/v1/config", json!({"Kind": "mesh"})).await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/config",
+        json!({"Kind": "http-route", "Name": "r"}),
+    )
+    .await;
+    let web = token_with(&a, "web-reader", r#"service "web" { policy = "read" }"#).await;
+    let got = call(&a, Method::GET, "/v1/config/mesh/mesh", &web, "").await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(&a, Method::GET, "/v1/config/http-route/r", &web, "").await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body.contains("lacks permission 'mesh:read'"),
+        "{}",
+        got.body
+    );
+    let body = json!({"Kind": "bound-api-gateway", "Name": "gw"}).to_string();
+    let got = call(&a, Method::PUT, "/v1/config", ROOT, &body).await;
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (403, "Permission denied: only writeable by controller")
+    );
+}

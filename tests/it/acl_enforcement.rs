@@ -983,3 +983,20 @@ async fn config_entry_rights_follow_each_kind() {
         (403, "Permission denied: only writeable by controller")
     );
 }
+
+/// Consul's event handler answers a refused fire with the bare `Permission denied`, after the
+/// agent has vetted the event's filters.
+#[tokio::test]
+async fn a_refused_event_fire_says_permission_denied() {
+    let (a, _cfg) = acl_agent().await;
+    let token = token_with(&a, "deployer", r#"event "deploy" { policy = "write" }"#).await;
+    let got = call(&a, Method::PUT, "/v1/event/fire/deploy", &token, "").await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(&a, Method::PUT, "/v1/event/fire/other", &token, "").await;
+    assert_eq!((got.status, got.body.as_str()), (403, "Permission denied"));
+    let got = call(&a, Method::PUT, "/v1/event/fire/other?tag=v1", &token, "").await;
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (500, "Cannot provide tag filter without service filter")
+    );
+}

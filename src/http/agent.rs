@@ -1065,13 +1065,8 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
 /// Needs `agent:write` on this node, as Consul's `AgentToken`.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     super::acl::acls_enabled(&ctx)?;
-    super::acl::require(
-        &ctx,
-        &req,
-        crate::acl::Resource::Agent,
-        crate::acl::AccessLevel::Write,
-        &ctx.config.node_name,
-    )?;
+    req.caller
+        .require(Resource::Agent, AccessLevel::Write, &ctx.config.node_name)?;
     let body = req.body(&ctx).await?;
     let map = crate::gojson::decode(&body, &AGENT_TOKEN)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;

@@ -64,15 +64,15 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     };
     match outcome {
         Ok(mut results) => {
-            let removed = req.caller.filter(&mut results, readable);
-            Ok(Reply::json(
+            // Consul's `/v1/txn` sets no `X-Consul-Results-Filtered-By-ACLs` header.
+            req.caller.filter(&mut results, readable);
+            Reply::json(
                 &TxnResponse {
                     results: Some(results),
                     errors: None,
                 },
                 opts.pretty,
-            )?
-            .filtered_by_acls(&req.caller, removed))
+            )
         }
         Err(StoreError::TxnAborted(errors)) => Ok(Reply::json(
             &TxnResponse {
@@ -154,18 +154,14 @@ fn acl_check(r: &ReadTx, caller: &Caller, ops: &[TxnOp]) -> crate::store::Result
         };
         let tree = op.kv.as_ref().is_some_and(|o| o.verb == "delete-tree");
         let allowed = if tree {
-            caller
-                .identity
-                .authorizer
-                .key_write_prefix(&segment)
-                .is_allow()
+            super::kv::require_tree_write(caller, &segment)
         } else {
-            caller.may(resource, level, &segment)
+            caller.require(resource, level, &segment)
         };
-        if !allowed {
+        if let Err(denied) = allowed {
             errors.push(TxnError {
                 op_index,
-                what: caller.denied(resource, level, &segment).message,
+                what: denied.message,
             });
         }
     }

@@ -1000,3 +1000,37 @@ async fn a_refused_event_fire_says_permission_denied() {
         (500, "Cannot provide tag filter without service filter")
     );
 }
+
+/// A transaction leaves out the results the token may not read without saying so (Consul's
+/// `/v1/txn` sets no filtered-by-ACLs header), and refuses a tree delete without write on
+/// the whole prefix.
+#[tokio::test]
+async fn transactions_filter_reads_silently_and_vet_tree_deletes() {
+    let (a, _cfg) = acl_agent().await;
+    for key in ["app/a", "app/private/b"] {
+        root(&a, Method::PUT, &format!("/v1/kv/{key}"), json!("v")).await;
+    }
+    let token = token_with(
+        &a,
+        "app-writer",
+        r#"key_prefix "app/" { policy = "write" }
+           key_prefix "app/private/" { policy = "deny" }"#,
+    )
+    .await;
+    let get_tree = r#"[{"KV":{"Verb":"get-tree","Key":"app/"}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, get_tree).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["Results"].as_array().unwrap().len(), 1, "{}", got.body);
+    assert_eq!(body["Results"][0]["KV"]["Key"], "app/a");
+    assert!(!got.filtered);
+    let delete_tree = r#"[{"KV":{"Verb":"delete-tree","Key":"app/"}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, delete_tree).await;
+    assert_eq!(got.status, 409, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'key:write' on \\\"app/\\\""),
+        "{}",
+        got.body
+    );
+}

@@ -808,17 +808,6 @@ struct Gauge {
     help: &'static str,
 }
 
-/// A memory figure of `/proc/self/status` (`VmRSS`, `RssAnon`), in bytes.
-fn process_memory(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| {
-        l.strip_prefix(field)
-            .is_some_and(|rest| rest.starts_with(':'))
-    })?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
     use crate::store::session;
     let r = ctx.store.read()?;
@@ -887,14 +876,15 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
         },
     ];
     // Go's runtime figures, by their nearest equivalents in this process.
-    if let Some(rss) = process_memory("VmRSS") {
+    let memory = crate::agent::host::proc_sizes("/proc/self/status").unwrap_or_default();
+    if let Some(&rss) = memory.get("VmRSS") {
         out.push(Gauge {
             name: "consul.runtime.sys_bytes",
             value: rss as f64,
             help: "Resident memory of the agent process, in bytes.",
         });
     }
-    if let Some(heap) = process_memory("RssAnon") {
+    if let Some(&heap) = memory.get("RssAnon") {
         out.push(Gauge {
             name: "consul.runtime.alloc_bytes",
             value: heap as f64,
@@ -1114,10 +1104,6 @@ pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     Reply::json(&info, opts.pretty)
 }
 
-/// How often go-metrics' in-memory sink closes an interval, and so how often
-/// `/v1/agent/metrics/stream` sends a summary.
-const METRICS_INTERVAL: Duration = crate::metrics::INTERVAL;
-
 /// `GET /v1/agent/metrics/stream`: a JSON summary (as `/v1/agent/metrics` answers) at the end
 /// of every interval, until the client goes away or the agent stops.
 /// Consul's handler reads no query options.
@@ -1127,7 +1113,7 @@ pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> 
         let shutdown = ctx.shutdown.notified();
         tokio::pin!(shutdown);
         shutdown.as_mut().enable();
-        let mut ticks = tokio::time::interval(METRICS_INTERVAL);
+        let mut ticks = tokio::time::interval(crate::metrics::INTERVAL);
         ticks.tick().await;
         loop {
             tokio::select! {

@@ -246,18 +246,19 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut removed = false;
-    let mut services = Vec::new();
-    for local in agent_state::services(&r)? {
-        if req.caller.reads_service(&local.service.service) {
-            services.push(AgentService::new(&local.service, &ctx.config.datacenter));
-        } else {
-            removed = true;
-        }
-    }
+    let mut services: Vec<AgentService> = agent_state::services(&r)?
+        .iter()
+        .map(|local| AgentService::new(&local.service, &ctx.config.datacenter))
+        .collect();
+    drop(r);
     if let Some(f) = &filter {
         services = f.apply(services)?;
     }
+    // As Consul, ACLs filter after the expression: the filtered-by-ACLs header only counts
+    // what the expression would have kept.
+    let removed = req
+        .caller
+        .filter(&mut services, |c, s| c.reads_service(&s.service));
     let out: BTreeMap<_, _> = services.into_iter().map(|s| (s.id.clone(), s)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
@@ -385,28 +386,27 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut removed = false;
     let mut rows = Vec::new();
     for local in agent_state::checks(&r)? {
-        let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
-            continue;
-        };
-        // Consul's `filterChecksWithAuthorizer`: a service check needs read on its service
-        // only, a node check read on this node.
-        let readable = if row.service_name.is_empty() {
-            req.caller.reads_node(ctx.local.node())
-        } else {
-            req.caller.reads_service(&row.service_name)
-        };
-        if readable {
+        if let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? {
             rows.push(row);
-        } else {
-            removed = true;
         }
     }
+    drop(r);
     if let Some(f) = &filter {
         rows = f.apply(rows)?;
     }
+    // After the expression, as Consul (see `services`), and as its
+    // `filterChecksWithAuthorizer`: a service check needs read on its service only, a node
+    // check read on this node.
+    let node = ctx.local.node();
+    let removed = req.caller.filter(&mut rows, |c, row| {
+        if row.service_name.is_empty() {
+            c.reads_node(node)
+        } else {
+            c.reads_service(&row.service_name)
+        }
+    });
     let out: BTreeMap<String, HealthCheck> =
         rows.into_iter().map(|c| (c.check_id.clone(), c)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))

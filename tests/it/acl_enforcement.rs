@@ -950,6 +950,23 @@ async fn agent_registrations_are_vetted_against_what_they_replace() {
     assert!(ids.contains(&&"web-ttl".to_string()), "{}", got.body);
     assert!(!ids.contains(&&"node-ttl".to_string()), "{}", got.body);
     assert!(got.filtered);
+
+    // ACLs filter after `?filter`: what the expression leaves out anyway is not counted.
+    let only_web = [
+        ("/v1/agent/checks", "ServiceName == \"web\""),
+        ("/v1/agent/services", "Service == \"web\""),
+    ];
+    for (path, expression) in only_web {
+        let got = call(&a, Method::GET, path, &reader, "").await;
+        assert!(got.filtered, "{path}: {}", got.body);
+        let expression =
+            percent_encoding::utf8_percent_encode(expression, percent_encoding::NON_ALPHANUMERIC);
+        let url = format!("{path}?filter={expression}");
+        let got = call(&a, Method::GET, &url, &reader, "").await;
+        assert_eq!(got.status, 200, "{url}: {}", got.body);
+        assert!(got.body.contains("web"), "{url}: {}", got.body);
+        assert!(!got.filtered, "{url}: {}", got.body);
+    }
 }
 
 /// Config entries by kind, as Consul's `CanRead`/`CanWrite`: the mesh entry is readable by

@@ -49,8 +49,14 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             )));
         }
     }
+    // One error per operation, as Consul's pre-checks: an invalid one is not also vetted.
     let mut pre_errors = pre_check(&ops);
-    pre_errors.extend(acl_check(&ctx.store.read()?, &req.caller, &ops)?);
+    let invalid: Vec<usize> = pre_errors.iter().map(|e| e.op_index).collect();
+    pre_errors.extend(
+        acl_check(&ctx.store.read()?, &req.caller, &ops)?
+            .into_iter()
+            .filter(|e| !invalid.contains(&e.op_index)),
+    );
     pre_errors.sort_by_key(|e| e.op_index);
     let outcome = if !pre_errors.is_empty() {
         Err(StoreError::TxnAborted(pre_errors))

@@ -1050,4 +1050,12 @@ async fn transactions_filter_reads_silently_and_vet_tree_deletes() {
         "{}",
         got.body
     );
+    // An invalid operation gets its validation error only, not also a denial.
+    let keyless = r#"[{"KV":{"Verb":"set","Key":"","Value":"eA=="}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, keyless).await;
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(
+        (got.status, &body["Errors"]),
+        (409, &json!([{"OpIndex": 0, "What": "Must provide key"}]))
+    );
 }

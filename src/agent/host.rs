@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn proc_sizes_reads_the_kb_lines_and_passes_over_the_others() {
         let status = proc_sizes("/proc/self/status").unwrap();
-        assert!(status["VmRSS"] > 0 && status["VmRSS"] % 1024 == 0);
+        assert!(status["VmRSS"] > 0 && status["VmRSS"].is_multiple_of(1024));
         assert!(!status.contains_key("Name"), "not a size");
         assert!(proc_sizes("/proc/meminfo").unwrap()["MemTotal"] > 0);
         assert!(proc_sizes("/nonexistent").is_none());

@@ -127,7 +127,7 @@ impl Filter {
             if self.matches_item(&item)? {
                 kept.push(item);
             }
-            let clock_due = (seen + 1) % ITEMS_PER_CLOCK_READ == 0;
+            let clock_due = (seen + 1).is_multiple_of(ITEMS_PER_CLOCK_READ);
             if clock_due && thread_cpu_time().saturating_sub(started) > budget {
                 return Err(FilterError::Budget(budget.as_millis()));
             }

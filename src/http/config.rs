@@ -20,6 +20,8 @@ use crate::filter::go_quote;
 use crate::gojson;
 use crate::store::{config_entry, Command};
 use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry, SERVICE_DEFAULTS_KIND};
+use serde_json::Value;
+use std::collections::BTreeSet;
 use warp::http::Method;
 
 const PREFIX: &str = "/v1/config/";
@@ -104,6 +106,56 @@ impl EntryRight {
     }
 }
 
+/// The other services a discovery-chain entry sends traffic to (Consul's
+/// `ListRelatedServices`): routes' destinations, splits, a resolver's redirect and failover
+/// targets (but those on peers), each defaulting to the entry's own service. Writing the
+/// entry also needs `service:read` on each (`canWriteDiscoveryChain`).
+fn related_services(entry: &ConfigEntry) -> BTreeSet<String> {
+    let body = entry.body();
+    let service_or_own = |v: &Value| {
+        v.get("Service")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&entry.name)
+            .to_string()
+    };
+    let list = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut out = BTreeSet::new();
+    match entry.kind.as_str() {
+        "service-router" => out.extend(
+            list(body.get("Routes"))
+                .iter()
+                .filter_map(|route| route.get("Destination"))
+                .filter(|d| !d.is_null())
+                .map(service_or_own),
+        ),
+        "service-splitter" => out.extend(list(body.get("Splits")).iter().map(service_or_own)),
+        "service-resolver" => {
+            out.extend(
+                body.get("Redirect")
+                    .filter(|r| !r.is_null())
+                    .map(service_or_own),
+            );
+            let failovers = body.get("Failover").and_then(Value::as_object);
+            for failover in failovers.into_iter().flat_map(|m| m.values()) {
+                let targets = list(failover.get("Targets"));
+                if targets.is_empty() {
+                    out.insert(service_or_own(failover));
+                }
+                let local = |t: &&Value| {
+                    t.get("Peer")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                };
+                out.extend(targets.iter().filter(local).map(service_or_own));
+            }
+        }
+        _ => {}
+    }
+    out.remove(&entry.name);
+    out
+}
+
 fn may_read(caller: &Caller, entry: &ConfigEntry) -> bool {
     entry_right(&entry.kind, &entry.name, false)
         .check(caller)
@@ -123,6 +175,10 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let mut entry = ConfigEntry::decode(raw).map_err(decode_failed)?;
     let cas = cas(&req)?;
     require(&req.caller, &entry.kind, &entry.name, true)?;
+    for related in related_services(&entry) {
+        req.caller
+            .require(Resource::Service, AccessLevel::Read, &related)?;
+    }
     entry.check().map_err(ApiError::internal)?;
     let written = ctx
         .store
@@ -276,5 +332,32 @@ mod tests {
                 "{kind} write={write}"
             );
         }
+    }
+
+    #[test]
+    fn discovery_chain_entries_relate_to_the_services_they_send_traffic_to() {
+        let related = |entry: serde_json::Value| {
+            let entry = ConfigEntry::decode(entry).unwrap();
+            related_services(&entry).into_iter().collect::<Vec<_>>()
+        };
+        let router = serde_json::json!({"Kind": "service-router", "Name": "web", "Routes": [
+            {"Destination": {"Service": "api"}},
+            {"Destination": {"ServiceSubset": "v2"}},
+            {"Match": {"HTTP": {"PathPrefix": "/x"}}},
+        ]});
+        assert_eq!(related(router), ["api"]);
+        let splitter = serde_json::json!({"Kind": "service-splitter", "Name": "web", "Splits": [
+            {"Weight": 50, "Service": "web-v2"}, {"Weight": 50},
+        ]});
+        assert_eq!(related(splitter), ["web-v2"]);
+        let resolver = serde_json::json!({"Kind": "service-resolver", "Name": "web",
+        "Redirect": {"Service": "moved"},
+        "Failover": {
+            "*": {"Service": "backup"},
+            "v1": {"Targets": [{"Service": "t1"}, {"Peer": "far", "Service": "t2"}, {}]},
+        }});
+        assert_eq!(related(resolver), ["backup", "moved", "t1"]);
+        let defaults = serde_json::json!({"Kind": "service-defaults", "Name": "web"});
+        assert!(related(defaults).is_empty());
     }
 }

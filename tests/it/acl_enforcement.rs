@@ -999,6 +999,26 @@ async fn config_entry_rights_follow_each_kind() {
         (got.status, got.body.as_str()),
         (403, "Permission denied: only writeable by controller")
     );
+
+    // A discovery-chain entry also needs read on the services it sends traffic to.
+    let writer = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let splitter = json!({"Kind": "service-splitter", "Name": "web",
+                          "Splits": [{"Weight": 100, "Service": "web-v2"}]});
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/config",
+        &writer,
+        &splitter.to_string(),
+    )
+    .await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'service:read' on \"web-v2\""),
+        "{}",
+        got.body
+    );
 }
 
 /// Consul's event handler answers a refused fire with the bare `Permission denied`, after the

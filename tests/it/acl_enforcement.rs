@@ -915,15 +915,11 @@ async fn agent_registrations_are_vetted_against_what_they_replace() {
     assert_eq!((got.status, got.body.as_str()), (403, "ACL not found"));
 
     // A service check replacing a node check needs node:write too.
-    let body = json!({"ID": "node-ttl", "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
-    let got = call(
-        &a,
-        Method::PUT,
-        "/v1/agent/check/register",
-        &web,
-        &body.to_string(),
-    )
-    .await;
+    let web_check =
+        |id: &str| json!({"ID": id, "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
+    let check_register = "/v1/agent/check/register";
+    let body = web_check("node-ttl").to_string();
+    let got = call(&a, Method::PUT, check_register, &web, &body).await;
     assert_eq!(got.status, 403, "{}", got.body);
     assert!(
         got.body
@@ -931,15 +927,8 @@ async fn agent_registrations_are_vetted_against_what_they_replace() {
         "{}",
         got.body
     );
-    let body = json!({"ID": "web-ttl", "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
-    let got = call(
-        &a,
-        Method::PUT,
-        "/v1/agent/check/register",
-        &web,
-        &body.to_string(),
-    )
-    .await;
+    let body = web_check("web-ttl").to_string();
+    let got = call(&a, Method::PUT, check_register, &web, &body).await;
     assert_eq!(got.status, 200, "{}", got.body);
 
     // Reading the agent's checks: the service's check without any node right.

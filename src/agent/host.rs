@@ -2,7 +2,8 @@
 //! memory, CPU, host and disk records, with their lower-camel JSON names), read from `/proc`,
 //! `uname` and `statvfs` on Linux.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,21 +35,21 @@ pub fn collect(data_dir: Option<&Path>) -> Value {
     })
 }
 
-/// `/proc/meminfo` values in bytes, by field name.
-fn meminfo() -> Option<Map<String, Value>> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let mut out = Map::new();
-    for line in text.lines() {
+/// The sizes a `/proc` file such as `meminfo` or `self/status` lists as `Name: <n> kB`, in
+/// bytes, by name; its other lines are passed over.
+pub fn proc_sizes(path: &str) -> Option<HashMap<String, u64>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let sizes = text.lines().filter_map(|line| {
         let (name, rest) = line.split_once(':')?;
-        let kb: u64 = rest.split_whitespace().next()?.parse().ok()?;
-        out.insert(name.to_string(), json!(kb * 1024));
-    }
-    Some(out)
+        let kb: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some((name.to_string(), kb * 1024))
+    });
+    Some(sizes.collect())
 }
 
 fn memory() -> Option<Value> {
-    let m = meminfo()?;
-    let get = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let m = proc_sizes("/proc/meminfo")?;
+    let get = |k: &str| m.get(k).copied().unwrap_or(0);
     let total = get("MemTotal");
     let available = get("MemAvailable");
     let used = total.saturating_sub(available);
@@ -187,4 +188,18 @@ fn disk(path: &Path) -> Option<Value> {
         "inodesFree": inodes_free,
         "inodesUsedPercent": percent(inodes_used, inodes_total),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_sizes_reads_the_kb_lines_and_passes_over_the_others() {
+        let status = proc_sizes("/proc/self/status").unwrap();
+        assert!(status["VmRSS"] > 0 && status["VmRSS"].is_multiple_of(1024));
+        assert!(!status.contains_key("Name"), "not a size");
+        assert!(proc_sizes("/proc/meminfo").unwrap()["MemTotal"] > 0);
+        assert!(proc_sizes("/nonexistent").is_none());
+    }
 }

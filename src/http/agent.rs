@@ -85,12 +85,14 @@ pub async fn self_info(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 
 // ----- services and checks registered through this agent -----
 
+use super::acl::Caller;
 use super::blocking::blocking_hashed;
 use crate::acl::{AccessLevel, Resource};
 use crate::agent::definition::{decode_check, decode_service};
 use crate::agent::local::{aggregated_status, service_health, LocalError, Source};
 use crate::store::agent_state;
 use crate::store::catalog;
+use crate::store::ReadTx;
 use crate::types::catalog::{HealthCheck, NodeService, ServiceAddress, Weights};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -211,22 +213,54 @@ fn require_check_target_write(ctx: &Ctx, req: &Request, service: &str) -> Result
     }
 }
 
+/// Consul's `vetServiceRegister`: `service:write` on the service's name, on the name of the
+/// local service with its ID (which it would replace), and on a proxy's destination.
+fn vet_service_register(
+    r: &ReadTx,
+    caller: &Caller,
+    id: &str,
+    name: &str,
+    destination: Option<&str>,
+) -> Result<(), ApiError> {
+    caller.require(Resource::Service, AccessLevel::Write, name)?;
+    if let Some(replaced) = agent_state::service(r, id)? {
+        caller.require(
+            Resource::Service,
+            AccessLevel::Write,
+            &replaced.service.service,
+        )?;
+    }
+    match destination {
+        Some(destination) => caller.require(Resource::Service, AccessLevel::Write, destination),
+        None => Ok(()),
+    }
+}
+
+/// A proxy definition's `DestinationServiceName`, when set.
+fn proxy_destination(proxy: Option<&serde_json::Value>) -> Option<&str> {
+    proxy
+        .and_then(|p| p.get("DestinationServiceName"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|d| !d.is_empty())
+}
+
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut removed = false;
-    let mut services = Vec::new();
-    for local in agent_state::services(&r)? {
-        if req.caller.reads_service(&local.service.service) {
-            services.push(AgentService::new(&local.service, &ctx.config.datacenter));
-        } else {
-            removed = true;
-        }
-    }
+    let mut services: Vec<AgentService> = agent_state::services(&r)?
+        .iter()
+        .map(|local| AgentService::new(&local.service, &ctx.config.datacenter))
+        .collect();
+    drop(r);
     if let Some(f) = &filter {
         services = f.apply(services)?;
     }
+    // As Consul, ACLs filter after the expression: the filtered-by-ACLs header only counts
+    // what the expression would have kept.
+    let removed = req
+        .caller
+        .filter(&mut services, |c, s| c.reads_service(&s.service));
     let out: BTreeMap<_, _> = services.into_iter().map(|s| (s.id.clone(), s)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
 }
@@ -258,33 +292,52 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_service(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
-    req.caller
-        .require(Resource::Service, AccessLevel::Write, &def.name)?;
-    let destination = def
-        .proxy
-        .as_ref()
-        .and_then(|p| p.get("DestinationServiceName"))
-        .and_then(serde_json::Value::as_str)
-        .filter(|d| !d.is_empty());
-    if let Some(destination) = destination {
-        req.caller
-            .require(Resource::Service, AccessLevel::Write, destination)?;
-    }
-    // A sidecar is registered as a service of its own (by default `<name>-sidecar-proxy`).
+    let r = ctx.store.read()?;
+    let id = if def.id.is_empty() {
+        &def.name
+    } else {
+        &def.id
+    };
+    let destination = (def.kind == "connect-proxy")
+        .then(|| proxy_destination(def.proxy.as_ref()))
+        .flatten();
+    vet_service_register(&r, &req.caller, id, &def.name, destination)?;
+    // A sidecar is a service of its own (`<id>-sidecar-proxy`, by default named
+    // `<name>-sidecar-proxy`, a proxy of its parent), vetted as Consul does with its own
+    // `Token` when it has one.
     let sidecar = def
         .connect
         .as_ref()
         .and_then(|c| c.get("SidecarService"))
         .filter(|s| !s.is_null());
     if let Some(sidecar) = sidecar {
-        let name = sidecar
-            .get("Name")
-            .and_then(serde_json::Value::as_str)
-            .filter(|n| !n.is_empty())
-            .map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
-        req.caller
-            .require(Resource::Service, AccessLevel::Write, &name)?;
+        let text = |key: &str| {
+            sidecar
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let name =
+            text("Name").map_or_else(|| format!("{}-sidecar-proxy", def.name), str::to_string);
+        let destination = proxy_destination(sidecar.get("Proxy")).unwrap_or(&def.name);
+        let caller = match text("Token") {
+            Some(secret) => Caller {
+                identity: ctx
+                    .acl
+                    .resolve(secret, ctx.ops.tokens.get("agent_recovery").as_deref())?,
+                named: true,
+            },
+            None => req.caller.clone(),
+        };
+        vet_service_register(
+            &r,
+            &caller,
+            &format!("{id}-sidecar-proxy"),
+            &name,
+            Some(destination),
+        )?;
     }
+    drop(r);
     ctx.local
         .register_service(def, replace, Source::Api)
         .await?;
@@ -335,21 +388,27 @@ pub async fn checks(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let r = ctx.store.read()?;
-    let mut removed = false;
     let mut rows = Vec::new();
     for local in agent_state::checks(&r)? {
-        let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? else {
-            continue;
-        };
-        if req.caller.reads_check(&row) {
+        if let Some(row) = catalog::get_check(&r, ctx.local.node(), &local.check_id)? {
             rows.push(row);
-        } else {
-            removed = true;
         }
     }
+    drop(r);
     if let Some(f) = &filter {
         rows = f.apply(rows)?;
     }
+    // After the expression, as Consul (see `services`), and as its
+    // `filterChecksWithAuthorizer`: a service check needs read on its service only, a node
+    // check read on this node.
+    let node = ctx.local.node();
+    let removed = req.caller.filter(&mut rows, |c, row| {
+        if row.service_name.is_empty() {
+            c.reads_node(node)
+        } else {
+            c.reads_service(&row.service_name)
+        }
+    });
     let out: BTreeMap<String, HealthCheck> =
         rows.into_iter().map(|c| (c.check_id.clone(), c)).collect();
     Ok(Reply::json(&out, opts.pretty)?.filtered_by_acls(&req.caller, removed))
@@ -359,11 +418,23 @@ pub async fn register_check(ctx: Ctx, mut req: Request) -> Result<Reply, ApiErro
     let body = body_json(&req.body(&ctx).await?)?;
     let def = decode_check(body)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+    // Consul's `vetCheckRegister`: write on what the check is for, and on what the check it
+    // would replace (same ID) was for. An unknown service is refused by the registration,
+    // with Consul's text.
     if def.service_id.is_empty() {
         require_check_target_write(&ctx, &req, "")?;
     } else if let Some(local) = agent_state::service(&ctx.store.read()?, &def.service_id)? {
         require_check_target_write(&ctx, &req, &local.service.service)?;
-    } // An unknown service is refused by the registration with Consul's text.
+    }
+    require_check_write(
+        &ctx,
+        &req,
+        if def.id.is_empty() {
+            &def.name
+        } else {
+            &def.id
+        },
+    )?;
     ctx.local.register_check(def, Source::Api).await?;
     Ok(done())
 }
@@ -739,17 +810,6 @@ struct Gauge {
     help: &'static str,
 }
 
-/// A memory figure of `/proc/self/status` (`VmRSS`, `RssAnon`), in bytes.
-fn process_memory(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| {
-        l.strip_prefix(field)
-            .is_some_and(|rest| rest.starts_with(':'))
-    })?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
     use crate::store::session;
     let r = ctx.store.read()?;
@@ -818,14 +878,15 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
         },
     ];
     // Go's runtime figures, by their nearest equivalents in this process.
-    if let Some(rss) = process_memory("VmRSS") {
+    let memory = crate::agent::host::proc_sizes("/proc/self/status").unwrap_or_default();
+    if let Some(&rss) = memory.get("VmRSS") {
         out.push(Gauge {
             name: "consul.runtime.sys_bytes",
             value: rss as f64,
             help: "Resident memory of the agent process, in bytes.",
         });
     }
-    if let Some(heap) = process_memory("RssAnon") {
+    if let Some(&heap) = memory.get("RssAnon") {
         out.push(Gauge {
             name: "consul.runtime.alloc_bytes",
             value: heap as f64,
@@ -996,13 +1057,8 @@ static AGENT_TOKEN: crate::gojson::Schema = crate::gojson::Schema {
 /// Needs `agent:write` on this node, as Consul's `AgentToken`.
 pub async fn token(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     super::acl::acls_enabled(&ctx)?;
-    super::acl::require(
-        &ctx,
-        &req,
-        crate::acl::Resource::Agent,
-        crate::acl::AccessLevel::Write,
-        &ctx.config.node_name,
-    )?;
+    req.caller
+        .require(Resource::Agent, AccessLevel::Write, &ctx.config.node_name)?;
     let body = req.body(&ctx).await?;
     let map = crate::gojson::decode(&body, &AGENT_TOKEN)
         .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
@@ -1050,10 +1106,6 @@ pub async fn host(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     Reply::json(&info, opts.pretty)
 }
 
-/// How often go-metrics' in-memory sink closes an interval, and so how often
-/// `/v1/agent/metrics/stream` sends a summary.
-const METRICS_INTERVAL: Duration = crate::metrics::INTERVAL;
-
 /// `GET /v1/agent/metrics/stream`: a JSON summary (as `/v1/agent/metrics` answers) at the end
 /// of every interval, until the client goes away or the agent stops.
 /// Consul's handler reads no query options.
@@ -1063,7 +1115,7 @@ pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> 
         let shutdown = ctx.shutdown.notified();
         tokio::pin!(shutdown);
         shutdown.as_mut().enable();
-        let mut ticks = tokio::time::interval(METRICS_INTERVAL);
+        let mut ticks = tokio::time::interval(crate::metrics::INTERVAL);
         ticks.tick().await;
         loop {
             tokio::select! {

@@ -15,11 +15,13 @@ use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, Resource};
+use crate::acl::{AccessLevel, PermissionDenied, Resource};
 use crate::filter::go_quote;
 use crate::gojson;
 use crate::store::{config_entry, Command};
 use crate::types::config_entry::{canonical_name, check_kind, ConfigEntry, SERVICE_DEFAULTS_KIND};
+use serde_json::Value;
+use std::collections::BTreeSet;
 use warp::http::Method;
 
 const PREFIX: &str = "/v1/config/";
@@ -45,46 +47,123 @@ fn kind_and_name(req: &Request) -> (String, Option<String>) {
     }
 }
 
-/// The right reading (or, with `write`, writing) an entry of `kind` named `name` needs, as
-/// Consul's entries' `CanRead`/`CanWrite`; `None` when anyone may.
-fn entry_right(kind: &str, name: &str, write: bool) -> Option<(Resource, AccessLevel, String)> {
+/// What reading (or writing) an entry of one kind takes: Consul's entries' `CanRead` and
+/// `CanWrite`.
+#[derive(Debug, PartialEq, Eq)]
+enum EntryRight {
+    /// Anyone may (what every proxy reads).
+    Anyone,
+    /// This right.
+    Needs(Resource, AccessLevel, String),
+    /// `service:write` on any service (sidecars read JWT providers), else `mesh:read`.
+    AnyServiceWriteOrMeshRead,
+    /// No token: Consul's own controller writes these.
+    Nobody(&'static str),
+}
+
+/// The right reading (or, with `write`, writing) an entry of `kind` named `name` needs.
+fn entry_right(kind: &str, name: &str, write: bool) -> EntryRight {
     let level = if write {
         AccessLevel::Write
     } else {
         AccessLevel::Read
     };
-    let global = |resource| Some((resource, level, String::new()));
-    match kind {
-        "service-defaults" | "service-router" | "service-splitter" | "service-resolver" => {
-            Some((Resource::Service, level, name.to_string()))
+    let on_name = |resource| EntryRight::Needs(resource, level, name.to_string());
+    match (kind, write) {
+        ("service-defaults" | "service-router" | "service-splitter" | "service-resolver", _) => {
+            on_name(Resource::Service)
         }
-        "service-intentions" => Some((Resource::Intention, level, name.to_string())),
-        // Every proxy needs proxy-defaults: anyone may read them.
-        "proxy-defaults" if !write => None,
-        "ingress-gateway" | "terminating-gateway" if write => global(Resource::Operator),
-        "ingress-gateway"
-        | "terminating-gateway"
-        | "api-gateway"
-        | "bound-api-gateway"
-        | "http-route"
-        | "tcp-route"
-            if !write =>
-        {
-            Some((Resource::Service, level, name.to_string()))
-        }
-        _ => global(Resource::Mesh),
+        ("service-intentions", _) => on_name(Resource::Intention),
+        ("proxy-defaults" | "mesh" | "sameness-group", false) => EntryRight::Anyone,
+        (
+            "ingress-gateway" | "terminating-gateway" | "api-gateway" | "bound-api-gateway",
+            false,
+        ) => on_name(Resource::Service),
+        ("bound-api-gateway", true) => EntryRight::Nobody("only writeable by controller"),
+        ("jwt-provider", false) => EntryRight::AnyServiceWriteOrMeshRead,
+        _ => EntryRight::Needs(Resource::Mesh, level, String::new()),
     }
+}
+
+impl EntryRight {
+    /// The caller, if it has this right; else Consul's 403.
+    fn check(self, caller: &Caller) -> Result<(), ApiError> {
+        match self {
+            EntryRight::Anyone => Ok(()),
+            EntryRight::Needs(resource, level, segment) => {
+                caller.require(resource, level, &segment)
+            }
+            EntryRight::AnyServiceWriteOrMeshRead
+                if caller.identity.authorizer.service_write_any().is_allow() =>
+            {
+                Ok(())
+            }
+            EntryRight::AnyServiceWriteOrMeshRead => {
+                caller.require(Resource::Mesh, AccessLevel::Read, "")
+            }
+            EntryRight::Nobody(cause) => Err(PermissionDenied::Cause(cause.into()).into()),
+        }
+    }
+}
+
+/// The other services a discovery-chain entry sends traffic to (Consul's
+/// `ListRelatedServices`): routes' destinations, splits, a resolver's redirect and failover
+/// targets (but those on peers), each defaulting to the entry's own service. Writing the
+/// entry also needs `service:read` on each (`canWriteDiscoveryChain`).
+fn related_services(entry: &ConfigEntry) -> BTreeSet<String> {
+    let body = entry.body();
+    let service_or_own = |v: &Value| {
+        v.get("Service")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&entry.name)
+            .to_string()
+    };
+    let list = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut out = BTreeSet::new();
+    match entry.kind.as_str() {
+        "service-router" => out.extend(
+            list(body.get("Routes"))
+                .iter()
+                .filter_map(|route| route.get("Destination"))
+                .filter(|d| !d.is_null())
+                .map(service_or_own),
+        ),
+        "service-splitter" => out.extend(list(body.get("Splits")).iter().map(service_or_own)),
+        "service-resolver" => {
+            out.extend(
+                body.get("Redirect")
+                    .filter(|r| !r.is_null())
+                    .map(service_or_own),
+            );
+            let failovers = body.get("Failover").and_then(Value::as_object);
+            for failover in failovers.into_iter().flat_map(|m| m.values()) {
+                let targets = list(failover.get("Targets"));
+                if targets.is_empty() {
+                    out.insert(service_or_own(failover));
+                }
+                let local = |t: &&Value| {
+                    t.get("Peer")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                };
+                out.extend(targets.iter().filter(local).map(service_or_own));
+            }
+        }
+        _ => {}
+    }
+    out.remove(&entry.name);
+    out
 }
 
 fn may_read(caller: &Caller, entry: &ConfigEntry) -> bool {
-    entry_right(&entry.kind, &entry.name, false).is_none_or(|(r, l, s)| caller.may(r, l, &s))
+    entry_right(&entry.kind, &entry.name, false)
+        .check(caller)
+        .is_ok()
 }
 
 fn require(caller: &Caller, kind: &str, name: &str, write: bool) -> Result<(), ApiError> {
-    match entry_right(kind, name, write) {
-        Some((resource, level, segment)) => caller.require(resource, level, &segment),
-        None => Ok(()),
-    }
+    entry_right(kind, name, write).check(caller)
 }
 
 /// `PUT /v1/config`: `true` once written, `false` when a `?cas` doesn't match.
@@ -96,6 +175,10 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let mut entry = ConfigEntry::decode(raw).map_err(decode_failed)?;
     let cas = cas(&req)?;
     require(&req.caller, &entry.kind, &entry.name, true)?;
+    for related in related_services(&entry) {
+        req.caller
+            .require(Resource::Service, AccessLevel::Read, &related)?;
+    }
     entry.check().map_err(ApiError::internal)?;
     let written = ctx
         .store
@@ -201,44 +284,80 @@ mod tests {
     #[test]
     fn entry_rights_follow_each_kinds_can_read_and_can_write() {
         use AccessLevel::{Read, Write};
-        use Resource::{Intention, Mesh, Operator, Service};
+        use EntryRight::{AnyServiceWriteOrMeshRead, Anyone, Nobody};
+        use Resource::{Intention, Mesh, Service};
+        let needs = |r, l, s: &str| EntryRight::Needs(r, l, s.to_string());
         let cases = [
             (
                 "service-defaults",
                 "web",
                 false,
-                Some((Service, Read, "web")),
+                needs(Service, Read, "web"),
             ),
             (
                 "service-resolver",
                 "web",
                 true,
-                Some((Service, Write, "web")),
+                needs(Service, Write, "web"),
             ),
             (
                 "service-intentions",
                 "web",
                 true,
-                Some((Intention, Write, "web")),
+                needs(Intention, Write, "web"),
             ),
-            ("proxy-defaults", "global", false, None),
-            ("proxy-defaults", "global", true, Some((Mesh, Write, ""))),
-            ("ingress-gateway", "gw", false, Some((Service, Read, "gw"))),
-            ("ingress-gateway", "gw", true, Some((Operator, Write, ""))),
+            ("proxy-defaults", "global", false, Anyone),
+            ("proxy-defaults", "global", true, needs(Mesh, Write, "")),
+            ("ingress-gateway", "gw", false, needs(Service, Read, "gw")),
+            // Consul 1.22's gateways' `CanWrite` is `MeshWriteAllowed`.
+            ("ingress-gateway", "gw", true, needs(Mesh, Write, "")),
+            ("exported-services", "default", false, needs(Mesh, Read, "")),
+            ("mesh", "mesh", false, Anyone),
+            ("mesh", "mesh", true, needs(Mesh, Write, "")),
+            ("sameness-group", "sg", false, Anyone),
+            ("http-route", "r", false, needs(Mesh, Read, "")),
+            ("api-gateway", "gw", false, needs(Service, Read, "gw")),
             (
-                "exported-services",
-                "default",
-                false,
-                Some((Mesh, Read, "")),
+                "bound-api-gateway",
+                "gw",
+                true,
+                Nobody("only writeable by controller"),
             ),
+            ("jwt-provider", "okta", false, AnyServiceWriteOrMeshRead),
         ];
         for (kind, name, write, expected) in cases {
-            let expected = expected.map(|(r, l, s)| (r, l, s.to_string()));
             assert_eq!(
                 entry_right(kind, name, write),
                 expected,
                 "{kind} write={write}"
             );
         }
+    }
+
+    #[test]
+    fn discovery_chain_entries_relate_to_the_services_they_send_traffic_to() {
+        let related = |entry: serde_json::Value| {
+            let entry = ConfigEntry::decode(entry).unwrap();
+            related_services(&entry).into_iter().collect::<Vec<_>>()
+        };
+        let router = serde_json::json!({"Kind": "service-router", "Name": "web", "Routes": [
+            {"Destination": {"Service": "api"}},
+            {"Destination": {"ServiceSubset": "v2"}},
+            {"Match": {"HTTP": {"PathPrefix": "/x"}}},
+        ]});
+        assert_eq!(related(router), ["api"]);
+        let splitter = serde_json::json!({"Kind": "service-splitter", "Name": "web", "Splits": [
+            {"Weight": 50, "Service": "web-v2"}, {"Weight": 50},
+        ]});
+        assert_eq!(related(splitter), ["web-v2"]);
+        let resolver = serde_json::json!({"Kind": "service-resolver", "Name": "web",
+        "Redirect": {"Service": "moved"},
+        "Failover": {
+            "*": {"Service": "backup"},
+            "v1": {"Targets": [{"Service": "t1"}, {"Peer": "far", "Service": "t2"}, {}]},
+        }});
+        assert_eq!(related(resolver), ["backup", "moved", "t1"]);
+        let defaults = serde_json::json!({"Kind": "service-defaults", "Name": "web"});
+        assert!(related(defaults).is_empty());
     }
 }

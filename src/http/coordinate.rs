@@ -8,7 +8,6 @@
 //! ACLs: reads keep the nodes the token has `node:read` on (one node's read needs it); an
 //! update needs `node:write` on its node.
 
-use super::acl::Caller;
 use super::blocking::blocking;
 use super::error::ApiError;
 use super::reply::Reply;
@@ -31,33 +30,28 @@ fn list_args(
     ))
 }
 
-/// What a coordinate read found: the index, the entries the caller may read, whether ACLs
-/// removed any, and whether to pretty-print.
+/// What a coordinate read found: the index, the entries and whether to pretty-print.
 struct Read {
     index: u64,
     entries: Vec<CoordinateEntry>,
-    removed: bool,
     pretty: bool,
 }
 
 /// The coordinates (of `?segment` only, when given) as a blocking read.
 async fn read(
     ctx: &Ctx,
-    caller: &Caller,
     opts: super::query::QueryOptions,
     segment: Option<String>,
 ) -> Result<Read, ApiError> {
     let got = blocking(&ctx.store, &opts, coordinate::list).await?;
-    let mut entries: Vec<CoordinateEntry> = got
+    let entries = got
         .value
         .into_iter()
         .filter(|e| segment.as_ref().is_none_or(|s| *s == e.segment))
         .collect();
-    let removed = caller.filter(&mut entries, |c, e| c.reads_node(&e.node));
     Ok(Read {
         index: got.index,
         entries,
-        removed,
         pretty: opts.pretty,
     })
 }
@@ -82,19 +76,21 @@ pub async fn datacenters(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let (opts, segment) = list_args(&ctx, &req)?;
     let caller = req.caller;
-    let got = read(&ctx, &caller, opts, segment).await?;
+    let mut got = read(&ctx, opts, segment).await?;
+    let removed = caller.filter(&mut got.entries, |c, e| c.reads_node(&e.node));
     Ok(Reply::json(&got.entries, got.pretty)?
         .read_meta(got.index)
-        .filtered_by_acls(&caller, got.removed))
+        .filtered_by_acls(&caller, removed))
 }
 
 /// `GET /v1/coordinate/node/<node>`: one node's coordinates; 404 when it has none.
 pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let name = req.tail("/v1/coordinate/node/").to_string();
     let (opts, segment) = list_args(&ctx, &req)?;
-    let caller = req.caller;
-    caller.require(Resource::Node, AccessLevel::Read, &name)?;
-    let got = read(&ctx, &caller, opts, segment).await?;
+    req.caller
+        .require(Resource::Node, AccessLevel::Read, &name)?;
+    drop(req);
+    let got = read(&ctx, opts, segment).await?;
     let entries: Vec<CoordinateEntry> =
         got.entries.into_iter().filter(|e| e.node == name).collect();
     if entries.is_empty() {

@@ -5,6 +5,7 @@
 //! the prefix and shows only the readable keys; a put or delete needs `key:write` on the key,
 //! a recursive delete write on everything under the prefix.
 
+use super::acl::Caller;
 use super::blocking::{blocking, Blocked};
 use super::error::ApiError;
 use super::reply::Reply;
@@ -102,6 +103,21 @@ fn listing<T: serde::Serialize>(
         .filtered_by_acls(&req.caller, removed))
 }
 
+/// Write on every key under `prefix` (a recursive delete, here or in a transaction): Consul's
+/// `KeyWritePrefix`, refused with the `key:write` text on the prefix.
+pub(super) fn require_tree_write(caller: &Caller, prefix: &str) -> Result<(), ApiError> {
+    if caller
+        .identity
+        .authorizer
+        .key_write_prefix(prefix)
+        .is_allow()
+    {
+        Ok(())
+    } else {
+        Err(caller.denied(Resource::Key, AccessLevel::Write, prefix))
+    }
+}
+
 async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let key = req.tail(PREFIX).to_string();
@@ -113,7 +129,8 @@ async fn put(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let cas = req.params.u64("cas")?;
     let acquire = req.params.get("acquire").map(str::to_string);
     let release = req.params.get("release").map(str::to_string);
-    super::acl::require(&ctx, &req, Resource::Key, AccessLevel::Write, &key)?;
+    req.caller
+        .require(Resource::Key, AccessLevel::Write, &key)?;
     let value = req.body(&ctx).await?;
     kv::validate_key(&key)?;
     let command = match (acquire, release) {
@@ -145,21 +162,14 @@ async fn delete(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     conflicting(&req, &["recurse", "cas"])?;
     let key = req.tail(PREFIX).to_string();
     let command = if req.params.has("recurse") {
-        if !req
-            .caller
-            .identity
-            .authorizer
-            .key_write_prefix(&key)
-            .is_allow()
-        {
-            return Err(req.caller.denied(Resource::Key, AccessLevel::Write, &key));
-        }
+        require_tree_write(&req.caller, &key)?;
         Command::KvDeleteTree { prefix: key }
     } else {
         if key.is_empty() {
             return Err(missing_key());
         }
-        super::acl::require(&ctx, &req, Resource::Key, AccessLevel::Write, &key)?;
+        req.caller
+            .require(Resource::Key, AccessLevel::Write, &key)?;
         let cas = req.params.u64("cas")?;
         Command::KvDelete { key, cas }
     };

@@ -549,8 +549,9 @@ async fn dispatch(
 
 /// Runs a request carrying a client-chosen `?filter=` on a runtime of its own: whatever CPU
 /// its expression costs (each pass is also capped, see `Filter::apply`), the API's workers
-/// stay free, and `/v1/status/leader` doesn't wait behind eight expensive filters. The task
-/// ends with the request: a client that goes away cancels it.
+/// stay free, and `/v1/status/leader` doesn't wait behind eight expensive filters. Its two
+/// workers are all the threads filters get, so they also bound how much of the machine's CPU
+/// filters take at once. The task ends with the request: a client that goes away cancels it.
 async fn on_filter_runtime(handling: HandlerFuture) -> Result<Reply, ApiError> {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {

@@ -49,8 +49,14 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             )));
         }
     }
+    // One error per operation, as Consul's pre-checks: an invalid one is not also vetted.
     let mut pre_errors = pre_check(&ops);
-    pre_errors.extend(acl_check(&ctx.store.read()?, &req.caller, &ops)?);
+    let invalid: Vec<usize> = pre_errors.iter().map(|e| e.op_index).collect();
+    pre_errors.extend(
+        acl_check(&ctx.store.read()?, &req.caller, &ops)?
+            .into_iter()
+            .filter(|e| !invalid.contains(&e.op_index)),
+    );
     pre_errors.sort_by_key(|e| e.op_index);
     let outcome = if !pre_errors.is_empty() {
         Err(StoreError::TxnAborted(pre_errors))
@@ -64,15 +70,15 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     };
     match outcome {
         Ok(mut results) => {
-            let removed = req.caller.filter(&mut results, readable);
-            Ok(Reply::json(
+            // Consul's `/v1/txn` sets no `X-Consul-Results-Filtered-By-ACLs` header.
+            req.caller.filter(&mut results, readable);
+            Reply::json(
                 &TxnResponse {
                     results: Some(results),
                     errors: None,
                 },
                 opts.pretty,
-            )?
-            .filtered_by_acls(&req.caller, removed))
+            )
         }
         Err(StoreError::TxnAborted(errors)) => Ok(Reply::json(
             &TxnResponse {
@@ -154,18 +160,14 @@ fn acl_check(r: &ReadTx, caller: &Caller, ops: &[TxnOp]) -> crate::store::Result
         };
         let tree = op.kv.as_ref().is_some_and(|o| o.verb == "delete-tree");
         let allowed = if tree {
-            caller
-                .identity
-                .authorizer
-                .key_write_prefix(&segment)
-                .is_allow()
+            super::kv::require_tree_write(caller, &segment)
         } else {
-            caller.may(resource, level, &segment)
+            caller.require(resource, level, &segment)
         };
-        if !allowed {
+        if let Err(denied) = allowed {
             errors.push(TxnError {
                 op_index,
-                what: caller.denied(resource, level, &segment).message,
+                what: denied.message,
             });
         }
     }

@@ -842,3 +842,235 @@ async fn authorize_falls_back_on_the_callers_acl_default() {
     .await;
     assert_eq!(got.body.trim(), r#"{"Allowed":false}"#);
 }
+
+/// As Consul's `vetServiceRegister` and `vetCheckRegister`: a registration also needs write on
+/// what it replaces (the local service or check with its ID), a sidecar is vetted with its
+/// own `Token` when it has one, and the agent's check list keeps a service check for read on
+/// its service alone (`filterChecksWithAuthorizer`).
+#[tokio::test]
+async fn agent_registrations_are_vetted_against_what_they_replace() {
+    let (a, _cfg) = acl_agent().await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/service/register",
+        json!({"ID": "db1", "Name": "db", "Port": 5432}),
+    )
+    .await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/agent/check/register",
+        json!({"ID": "node-ttl", "Name": "node-ttl", "TTL": "60s"}),
+    )
+    .await;
+    let web = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let sidecar = token_with(
+        &a,
+        "sidecar-writer",
+        r#"service_prefix "web" { policy = "write" }"#,
+    )
+    .await;
+    let register = "/v1/agent/service/register";
+
+    // Taking over the ID of "db" needs write on "db".
+    let body = json!({"ID": "db1", "Name": "web", "Port": 80}).to_string();
+    let got = call(&a, Method::PUT, register, &web, &body).await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'service:write' on \"db\""),
+        "{}",
+        got.body
+    );
+    let db = root(&a, Method::GET, "/v1/agent/service/db1", json!(null)).await;
+    assert_eq!(db["Service"], "db");
+
+    // The sidecar's own token may register what the request's token may not.
+    let with_sidecar = |token: Option<&str>| {
+        let mut sidecar = json!({});
+        if let Some(token) = token {
+            sidecar["Token"] = json!(token);
+        }
+        json!({"Name": "web", "Port": 80, "Connect": {"SidecarService": sidecar}}).to_string()
+    };
+    let got = call(&a, Method::PUT, register, &web, &with_sidecar(None)).await;
+    assert!(
+        got.body
+            .contains("lacks permission 'service:write' on \"web-sidecar-proxy\""),
+        "{}",
+        got.body
+    );
+    let got = call(
+        &a,
+        Method::PUT,
+        register,
+        &web,
+        &with_sidecar(Some(&sidecar)),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(
+        &a,
+        Method::PUT,
+        register,
+        &web,
+        &with_sidecar(Some(UNKNOWN)),
+    )
+    .await;
+    assert_eq!((got.status, got.body.as_str()), (403, "ACL not found"));
+
+    // A service check replacing a node check needs node:write too.
+    let web_check =
+        |id: &str| json!({"ID": id, "Name": "web-ttl", "ServiceID": "web", "TTL": "60s"});
+    let check_register = "/v1/agent/check/register";
+    let body = web_check("node-ttl").to_string();
+    let got = call(&a, Method::PUT, check_register, &web, &body).await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains(&format!("lacks permission 'node:write' on \"{NODE}\"")),
+        "{}",
+        got.body
+    );
+    let body = web_check("web-ttl").to_string();
+    let got = call(&a, Method::PUT, check_register, &web, &body).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+
+    // Reading the agent's checks: the service's check without any node right.
+    let reader = token_with(&a, "web-reader", r#"service "web" { policy = "read" }"#).await;
+    let got = call(&a, Method::GET, "/v1/agent/checks", &reader, "").await;
+    let checks: Value = serde_json::from_str(&got.body).unwrap();
+    let ids: Vec<&String> = checks.as_object().unwrap().keys().collect();
+    assert!(ids.contains(&&"web-ttl".to_string()), "{}", got.body);
+    assert!(!ids.contains(&&"node-ttl".to_string()), "{}", got.body);
+    assert!(got.filtered);
+
+    // ACLs filter after `?filter`: what the expression leaves out anyway is not counted.
+    let only_web = [
+        ("/v1/agent/checks", "ServiceName == \"web\""),
+        ("/v1/agent/services", "Service == \"web\""),
+    ];
+    for (path, expression) in only_web {
+        let got = call(&a, Method::GET, path, &reader, "").await;
+        assert!(got.filtered, "{path}: {}", got.body);
+        let expression =
+            percent_encoding::utf8_percent_encode(expression, percent_encoding::NON_ALPHANUMERIC);
+        let url = format!("{path}?filter={expression}");
+        let got = call(&a, Method::GET, &url, &reader, "").await;
+        assert_eq!(got.status, 200, "{url}: {}", got.body);
+        assert!(got.body.contains("web"), "{url}: {}", got.body);
+        assert!(!got.filtered, "{url}: {}", got.body);
+    }
+}
+
+/// Config entries by kind, as Consul's `CanRead`/`CanWrite`: the mesh entry is readable by
+/// anyone, routes need `mesh:read`, and bound API gateways are written by Consul's controller
+/// only, whatever the token.
+#[tokio::test]
+async fn config_entry_rights_follow_each_kind() {
+    let (a, _cfg) = acl_agent().await;
+    root(&a, Method::PUT, "/v1/config", json!({"Kind": "mesh"})).await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/config",
+        json!({"Kind": "http-route", "Name": "r"}),
+    )
+    .await;
+    let web = token_with(&a, "web-reader", r#"service "web" { policy = "read" }"#).await;
+    let got = call(&a, Method::GET, "/v1/config/mesh/mesh", &web, "").await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(&a, Method::GET, "/v1/config/http-route/r", &web, "").await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body.contains("lacks permission 'mesh:read'"),
+        "{}",
+        got.body
+    );
+    let body = json!({"Kind": "bound-api-gateway", "Name": "gw"}).to_string();
+    let got = call(&a, Method::PUT, "/v1/config", ROOT, &body).await;
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (403, "Permission denied: only writeable by controller")
+    );
+
+    // A discovery-chain entry also needs read on the services it sends traffic to.
+    let writer = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let splitter = json!({"Kind": "service-splitter", "Name": "web",
+                          "Splits": [{"Weight": 100, "Service": "web-v2"}]});
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/config",
+        &writer,
+        &splitter.to_string(),
+    )
+    .await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'service:read' on \"web-v2\""),
+        "{}",
+        got.body
+    );
+}
+
+/// Consul's event handler answers a refused fire with the bare `Permission denied`, after the
+/// agent has vetted the event's filters.
+#[tokio::test]
+async fn a_refused_event_fire_says_permission_denied() {
+    let (a, _cfg) = acl_agent().await;
+    let token = token_with(&a, "deployer", r#"event "deploy" { policy = "write" }"#).await;
+    let got = call(&a, Method::PUT, "/v1/event/fire/deploy", &token, "").await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = call(&a, Method::PUT, "/v1/event/fire/other", &token, "").await;
+    assert_eq!((got.status, got.body.as_str()), (403, "Permission denied"));
+    let got = call(&a, Method::PUT, "/v1/event/fire/other?tag=v1", &token, "").await;
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (500, "Cannot provide tag filter without service filter")
+    );
+}
+
+/// A transaction leaves out the results the token may not read without saying so (Consul's
+/// `/v1/txn` sets no filtered-by-ACLs header), and refuses a tree delete without write on
+/// the whole prefix.
+#[tokio::test]
+async fn transactions_filter_reads_silently_and_vet_tree_deletes() {
+    let (a, _cfg) = acl_agent().await;
+    for key in ["app/a", "app/private/b"] {
+        root(&a, Method::PUT, &format!("/v1/kv/{key}"), json!("v")).await;
+    }
+    let token = token_with(
+        &a,
+        "app-writer",
+        r#"key_prefix "app/" { policy = "write" }
+           key_prefix "app/private/" { policy = "deny" }"#,
+    )
+    .await;
+    let get_tree = r#"[{"KV":{"Verb":"get-tree","Key":"app/"}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, get_tree).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["Results"].as_array().unwrap().len(), 1, "{}", got.body);
+    assert_eq!(body["Results"][0]["KV"]["Key"], "app/a");
+    assert!(!got.filtered);
+    let delete_tree = r#"[{"KV":{"Verb":"delete-tree","Key":"app/"}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, delete_tree).await;
+    assert_eq!(got.status, 409, "{}", got.body);
+    assert!(
+        got.body
+            .contains("lacks permission 'key:write' on \\\"app/\\\""),
+        "{}",
+        got.body
+    );
+    // An invalid operation gets its validation error only, not also a denial.
+    let keyless = r#"[{"KV":{"Verb":"set","Key":"","Value":"eA=="}}]"#;
+    let got = call(&a, Method::PUT, "/v1/txn", &token, keyless).await;
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(
+        (got.status, &body["Errors"]),
+        (409, &json!([{"OpIndex": 0, "What": "Must provide key"}]))
+    );
+}

@@ -47,7 +47,7 @@ fn own_state(
             FederationState {
                 datacenter: ctx.config.datacenter.clone(),
                 mesh_gateways,
-                updated_at: crate::types::acl::rfc3339(
+                updated_at: crate::types::intention::go_time(
                     ctx.leader_since
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),

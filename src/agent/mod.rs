@@ -82,6 +82,7 @@ pub async fn open(
             config.limits.http_max_conns_per_client,
         ),
         restoring: tokio::sync::Mutex::new(()),
+        metrics_naming: crate::metrics::Naming::new(&config.telemetry, &crate::config::hostname()),
         events: Arc::new(events::Events::new()),
         leaf_issuers: connect_ca::LeafIssuers::default(),
         intentions: intentions::IntentionCache::new(

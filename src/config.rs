@@ -1507,6 +1507,79 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_keys_shaping_the_metrics_are_read_and_the_sinks_ignored() {
+        let telemetry = |block: &str| {
+            load(AgentFlags {
+                dev: Some(true),
+                hcl: vec![format!("telemetry {{\n{block}\n}}")],
+                ..Default::default()
+            })
+        };
+        let config = telemetry(
+            r#"prometheus_retention_time = "30s"
+               disable_hostname = true
+               metrics_prefix = "edge"
+               filter_default = false
+               prefix_filter = ["+edge.raft", "-edge.http", "", "edge.kvs"]
+               statsd_address = "127.0.0.1:8125""#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.telemetry,
+            TelemetryConfig {
+                prometheus_retention: Duration::from_secs(30),
+                disable_hostname: true,
+                metrics_prefix: "edge".into(),
+                filter_default: false,
+                allowed_prefixes: vec!["edge.raft".into()],
+                blocked_prefixes: vec!["edge.http".into()],
+                disable_compat_1_9: false,
+            }
+        );
+        for notice in [
+            "Cannot have empty filter rule in prefix_filter",
+            "Filter rule must begin with either '+' or '-': \"edge.kvs\"",
+            "config key \"telemetry.statsd_address\" ignored: /v1/agent/metrics is the only metrics sink",
+        ] {
+            assert!(config.notices.iter().any(|n| n == notice), "{:?}", config.notices);
+        }
+        assert_eq!(
+            load(AgentFlags {
+                dev: Some(true),
+                ..Default::default()
+            })
+            .unwrap()
+            .telemetry,
+            TelemetryConfig::default()
+        );
+        // A key HCL 2 cannot spell (Consul's HCL 1 can), so from JSON.
+        let dir = tempfile::tempdir().unwrap();
+        let json = write(
+            dir.path(),
+            "t.json",
+            r#"{"telemetry": {"disable_compat_1.9": true}}"#,
+        );
+        let config = load(AgentFlags {
+            dev: Some(true),
+            config_file: vec![json],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(config.telemetry.disable_compat_1_9);
+        let err = telemetry("disable_hostname = \"yes\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "telemetry.disable_hostname: expected a boolean, got \"yes\""
+        );
+        let err = telemetry("prometheus_retention_time = \"soon\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("telemetry.prometheus_retention_time: "),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn data_dir_is_required_without_dev() {
         let err = load(AgentFlags::default()).unwrap_err();
         assert!(err.to_string().contains("data_dir"));

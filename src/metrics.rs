@@ -130,13 +130,14 @@ impl Naming {
             gauge_host: host_prefixed.then(|| host_name.to_string()),
             compat_1_9: !t.disable_compat_1_9,
             filter_default: t.filter_default,
-            rules: t
-                .allowed_prefixes
-                .iter()
-                .map(|p| (p.clone(), true))
-                .chain(t.blocked_prefixes.iter().map(|p| (p.clone(), false)))
-                .collect(),
+            rules: filter_rules(t),
         }
+    }
+
+    /// Replaces the `prefix_filter` rules (go-metrics' `UpdateFilter`, on reload); what was
+    /// recorded before is reported by the new rules.
+    pub fn update_filter(&mut self, t: &TelemetryConfig) {
+        self.rules = filter_rules(t);
     }
 
     /// The reported name of a counter or timing, if the filter lets it through.
@@ -167,6 +168,14 @@ impl Naming {
             .max_by_key(|(prefix, _)| prefix.len())
             .map_or(self.filter_default, |(_, allowed)| *allowed)
     }
+}
+
+fn filter_rules(t: &TelemetryConfig) -> Vec<(String, bool)> {
+    t.allowed_prefixes
+        .iter()
+        .map(|p| (p.clone(), true))
+        .chain(t.blocked_prefixes.iter().map(|p| (p.clone(), false)))
+        .collect()
 }
 
 impl Default for Naming {

@@ -82,7 +82,10 @@ pub async fn open(
             config.limits.http_max_conns_per_client,
         ),
         restoring: tokio::sync::Mutex::new(()),
-        metrics_naming: crate::metrics::Naming::new(&config.telemetry, &crate::config::hostname()),
+        metrics_naming: std::sync::RwLock::new(crate::metrics::Naming::new(
+            &config.telemetry,
+            &crate::config::hostname(),
+        )),
         events: Arc::new(events::Events::new()),
         leaf_issuers: connect_ca::LeafIssuers::default(),
         intentions: intentions::IntentionCache::new(

@@ -534,7 +534,7 @@ pub async fn health_by_name(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 use crate::agent::logging;
 use crate::agent::ops::Tokens;
 use crate::filter::go_quote;
-use crate::metrics::{Gauge, Kind};
+use crate::metrics::{Gauge, Kind, Naming};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -743,7 +743,7 @@ fn process_memory(field: &str) -> Option<u64> {
 }
 
 /// The gauges read now, by their reported names, those the `telemetry` filter lets through.
-fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
+fn gauges(ctx: &Ctx, naming: &Naming) -> Result<Vec<Gauge>, ApiError> {
     use crate::store::session;
     let r = ctx.store.read()?;
     let agent_state::StateCounts {
@@ -831,7 +831,7 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
     Ok(out
         .into_iter()
         .filter_map(|(name, value, help)| {
-            let name = ctx.metrics_naming.gauge(name)?;
+            let name = naming.gauge(name)?;
             Some(Gauge { name, value, help })
         })
         .collect())
@@ -879,22 +879,27 @@ pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 /// Every metric in the Prometheus text format: gauges as they are now, counters and timings
 /// since the agent started (those recorded within the retention time).
 fn prometheus(ctx: &Ctx) -> Result<String, ApiError> {
+    let naming = ctx.metrics_naming.read().unwrap_or_else(|e| e.into_inner());
     let totals = ctx.store.metrics().totals(
         std::time::SystemTime::now(),
         ctx.config.telemetry.prometheus_retention,
-        &ctx.metrics_naming,
+        &naming,
     );
-    Ok(crate::metrics::write_prometheus(&gauges(ctx)?, &totals))
+    Ok(crate::metrics::write_prometheus(
+        &gauges(ctx, &naming)?,
+        &totals,
+    ))
 }
 
 /// The reported interval's metrics as go-metrics' `InmemSink` summarizes them
 /// (`MetricsSummary`): gauges as they are now, counters and timings of the interval.
 fn summary(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
-    let gauges = gauges(ctx)?;
+    let naming = ctx.metrics_naming.read().unwrap_or_else(|e| e.into_inner());
+    let gauges = gauges(ctx, &naming)?;
     let (start, recorded) = ctx
         .store
         .metrics()
-        .interval(std::time::SystemTime::now(), &ctx.metrics_naming);
+        .interval(std::time::SystemTime::now(), &naming);
     let mut counters = Vec::new();
     let mut samples = Vec::new();
     for s in &recorded {

@@ -453,6 +453,35 @@ async fn telemetry_prefix_and_filter_shape_every_name() {
     );
 }
 
+#[tokio::test]
+async fn reload_replaces_the_prefix_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("telemetry.json");
+    let write = |rules: Value| {
+        let config = json!({"telemetry": {"prefix_filter": rules}});
+        std::fs::write(&file, config.to_string()).unwrap();
+    };
+    write(json!(["-consul.state"]));
+    let path = file.clone();
+    let a = TestAgent::start_with(move |f| f.config_file = vec![path]).await;
+    let before = names(&a.get_json("/v1/agent/metrics").await.1, "Gauges");
+    assert!(
+        !before.iter().any(|g| g.starts_with("consul.state.")),
+        "{before:?}"
+    );
+    write(json!(["-consul.runtime"]));
+    assert_eq!(a.put("/v1/agent/reload", "").await.status(), 200);
+    let after = names(&a.get_json("/v1/agent/metrics").await.1, "Gauges");
+    assert!(
+        after.contains(&"consul.state.nodes".to_string()),
+        "{after:?}"
+    );
+    assert!(
+        !after.iter().any(|g| g.starts_with("consul.runtime.")),
+        "{after:?}"
+    );
+}
+
 /// `consul_api_http_count` per `(method, path)` in a Prometheus scrape.
 async fn http_counts(
     a: &TestAgent,

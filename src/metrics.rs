@@ -441,6 +441,9 @@ pub struct Sampled {
 /// The registry: one per agent, shared by the store (commits) and the HTTP layer (requests).
 pub struct Metrics {
     enabled: AtomicBool,
+    /// Whether running totals are kept: only the Prometheus format reads them, and without it
+    /// they would grow with every new label (a client's made-up HTTP method) for good.
+    cumulative: AtomicBool,
     /// Start of the interval the registry was created in: until it has ended there is no
     /// finished interval to report, and the current one is shown instead.
     first_interval: u64,
@@ -478,6 +481,7 @@ impl Metrics {
         let first_interval = interval_start(millis(SystemTime::now()));
         Metrics {
             enabled: AtomicBool::new(true),
+            cumulative: AtomicBool::new(true),
             first_interval,
             shards: (0..SHARDS)
                 .map(|_| {
@@ -495,6 +499,11 @@ impl Metrics {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    /// Keeps running totals (for the Prometheus format) or not; off, `totals` stays empty.
+    pub fn set_cumulative(&self, cumulative: bool) {
+        self.cumulative.store(cumulative, Ordering::Relaxed);
+    }
+
     /// Records `value` (milliseconds for timings, an increment for counters) for `key`.
     pub fn record(&self, key: Key, value: f64) {
         if !self.enabled.load(Ordering::Relaxed) {
@@ -506,6 +515,9 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner());
         shard.roll_to(interval_start(now_ms));
         record_into(&mut shard.current, &key, value);
+        if !self.cumulative.load(Ordering::Relaxed) {
+            return;
+        }
         let kind = key.kind();
         match shard.totals.get_mut(&key) {
             Some(running) => running.record(kind, value, now_ms),
@@ -889,6 +901,20 @@ mod tests {
         m.set_enabled(false);
         m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
         assert!(totals(&m).is_empty());
+        assert!(m
+            .interval(SystemTime::now(), &Naming::default())
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn totals_are_kept_only_when_asked() {
+        let m = Metrics::new();
+        m.set_cumulative(false);
+        m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
+        assert!(totals(&m).is_empty());
+        let (_, interval) = m.interval(SystemTime::now(), &Naming::default());
+        assert_eq!(interval[0].value.sum, 1.0);
     }
 
     fn telemetry(hcl: impl FnOnce(&mut TelemetryConfig)) -> TelemetryConfig {

@@ -62,6 +62,9 @@ pub async fn open(
         }
     };
     let store = Store::open_with(&data_dir, opener)?;
+    store
+        .metrics()
+        .set_cumulative(!config.telemetry.prometheus_retention.is_zero());
     let node_id = node_id(&data_dir, config.node_id.as_deref())?;
     let local = LocalAgent::new(
         store.clone(),

@@ -482,13 +482,9 @@ async fn reload_replaces_the_prefix_filter() {
     );
 }
 
-/// `consul_api_http_count` per `(method, path)` in a Prometheus scrape.
-async fn http_counts(
-    a: &TestAgent,
-    token: &str,
-) -> std::collections::BTreeMap<(String, String), f64> {
-    let text = a
-        .http
+/// A Prometheus scrape with `token`.
+async fn scrape(a: &TestAgent, token: &str) -> String {
+    a.http
         .get(a.url("/v1/agent/metrics?format=prometheus"))
         .header("X-Consul-Token", token)
         .send()
@@ -496,7 +492,15 @@ async fn http_counts(
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// `consul_api_http_count` per `(method, path)` in a Prometheus scrape.
+async fn http_counts(
+    a: &TestAgent,
+    token: &str,
+) -> std::collections::BTreeMap<(String, String), f64> {
+    let text = scrape(a, token).await;
     parse_prometheus(&text)
         .into_iter()
         .filter_map(|(series, v)| {
@@ -562,16 +566,7 @@ async fn requests_an_endpoint_refuses_are_timed_and_unrouted_ones_are_not() {
             pair("PUT", "v1_kv_"),
         ]
     );
-    let text = a
-        .http
-        .get(a.url("/v1/agent/metrics?format=prometheus"))
-        .header("X-Consul-Token", ROOT)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&a, ROOT).await;
     assert!(
         text.contains("\nconsul_http_PATCH_v1_kv___count 1\n"),
         "{text}"

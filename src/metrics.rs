@@ -178,12 +178,6 @@ fn filter_rules(t: &TelemetryConfig) -> Vec<(String, bool)> {
         .collect()
 }
 
-impl Default for Naming {
-    fn default() -> Self {
-        Naming::new(&TelemetryConfig::default(), "")
-    }
-}
-
 /// What go-metrics' `AggregateSample` keeps of the values recorded for one metric.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Aggregate {
@@ -797,8 +791,13 @@ pub fn write_prometheus(gauges: &[Gauge], totals: &[Sampled]) -> String {
 mod tests {
     use super::*;
 
+    /// Consul's default naming, the in-memory sink alone.
+    fn defaults() -> Naming {
+        Naming::new(&TelemetryConfig::default(), "")
+    }
+
     fn totals(m: &Metrics) -> Vec<Sampled> {
-        m.totals(SystemTime::now(), Duration::ZERO, &Naming::default())
+        m.totals(SystemTime::now(), Duration::ZERO, &defaults())
     }
 
     #[test]
@@ -849,7 +848,7 @@ mod tests {
         let m = Metrics::new();
         m.record(Key::Named(Kind::Sample, "kvs.apply"), 3.25);
         let now = SystemTime::now();
-        let naming = Naming::default();
+        let naming = defaults();
         let at = |t| m.totals(t, Duration::ZERO, &naming)[0].quantiles.unwrap();
         // A lone timing is every quantile, exactly.
         assert_eq!(at(now), [3.25; 3]);
@@ -865,7 +864,7 @@ mod tests {
         let key = Key::Named(Kind::Counter, "serf.events");
         m.record(key.clone(), 1.0);
         m.record(key.clone(), 1.0);
-        let naming = Naming::default();
+        let naming = defaults();
         let retention = Duration::from_secs(60);
         let now = SystemTime::now();
         assert_eq!(m.totals(now, retention, &naming)[0].value.sum, 2.0);
@@ -880,7 +879,7 @@ mod tests {
     #[test]
     fn shows_the_last_finished_interval_once_there_is_one() {
         let m = Metrics::new();
-        let naming = Naming::default();
+        let naming = defaults();
         m.record(Key::Named(Kind::Sample, "kvs.apply"), 3.0);
         let now = UNIX_EPOCH + Duration::from_secs(m.first_interval);
         let (start, current) = m.interval(now, &naming);
@@ -901,10 +900,7 @@ mod tests {
         m.set_enabled(false);
         m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
         assert!(totals(&m).is_empty());
-        assert!(m
-            .interval(SystemTime::now(), &Naming::default())
-            .1
-            .is_empty());
+        assert!(m.interval(SystemTime::now(), &defaults()).1.is_empty());
     }
 
     #[test]
@@ -913,7 +909,7 @@ mod tests {
         m.set_cumulative(false);
         m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
         assert!(totals(&m).is_empty());
-        let (_, interval) = m.interval(SystemTime::now(), &Naming::default());
+        let (_, interval) = m.interval(SystemTime::now(), &defaults());
         assert_eq!(interval[0].value.sum, 1.0);
     }
 

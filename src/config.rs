@@ -135,9 +135,8 @@ pub struct Config {
     pub config_dirs: Vec<PathBuf>,
     /// Things worth logging once logging is set up (keys ignored on a single node).
     pub notices: Vec<String>,
-    /// `telemetry.prometheus_retention_time`: `/v1/agent/metrics?format=prometheus` answers
-    /// only when it is positive, as Consul's does.
-    pub prometheus_retention: Duration,
+    /// The `telemetry` keys that shape what `/v1/agent/metrics` reports.
+    pub telemetry: TelemetryConfig,
     /// The flags this configuration was loaded from, so `reload` can load it again.
     pub flags: AgentFlags,
     pub connect: ConnectConfig,
@@ -145,6 +144,40 @@ pub struct Config {
     pub dns: DnsConfig,
     /// `watches`: run by the agent against its own HTTP API.
     pub watches: Vec<crate::watch::AgentWatch>,
+}
+
+/// The `telemetry` keys Consul's go-metrics setup reads that change what the agent reports
+/// (the external sinks' addresses are ignored: `/v1/agent/metrics` is the only sink).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `prometheus_retention_time`: the Prometheus format is served only when it is positive,
+    /// and a Prometheus series not updated for this long is dropped.
+    pub prometheus_retention: Duration,
+    /// `disable_hostname`: gauges are not prefixed with the host name.
+    pub disable_hostname: bool,
+    /// `metrics_prefix`: the first part of every name (`consul`; empty for none).
+    pub metrics_prefix: String,
+    /// `filter_default`: whether a metric no `prefix_filter` rule covers is reported.
+    pub filter_default: bool,
+    /// `prefix_filter` rules starting with `+` and `-`, without that sign.
+    pub allowed_prefixes: Vec<String>,
+    pub blocked_prefixes: Vec<String>,
+    /// `disable_compat_1.9`: HTTP requests are not also reported under their pre-1.9 names.
+    pub disable_compat_1_9: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            prometheus_retention: Duration::ZERO,
+            disable_hostname: false,
+            metrics_prefix: "consul".into(),
+            filter_default: true,
+            allowed_prefixes: Vec::new(),
+            blocked_prefixes: Vec::new(),
+            disable_compat_1_9: false,
+        }
+    }
 }
 
 /// The `connect` block: Connect and its CA (the built-in `consul` provider only).
@@ -701,6 +734,69 @@ struct FileConfigEntries {
     bootstrap: Option<Value>,
 }
 
+/// Reads the `telemetry` block: the keys of `TelemetryConfig` are checked and kept, the sinks'
+/// settings are logged as ignored, and `prefix_filter` rules Consul warns about are skipped
+/// with the same warning.
+fn telemetry_config(
+    block: Value,
+    notices: &mut Vec<String>,
+) -> Result<TelemetryConfig, ConfigError> {
+    let mut t = TelemetryConfig::default();
+    let Value::Object(block) = block else {
+        return Err(ConfigError::Invalid(format!(
+            "telemetry: expected a block, got {block}"
+        )));
+    };
+    let boolean = |key: &str, v: &Value| {
+        v.as_bool().ok_or_else(|| {
+            ConfigError::Invalid(format!("telemetry.{key}: expected a boolean, got {v}"))
+        })
+    };
+    let text = |key: &str, v: &Value| {
+        v.as_str().map(str::to_owned).ok_or_else(|| {
+            ConfigError::Invalid(format!("telemetry.{key}: expected a string, got {v}"))
+        })
+    };
+    for (key, v) in &block {
+        match key.as_str() {
+            "prometheus_retention_time" => {
+                t.prometheus_retention = crate::duration::parse(&text(key, v)?).map_err(|e| {
+                    ConfigError::Invalid(format!("telemetry.prometheus_retention_time: {e}"))
+                })?
+            }
+            "disable_hostname" => t.disable_hostname = boolean(key, v)?,
+            "metrics_prefix" => t.metrics_prefix = text(key, v)?,
+            "filter_default" => t.filter_default = boolean(key, v)?,
+            "disable_compat_1.9" => t.disable_compat_1_9 = boolean(key, v)?,
+            "prefix_filter" => {
+                let rules = v.as_array().ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "telemetry.prefix_filter: expected a list of strings, got {v}"
+                    ))
+                })?;
+                for rule in rules {
+                    let rule = text(key, rule)?;
+                    if rule.is_empty() {
+                        notices.push("Cannot have empty filter rule in prefix_filter".into());
+                    } else if let Some(prefix) = rule.strip_prefix('+') {
+                        t.allowed_prefixes.push(prefix.into());
+                    } else if let Some(prefix) = rule.strip_prefix('-') {
+                        t.blocked_prefixes.push(prefix.into());
+                    } else {
+                        notices.push(format!(
+                            "Filter rule must begin with either '+' or '-': {rule:?}"
+                        ));
+                    }
+                }
+            }
+            _ => notices.push(format!(
+                "config key \"telemetry.{key}\" ignored: /v1/agent/metrics is the only metrics sink"
+            )),
+        }
+    }
+    Ok(t)
+}
+
 /// `ui_config.content_path` with the slashes Consul adds: `ui` and `/ui` both mean `/ui/`.
 fn ui_content_path(configured: Option<&str>) -> String {
     let path = configured.filter(|p| !p.is_empty()).unwrap_or("/ui/");
@@ -766,7 +862,6 @@ const IGNORED_KEYS: &[&str] = &[
     "disable_update_check",
     "disable_remote_exec",
     "disable_host_node_id",
-    "telemetry",
     "tls",
     "auto_encrypt",
     "license_path",
@@ -860,28 +955,11 @@ impl Config {
                 parse_text(&format!("-hcl fragment {}", i + 1), fragment, true)?,
             );
         }
-        let prometheus_retention = match merged
-            .get("telemetry")
-            .and_then(|t| t.get("prometheus_retention_time"))
-        {
-            None | Some(Value::Null) => Duration::ZERO,
-            Some(Value::String(text)) => crate::duration::parse(text).map_err(|e| {
-                ConfigError::Invalid(format!("telemetry.prometheus_retention_time: {e}"))
-            })?,
-            Some(other) => {
-                return Err(ConfigError::Invalid(format!(
-                    "telemetry.prometheus_retention_time: invalid duration {other}"
-                )))
-            }
-        };
         let mut notices = Vec::new();
+        let mut telemetry = TelemetryConfig::default();
         if let Value::Object(map) = &mut merged {
-            // The retention time is honored; only the rest of `telemetry` is ignored.
-            if let Some(Value::Object(telemetry)) = map.get_mut("telemetry") {
-                telemetry.remove("prometheus_retention_time");
-                if telemetry.is_empty() {
-                    map.remove("telemetry");
-                }
+            if let Some(block) = map.remove("telemetry") {
+                telemetry = telemetry_config(block, &mut notices)?;
             }
             for key in IGNORED_KEYS {
                 if map.remove(*key).is_some() {
@@ -906,7 +984,7 @@ impl Config {
                 "watch plans require an HTTP or HTTPS endpoint".into(),
             ));
         }
-        config.prometheus_retention = prometheus_retention;
+        config.telemetry = telemetry;
         Ok(config)
     }
 
@@ -1101,7 +1179,7 @@ impl Config {
             config_files: flags.config_file.clone(),
             config_dirs: flags.config_dir.clone(),
             notices,
-            prometheus_retention: Duration::ZERO,
+            telemetry: TelemetryConfig::default(),
             flags: flags.clone(),
             connect: connect_config(file.connect, dev)?,
             dns: dns_config(
@@ -1157,7 +1235,8 @@ fn definitions(single: Option<Value>, many: Option<Value>) -> Vec<Value> {
     out
 }
 
-fn hostname() -> String {
+/// This machine's host name (Go's `os.Hostname`), or `legate` when it has none.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -1423,6 +1502,79 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("watch plans require an HTTP or HTTPS endpoint"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn telemetry_keys_shaping_the_metrics_are_read_and_the_sinks_ignored() {
+        let telemetry = |block: &str| {
+            load(AgentFlags {
+                dev: Some(true),
+                hcl: vec![format!("telemetry {{\n{block}\n}}")],
+                ..Default::default()
+            })
+        };
+        let config = telemetry(
+            r#"prometheus_retention_time = "30s"
+               disable_hostname = true
+               metrics_prefix = "edge"
+               filter_default = false
+               prefix_filter = ["+edge.raft", "-edge.http", "", "edge.kvs"]
+               statsd_address = "127.0.0.1:8125""#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.telemetry,
+            TelemetryConfig {
+                prometheus_retention: Duration::from_secs(30),
+                disable_hostname: true,
+                metrics_prefix: "edge".into(),
+                filter_default: false,
+                allowed_prefixes: vec!["edge.raft".into()],
+                blocked_prefixes: vec!["edge.http".into()],
+                disable_compat_1_9: false,
+            }
+        );
+        for notice in [
+            "Cannot have empty filter rule in prefix_filter",
+            "Filter rule must begin with either '+' or '-': \"edge.kvs\"",
+            "config key \"telemetry.statsd_address\" ignored: /v1/agent/metrics is the only metrics sink",
+        ] {
+            assert!(config.notices.iter().any(|n| n == notice), "{:?}", config.notices);
+        }
+        assert_eq!(
+            load(AgentFlags {
+                dev: Some(true),
+                ..Default::default()
+            })
+            .unwrap()
+            .telemetry,
+            TelemetryConfig::default()
+        );
+        // A key HCL 2 cannot spell (Consul's HCL 1 can), so from JSON.
+        let dir = tempfile::tempdir().unwrap();
+        let json = write(
+            dir.path(),
+            "t.json",
+            r#"{"telemetry": {"disable_compat_1.9": true}}"#,
+        );
+        let config = load(AgentFlags {
+            dev: Some(true),
+            config_file: vec![json],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(config.telemetry.disable_compat_1_9);
+        let err = telemetry("disable_hostname = \"yes\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "telemetry.disable_hostname: expected a boolean, got \"yes\""
+        );
+        let err = telemetry("prometheus_retention_time = \"soon\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("telemetry.prometheus_retention_time: "),
             "{err}"
         );
     }

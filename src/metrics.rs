@@ -1,13 +1,16 @@
 //! The agent's counters and timings, kept as go-metrics' in-memory sink keeps Consul's: per
-//! 10-second interval (count, sum, min, max and sum of squares of what was recorded), plus
-//! running totals since the start for the Prometheus format.
+//! 10-second interval (count, sum, min, max and sum of squares of what was recorded), plus,
+//! for the Prometheus format, running totals since the start and the recent timings the
+//! Prometheus sink's summaries draw their quantiles from.
 //!
 //! Recording is on every request's path, so the registry is sharded: a thread always records
-//! into its own shard (one uncontended mutex, one hash lookup) and only a scrape visits all
-//! shards. The store records its commits here and the HTTP layer its requests; neither knows
-//! the other, and this module knows neither.
+//! into its own shard (one uncontended mutex, one hash lookup per view) and only a scrape
+//! visits all shards. The store records its commits here and the HTTP layer its requests;
+//! neither knows the other, and this module knows neither. Names are recorded without
+//! Consul's `metrics_prefix`; `Naming` gives them their reported form at the scrape.
 
-use std::collections::HashMap;
+use crate::config::TelemetryConfig;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +22,20 @@ const INTERVAL_SECS: u64 = INTERVAL.as_secs();
 /// Enough shards that the API's worker threads and the store's writer rarely share one.
 const SHARDS: usize = 16;
 
+/// The quantiles go-metrics' Prometheus sink asks its summaries for.
+pub const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// A Prometheus summary answers its quantiles from the last 10 seconds (`MaxAge`), kept in 5
+/// age buckets that rotate every 2 seconds (client_golang's defaults): at any time the
+/// quantiles cover between 8 and 10 seconds.
+const AGE_BUCKETS: usize = 5;
+const AGE_BUCKET_SECS: u64 = 2;
+
+/// The relative error of a quantile: timings are counted in buckets whose bounds grow by this
+/// factor, so memory stays bounded however many requests a window holds, and the buckets of
+/// shards and age buckets add up.
+const BUCKET_GROWTH: f64 = 1.01;
+
 /// What a metric is, as go-metrics tells counters (`IncrCounter`) from timings (`AddSample`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Kind {
@@ -26,15 +43,15 @@ pub enum Kind {
     Sample,
 }
 
-/// Which metric a recorded value belongs to.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// Which metric a recorded value belongs to; names leave out Consul's `metrics_prefix`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Key {
-    /// A metric with a fixed name, e.g. `consul.kvs.apply`.
+    /// A metric with a fixed name, e.g. `kvs.apply`.
     Named(Kind, &'static str),
     /// The time an HTTP request took: its method and the route pattern it matched
     /// (`/v1/kv/`), as Consul's request wrapper labels `consul.api.http`.
     Http {
-        method: &'static str,
+        method: http::Method,
         route: &'static str,
     },
 }
@@ -47,36 +64,118 @@ impl Key {
         }
     }
 
-    /// The names (and labels) Consul reports the metric under. An HTTP request is reported
-    /// twice, as Consul's wrapper does while `telemetry.disable_compat_1.9` is unset: as
-    /// `consul.api.http` labelled with method and path, and under its pre-1.9 name
-    /// `consul.http.<METHOD>.<path parts>` (`/v1/kv/` → `consul.http.PUT.v1.kv._`).
-    fn reported(&self) -> Vec<(String, Vec<(&'static str, String)>)> {
+    /// The names (and labels) Consul reports the metric under, those `naming` lets through.
+    /// An HTTP request is reported twice, as Consul's wrapper does unless
+    /// `telemetry.disable_compat_1.9` is set: as `consul.api.http` labelled with method and
+    /// path, and under its pre-1.9 name `consul.http.<METHOD>.<path parts>`
+    /// (`/v1/kv/` → `consul.http.PUT.v1.kv._`).
+    fn reported(&self, naming: &Naming) -> Vec<(String, Labels)> {
         match self {
-            Key::Named(_, name) => vec![(name.to_string(), Vec::new())],
+            Key::Named(_, name) => naming
+                .recorded(name)
+                .map(|n| (n, Vec::new()))
+                .into_iter()
+                .collect(),
             Key::Http { method, route } => {
-                let parts: Vec<&str> = route
-                    .trim_start_matches('/')
-                    .split('/')
-                    .map(|p| if p.is_empty() { "_" } else { p })
+                let labels = vec![
+                    ("method", method.to_string()),
+                    // The trailing `_` tells `/v1/kv/<key>` from `/v1/kv`.
+                    ("path", route.trim_start_matches('/').replace('/', "_")),
+                ];
+                let mut out: Vec<(String, Labels)> = naming
+                    .recorded("api.http")
+                    .map(|n| (n, labels))
+                    .into_iter()
                     .collect();
-                vec![
-                    (
-                        "consul.api.http".to_string(),
-                        vec![
-                            ("method", method.to_string()),
-                            // The trailing `_` tells `/v1/kv/<key>` from `/v1/kv`.
-                            ("path", route.trim_start_matches('/').replace('/', "_")),
-                        ],
-                    ),
-                    (
-                        format!("consul.http.{method}.{}", parts.join(".")),
-                        Vec::new(),
-                    ),
-                ]
+                if naming.compat_1_9 {
+                    let parts: Vec<&str> = route
+                        .trim_start_matches('/')
+                        .split('/')
+                        .map(|p| if p.is_empty() { "_" } else { p })
+                        .collect();
+                    let legacy = format!("http.{method}.{}", parts.join("."));
+                    out.extend(naming.recorded(&legacy).map(|n| (n, Vec::new())));
+                }
+                out
             }
         }
     }
+}
+
+pub type Labels = Vec<(&'static str, String)>;
+
+/// How Consul's go-metrics setup turns a recorded name into the reported one: the
+/// `metrics_prefix` before every name, the host name before gauges' (go-metrics'
+/// `EnableHostname`), and the `prefix_filter` rules deciding, on the full name, what is
+/// reported at all.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    prefix: String,
+    gauge_host: Option<String>,
+    compat_1_9: bool,
+    filter_default: bool,
+    /// `(prefix, allowed)`, the blocking rules last: a prefix both allowed and blocked is
+    /// blocked, as the later insert wins in go-metrics' radix tree.
+    rules: Vec<(String, bool)>,
+}
+
+impl Naming {
+    /// Consul sets go-metrics' `EnableHostname` from `disable_hostname`, but clears it when
+    /// the in-memory sink is the only one: here, unless Prometheus is on.
+    pub fn new(t: &TelemetryConfig, host_name: &str) -> Naming {
+        let host_prefixed =
+            !t.disable_hostname && !t.prometheus_retention.is_zero() && !host_name.is_empty();
+        Naming {
+            prefix: t.metrics_prefix.clone(),
+            gauge_host: host_prefixed.then(|| host_name.to_string()),
+            compat_1_9: !t.disable_compat_1_9,
+            filter_default: t.filter_default,
+            rules: filter_rules(t),
+        }
+    }
+
+    /// Replaces the `prefix_filter` rules (go-metrics' `UpdateFilter`, on reload); what was
+    /// recorded before is reported by the new rules.
+    pub fn update_filter(&mut self, t: &TelemetryConfig) {
+        self.rules = filter_rules(t);
+    }
+
+    /// The reported name of a counter or timing, if the filter lets it through.
+    pub fn recorded(&self, name: &str) -> Option<String> {
+        self.full(None, name)
+    }
+
+    /// The reported name of a gauge, if the filter lets it through.
+    pub fn gauge(&self, name: &str) -> Option<String> {
+        self.full(self.gauge_host.as_deref(), name)
+    }
+
+    fn full(&self, host: Option<&str>, name: &str) -> Option<String> {
+        let prefix = Some(self.prefix.as_str()).filter(|p| !p.is_empty());
+        let full = [prefix, host, Some(name)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(".");
+        self.allows(&full).then_some(full)
+    }
+
+    /// go-metrics' `allowMetric`: the longest rule that is a prefix of the name decides.
+    fn allows(&self, name: &str) -> bool {
+        self.rules
+            .iter()
+            .filter(|(prefix, _)| name.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.filter_default, |(_, allowed)| *allowed)
+    }
+}
+
+fn filter_rules(t: &TelemetryConfig) -> Vec<(String, bool)> {
+    t.allowed_prefixes
+        .iter()
+        .map(|p| (p.clone(), true))
+        .chain(t.blocked_prefixes.iter().map(|p| (p.clone(), false)))
+        .collect()
 }
 
 /// What go-metrics' `AggregateSample` keeps of the values recorded for one metric.
@@ -139,12 +238,159 @@ impl Aggregate {
 
 type Aggregates = HashMap<Key, Aggregate>;
 
-fn record_into(map: &mut Aggregates, key: Key, value: f64) {
-    match map.get_mut(&key) {
+fn record_into(map: &mut Aggregates, key: &Key, value: f64) {
+    match map.get_mut(key) {
         Some(a) => a.ingest(value),
         None => {
-            map.insert(key, Aggregate::new(value));
+            map.insert(key.clone(), Aggregate::new(value));
         }
+    }
+}
+
+/// The timings of one 2-second age bucket, counted in buckets of relative width
+/// `BUCKET_GROWTH`, with the exact extremes so that a lone timing is answered exactly.
+#[derive(Clone, Debug, Default)]
+struct AgeBucket {
+    /// Which 2-second span (Unix seconds / 2) the bucket holds.
+    span: u64,
+    count: u64,
+    min: f64,
+    max: f64,
+    /// Bucket index (see `bucket_of`) → timings in it.
+    buckets: BTreeMap<i32, u64>,
+}
+
+/// The index of the bucket holding `value`: bucket `i` holds (γ^(i-1), γ^i]; zero and
+/// anything below a nanosecond share the lowest.
+fn bucket_of(value: f64) -> i32 {
+    if value < 1e-6 {
+        i32::MIN
+    } else {
+        (value.ln() / BUCKET_GROWTH.ln()).ceil() as i32
+    }
+}
+
+/// The value a bucket stands for: the one with the same relative distance to both bounds.
+fn bucket_value(index: i32) -> f64 {
+    if index == i32::MIN {
+        0.0
+    } else {
+        2.0 * BUCKET_GROWTH.powi(index) / (BUCKET_GROWTH + 1.0)
+    }
+}
+
+impl AgeBucket {
+    fn observe(&mut self, span: u64, value: f64) {
+        if self.span != span || self.count == 0 {
+            *self = AgeBucket {
+                span,
+                count: 0,
+                min: value,
+                max: value,
+                buckets: BTreeMap::new(),
+            };
+        }
+        self.count += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        *self.buckets.entry(bucket_of(value)).or_insert(0) += 1;
+    }
+
+    /// Adds `other` in (a bucket of another age or shard).
+    fn absorb(&mut self, other: &AgeBucket) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.min, self.max) = (other.min, other.max);
+        }
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        for (index, n) in &other.buckets {
+            *self.buckets.entry(*index).or_insert(0) += n;
+        }
+    }
+
+    /// The value at rank ⌈q·count⌉, or NaN without timings (as a Prometheus summary answers).
+    fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                return bucket_value(*index).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// A metric since the agent started, for the Prometheus format.
+#[derive(Clone, Debug)]
+struct Running {
+    all: Aggregate,
+    /// When it was last recorded, in milliseconds since the epoch: a series not recorded for
+    /// the retention time is dropped, as go-metrics' Prometheus sink expires it.
+    updated_ms: u64,
+    /// Timings only: the age buckets, indexed by span modulo `AGE_BUCKETS`.
+    recent: [AgeBucket; AGE_BUCKETS],
+}
+
+impl Running {
+    fn new(kind: Kind, value: f64, now_ms: u64) -> Running {
+        let mut running = Running {
+            all: Aggregate::new(value),
+            updated_ms: now_ms,
+            recent: Default::default(),
+        };
+        running.observe_recent(kind, value, now_ms);
+        running
+    }
+
+    fn record(&mut self, kind: Kind, value: f64, now_ms: u64) {
+        self.all.ingest(value);
+        self.updated_ms = now_ms;
+        self.observe_recent(kind, value, now_ms);
+    }
+
+    fn observe_recent(&mut self, kind: Kind, value: f64, now_ms: u64) {
+        if kind == Kind::Sample {
+            let span = now_ms / 1000 / AGE_BUCKET_SECS;
+            self.recent[span as usize % AGE_BUCKETS].observe(span, value);
+        }
+    }
+
+    fn absorb(&mut self, other: &Running) {
+        self.all.merge(&other.all);
+        self.updated_ms = self.updated_ms.max(other.updated_ms);
+        for (mine, theirs) in self.recent.iter_mut().zip(&other.recent) {
+            if mine.count == 0 || theirs.count == 0 || mine.span == theirs.span {
+                let span = mine.span.max(theirs.span);
+                mine.absorb(theirs);
+                mine.span = span;
+            } else if theirs.span > mine.span {
+                *mine = theirs.clone();
+            }
+        }
+    }
+
+    /// The quantiles of the timings recorded in the age buckets still current at `now_ms`.
+    fn quantiles(&self, now_ms: u64) -> [f64; 3] {
+        let span = now_ms / 1000 / AGE_BUCKET_SECS;
+        let oldest = span.saturating_sub(AGE_BUCKETS as u64 - 1);
+        let mut window = AgeBucket::default();
+        for bucket in self
+            .recent
+            .iter()
+            .filter(|b| (oldest..=span).contains(&b.span))
+        {
+            window.absorb(bucket);
+        }
+        QUANTILES.map(|q| window.quantile(q))
     }
 }
 
@@ -156,7 +402,7 @@ struct Shard {
     /// The interval just before `current`.
     previous: Aggregates,
     /// Everything since the agent started (Prometheus counters and summaries are cumulative).
-    totals: Aggregates,
+    totals: HashMap<Key, Running>,
 }
 
 impl Shard {
@@ -179,14 +425,19 @@ impl Shard {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampled {
     pub name: String,
-    pub labels: Vec<(&'static str, String)>,
+    pub labels: Labels,
     pub kind: Kind,
     pub value: Aggregate,
+    /// Of a timing's totals: its `QUANTILES` over the last 10 seconds (NaN without any).
+    pub quantiles: Option<[f64; 3]>,
 }
 
 /// The registry: one per agent, shared by the store (commits) and the HTTP layer (requests).
 pub struct Metrics {
     enabled: AtomicBool,
+    /// Whether running totals are kept: only the Prometheus format reads them, and without it
+    /// they would grow with every new label (a client's made-up HTTP method) for good.
+    cumulative: AtomicBool,
     /// Start of the interval the registry was created in: until it has ended there is no
     /// finished interval to report, and the current one is shown instead.
     first_interval: u64,
@@ -199,8 +450,14 @@ impl Default for Metrics {
     }
 }
 
-fn interval_start(now: SystemTime) -> u64 {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+fn millis(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn interval_start(now_ms: u64) -> u64 {
+    let secs = now_ms / 1000;
     secs - secs % INTERVAL_SECS
 }
 
@@ -215,9 +472,10 @@ fn own_shard() -> usize {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let first_interval = interval_start(SystemTime::now());
+        let first_interval = interval_start(millis(SystemTime::now()));
         Metrics {
             enabled: AtomicBool::new(true),
+            cumulative: AtomicBool::new(true),
             first_interval,
             shards: (0..SHARDS)
                 .map(|_| {
@@ -235,18 +493,32 @@ impl Metrics {
         self.enabled.store(enabled, Ordering::Relaxed);
     }
 
+    /// Keeps running totals (for the Prometheus format) or not; off, `totals` stays empty.
+    pub fn set_cumulative(&self, cumulative: bool) {
+        self.cumulative.store(cumulative, Ordering::Relaxed);
+    }
+
     /// Records `value` (milliseconds for timings, an increment for counters) for `key`.
     pub fn record(&self, key: Key, value: f64) {
         if !self.enabled.load(Ordering::Relaxed) {
             return;
         }
-        let start = interval_start(SystemTime::now());
+        let now_ms = millis(SystemTime::now());
         let mut shard = self.shards[own_shard()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        shard.roll_to(start);
-        record_into(&mut shard.current, key, value);
-        record_into(&mut shard.totals, key, value);
+        shard.roll_to(interval_start(now_ms));
+        record_into(&mut shard.current, &key, value);
+        if !self.cumulative.load(Ordering::Relaxed) {
+            return;
+        }
+        let kind = key.kind();
+        match shard.totals.get_mut(&key) {
+            Some(running) => running.record(kind, value, now_ms),
+            None => {
+                shard.totals.insert(key, Running::new(kind, value, now_ms));
+            }
+        }
     }
 
     /// Records how long something took, in milliseconds as go-metrics' `MeasureSince`.
@@ -257,8 +529,8 @@ impl Metrics {
     /// The interval `/v1/agent/metrics` reports at `now`, as go-metrics' `DisplayMetrics`:
     /// the last finished interval, or the current one while none has finished yet. Returns
     /// its start and its metrics sorted by name.
-    pub fn interval(&self, now: SystemTime) -> (SystemTime, Vec<Sampled>) {
-        let start = interval_start(now);
+    pub fn interval(&self, now: SystemTime, naming: &Naming) -> (SystemTime, Vec<Sampled>) {
+        let start = interval_start(millis(now));
         let show_previous = start > self.first_interval;
         let mut merged = Aggregates::new();
         for shard in self.shards.iter() {
@@ -269,46 +541,90 @@ impl Metrics {
             } else {
                 &shard.current
             };
-            merge_into(&mut merged, interval);
+            for (key, value) in interval {
+                merged
+                    .entry(key.clone())
+                    .and_modify(|a| a.merge(value))
+                    .or_insert(*value);
+            }
         }
         let shown = if show_previous {
             start - INTERVAL_SECS
         } else {
             start
         };
-        (UNIX_EPOCH + Duration::from_secs(shown), sampled(merged))
+        let sampled = merged
+            .into_iter()
+            .map(|(key, value)| (key, value, None))
+            .collect();
+        (
+            UNIX_EPOCH + Duration::from_secs(shown),
+            sampled_by_name(sampled, naming),
+        )
     }
 
-    /// Everything recorded since the agent started, sorted by name.
-    pub fn totals(&self) -> Vec<Sampled> {
-        let mut merged = Aggregates::new();
+    /// Everything recorded since the agent started, sorted by name, each timing with its
+    /// recent quantiles. With a positive `retention`, what was not recorded for that long is
+    /// left out and forgotten (it starts again from zero), as go-metrics' Prometheus sink
+    /// drops an expired series when it is collected.
+    pub fn totals(&self, now: SystemTime, retention: Duration, naming: &Naming) -> Vec<Sampled> {
+        let now_ms = millis(now);
+        let mut merged: HashMap<Key, Running> = HashMap::new();
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            merge_into(&mut merged, &shard.totals);
+            for (key, running) in &shard.totals {
+                match merged.get_mut(key) {
+                    Some(m) => m.absorb(running),
+                    None => {
+                        merged.insert(key.clone(), running.clone());
+                    }
+                }
+            }
         }
-        sampled(merged)
+        let retention_ms = retention.as_millis() as u64;
+        let expired = |r: &Running| retention_ms > 0 && r.updated_ms + retention_ms < now_ms;
+        let gone: Vec<Key> = merged
+            .iter()
+            .filter(|(_, r)| expired(r))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !gone.is_empty() {
+            for shard in self.shards.iter() {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                // A shard that recorded the key since the first pass keeps it.
+                shard
+                    .totals
+                    .retain(|k, r| !(gone.contains(k) && expired(r)));
+            }
+        }
+        let sampled = merged
+            .into_iter()
+            .filter(|(_, r)| !expired(r))
+            .map(|(key, r)| {
+                let quantiles = (key.kind() == Kind::Sample).then(|| r.quantiles(now_ms));
+                (key, r.all, quantiles)
+            })
+            .collect();
+        sampled_by_name(sampled, naming)
     }
 }
 
-fn merge_into(into: &mut Aggregates, from: &Aggregates) {
-    for (key, value) in from {
-        into.entry(*key)
-            .and_modify(|a| a.merge(value))
-            .or_insert(*value);
-    }
-}
-
-fn sampled(merged: Aggregates) -> Vec<Sampled> {
+fn sampled_by_name(
+    merged: Vec<(Key, Aggregate, Option<[f64; 3]>)>,
+    naming: &Naming,
+) -> Vec<Sampled> {
     let mut out: Vec<Sampled> = merged
         .into_iter()
-        .flat_map(|(key, value)| {
-            key.reported()
+        .flat_map(|(key, value, quantiles)| {
+            let kind = key.kind();
+            key.reported(naming)
                 .into_iter()
                 .map(move |(name, labels)| Sampled {
                     name,
                     labels,
-                    kind: key.kind(),
+                    kind,
                     value,
+                    quantiles,
                 })
         })
         .collect();
@@ -348,18 +664,47 @@ impl Sampled {
     }
 }
 
-/// A metric name as Prometheus accepts it (`consul.kvs.apply` → `consul_kvs_apply`).
+/// A gauge as read at the scrape, by its reported name.
+pub struct Gauge {
+    pub name: String,
+    pub value: f64,
+    pub help: &'static str,
+}
+
+/// A metric name as go-metrics' Prometheus sink flattens it (`consul.kvs.apply` →
+/// `consul_kvs_apply`), keeping it a valid Prometheus name.
 pub fn prometheus_name(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
 
-fn prometheus_labels(labels: &[(&'static str, String)]) -> String {
-    if labels.is_empty() {
-        return String::new();
+/// A float as Prometheus' text format writes it (Go's `strconv.FormatFloat(v, 'g', -1, 64)`):
+/// the shortest digits that read back, with an exponent from 1e+06 up and below 1e-04
+/// (`2.7267072e+07`, `123456`, `0.5`, `1.5e-05`, `NaN`, `+Inf`).
+pub fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
     }
-    let inner: Vec<String> = labels
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // `{:e}` gives the shortest digits that read back: `-1.2345e6`.
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("`{:e}` writes a decimal exponent");
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    format!("{v}")
+}
+
+fn prometheus_labels(labels: &[(&'static str, String)], quantile: Option<f64>) -> String {
+    let mut pairs: Vec<String> = labels
         .iter()
         .map(|(k, v)| {
             let escaped = v
@@ -369,39 +714,91 @@ fn prometheus_labels(labels: &[(&'static str, String)]) -> String {
             format!("{k}=\"{escaped}\"")
         })
         .collect();
-    format!("{{{}}}", inner.join(","))
+    if let Some(q) = quantile {
+        pairs.push(format!("quantile=\"{}\"", go_float(q)));
+    }
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", pairs.join(","))
+    }
 }
 
-/// Appends `totals` to `out` in the Prometheus text format (0.0.4): counters as `counter`,
-/// timings as `summary` (`_sum` and `_count`), one `# HELP`/`# TYPE` pair per name.
-pub fn write_prometheus(out: &mut String, totals: &[Sampled]) {
+/// Writes `gauges` and `totals` in the Prometheus text format (0.0.4) as client_golang does:
+/// families sorted by name, each with its `# HELP` and `# TYPE`; gauges and counters as one
+/// line, timings as summaries with a line per quantile, then `_sum` and `_count`.
+pub fn write_prometheus(gauges: &[Gauge], totals: &[Sampled]) -> String {
     use std::fmt::Write;
+    enum Series<'a> {
+        Gauge(&'a Gauge),
+        Recorded(&'a Sampled),
+    }
+    let mut series: Vec<(String, Series)> = gauges
+        .iter()
+        .map(|g| (prometheus_name(&g.name), Series::Gauge(g)))
+        .chain(
+            totals
+                .iter()
+                .map(|s| (prometheus_name(&s.name), Series::Recorded(s))),
+        )
+        .collect();
+    // Stable: within a name, `totals` are already sorted by their labels.
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::new();
     let mut last_name: Option<&str> = None;
-    for s in totals {
-        let name = prometheus_name(&s.name);
-        if last_name != Some(s.name.as_str()) {
-            let kind = match s.kind {
-                Kind::Counter => "counter",
-                Kind::Sample => "summary",
-            };
-            let _ = write!(out, "# HELP {name} {name}\n# TYPE {name} {kind}\n");
-            last_name = Some(s.name.as_str());
+    for (name, s) in &series {
+        let (kind, help) = match s {
+            Series::Gauge(g) => ("gauge", g.help),
+            Series::Recorded(s) if s.kind == Kind::Counter => ("counter", name.as_str()),
+            Series::Recorded(_) => ("summary", name.as_str()),
+        };
+        if last_name != Some(name.as_str()) {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            last_name = Some(name.as_str());
         }
-        let labels = prometheus_labels(&s.labels);
-        let _ = match s.kind {
-            Kind::Counter => writeln!(out, "{name}{labels} {}", s.value.sum),
-            Kind::Sample => write!(
+        let _ = match s {
+            Series::Gauge(g) => writeln!(out, "{name} {}", go_float(g.value)),
+            Series::Recorded(s) if s.kind == Kind::Counter => writeln!(
                 out,
-                "{name}_sum{labels} {}\n{name}_count{labels} {}\n",
-                s.value.sum, s.value.count
+                "{name}{} {}",
+                prometheus_labels(&s.labels, None),
+                go_float(s.value.sum)
             ),
+            Series::Recorded(s) => {
+                let quantiles = s.quantiles.unwrap_or([f64::NAN; 3]);
+                for (q, v) in QUANTILES.iter().zip(quantiles) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{} {}",
+                        prometheus_labels(&s.labels, Some(*q)),
+                        go_float(v)
+                    );
+                }
+                let labels = prometheus_labels(&s.labels, None);
+                write!(
+                    out,
+                    "{name}_sum{labels} {}\n{name}_count{labels} {}\n",
+                    go_float(s.value.sum),
+                    go_float(s.value.count as f64)
+                )
+            }
         };
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Consul's default naming, the in-memory sink alone.
+    fn defaults() -> Naming {
+        Naming::new(&TelemetryConfig::default(), "")
+    }
+
+    fn totals(m: &Metrics) -> Vec<Sampled> {
+        m.totals(SystemTime::now(), Duration::ZERO, &defaults())
+    }
 
     #[test]
     fn aggregates_as_go_metrics() {
@@ -418,11 +815,15 @@ mod tests {
     fn records_from_many_threads_merge() {
         let m = std::sync::Arc::new(Metrics::new());
         let threads: Vec<_> = (0..8)
-            .map(|_| {
+            .map(|t| {
                 let m = m.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..100 {
-                        m.record(Key::Named(Kind::Counter, "consul.raft.apply"), 1.0);
+                    for i in 0..100 {
+                        m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
+                        m.record(
+                            Key::Named(Kind::Sample, "kvs.apply"),
+                            (t * 100 + i + 1) as f64,
+                        );
                     }
                 })
             })
@@ -430,46 +831,181 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let totals = m.totals();
-        assert_eq!(totals.len(), 1);
-        assert_eq!(totals[0].value.count, 800);
-        assert_eq!(totals[0].value.sum, 800.0);
+        let totals = totals(&m);
+        assert_eq!(totals.len(), 2);
+        assert_eq!(totals[1].name, "consul.raft.apply");
+        assert_eq!((totals[1].value.count, totals[1].value.sum), (800, 800.0));
+        assert_eq!(totals[1].quantiles, None);
+        // The timings 1..=800 of all shards: each quantile within the buckets' 1%.
+        let [q50, q90, q99] = totals[0].quantiles.unwrap();
+        for (got, want) in [(q50, 400.0), (q90, 720.0), (q99, 792.0)] {
+            assert!((got - want).abs() <= want * 0.01, "{got} for {want}");
+        }
+    }
+
+    #[test]
+    fn quantiles_cover_the_last_ten_seconds() {
+        let m = Metrics::new();
+        m.record(Key::Named(Kind::Sample, "kvs.apply"), 3.25);
+        let now = SystemTime::now();
+        let naming = defaults();
+        let at = |t| m.totals(t, Duration::ZERO, &naming)[0].quantiles.unwrap();
+        // A lone timing is every quantile, exactly.
+        assert_eq!(at(now), [3.25; 3]);
+        assert_eq!(at(now + Duration::from_secs(7)), [3.25; 3]);
+        // Ten seconds on it has left the window; the totals stay.
+        assert!(at(now + Duration::from_secs(11)).iter().all(|q| q.is_nan()));
+        assert_eq!(totals(&m)[0].value.count, 1);
+    }
+
+    #[test]
+    fn series_not_recorded_within_the_retention_time_are_dropped() {
+        let m = Metrics::new();
+        let key = Key::Named(Kind::Counter, "serf.events");
+        m.record(key.clone(), 1.0);
+        m.record(key.clone(), 1.0);
+        let naming = defaults();
+        let retention = Duration::from_secs(60);
+        let now = SystemTime::now();
+        assert_eq!(m.totals(now, retention, &naming)[0].value.sum, 2.0);
+        assert!(m
+            .totals(now + Duration::from_secs(61), retention, &naming)
+            .is_empty());
+        // Dropped means forgotten: the counter starts again.
+        m.record(key, 1.0);
+        assert_eq!(m.totals(now, retention, &naming)[0].value.sum, 1.0);
     }
 
     #[test]
     fn shows_the_last_finished_interval_once_there_is_one() {
         let m = Metrics::new();
-        let key = Key::Named(Kind::Sample, "consul.kvs.apply");
-        m.record(key, 3.0);
+        let naming = defaults();
+        m.record(Key::Named(Kind::Sample, "kvs.apply"), 3.0);
         let now = UNIX_EPOCH + Duration::from_secs(m.first_interval);
-        let (start, current) = m.interval(now);
+        let (start, current) = m.interval(now, &naming);
         assert_eq!(start, now);
+        assert_eq!(current[0].name, "consul.kvs.apply");
         assert_eq!(current[0].value.sum, 3.0);
         // One interval later the finished one is reported; two later it is empty.
-        let (start, finished) = m.interval(now + INTERVAL);
+        let (start, finished) = m.interval(now + INTERVAL, &naming);
         assert_eq!(start, now);
         assert_eq!(finished, current);
-        assert!(m.interval(now + 2 * INTERVAL).1.is_empty());
-        assert_eq!(m.totals()[0].value.sum, 3.0);
+        assert!(m.interval(now + 2 * INTERVAL, &naming).1.is_empty());
+        assert_eq!(totals(&m)[0].value.sum, 3.0);
     }
 
     #[test]
     fn disabled_records_nothing() {
         let m = Metrics::new();
         m.set_enabled(false);
-        m.record(Key::Named(Kind::Counter, "consul.raft.apply"), 1.0);
-        assert!(m.totals().is_empty());
+        m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
+        assert!(totals(&m).is_empty());
+        assert!(m.interval(SystemTime::now(), &defaults()).1.is_empty());
+    }
+
+    #[test]
+    fn totals_are_kept_only_when_asked() {
+        let m = Metrics::new();
+        m.set_cumulative(false);
+        m.record(Key::Named(Kind::Counter, "raft.apply"), 1.0);
+        assert!(totals(&m).is_empty());
+        let (_, interval) = m.interval(SystemTime::now(), &defaults());
+        assert_eq!(interval[0].value.sum, 1.0);
+    }
+
+    fn telemetry(hcl: impl FnOnce(&mut TelemetryConfig)) -> TelemetryConfig {
+        let mut t = TelemetryConfig {
+            prometheus_retention: Duration::from_secs(60),
+            ..TelemetryConfig::default()
+        };
+        hcl(&mut t);
+        t
+    }
+
+    #[test]
+    fn gauges_carry_the_host_name_only_beside_another_sink() {
+        let on = Naming::new(&telemetry(|_| {}), "web-1");
+        assert_eq!(
+            on.gauge("runtime.alloc_bytes").unwrap(),
+            "consul.web-1.runtime.alloc_bytes"
+        );
+        assert_eq!(on.recorded("kvs.apply").unwrap(), "consul.kvs.apply");
+        let memory_only = Naming::new(&TelemetryConfig::default(), "web-1");
+        assert_eq!(
+            memory_only.gauge("state.nodes").unwrap(),
+            "consul.state.nodes"
+        );
+        let disabled = Naming::new(&telemetry(|t| t.disable_hostname = true), "web-1");
+        assert_eq!(disabled.gauge("state.nodes").unwrap(), "consul.state.nodes");
+        let prefixed = Naming::new(&telemetry(|t| t.metrics_prefix = "edge".into()), "h");
+        assert_eq!(prefixed.gauge("state.nodes").unwrap(), "edge.h.state.nodes");
+        let bare = Naming::new(&telemetry(|t| t.metrics_prefix.clear()), "h");
+        assert_eq!(bare.recorded("kvs.apply").unwrap(), "kvs.apply");
+    }
+
+    #[test]
+    fn the_longest_matching_rule_filters_the_full_name() {
+        let naming = Naming::new(
+            &telemetry(|t| {
+                t.disable_hostname = true;
+                t.allowed_prefixes = vec!["consul.raft.apply".into(), "consul.http".into()];
+                t.blocked_prefixes = vec!["consul.raft".into(), "consul.http".into()];
+            }),
+            "h",
+        );
+        assert_eq!(naming.recorded("raft.apply").unwrap(), "consul.raft.apply");
+        assert_eq!(naming.recorded("raft.commitTime"), None);
+        assert_eq!(
+            naming.recorded("http.GET.v1.kv._"),
+            None,
+            "blocked wins a tie"
+        );
+        assert_eq!(naming.recorded("kvs.apply").unwrap(), "consul.kvs.apply");
+        let deny = Naming::new(
+            &telemetry(|t| {
+                t.filter_default = false;
+                t.allowed_prefixes = vec!["consul.kvs".into()];
+            }),
+            "h",
+        );
+        assert_eq!(deny.recorded("kvs.apply").unwrap(), "consul.kvs.apply");
+        assert_eq!(
+            deny.gauge("kvs.entries"),
+            None,
+            "the host name is part of the name"
+        );
+        assert_eq!(deny.recorded("txn.apply"), None);
+    }
+
+    #[test]
+    fn floats_as_go_formats_them() {
+        for (v, text) in [
+            (0.0, "0"),
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (123456.0, "123456"),
+            (27267072.0, "2.7267072e+07"),
+            (1e6, "1e+06"),
+            (1e21, "1e+21"),
+            (0.0001, "0.0001"),
+            (0.00001234, "1.234e-05"),
+            (-2.5, "-2.5"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+        ] {
+            assert_eq!(go_float(v), text);
+        }
     }
 
     #[test]
     fn http_requests_are_labelled_as_consul_api_http() {
         let m = Metrics::new();
         let key = Key::Http {
-            method: "GET",
+            method: http::Method::GET,
             route: "/v1/kv/",
         };
         m.record(key, 1.5);
-        let totals = m.totals();
+        let totals = totals(&m);
         let names: Vec<&str> = totals.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["consul.api.http", "consul.http.GET.v1.kv._"]);
         assert!(totals[1].labels.is_empty());
@@ -481,13 +1017,45 @@ mod tests {
         );
         assert_eq!(json["Sum"], 1.5);
         assert_eq!(json["Rate"], 0.15);
-        let mut text = String::new();
-        write_prometheus(&mut text, &totals[..1]);
         assert_eq!(
-            text,
+            write_prometheus(&[], &totals[..1]),
             "# HELP consul_api_http consul_api_http\n# TYPE consul_api_http summary\n\
+             consul_api_http{method=\"GET\",path=\"v1_kv_\",quantile=\"0.5\"} 1.5\n\
+             consul_api_http{method=\"GET\",path=\"v1_kv_\",quantile=\"0.9\"} 1.5\n\
+             consul_api_http{method=\"GET\",path=\"v1_kv_\",quantile=\"0.99\"} 1.5\n\
              consul_api_http_sum{method=\"GET\",path=\"v1_kv_\"} 1.5\n\
              consul_api_http_count{method=\"GET\",path=\"v1_kv_\"} 1\n"
+        );
+        let compat_off = Naming::new(
+            &TelemetryConfig {
+                disable_compat_1_9: true,
+                ..TelemetryConfig::default()
+            },
+            "",
+        );
+        let names: Vec<String> = m
+            .totals(SystemTime::now(), Duration::ZERO, &compat_off)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["consul.api.http"]);
+    }
+
+    #[test]
+    fn prometheus_families_sort_by_name_across_kinds() {
+        let m = Metrics::new();
+        m.record(Key::Named(Kind::Counter, "serf.events"), 1.0);
+        let gauges = [Gauge {
+            name: "consul.state.nodes".into(),
+            value: 27267072.0,
+            help: "Number of nodes in the catalog.",
+        }];
+        assert_eq!(
+            write_prometheus(&gauges, &totals(&m)),
+            "# HELP consul_serf_events consul_serf_events\n# TYPE consul_serf_events counter\n\
+             consul_serf_events 1\n\
+             # HELP consul_state_nodes Number of nodes in the catalog.\n\
+             # TYPE consul_state_nodes gauge\nconsul_state_nodes 2.7267072e+07\n"
         );
     }
 }

@@ -33,6 +33,8 @@ pub struct AgentContext {
     pub http_connections: Arc<super::connlimit::ConnectionLimiter>,
     /// Held while a snapshot restore runs: one at a time.
     pub restoring: tokio::sync::Mutex<()>,
+    /// How recorded metrics are named and filtered (`telemetry`); reload replaces the filter.
+    pub metrics_naming: std::sync::RwLock<crate::metrics::Naming>,
 }
 
 pub type Ctx = Arc<AgentContext>;

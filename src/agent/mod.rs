@@ -62,6 +62,9 @@ pub async fn open(
         }
     };
     let store = Store::open_with(&data_dir, opener)?;
+    store
+        .metrics()
+        .set_cumulative(!config.telemetry.prometheus_retention.is_zero());
     let node_id = node_id(&data_dir, config.node_id.as_deref())?;
     let local = LocalAgent::new(
         store.clone(),
@@ -82,6 +85,10 @@ pub async fn open(
             config.limits.http_max_conns_per_client,
         ),
         restoring: tokio::sync::Mutex::new(()),
+        metrics_naming: std::sync::RwLock::new(crate::metrics::Naming::new(
+            &config.telemetry,
+            &crate::config::hostname(),
+        )),
         events: Arc::new(events::Events::new()),
         leaf_issuers: connect_ca::LeafIssuers::default(),
         intentions: intentions::IntentionCache::new(

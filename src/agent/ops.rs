@@ -248,6 +248,11 @@ pub async fn reload(ctx: &AgentContext) -> Result<(), ReloadError> {
     }
     ctx.http_connections
         .set_max(new.limits.http_max_conns_per_client);
+    // As Consul's reload, which updates go-metrics' prefix filter and nothing else of it.
+    ctx.metrics_naming
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .update_filter(&new.telemetry);
     if new.log_level != old_level {
         match super::logging::set_level(&new.log_level) {
             Ok(true) => tracing::info!(level = %new.log_level, "log level changed"),

@@ -607,6 +607,7 @@ pub async fn health_by_name(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 use crate::agent::logging;
 use crate::agent::ops::Tokens;
 use crate::filter::go_quote;
+use crate::metrics::{Gauge, Kind, Naming};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -803,14 +804,8 @@ pub async fn reload(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> {
     Ok(done())
 }
 
-/// One gauge: its name, value and help text.
-struct Gauge {
-    name: &'static str,
-    value: f64,
-    help: &'static str,
-}
-
-fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
+/// The gauges read now, by their reported names, those the `telemetry` filter lets through.
+fn gauges(ctx: &Ctx, naming: &Naming) -> Result<Vec<Gauge>, ApiError> {
     use crate::store::session;
     let r = ctx.store.read()?;
     let agent_state::StateCounts {
@@ -826,81 +821,83 @@ fn gauges(ctx: &Ctx) -> Result<Vec<Gauge>, ApiError> {
     let ttl_sessions = session::with_ttl(&r)?.len();
     drop(r);
     let mut out = vec![
-        Gauge {
-            name: "consul.state.nodes",
-            value: nodes as f64,
-            help: "Number of nodes in the catalog.",
-        },
-        Gauge {
-            name: "consul.state.services",
-            value: services as f64,
-            help: "Number of unique services in the catalog.",
-        },
-        Gauge {
-            name: "consul.state.service_instances",
-            value: instances as f64,
-            help: "Number of service instances in the catalog.",
-        },
-        Gauge {
-            name: "consul.state.checks",
-            value: checks as f64,
-            help: "Number of health checks in the catalog.",
-        },
-        Gauge {
-            name: "consul.state.kv_entries",
-            value: kv_entries as f64,
-            help: "Number of entries in the KV store.",
-        },
-        Gauge {
-            name: "consul.state.sessions",
-            value: sessions as f64,
-            help: "Number of sessions.",
-        },
-        Gauge {
-            name: "consul.session_ttl.active",
-            value: ttl_sessions as f64,
-            help: "Number of sessions with a TTL timer running.",
-        },
-        Gauge {
-            name: "consul.agent.local.services",
-            value: local_services as f64,
-            help: "Number of services registered with this agent.",
-        },
-        Gauge {
-            name: "consul.agent.local.checks",
-            value: local_checks as f64,
-            help: "Number of checks registered with this agent.",
-        },
-        Gauge {
-            name: "consul.rpc.queries_blocking",
-            value: ctx.store.watches().waiting() as f64,
-            help: "Number of blocking queries waiting for a change.",
-        },
+        (
+            "state.nodes",
+            nodes as f64,
+            "Number of nodes in the catalog.",
+        ),
+        (
+            "state.services",
+            services as f64,
+            "Number of unique services in the catalog.",
+        ),
+        (
+            "state.service_instances",
+            instances as f64,
+            "Number of service instances in the catalog.",
+        ),
+        (
+            "state.checks",
+            checks as f64,
+            "Number of health checks in the catalog.",
+        ),
+        (
+            "state.kv_entries",
+            kv_entries as f64,
+            "Number of entries in the KV store.",
+        ),
+        ("state.sessions", sessions as f64, "Number of sessions."),
+        (
+            "session_ttl.active",
+            ttl_sessions as f64,
+            "Number of sessions with a TTL timer running.",
+        ),
+        (
+            "agent.local.services",
+            local_services as f64,
+            "Number of services registered with this agent.",
+        ),
+        (
+            "agent.local.checks",
+            local_checks as f64,
+            "Number of checks registered with this agent.",
+        ),
+        (
+            "rpc.queries_blocking",
+            ctx.store.watches().waiting() as f64,
+            "Number of blocking queries waiting for a change.",
+        ),
     ];
     // Go's runtime figures, by their nearest equivalents in this process.
     let memory = crate::agent::host::proc_sizes("/proc/self/status").unwrap_or_default();
     if let Some(&rss) = memory.get("VmRSS") {
-        out.push(Gauge {
-            name: "consul.runtime.sys_bytes",
-            value: rss as f64,
-            help: "Resident memory of the agent process, in bytes.",
-        });
+        out.push((
+            "runtime.sys_bytes",
+            rss as f64,
+            "Resident memory of the agent process, in bytes.",
+        ));
     }
     if let Some(&heap) = memory.get("RssAnon") {
-        out.push(Gauge {
-            name: "consul.runtime.alloc_bytes",
-            value: heap as f64,
-            help: "Resident anonymous (heap) memory of the agent process, in bytes.",
-        });
+        out.push((
+            "runtime.alloc_bytes",
+            heap as f64,
+            "Resident anonymous (heap) memory of the agent process, in bytes.",
+        ));
     }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        out.push(Gauge {
-            name: "consul.runtime.num_goroutines",
-            value: runtime.metrics().num_alive_tasks() as f64,
-            help: "Number of tasks alive on the agent's async runtime.",
-        });
+        out.push((
+            "runtime.num_goroutines",
+            runtime.metrics().num_alive_tasks() as f64,
+            "Number of tasks alive on the agent's async runtime.",
+        ));
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .filter_map(|(name, value, help)| {
+            let name = naming.gauge(name)?;
+            Some(Gauge { name, value, help })
+        })
+        .collect())
 }
 
 /// Whether the client asked for the Prometheus format (`?format=prometheus`, or an
@@ -926,7 +923,7 @@ fn wants_prometheus(req: &Request) -> bool {
 pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     if wants_prometheus(&req) {
-        if ctx.config.prometheus_retention.is_zero() {
+        if ctx.config.telemetry.prometheus_retention.is_zero() {
             // Consul's handler returns this as a `CodeWithPayloadError` with no body, and its
             // wrapper then only adds the reason header: Go answers 200 with an empty body.
             return Ok(Reply::empty(StatusCode::OK).header(
@@ -943,33 +940,35 @@ pub async fn metrics(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 }
 
 /// Every metric in the Prometheus text format: gauges as they are now, counters and timings
-/// since the agent started.
+/// since the agent started (those recorded within the retention time).
 fn prometheus(ctx: &Ctx) -> Result<String, ApiError> {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for g in &gauges(ctx)? {
-        let name = crate::metrics::prometheus_name(g.name);
-        let _ = write!(
-            out,
-            "# HELP {name} {}\n# TYPE {name} gauge\n{name} {}\n",
-            g.help, g.value
-        );
-    }
-    crate::metrics::write_prometheus(&mut out, &ctx.store.metrics().totals());
-    Ok(out)
+    let naming = ctx.metrics_naming.read().unwrap_or_else(|e| e.into_inner());
+    let totals = ctx.store.metrics().totals(
+        std::time::SystemTime::now(),
+        ctx.config.telemetry.prometheus_retention,
+        &naming,
+    );
+    Ok(crate::metrics::write_prometheus(
+        &gauges(ctx, &naming)?,
+        &totals,
+    ))
 }
 
 /// The reported interval's metrics as go-metrics' `InmemSink` summarizes them
 /// (`MetricsSummary`): gauges as they are now, counters and timings of the interval.
 fn summary(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
-    let gauges = gauges(ctx)?;
-    let (start, recorded) = ctx.store.metrics().interval(std::time::SystemTime::now());
+    let naming = ctx.metrics_naming.read().unwrap_or_else(|e| e.into_inner());
+    let gauges = gauges(ctx, &naming)?;
+    let (start, recorded) = ctx
+        .store
+        .metrics()
+        .interval(std::time::SystemTime::now(), &naming);
     let mut counters = Vec::new();
     let mut samples = Vec::new();
     for s in &recorded {
         match s.kind {
-            crate::metrics::Kind::Counter => counters.push(s.to_json()),
-            crate::metrics::Kind::Sample => samples.push(s.to_json()),
+            Kind::Counter => counters.push(s.to_json()),
+            Kind::Sample => samples.push(s.to_json()),
         }
     }
     let mut gauges: Vec<serde_json::Value> = gauges

@@ -229,7 +229,7 @@ pub async fn fire(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let ltime = ctx.events.lamport_time();
     check_size(&event, ltime)?;
     ctx.store.metrics().record(
-        crate::metrics::Key::Named(crate::metrics::Kind::Counter, "consul.serf.events"),
+        crate::metrics::Key::Named(crate::metrics::Kind::Counter, "serf.events"),
         1.0,
     );
     // The reply is the event as fired: its Lamport time is set on delivery.

@@ -215,11 +215,11 @@ impl WriterState {
             Ok(done) => {
                 // As raft counts the entries it applies and times their commit.
                 metrics.record(
-                    Key::Named(Kind::Counter, "consul.raft.apply"),
+                    Key::Named(Kind::Counter, "raft.apply"),
                     pending.len() as f64,
                 );
                 metrics.record_time(
-                    Key::Named(Kind::Sample, "consul.raft.commitTime"),
+                    Key::Named(Kind::Sample, "raft.commitTime"),
                     started.elapsed(),
                 );
                 return self.acknowledge(done, pending, watches, tap);

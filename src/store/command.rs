@@ -370,38 +370,38 @@ impl Command {
     }
 
     /// The timing Consul reports for the RPC that makes this write (its endpoint's
-    /// `MeasureSince`), if it has one. Writes that stay on the agent (its own services and
-    /// checks), housekeeping and the CA's internals have none.
+    /// `MeasureSince`, named without the `metrics_prefix`), if it has one. Writes that stay on
+    /// the agent (its own services and checks), housekeeping and the CA's internals have none.
     pub fn metric_name(&self) -> Option<&'static str> {
         Some(match self {
             Command::KvSet { .. }
             | Command::KvLock { .. }
             | Command::KvUnlock { .. }
             | Command::KvDelete { .. }
-            | Command::KvDeleteTree { .. } => "consul.kvs.apply",
-            Command::Txn { .. } => "consul.txn.apply",
-            Command::CatalogRegister(_) => "consul.catalog.register",
-            Command::CatalogDeregister { .. } => "consul.catalog.deregister",
-            Command::SessionCreate(_) | Command::SessionDestroy { .. } => "consul.session.apply",
-            Command::SessionRenew { .. } => "consul.session.renew",
-            Command::SessionExpire { .. } => "consul.session_ttl.invalidate",
+            | Command::KvDeleteTree { .. } => "kvs.apply",
+            Command::Txn { .. } => "txn.apply",
+            Command::CatalogRegister(_) => "catalog.register",
+            Command::CatalogDeregister { .. } => "catalog.deregister",
+            Command::SessionCreate(_) | Command::SessionDestroy { .. } => "session.apply",
+            Command::SessionRenew { .. } => "session.renew",
+            Command::SessionExpire { .. } => "session_ttl.invalidate",
             Command::ConfigEntrySet { .. } | Command::ConfigEntryDelete { .. } => {
-                "consul.config_entry.apply"
+                "config_entry.apply"
             }
-            Command::CoordinateBatchUpdate { .. } => "consul.fsm.coordinate.batch-update",
-            Command::AclBootstrap { .. } => "consul.acl.bootstrap",
-            Command::AclTokenSet { .. } => "consul.acl.token.upsert",
-            Command::AclTokenDelete { .. } => "consul.acl.token.delete",
-            Command::AclPolicySet { .. } => "consul.acl.policy.upsert",
-            Command::AclPolicyDelete { .. } => "consul.acl.policy.delete",
-            Command::AclRoleSet { .. } => "consul.acl.role.upsert",
-            Command::AclRoleDelete { .. } => "consul.acl.role.delete",
-            Command::AclAuthMethodSet(_) => "consul.acl.authmethod.upsert",
-            Command::AclAuthMethodDelete { .. } => "consul.acl.authmethod.delete",
-            Command::AclBindingRuleSet { .. } => "consul.acl.bindingrule.upsert",
-            Command::AclBindingRuleDelete { .. } => "consul.acl.bindingrule.delete",
+            Command::CoordinateBatchUpdate { .. } => "fsm.coordinate.batch-update",
+            Command::AclBootstrap { .. } => "acl.bootstrap",
+            Command::AclTokenSet { .. } => "acl.token.upsert",
+            Command::AclTokenDelete { .. } => "acl.token.delete",
+            Command::AclPolicySet { .. } => "acl.policy.upsert",
+            Command::AclPolicyDelete { .. } => "acl.policy.delete",
+            Command::AclRoleSet { .. } => "acl.role.upsert",
+            Command::AclRoleDelete { .. } => "acl.role.delete",
+            Command::AclAuthMethodSet(_) => "acl.authmethod.upsert",
+            Command::AclAuthMethodDelete { .. } => "acl.authmethod.delete",
+            Command::AclBindingRuleSet { .. } => "acl.bindingrule.upsert",
+            Command::AclBindingRuleDelete { .. } => "acl.bindingrule.delete",
             Command::PreparedQuerySet { .. } | Command::PreparedQueryDelete { .. } => {
-                "consul.prepared-query.apply"
+                "prepared-query.apply"
             }
             Command::KvReapTombstones { .. }
             | Command::AgentSelf { .. }

@@ -663,7 +663,9 @@ async fn metrics_in_json_and_prometheus() {
     // Prometheus output needs a retention time (see tests/it/metrics.rs for the answer
     // without one).
     let p = TestAgent::start_with(|f| {
-        f.hcl = vec!["telemetry { prometheus_retention_time = \"60s\" }".into()]
+        f.hcl = vec![
+            "telemetry {\n prometheus_retention_time = \"60s\"\n disable_hostname = true\n}".into(),
+        ]
     })
     .await;
     let resp = p.get("/v1/agent/metrics?format=prometheus").await;

@@ -214,7 +214,9 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
 #[tokio::test]
 async fn prometheus_text_parses_and_counts_since_the_start() {
     let a = TestAgent::start_with(|f| {
-        f.hcl = vec!["telemetry { prometheus_retention_time = \"60s\" }".into()]
+        f.hcl = vec![
+            "telemetry {\n prometheus_retention_time = \"60s\"\n disable_hostname = true\n}".into(),
+        ]
     })
     .await;
     exercise(&a).await;
@@ -234,6 +236,33 @@ async fn prometheus_text_parses_and_counts_since_the_start() {
             .1
     };
     assert!(text.contains("# TYPE consul_kvs_apply summary\n"), "{text}");
+    // Each timing is a summary with the Prometheus sink's quantiles of the last 10 seconds,
+    // then its sum and count.
+    let kvs = text
+        .lines()
+        .skip_while(|l| !l.starts_with("consul_kvs_apply"))
+        .take(5)
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        kvs,
+        [
+            "consul_kvs_apply{quantile=\"0.5\"}",
+            "consul_kvs_apply{quantile=\"0.9\"}",
+            "consul_kvs_apply{quantile=\"0.99\"}",
+            "consul_kvs_apply_sum",
+            "consul_kvs_apply_count",
+        ]
+    );
+    // One timing: every quantile is it.
+    let median = value("consul_kvs_apply{quantile=\"0.5\"}");
+    assert!(median > 0.0);
+    assert_eq!(value("consul_kvs_apply{quantile=\"0.99\"}"), median);
+    assert_eq!(value("consul_kvs_apply_sum"), median);
+    assert!(
+        value("consul_api_http{method=\"PUT\",path=\"v1_kv_\",quantile=\"0.9\"}") > 0.0,
+        "{text}"
+    );
     assert_eq!(value("consul_kvs_apply_count"), 1.0);
     assert!(value("consul_kvs_apply_sum") > 0.0);
     assert_eq!(value("consul_txn_apply_count"), 1.0);
@@ -275,4 +304,271 @@ async fn prometheus_without_retention_answers_as_consuls_wrapper_writes() {
     // The JSON summary is served all the same.
     let (_, m) = a.get_json("/v1/agent/metrics").await;
     assert!(m["Gauges"].is_array());
+}
+
+/// An agent started with `config` (JSON) as its config file; the dir must outlive it.
+async fn agent_with(config: Value) -> (TestAgent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("telemetry.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let a = TestAgent::start_with(move |f| f.config_file = vec![file]).await;
+    (a, dir)
+}
+
+fn names(summary: &Value, list: &str) -> Vec<String> {
+    summary[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// go-metrics' host name: the kernel's, as Go's `os.Hostname` reads it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn gauges_carry_the_host_name_while_prometheus_is_on() {
+    // Consul leaves the host name out while its in-memory sink is its only one; with the
+    // Prometheus sink beside it, go-metrics puts it after the prefix of every gauge, and of
+    // nothing else.
+    let (a, _dir) = agent_with(json!({"telemetry": {"prometheus_retention_time": "60s"}})).await;
+    assert_eq!(a.put("/v1/kv/h", "1").await.status(), 200);
+    let host = host_name();
+    let (_, m) = a.get_json("/v1/agent/metrics").await;
+    let gauges = names(&m, "Gauges");
+    for gauge in [
+        "state.nodes",
+        "runtime.alloc_bytes",
+        "runtime.num_goroutines",
+    ] {
+        let name = format!("consul.{host}.{gauge}");
+        assert!(gauges.contains(&name), "no {name} in {gauges:?}");
+    }
+    assert!(
+        gauges
+            .iter()
+            .all(|g| g.starts_with(&format!("consul.{host}."))),
+        "{gauges:?}"
+    );
+    let samples = names(&m, "Samples");
+    assert!(
+        samples.contains(&"consul.api.http".to_string()),
+        "{samples:?}"
+    );
+    let text = a
+        .get("/v1/agent/metrics?format=prometheus")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let flat: String = host
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let samples = parse_prometheus(&text);
+    assert!(
+        text.contains(&format!("# TYPE consul_{flat}_state_nodes gauge\n")),
+        "{text}"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(s, v)| *s == format!("consul_{flat}_state_kv_entries") && *v == 1.0),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE consul_kvs_apply summary\n"), "{text}");
+
+    let (plain, _dir) = agent_with(json!({"telemetry": {
+        "prometheus_retention_time": "60s",
+        "disable_hostname": true,
+    }}))
+    .await;
+    let (_, m) = plain.get_json("/v1/agent/metrics").await;
+    assert!(names(&m, "Gauges").contains(&"consul.state.nodes".to_string()));
+}
+
+#[tokio::test]
+async fn telemetry_prefix_and_filter_shape_every_name() {
+    let (a, _dir) = agent_with(json!({"telemetry": {
+        "metrics_prefix": "edge",
+        "prefix_filter": ["-edge.http", "+edge.http.PUT", "-edge.state", "+edge.state.nodes"],
+    }}))
+    .await;
+    early_in_an_interval().await;
+    assert_eq!(a.put("/v1/kv/f", "1").await.status(), 200);
+    assert_eq!(a.get("/v1/kv/f").await.status(), 200);
+    let m = summary_naming(&a, &["edge.kvs.apply", "edge.api.http", "edge.raft.apply"]).await;
+    let samples = names(&m, "Samples");
+    assert!(
+        samples.contains(&"edge.http.PUT.v1.kv._".to_string()),
+        "{samples:?}"
+    );
+    assert!(
+        !samples.iter().any(|s| s.starts_with("edge.http.GET")),
+        "blocked: {samples:?}"
+    );
+    assert!(
+        !samples.iter().any(|s| s.starts_with("consul.")),
+        "{samples:?}"
+    );
+    let gauges = names(&m, "Gauges");
+    assert!(
+        gauges.contains(&"edge.state.nodes".to_string()),
+        "{gauges:?}"
+    );
+    assert!(
+        gauges.contains(&"edge.runtime.sys_bytes".to_string()),
+        "{gauges:?}"
+    );
+    assert!(
+        !gauges.contains(&"edge.state.kv_entries".to_string()),
+        "blocked: {gauges:?}"
+    );
+
+    // `filter_default = false`: only what a rule allows; `disable_compat_1.9`: no
+    // `consul.http.*` names.
+    let (b, _dir) = agent_with(json!({"telemetry": {
+        "filter_default": false,
+        "prefix_filter": ["+consul.api", "+consul.http", "+consul.kvs"],
+        "disable_compat_1.9": true,
+    }}))
+    .await;
+    early_in_an_interval().await;
+    assert_eq!(b.put("/v1/kv/f", "1").await.status(), 200);
+    let m = summary_naming(&b, &["consul.kvs.apply", "consul.api.http"]).await;
+    assert_eq!(names(&m, "Gauges"), Vec::<String>::new());
+    assert_eq!(names(&m, "Counters"), Vec::<String>::new());
+    let samples = names(&m, "Samples");
+    assert!(
+        samples
+            .iter()
+            .all(|s| s == "consul.kvs.apply" || s == "consul.api.http"),
+        "{samples:?}"
+    );
+}
+
+#[tokio::test]
+async fn reload_replaces_the_prefix_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("telemetry.json");
+    let write = |rules: Value| {
+        let config = json!({"telemetry": {"prefix_filter": rules}});
+        std::fs::write(&file, config.to_string()).unwrap();
+    };
+    write(json!(["-consul.state"]));
+    let path = file.clone();
+    let a = TestAgent::start_with(move |f| f.config_file = vec![path]).await;
+    let before = names(&a.get_json("/v1/agent/metrics").await.1, "Gauges");
+    assert!(
+        !before.iter().any(|g| g.starts_with("consul.state.")),
+        "{before:?}"
+    );
+    write(json!(["-consul.runtime"]));
+    assert_eq!(a.put("/v1/agent/reload", "").await.status(), 200);
+    let after = names(&a.get_json("/v1/agent/metrics").await.1, "Gauges");
+    assert!(
+        after.contains(&"consul.state.nodes".to_string()),
+        "{after:?}"
+    );
+    assert!(
+        !after.iter().any(|g| g.starts_with("consul.runtime.")),
+        "{after:?}"
+    );
+}
+
+/// A Prometheus scrape with `token`.
+async fn scrape(a: &TestAgent, token: &str) -> String {
+    a.http
+        .get(a.url("/v1/agent/metrics?format=prometheus"))
+        .header("X-Consul-Token", token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `consul_api_http_count` per `(method, path)` in a Prometheus scrape.
+async fn http_counts(
+    a: &TestAgent,
+    token: &str,
+) -> std::collections::BTreeMap<(String, String), f64> {
+    let text = scrape(a, token).await;
+    parse_prometheus(&text)
+        .into_iter()
+        .filter_map(|(series, v)| {
+            let labels = series.strip_prefix("consul_api_http_count{")?;
+            let (method, path) = labels
+                .strip_prefix("method=\"")?
+                .strip_suffix("\"}")?
+                .split_once("\",path=\"")?;
+            Some(((method.to_string(), path.to_string()), v))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_an_endpoint_refuses_are_timed_and_unrouted_ones_are_not() {
+    const ROOT: &str = "root-token";
+    let (a, _dir) = agent_with(json!({
+        "telemetry": {"prometheus_retention_time": "60s", "disable_hostname": true},
+        "limits": {"kv_max_value_size": 16},
+        "acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": ROOT}},
+    }))
+    .await;
+    let send = |method: &str, path: &str, token: &str, body: &'static str| {
+        let req = a
+            .http
+            .request(method.parse().unwrap(), a.url(path))
+            .header("X-Consul-Token", token)
+            .body(body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let before = http_counts(&a, ROOT).await;
+    // Refused by Consul's wrapper or the endpoint: each timed under its endpoint.
+    assert_eq!(send("PATCH", "/v1/kv/x", ROOT, "").await, 405);
+    assert_eq!(send("OPTIONS", "/v1/kv/x", ROOT, "").await, 200);
+    assert_eq!(
+        send("PUT", "/v1/kv/x", ROOT, "far more than sixteen bytes").await,
+        413
+    );
+    assert_eq!(send("GET", "/v1/kv/x?index=abc", ROOT, "").await, 400);
+    assert_eq!(send("GET", "/v1/agent/self", "", "").await, 403);
+    // No endpoint: Consul's mux hands these to its index handler, which nothing times.
+    assert_eq!(send("GET", "/v1/no-such-endpoint", ROOT, "").await, 404);
+    assert_eq!(send("GET", "/not-the-api", ROOT, "").await, 404);
+    let after = http_counts(&a, ROOT).await;
+    let grew: Vec<(String, String)> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            assert_eq!(*v - before.get(k).unwrap_or(&0.0), 1.0, "{k:?}");
+            k.clone()
+        })
+        .collect();
+    let pair = |m: &str, p: &str| (m.to_string(), p.to_string());
+    assert_eq!(
+        grew,
+        [
+            // The first scrape, timed once it was answered.
+            pair("GET", "v1_agent_metrics"),
+            pair("GET", "v1_agent_self"),
+            pair("GET", "v1_kv_"),
+            pair("OPTIONS", "v1_kv_"),
+            pair("PATCH", "v1_kv_"),
+            pair("PUT", "v1_kv_"),
+        ]
+    );
+    let text = scrape(&a, ROOT).await;
+    assert!(
+        text.contains("\nconsul_http_PATCH_v1_kv___count 1\n"),
+        "{text}"
+    );
 }

@@ -55,10 +55,10 @@ impl Agent {
             })?),
             None => None,
         };
-        let mut background = agent::spawn_background(&ctx);
+        let background = agent::spawn_background(&ctx);
         // Watches use the agent's own HTTP API (the config refuses them without one).
         if let Some(addr) = http_addr {
-            background.extend(crate::watch::spawn_agent_watches(&ctx.config.watches, addr));
+            ctx.ops.start_watches(&ctx.config.watches, addr);
         }
         Ok(Agent {
             ctx,
@@ -89,6 +89,7 @@ impl Agent {
         for task in self.background.drain(..) {
             task.abort();
         }
+        self.ctx.ops.stop_watches();
         agent::close(&self.ctx).await;
     }
 }

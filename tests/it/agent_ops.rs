@@ -811,7 +811,7 @@ fn stderr_lines(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mu
 }
 
 #[tokio::test]
-async fn monitor_streams_logs_and_reload_changes_the_log_level() {
+async fn monitor_streams_logs_and_reload_or_a_hangup_reread_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agent.json");
     std::fs::write(&cfg, r#"{"log_level": "info"}"#).unwrap();
@@ -887,6 +887,30 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !has("new event") {
         assert!(Instant::now() < deadline, "no debug line after reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A hangup reloads as well, and the agent runs on.
+    std::fs::write(
+        &cfg,
+        r#"{"log_level": "debug", "services": [{"name": "after-hangup"}]}"#,
+    )
+    .unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let services: serde_json::Value = client
+            .get(format!("{base}/v1/agent/services"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if services.get("after-hangup").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload on SIGHUP: {services}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

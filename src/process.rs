@@ -115,9 +115,8 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
         dns = ?agent.dns_addr,
         "Legate agent running"
     );
-    let signal = |kind| {
-        tokio::signal::unix::signal(kind).map_err(|e| AgentError::Io(e.to_string()))
-    };
+    let signal =
+        |kind| tokio::signal::unix::signal(kind).map_err(|e| AgentError::Io(e.to_string()));
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let leave = agent.ctx.clone();

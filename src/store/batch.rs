@@ -317,19 +317,22 @@ impl WriterState {
         let rollback = Rollback::new(
             (committed.index, committed.applied),
             (before.last_index, before.applied),
-            before.table_indexes.iter().map(|(t, i)| (t.to_string(), *i)),
+            before
+                .table_indexes
+                .iter()
+                .map(|(t, i)| (t.to_string(), *i)),
             std::mem::take(&mut committed.undo),
         );
         let recovered = disk.recover(Some(&rollback));
         self.reload(disk);
         match recovered {
             // The reopened file, repaired to its last durable commit, decides.
-            Recovered::Reopened => match (self.last_index, self.applied)
-                == (committed.index, committed.applied)
-            {
-                true => self.acknowledge(committed, pending, watches, tap),
-                false => answer(pending, &not_durable(&cause)),
-            },
+            Recovered::Reopened => {
+                match (self.last_index, self.applied) == (committed.index, committed.applied) {
+                    true => self.acknowledge(committed, pending, watches, tap),
+                    false => answer(pending, &not_durable(&cause)),
+                }
+            }
             // The commit never reached the file's bytes, so no later flush can keep it.
             Recovered::Copied { held: false } => answer(pending, &not_durable(&cause)),
             Recovered::Copied { held: true } | Recovered::Unreadable => {
@@ -353,8 +356,8 @@ impl WriterState {
         };
         if disk.reopen() {
             self.reload(disk);
-            let held = (self.last_index, self.applied)
-                == (doubt.committed.index, doubt.committed.applied);
+            let held =
+                (self.last_index, self.applied) == (doubt.committed.index, doubt.committed.applied);
             let discarded = doubt.pending.is_empty();
             if held && !discarded {
                 return self.acknowledge(doubt.committed, doubt.pending, watches, tap);

@@ -43,8 +43,8 @@ pub mod txn;
 pub mod watch;
 
 pub use command::{Command, Entry, Outcome};
-pub use rollback::DISCARD_FILE;
 pub use error::{Result, StoreError};
+pub use rollback::DISCARD_FILE;
 pub use tx::{Dump, ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 

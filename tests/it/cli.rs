@@ -182,8 +182,17 @@ async fn every_command_refuses_an_undefined_flag_as_go_does() {
         let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
         args.push("-x");
         let out = a.cli(&args, None).await;
-        if out.code != 1 || !out.stderr.starts_with("flag provided but not defined: -x\n") {
-            wrong.push(format!("{}: exit {} {:?}", path.join(" "), out.code, out.stderr));
+        if out.code != 1
+            || !out
+                .stderr
+                .starts_with("flag provided but not defined: -x\n")
+        {
+            wrong.push(format!(
+                "{}: exit {} {:?}",
+                path.join(" "),
+                out.code,
+                out.stderr
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -309,7 +309,10 @@ fn watches_config(dir: &Path, watches: &[(&str, &str)]) -> String {
 }
 
 fn line_count(file: &Path) -> usize {
-    std::fs::read_to_string(file).unwrap_or_default().lines().count()
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 #[tokio::test]
@@ -334,6 +337,14 @@ async fn reload_stops_the_old_watch_plans_and_starts_the_new_ones() {
     a.put_ok("/v1/kv/c", "1").await;
     lines_of(&logs.join("a-new"), 2).await;
     lines_of(&logs.join("c"), 2).await;
-    assert_eq!(line_count(&logs.join("a-old")), 1, "the old plan of a still runs");
-    assert_eq!(line_count(&logs.join("b")), 1, "the removed plan still runs");
+    assert_eq!(
+        line_count(&logs.join("a-old")),
+        1,
+        "the old plan of a still runs"
+    );
+    assert_eq!(
+        line_count(&logs.join("b")),
+        1,
+        "the removed plan still runs"
+    );
 }

@@ -292,7 +292,10 @@ async fn a_commit_whose_flush_fails_is_answered_by_what_the_file_holds_once_it_r
     assert!(!write.is_finished(), "answered before the file decided");
     assert_eq!(value_of(&agent, "unflushed").await, None);
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
-    assert!(!parked.is_finished(), "a watcher woke for a write not known to be durable");
+    assert!(
+        !parked.is_finished(),
+        "a watcher woke for a write not known to be durable"
+    );
 
     full.store(false, Ordering::SeqCst);
     let (status, body) = tokio::time::timeout(Duration::from_secs(5), write)
@@ -307,7 +310,10 @@ async fn a_commit_whose_flush_fails_is_answered_by_what_the_file_holds_once_it_r
     assert_eq!((woke_at, value.as_str()), (index + 1, "unflushed"));
     agent.put_ok("/v1/kv/after", "written").await;
     let agent = agent.restart().await;
-    assert_eq!(value_of(&agent, "unflushed").await.as_deref(), Some("unflushed"));
+    assert_eq!(
+        value_of(&agent, "unflushed").await.as_deref(),
+        Some("unflushed")
+    );
     assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
 }
 
@@ -321,7 +327,10 @@ async fn a_discarded_write(key: &str) -> (TestAgent, Arc<AtomicBool>, u64) {
     assert_eq!(status, 500, "{cause}");
     assert!(started.elapsed() >= Duration::from_secs(7), "{cause}");
     assert!(cause.contains("not known to be durable"), "{cause}");
-    assert!(cause.contains("discarded and will not be applied"), "{cause}");
+    assert!(
+        cause.contains("discarded and will not be applied"),
+        "{cause}"
+    );
     assert!(cause.contains("No space left on device"), "{cause}");
     assert_eq!(value_of(&agent, key).await, None);
     assert!(agent.data_dir.join(legate::store::DISCARD_FILE).exists());

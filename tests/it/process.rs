@@ -137,5 +137,8 @@ async fn a_repeated_flag_takes_the_last_value_and_config_files_accumulate() {
         .unwrap();
     assert!(services.get("from-second-file").is_some(), "{services}");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
 }

@@ -591,7 +591,10 @@ async fn another_datacenter_has_no_path() {
         let (status, text) = request(&a, method, &other, body).await;
         if answered_locally(path) {
             let (plain, _) = request(&a, method, path, body).await;
-            assert_eq!(status, plain, "{other} answers locally, ignoring ?dc: {text}");
+            assert_eq!(
+                status, plain,
+                "{other} answers locally, ignoring ?dc: {text}"
+            );
             local += 1;
         } else {
             assert_eq!(
@@ -602,7 +605,10 @@ async fn another_datacenter_has_no_path() {
             forwarded += 1;
         }
     }
-    assert!(forwarded >= 50 && local >= 15, "probed {forwarded} forwarded, {local} local");
+    assert!(
+        forwarded >= 50 && local >= 15,
+        "probed {forwarded} forwarded, {local} local"
+    );
     // Writes forwarded to another datacenter's servers fail the same way, changing nothing.
     let before = a.store().read().unwrap().global_index().unwrap();
     for (method, path, body) in WRITES_TO_DC2 {

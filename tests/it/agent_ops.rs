@@ -899,14 +899,7 @@ async fn monitor_streams_logs_and_reload_or_a_hangup_reread_the_config() {
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let services: serde_json::Value = client
-            .get(format!("{base}/v1/agent/services"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let services = crate::common::json_at(&format!("{base}/v1/agent/services")).await;
         if services.get("after-hangup").is_some() {
             break;
         }

@@ -1,6 +1,6 @@
 //! The `legate agent` process: signals, pid file, data dir lock and startup errors.
 
-use crate::common::{agent, free_port, wait_exit, wait_ready};
+use crate::common::{agent, free_port, json_at, wait_exit, wait_ready};
 use std::process::Command;
 use std::time::Duration;
 
@@ -122,19 +122,9 @@ async fn a_repeated_flag_takes_the_last_value_and_config_files_accumulate() {
             .is_err(),
         "the first -http-port is served too"
     );
-    let node: serde_json::Value = reqwest::get(format!("{base}/v1/agent/self"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let node = json_at(&format!("{base}/v1/agent/self")).await;
     assert_eq!(node["Config"]["NodeName"], "from-first-file");
-    let services: serde_json::Value = reqwest::get(format!("{base}/v1/agent/services"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services = json_at(&format!("{base}/v1/agent/services")).await;
     assert!(services.get("from-second-file").is_some(), "{services}");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(

@@ -277,7 +277,12 @@ impl WriterState {
         if disk.unwritable.is_some() && disk.in_doubt.is_none() && disk.reopen() {
             self.reload(disk);
         }
-        let db = match (&disk.unwritable, disk.current()) {
+        // Nothing is written on top of a batch still in doubt: it may yet be taken out.
+        let refused = disk
+            .unwritable
+            .as_ref()
+            .or(disk.in_doubt.as_ref().map(|d| &d.cause));
+        let db = match (refused, disk.current()) {
             (None, Some(db)) => db,
             (Some(cause), _) => return refuse(jobs, || StoreError::Storage(not_durable(cause))),
             (None, None) => return refuse(jobs, || StoreError::Closed),
@@ -354,7 +359,8 @@ impl WriterState {
         let Some(mut doubt) = disk.in_doubt.take() else {
             return;
         };
-        if disk.reopen() {
+        // The file is open already when a rollback failed and the file reopened at once.
+        if disk.unwritable.is_none() || disk.reopen() {
             self.reload(disk);
             let held =
                 (self.last_index, self.applied) == (doubt.committed.index, doubt.committed.applied);

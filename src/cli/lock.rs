@@ -1041,7 +1041,7 @@ mod tests {
             strings(&[
                 "legate",
                 "lock",
-                "-n",
+                "--n",
                 "2",
                 "--timeout",
                 "5s",

@@ -76,6 +76,8 @@ struct InDoubt {
     pending: Vec<Pending>,
     cause: String,
     since: Instant,
+    /// Recording its rollback failed (and was logged).
+    unrecorded: bool,
 }
 
 /// How the file came back after a failed batch.
@@ -157,7 +159,10 @@ impl Disk {
                     "the data file {} cannot be written ({e})",
                     self.path.display()
                 );
-                tracing::error!(%cause, "writes fail until the disk recovers; reads go on");
+                // Said when it changes: while a write is in doubt the file is retried often.
+                if self.unwritable.as_ref() != Some(&cause) {
+                    tracing::error!(%cause, "writes fail until the disk recovers; reads go on");
+                }
                 self.unwritable = Some(cause);
                 false
             }
@@ -347,6 +352,7 @@ impl WriterState {
                     pending,
                     cause,
                     since: Instant::now(),
+                    unrecorded: false,
                 })
             }
         }
@@ -390,10 +396,15 @@ impl WriterState {
         if !doubt.pending.is_empty() && doubt.since.elapsed() >= IN_DOUBT_WAIT {
             match doubt.rollback.save(&disk.discard_path()) {
                 Ok(()) => answer(std::mem::take(&mut doubt.pending), &discarded(&doubt.cause)),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "cannot record the discarded write's rollback; its replies wait for the disk"
-                ),
+                // Said once: the writer tries again every `RETRY_EVERY`.
+                Err(e) if !doubt.unrecorded => {
+                    doubt.unrecorded = true;
+                    tracing::error!(
+                        error = %e,
+                        "cannot record the discarded write's rollback; its replies wait for the disk"
+                    )
+                }
+                Err(_) => {}
             }
         }
         disk.in_doubt = Some(doubt);

@@ -55,10 +55,10 @@ impl Agent {
             })?),
             None => None,
         };
-        let mut background = agent::spawn_background(&ctx);
+        let background = agent::spawn_background(&ctx);
         // Watches use the agent's own HTTP API (the config refuses them without one).
         if let Some(addr) = http_addr {
-            background.extend(crate::watch::spawn_agent_watches(&ctx.config.watches, addr));
+            ctx.ops.start_watches(&ctx.config.watches, addr);
         }
         Ok(Agent {
             ctx,
@@ -89,6 +89,7 @@ impl Agent {
         for task in self.background.drain(..) {
             task.abort();
         }
+        self.ctx.ops.stop_watches();
         agent::close(&self.ctx).await;
     }
 }
@@ -114,13 +115,26 @@ pub async fn run(config: Config) -> Result<(), AgentError> {
         dns = ?agent.dns_addr,
         "Legate agent running"
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Io(e.to_string()))?;
+    let signal =
+        |kind| tokio::signal::unix::signal(kind).map_err(|e| AgentError::Io(e.to_string()));
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let leave = agent.ctx.clone();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("caught interrupt, shutting down"),
-        _ = term.recv() => tracing::info!("caught terminate, shutting down"),
-        _ = leave.shutdown.notified() => tracing::info!("leave requested, shutting down"),
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("caught interrupt, shutting down"),
+            _ = term.recv() => tracing::info!("caught terminate, shutting down"),
+            _ = leave.shutdown.notified() => tracing::info!("leave requested, shutting down"),
+            // As Consul, a hangup reloads the configuration and the agent runs on.
+            _ = hangup.recv() => {
+                tracing::info!("caught hangup, reloading the configuration");
+                if let Err(e) = agent::ops::reload(&agent.ctx).await {
+                    tracing::error!(error = %e, "reload failed");
+                }
+                continue;
+            }
+        }
+        break;
     }
     agent.stop().await;
     if let Some(pid_file) = pid_file {

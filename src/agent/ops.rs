@@ -2,8 +2,9 @@
 //! `/v1/agent/token/*` and, with `acl.enable_token_persistence`, saved in the data dir's
 //! `acl-tokens.json` as Consul does) and `reload`, which reads the configuration files again as
 //! Consul's `ReloadConfig` does: services and checks defined in config are replaced by the new
-//! definitions (ones that disappeared are removed; API registrations are left alone) and the
-//! log level changes.
+//! definitions (ones that disappeared are removed; API registrations are left alone), the
+//! log level changes, and the `watches` plans are stopped and started anew (Consul's
+//! `reloadWatches`).
 
 use super::definition::{decode_check, decode_service};
 use super::local::{LocalError, Source};
@@ -148,6 +149,28 @@ pub struct Ops {
     loaded: Mutex<Loaded>,
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
+    watch_plans: Mutex<WatchPlans>,
+}
+
+/// The agent config's watch plans while they run, and the agent's HTTP address they query.
+#[derive(Debug, Default)]
+struct WatchPlans {
+    addr: Option<std::net::SocketAddr>,
+    running: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl WatchPlans {
+    fn stop(&mut self) {
+        for plan in self.running.drain(..) {
+            plan.abort();
+        }
+    }
+
+    fn start(&mut self, watches: &[crate::watch::AgentWatch]) {
+        if let Some(addr) = self.addr {
+            self.running = crate::watch::spawn_agent_watches(watches, addr);
+        }
+    }
 }
 
 /// Why a reload failed (Consul answers 500 with the text).
@@ -165,7 +188,22 @@ impl Ops {
                 log_level: config.log_level.clone(),
             }),
             reloading: tokio::sync::Mutex::new(()),
+            watch_plans: Mutex::new(WatchPlans::default()),
         })
+    }
+
+    /// Starts the config's `watches` against the agent's own HTTP API at `addr` (once it
+    /// listens); reload restarts them there.
+    pub fn start_watches(&self, watches: &[crate::watch::AgentWatch], addr: std::net::SocketAddr) {
+        let mut plans = self.watch_plans.lock().unwrap();
+        plans.stop();
+        plans.addr = Some(addr);
+        plans.start(watches);
+    }
+
+    /// Stops every watch plan (at shutdown).
+    pub fn stop_watches(&self) {
+        self.watch_plans.lock().unwrap().stop();
     }
 
     /// The log level currently in force (changes with `reload`).
@@ -259,6 +297,12 @@ pub async fn reload(ctx: &AgentContext) -> Result<(), ReloadError> {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
         }
+    }
+    // As Consul, every plan stops and the new configuration's start from scratch.
+    {
+        let mut plans = ctx.ops.watch_plans.lock().unwrap();
+        plans.stop();
+        plans.start(&new.watches);
     }
     *ctx.ops.loaded.lock().unwrap() = Loaded {
         services: new.services,

@@ -144,6 +144,7 @@ fn entry_path(kind: &str, name: &str) -> String {
 }
 
 async fn write(a: WriteArgs) -> Result<(), String> {
+    super::no_undefined_flag(&a.args)?;
     let [source] = a.args.as_slice() else {
         return Err(
             "Must provide exactly one positional argument to specify the config entry to write"

@@ -227,6 +227,7 @@ fn exact_query(ixn: &Value) -> Vec<(&'static str, String)> {
 }
 
 async fn create(a: CreateArgs) -> Result<(), String> {
+    super::no_undefined_flag(&a.args)?;
     if on(a.allow) && on(a.deny) {
         return Err("Only one of -allow or -deny may be specified.".into());
     }

@@ -126,6 +126,7 @@ pub async fn run(args: LockArgs) -> i32 {
 }
 
 async fn run_lock(args: LockArgs) -> Result<i32, String> {
+    super::no_undefined_flag(&args.args)?;
     if args.limit <= 0 {
         return Err("Lock holder limit must be positive".into());
     }
@@ -1040,7 +1041,7 @@ mod tests {
             strings(&[
                 "legate",
                 "lock",
-                "-n",
+                "--n",
                 "2",
                 "--timeout",
                 "5s",

@@ -134,8 +134,11 @@ pub enum Command {
     Version,
 }
 
-/// Go's flag package accepts `-name` for long flags; clap wants `--name`. Rewrites every
-/// single-dash word longer than one letter (up to a bare `--`), leaving `-` (stdin) alone.
+/// Go's flag package accepts `-name` for long flags, one-letter names included (`-n`); clap
+/// wants `--name`. Rewrites every single-dash word (up to a bare `--`), leaving `-` (stdin),
+/// negative numbers and `-h` (help, in Go's package as in clap) alone. A word the command
+/// takes as a value (commands whose arguments may start with a dash) then shows as `--name`,
+/// which `no_undefined_flag` refuses as Go does.
 pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     let mut passthrough = false;
@@ -143,9 +146,10 @@ pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String>
         if passthrough || arg == "--" {
             passthrough = true;
             out.push(arg);
-        } else if arg.len() > 2
+        } else if arg.len() > 1
             && arg.starts_with('-')
             && !arg.starts_with("--")
+            && arg != "-h"
             && !is_number(&arg)
         {
             out.push(format!("-{arg}"));

@@ -54,7 +54,8 @@ impl AgentContext {
             &req.params,
             &req.headers,
             &Defaults {
-                datacenter: &self.config.datacenter,
+                datacenter: query::forwards_by_datacenter(&req.path)
+                    .then_some(self.config.datacenter.as_str()),
                 default_wait: self.config.default_query_time,
                 max_wait: self.config.max_query_time,
             },

@@ -73,17 +73,39 @@ pub struct QueryOptions {
     pub token: Option<String>,
 }
 
-/// What the parse needs to know about the agent.
+/// What the parse needs to know about the agent and the route.
 pub struct Defaults<'a> {
-    pub datacenter: &'a str,
+    /// The agent's datacenter when the route forwards by `?dc` (another one has no path);
+    /// `None` on a route that answers locally and ignores it (see `forwards_by_datacenter`).
+    pub datacenter: Option<&'a str>,
     pub default_wait: Duration,
     pub max_wait: Duration,
 }
 
+/// Whether Consul's handler for `path` reads `?dc` and forwards there: the agent's own
+/// endpoints (but its CA roots and leaf certificates), its event buffer, the keyring (asked of
+/// every datacenter at once), the UI's metrics proxy and the datacenter lists answer locally
+/// and ignore it.
+pub fn forwards_by_datacenter(path: &str) -> bool {
+    match path.strip_prefix("/v1/agent/") {
+        Some(rest) => rest == "connect/ca/roots" || rest.starts_with("connect/ca/leaf/"),
+        None => {
+            !path.starts_with("/v1/internal/ui/metrics-proxy/")
+                && !matches!(
+                    path,
+                    "/v1/event/list"
+                        | "/v1/operator/keyring"
+                        | "/v1/catalog/datacenters"
+                        | "/v1/coordinate/datacenters"
+                )
+        }
+    }
+}
+
 impl QueryOptions {
     pub fn parse(params: &Params, headers: &HeaderMap, agent: &Defaults) -> Result<Self, ApiError> {
-        if let Some(dc) = params.get("dc") {
-            if !dc.is_empty() && dc != agent.datacenter {
+        if let (Some(dc), Some(ours)) = (params.get("dc"), agent.datacenter) {
+            if !dc.is_empty() && dc != ours {
                 return Err(ApiError::internal("No path to datacenter"));
             }
         }
@@ -192,7 +214,7 @@ mod tests {
 
     fn parse(q: &str) -> Result<QueryOptions, ApiError> {
         let defaults = Defaults {
-            datacenter: "dc1",
+            datacenter: Some("dc1"),
             default_wait: DEFAULT_WAIT,
             max_wait: MAX_WAIT,
         };
@@ -224,6 +246,10 @@ mod tests {
             "No path to datacenter"
         );
         assert!(parse("dc=dc1&ns=default&partition=default").is_ok());
+        assert!(forwards_by_datacenter("/v1/agent/connect/ca/leaf/web"));
+        assert!(!forwards_by_datacenter("/v1/agent/services"));
+        assert!(forwards_by_datacenter("/v1/status/leader"));
+        assert!(!forwards_by_datacenter("/v1/catalog/datacenters"));
         assert_eq!(
             parse("ns=team").unwrap_err().message,
             "Invalid query parameter: \"ns\" - Namespaces are a Consul Enterprise feature"

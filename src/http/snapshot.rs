@@ -7,7 +7,10 @@
 //! Neither direction holds an archive in memory: GET streams it as it is written from one read
 //! transaction, PUT streams the body into an unnamed temporary file in the data dir, checking
 //! its first bytes before reading on, and only then verifies and applies it. One restore runs
-//! at a time; another arriving meanwhile is answered 429.
+//! at a time: another arriving meanwhile waits for it, then runs (Consul's raft takes user
+//! restores one by one in its leader loop, so a second one waits and then applies, and answers
+//! as any restore). Unlike Consul, which spools the second upload to a temporary file first,
+//! the waiting one is not read until its turn: one upload on disk at a time.
 
 use super::error::ApiError;
 use super::reply::Reply;
@@ -116,12 +119,8 @@ impl Read for ChannelReader {
 
 async fn restore(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     ctx.query_options(&req)?;
-    let Ok(_restoring) = ctx.restoring.try_lock() else {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "a snapshot restore is already in progress; retry once it has finished",
-        ));
-    };
+    // Taken in arrival order (tokio's mutex is fair).
+    let _restoring = ctx.restoring.lock().await;
     let (chunks, received) = mpsc::channel(CHUNKS_IN_FLIGHT);
     // The data dir: the upload's temporary file is as large as the archive.
     let dir = ctx

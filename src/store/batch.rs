@@ -8,22 +8,41 @@
 //! commit; what the file then holds decides the batch's outcome. While the file cannot be
 //! reopened (the fault persists), reads are served from a copy of the file in memory and each
 //! batch first tries the file again, so writes resume once the disk does, without a restart.
+//!
+//! Every reply follows what the file holds. A commit whose pages reached the file but whose
+//! flush failed is *in doubt*: the disk may still keep it or lose it. Its replies wait while
+//! the writer retries the file; the reopened file answers them (the batch is in it: its real
+//! results; it is not: "not applied"). Reads meanwhile show the state before it (the in-memory
+//! copy is rolled back). When the file cannot decide within `IN_DOUBT_WAIT`, the batch is
+//! discarded: its rollback is first written durably beside the file (`rollback`), then the
+//! replies say "not applied", and the batch is taken back out of the file as soon as it can be
+//! written again, or at the next start. A disk that refuses even that small file keeps the
+//! replies waiting, since no answer could then be kept.
 
 use super::command::{self, Entry, Outcome};
 use super::error::{Result, StoreError};
+use super::rollback::{self, Rollback};
 use super::tables::{RECORD_TABLES, TABLE_INDEX};
-use super::tx::{read_applied, read_global_index, WriteTx};
+use super::tx::{read_applied, read_global_index, Committed, WriteTx};
 use super::watch::Watches;
 use super::{open_database, DatabaseOpener, DatabaseSlot};
 use crate::metrics::{Key, Kind, Metrics};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Most commands one batch takes, so a flood of writers cannot make one commit unbounded.
 const MAX_BATCH: usize = 1024;
+
+/// How long the replies of an in-doubt batch wait for the file to decide: Consul's default
+/// `rpc_hold_timeout`, the time it lets a write wait out a leaderless cluster.
+const IN_DOUBT_WAIT: Duration = Duration::from_secs(7);
+
+/// How often the writer tries the file again while a batch is in doubt.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// A queued command and where its result goes once the batch's commit outcome is known.
 pub(super) struct Job {
@@ -45,9 +64,31 @@ pub(super) struct Disk {
     opener: DatabaseOpener,
     /// Why the file cannot be written, while the slot holds the in-memory copy.
     unwritable: Option<String>,
-    /// The index and keys of a batch whose commit reached the file but not its flush: its
-    /// watchers are woken once the reopened file shows it durable.
-    in_doubt: Option<(u64, HashSet<(&'static str, String)>)>,
+    /// The batch whose commit reached the file but not its flush, until the file decides.
+    in_doubt: Option<InDoubt>,
+}
+
+/// A batch whose commit reached the file but whose flush failed.
+struct InDoubt {
+    committed: Committed,
+    rollback: Rollback,
+    /// Its replies, held until the file decides; empty once it was discarded.
+    pending: Vec<Pending>,
+    cause: String,
+    since: Instant,
+    /// Recording its rollback failed (and was logged).
+    unrecorded: bool,
+}
+
+/// How the file came back after a failed batch.
+enum Recovered {
+    /// Open and writable again.
+    Reopened,
+    /// Still refused; reads are served from a copy of its bytes, which held the batch in
+    /// question (`held`; now rolled back in the copy) or not.
+    Copied { held: bool },
+    /// Neither opened nor read.
+    Unreadable,
 }
 
 impl Disk {
@@ -65,26 +106,43 @@ impl Disk {
         self.slot.read().unwrap().clone()
     }
 
-    /// Closes the failed database and reopens the file, or, while that fails, serves reads
-    /// from an in-memory copy of the file's last durable state.
-    fn recover(&mut self) {
-        let Some(failed) = self.slot.write().unwrap().take() else {
-            return;
-        };
-        // The slot held the only handle (the writer drops its own before recovering); dropping
-        // it closes the file and releases its lock, so the file can be opened again.
-        drop(failed);
-        if self.reopen() {
-            return;
-        }
-        match self.copy_in_memory() {
-            Ok(copy) => *self.slot.write().unwrap() = Some(Arc::new(copy)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the store's file either; reads fail until it can")
-            }
-        }
+    /// Where a discarded batch's rollback is kept until the file no longer holds it.
+    fn discard_path(&self) -> PathBuf {
+        self.path.with_file_name(rollback::DISCARD_FILE)
     }
 
+    /// Closes the failed database and reopens the file, or, while that fails, serves reads
+    /// from an in-memory copy of the file's last durable state, with `batch` (a commit that
+    /// reached the file but not its flush) rolled back in it.
+    fn recover(&mut self, batch: Option<&Rollback>) -> Recovered {
+        if let Some(failed) = self.slot.write().unwrap().take() {
+            // The slot held the only handle (the writer drops its own before recovering);
+            // dropping it closes the file and releases its lock, so it can be opened again.
+            drop(failed);
+        }
+        if self.reopen() {
+            return Recovered::Reopened;
+        }
+        let copy = match self.copy_in_memory() {
+            Ok(copy) => copy,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the store's file either; reads fail until it can");
+                return Recovered::Unreadable;
+            }
+        };
+        let held = match batch {
+            Some(batch) => batch.held_by(&copy).unwrap_or(true),
+            None => false,
+        };
+        if let (true, Some(batch)) = (held, batch) {
+            if let Err(e) = batch.apply_to(&copy) {
+                tracing::error!(error = %e, "cannot hide the unflushed write from reads");
+                return Recovered::Unreadable;
+            }
+        }
+        *self.slot.write().unwrap() = Some(Arc::new(copy));
+        Recovered::Copied { held }
+    }
     /// Opens the file again; true when it is open and writable. The slot keeps what it holds
     /// (the in-memory copy) when the file cannot be opened yet.
     fn reopen(&mut self) -> bool {
@@ -101,7 +159,10 @@ impl Disk {
                     "the data file {} cannot be written ({e})",
                     self.path.display()
                 );
-                tracing::error!(%cause, "writes fail until the disk recovers; reads go on");
+                // Said when it changes: while a write is in doubt the file is retried often.
+                if self.unwritable.as_ref() != Some(&cause) {
+                    tracing::error!(%cause, "writes fail until the disk recovers; reads go on");
+                }
                 self.unwritable = Some(cause);
                 false
             }
@@ -132,7 +193,21 @@ pub(super) fn spawn_writer(
     let handle = std::thread::Builder::new()
         .name("legate-writer".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
+            loop {
+                // While a batch is in doubt the writer wakes to try the file again.
+                let first = match disk.in_doubt.is_some() {
+                    true => match rx.recv_timeout(RETRY_EVERY) {
+                        Ok(job) => Some(job),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    },
+                    false => match rx.recv() {
+                        Ok(job) => Some(job),
+                        Err(_) => break,
+                    },
+                };
+                state.settle(&mut disk, &watches, &tap);
+                let Some(first) = first else { continue };
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -142,11 +217,20 @@ pub(super) fn spawn_writer(
                 }
                 state.run_batch(&mut disk, &watches, &tap, &metrics, jobs);
             }
+            if let Some(doubt) = disk.in_doubt.take() {
+                let unknown = format!(
+                    "the agent stopped before the file showed whether the write is durable; \
+                     the next start serves what it holds: {}",
+                    doubt.cause
+                );
+                answer(doubt.pending, &unknown);
+            }
         })
         .map_err(StoreError::storage)?;
     Ok((tx, handle))
 }
 
+#[derive(Clone)]
 struct WriterState {
     last_index: u64,
     applied: u64,
@@ -195,24 +279,25 @@ impl WriterState {
         metrics: &Metrics,
         jobs: Vec<Job>,
     ) {
-        if disk.unwritable.is_some() && disk.reopen() {
+        if disk.unwritable.is_some() && disk.in_doubt.is_none() && disk.reopen() {
             self.reload(disk);
-            if let Some((index, touched)) = disk.in_doubt.take() {
-                if self.last_index == index {
-                    watches.announce(index, &touched);
-                }
-            }
         }
-        let db = match (&disk.unwritable, disk.current()) {
+        // Nothing is written on top of a batch still in doubt: it may yet be taken out.
+        let refused = disk
+            .unwritable
+            .as_ref()
+            .or(disk.in_doubt.as_ref().map(|d| &d.cause));
+        let db = match (refused, disk.current()) {
             (None, Some(db)) => db,
             (Some(cause), _) => return refuse(jobs, || StoreError::Storage(not_durable(cause))),
             (None, None) => return refuse(jobs, || StoreError::Closed),
         };
         let tapping = tap.lock().unwrap().is_some();
         let mut pending = Vec::with_capacity(jobs.len());
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        let before = self.clone();
         let Failure { error, attempted } = match self.apply(&db, jobs, tapping, &mut pending) {
-            Ok(done) => {
+            Ok(committed) => {
                 // As raft counts the entries it applies and times their commit.
                 metrics.record(
                     Key::Named(Kind::Counter, "raft.apply"),
@@ -222,7 +307,7 @@ impl WriterState {
                     Key::Named(Kind::Sample, "raft.commitTime"),
                     started.elapsed(),
                 );
-                return self.acknowledge(done, pending, watches, tap);
+                return self.acknowledge(committed, pending, watches, tap);
             }
             Err(failure) => *failure,
         };
@@ -232,34 +317,110 @@ impl WriterState {
             other => other.to_string(),
         };
         tracing::error!(error = %cause, "write batch failed; reopening the store's file");
-        disk.recover();
-        self.reload(disk);
-        // A commit that failed in its last flush may still be in the file, which the reopen
-        // has just made durable: then the batch did happen, and is acknowledged as such.
-        let in_file = matches!(&attempted, Some(done) if self.applied == done.1);
-        let err = match (attempted, &disk.unwritable) {
-            (Some(done), None) if in_file => return self.acknowledge(done, pending, watches, tap),
-            // Its commit reached the file but not its flush; whether it lasts is up to the disk.
-            (Some((index, _, touched)), Some(_)) if in_file => {
-                disk.in_doubt = Some((index, touched));
-                format!(
-                    "the write reached the data file but could not be flushed, so it is not known \
-                 to be durable: {cause}"
-                )
-            }
-            _ => not_durable(&cause),
+        let Some(mut committed) = attempted else {
+            // Its commit was not attempted: nothing of it is in the file.
+            disk.recover(None);
+            self.reload(disk);
+            return answer(pending, &not_durable(&cause));
         };
-        for p in pending {
-            let _ = p.reply.send(Err(StoreError::Storage(err.clone())));
+        // The commit was attempted: its pages, and the header naming them, may be in the file.
+        let rollback = Rollback::new(
+            (committed.index, committed.applied),
+            (before.last_index, before.applied),
+            before
+                .table_indexes
+                .iter()
+                .map(|(t, i)| (t.to_string(), *i)),
+            std::mem::take(&mut committed.undo),
+        );
+        let recovered = disk.recover(Some(&rollback));
+        self.reload(disk);
+        match recovered {
+            // The reopened file, repaired to its last durable commit, decides.
+            Recovered::Reopened => {
+                match (self.last_index, self.applied) == (committed.index, committed.applied) {
+                    true => self.acknowledge(committed, pending, watches, tap),
+                    false => answer(pending, &not_durable(&cause)),
+                }
+            }
+            // The commit never reached the file's bytes, so no later flush can keep it.
+            Recovered::Copied { held: false } => answer(pending, &not_durable(&cause)),
+            Recovered::Copied { held: true } | Recovered::Unreadable => {
+                disk.in_doubt = Some(InDoubt {
+                    committed,
+                    rollback,
+                    pending,
+                    cause,
+                    since: Instant::now(),
+                    unrecorded: false,
+                })
+            }
         }
     }
 
+    /// While a batch is in doubt: once the file opens again, answers it by what the file holds
+    /// (or takes it back out, when it was discarded); once `IN_DOUBT_WAIT` has passed without
+    /// that, discards it.
+    fn settle(&mut self, disk: &mut Disk, watches: &Watches, tap: &Tap) {
+        let Some(mut doubt) = disk.in_doubt.take() else {
+            return;
+        };
+        // The file is open already when a rollback failed and the file reopened at once.
+        if disk.unwritable.is_none() || disk.reopen() {
+            self.reload(disk);
+            let held =
+                (self.last_index, self.applied) == (doubt.committed.index, doubt.committed.applied);
+            let discarded = doubt.pending.is_empty();
+            if held && !discarded {
+                return self.acknowledge(doubt.committed, doubt.pending, watches, tap);
+            }
+            if held {
+                let db = disk.current();
+                let undone = db.map(|db| doubt.rollback.apply_to(&db));
+                if let Some(Err(e)) = undone {
+                    tracing::error!(error = %e, "cannot take the discarded write out of the file yet");
+                    disk.recover(Some(&doubt.rollback));
+                    self.reload(disk);
+                    disk.in_doubt = Some(doubt);
+                    return;
+                }
+                self.reload(disk);
+                tracing::warn!("took the discarded write back out of the store's file");
+            }
+            answer(doubt.pending, &not_durable(&doubt.cause));
+            if let Err(e) = rollback::forget(&disk.discard_path()) {
+                tracing::error!(error = %e, "cannot remove the discarded write's rollback record");
+            }
+            return;
+        }
+        if !doubt.pending.is_empty() && doubt.since.elapsed() >= IN_DOUBT_WAIT {
+            match doubt.rollback.save(&disk.discard_path()) {
+                Ok(()) => answer(std::mem::take(&mut doubt.pending), &discarded(&doubt.cause)),
+                // Said once: the writer tries again every `RETRY_EVERY`.
+                Err(e) if !doubt.unrecorded => {
+                    doubt.unrecorded = true;
+                    tracing::error!(
+                        error = %e,
+                        "cannot record the discarded write's rollback; its replies wait for the disk"
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+        disk.in_doubt = Some(doubt);
+    }
+
     /// Sends each command's result once its batch is durable, and wakes the watchers.
-    fn acknowledge(&mut self, done: Done, pending: Vec<Pending>, watches: &Watches, tap: &Tap) {
-        let (index, applied, touched) = done;
-        self.last_index = index;
-        self.applied = applied;
-        watches.announce(index, &touched);
+    fn acknowledge(
+        &mut self,
+        committed: Committed,
+        pending: Vec<Pending>,
+        watches: &Watches,
+        tap: &Tap,
+    ) {
+        self.last_index = committed.index;
+        self.applied = committed.applied;
+        watches.announce(committed.index, &committed.touched);
         let tap = tap.lock().unwrap();
         for p in pending {
             if let (Some(sink), Some(entry)) = (tap.as_ref(), p.tapped) {
@@ -285,7 +446,7 @@ impl WriterState {
         jobs: Vec<Job>,
         tapping: bool,
         pending: &mut Vec<Pending>,
-    ) -> Result<Done, Box<Failure>> {
+    ) -> Result<Committed, Box<Failure>> {
         let mut txn = db.begin_write().map_err(Failure::before_commit)?;
         txn.set_durability(Durability::Immediate)
             .map_err(Failure::before_commit)?;
@@ -330,11 +491,11 @@ impl WriterState {
             }
         };
         match result {
-            Ok(done) => match txn.commit() {
-                Ok(()) => Ok(done),
+            Ok(committed) => match txn.commit() {
+                Ok(()) => Ok(committed),
                 Err(e) => Err(Box::new(Failure {
                     error: e.into(),
-                    attempted: Some(done),
+                    attempted: Some(committed),
                 })),
             },
             Err(e) => {
@@ -345,14 +506,10 @@ impl WriterState {
     }
 }
 
-/// What a committed batch leaves: the global index, the last log position applied and the
-/// (table, key) pairs it wrote, whose watchers are woken.
-type Done = (u64, u64, HashSet<(&'static str, String)>);
-
 /// Why a batch did not commit, and what it would have left had its commit been attempted.
 struct Failure {
     error: StoreError,
-    attempted: Option<Done>,
+    attempted: Option<Committed>,
 }
 
 impl Failure {
@@ -366,6 +523,22 @@ impl Failure {
 
 fn not_durable(cause: &str) -> String {
     format!("the write could not be made durable and was not applied: {cause}")
+}
+
+fn discarded(cause: &str) -> String {
+    format!(
+        "the write reached the data file but could not be flushed, and the disk did not recover \
+         within {}s, so it is not known to be durable; it was discarded and will not be applied: \
+         {cause}",
+        IN_DOUBT_WAIT.as_secs()
+    )
+}
+
+/// Answers every held reply with the error `message`.
+fn answer(pending: Vec<Pending>, message: &str) {
+    for p in pending {
+        let _ = p.reply.send(Err(StoreError::Storage(message.to_string())));
+    }
 }
 
 /// Answers every job of a batch that was not tried with the error `why` makes.

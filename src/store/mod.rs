@@ -34,6 +34,7 @@ pub mod intention;
 pub mod kv;
 pub mod migrate;
 pub mod prepared_query;
+mod rollback;
 pub mod session;
 pub mod snapshot;
 pub mod tables;
@@ -44,6 +45,7 @@ pub mod watch;
 
 pub use command::{Command, Entry, Outcome};
 pub use error::{Result, StoreError};
+pub use rollback::DISCARD_FILE;
 pub use tx::{Dump, ReadTx, Readable, WriteTx};
 pub use watch::{Watch, WatchSet, Watches};
 
@@ -179,6 +181,7 @@ impl Store {
             other => StoreError::storage(other),
         })?;
         migrate::run(&db, tables::SCHEMA_VERSION)?;
+        rollback::settle_at_start(&db, &data_dir.join(DISCARD_FILE))?;
         if check {
             check_records(&db).map_err(|e| unverified(e.to_string()))?;
         }

@@ -191,10 +191,21 @@ fn read_meta(txn: &ReadTransaction, key: &str) -> Result<u64> {
     }
 }
 
-struct Undo {
-    table: &'static str,
-    key: String,
-    previous: Option<Vec<u8>>,
+/// What a write replaced: the row `key` of `table` held `previous` (`None`: no row).
+pub(super) struct Undo {
+    pub table: &'static str,
+    pub key: String,
+    pub previous: Option<Vec<u8>>,
+}
+
+/// What a batch leaves once committed: the global index, the last log position applied, the
+/// (table, key) pairs whose watchers are woken, and what every kept write replaced, oldest
+/// first (to take the batch back out of a file whose flush failed, see `batch`).
+pub(super) struct Committed {
+    pub index: u64,
+    pub applied: u64,
+    pub touched: HashSet<(&'static str, String)>,
+    pub undo: Vec<Undo>,
 }
 
 /// The state of one operation inside a batch: what to undo and what it touched.
@@ -232,6 +243,8 @@ pub struct WriteTx<'a> {
     dirty_tables: HashSet<&'static str>,
     op: OpState,
     touched: HashSet<(&'static str, String)>,
+    /// The undo records of the operations kept so far.
+    undo: Vec<Undo>,
     /// Position in the command log of the last command applied (persisted in `meta`).
     applied: u64,
     /// The time carried by the command in progress: the only clock a write may read.
@@ -252,6 +265,7 @@ impl<'a> WriteTx<'a> {
             dirty_tables: HashSet::new(),
             op: OpState::default(),
             touched: HashSet::new(),
+            undo: Vec::new(),
             applied,
             now_ms: 0,
         }
@@ -420,6 +434,7 @@ impl<'a> WriteTx<'a> {
         if !op.undo.is_empty() || !op.table_indexes.is_empty() {
             self.last_index += 1;
             self.touched.extend(op.touched);
+            self.undo.extend(op.undo);
         }
     }
 
@@ -449,10 +464,8 @@ impl<'a> WriteTx<'a> {
         Ok(())
     }
 
-    /// Persists the batch's index bookkeeping; returns the last index, the last log position
-    /// applied and what was touched.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn finish_batch(self) -> Result<(u64, u64, HashSet<(&'static str, String)>)> {
+    /// Persists the batch's index bookkeeping; returns what the batch leaves once committed.
+    pub(super) fn finish_batch(self) -> Result<Committed> {
         {
             let mut meta = self.txn.open_table(META)?;
             meta.insert(META_INDEX, self.last_index)?;
@@ -464,6 +477,11 @@ impl<'a> WriteTx<'a> {
                 }
             }
         }
-        Ok((self.last_index, self.applied, self.touched))
+        Ok(Committed {
+            index: self.last_index,
+            applied: self.applied,
+            touched: self.touched,
+            undo: self.undo,
+        })
     }
 }

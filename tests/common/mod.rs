@@ -281,6 +281,11 @@ pub async fn wait_ready(base: &str) {
     panic!("agent at {base} not ready after 20s");
 }
 
+/// The JSON a `GET` of `url` answers (an agent spawned as a process, not a `TestAgent`).
+pub async fn json_at(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// Waits (at most `within`) for the process to exit, killing it otherwise.
 pub fn wait_exit(
     child: &mut std::process::Child,

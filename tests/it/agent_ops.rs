@@ -813,7 +813,7 @@ fn stderr_lines(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mu
 }
 
 #[tokio::test]
-async fn monitor_streams_logs_and_reload_changes_the_log_level() {
+async fn monitor_streams_logs_and_reload_or_a_hangup_reread_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agent.json");
     std::fs::write(&cfg, r#"{"log_level": "info"}"#).unwrap();
@@ -889,6 +889,23 @@ async fn monitor_streams_logs_and_reload_changes_the_log_level() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !has("new event") {
         assert!(Instant::now() < deadline, "no debug line after reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A hangup reloads as well, and the agent runs on.
+    std::fs::write(
+        &cfg,
+        r#"{"log_level": "debug", "services": [{"name": "after-hangup"}]}"#,
+    )
+    .unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let services = crate::common::json_at(&format!("{base}/v1/agent/services")).await;
+        if services.get("after-hangup").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload on SIGHUP: {services}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

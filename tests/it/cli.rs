@@ -144,3 +144,56 @@ async fn flags_parse_as_gos_flag_package_parses_them() {
         (0, "Success! Data written to: k\n")
     );
 }
+
+/// Every command path of the CLI (`kv get`, `acl token create`, ...), as the parser knows them.
+fn command_paths() -> Vec<Vec<String>> {
+    fn walk(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            out.push(path.clone());
+        }
+        for sub in subs {
+            path.push(sub.get_name().to_string());
+            walk(sub, path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &<legate::cli::Cli as clap::CommandFactory>::command(),
+        &mut Vec::new(),
+        &mut out,
+    );
+    out
+}
+
+/// Go's flag package refuses an undefined flag the same way in every consul command: the
+/// message, then the usage, exit 1; nothing runs.
+#[tokio::test]
+async fn every_command_refuses_an_undefined_flag_as_go_does() {
+    let a = TestAgent::start().await;
+    let paths = command_paths();
+    assert!(paths.len() > 60, "{} commands", paths.len());
+    let mut wrong = Vec::new();
+    for path in &paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("-x");
+        let out = a.cli(&args, None).await;
+        if out.code != 1
+            || !out
+                .stderr
+                .starts_with("flag provided but not defined: -x\n")
+        {
+            wrong.push(format!(
+                "{}: exit {} {:?}",
+                path.join(" "),
+                out.code,
+                out.stderr
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -291,3 +291,60 @@ async fn config_watches_run_script_and_http_handlers() {
     let pairs: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(pairs[0]["Value"], crate::common::b64("hello"));
 }
+
+/// A config whose `watches` append what each run receives to files in `dir`: one per
+/// (key, file name).
+fn watches_config(dir: &Path, watches: &[(&str, &str)]) -> String {
+    let plans: Vec<String> = watches
+        .iter()
+        .map(|(key, file)| {
+            let log = dir.join(file);
+            format!(
+                r#"{{"type": "key", "key": "{key}", "args": ["sh", "-c", "cat >> {}"]}}"#,
+                log.display()
+            )
+        })
+        .collect();
+    format!(r#"{{"watches": [{}]}}"#, plans.join(", "))
+}
+
+fn line_count(file: &Path) -> usize {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[tokio::test]
+async fn reload_stops_the_old_watch_plans_and_starts_the_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("watches.json");
+    let logs = dir.path();
+    std::fs::write(&file, watches_config(logs, &[("a", "a-old"), ("b", "b")])).unwrap();
+    let cfg = file.clone();
+    let a = TestAgent::start_with(move |f| f.config_file = vec![cfg]).await;
+    lines_of(&logs.join("a-old"), 1).await;
+    lines_of(&logs.join("b"), 1).await;
+
+    // `a` changes its handler, `b` goes, `c` comes.
+    std::fs::write(&file, watches_config(logs, &[("a", "a-new"), ("c", "c")])).unwrap();
+    assert_eq!(a.put("/v1/agent/reload", "").await.status(), 200);
+    lines_of(&logs.join("a-new"), 1).await;
+    lines_of(&logs.join("c"), 1).await;
+
+    a.put_ok("/v1/kv/a", "1").await;
+    a.put_ok("/v1/kv/b", "1").await;
+    a.put_ok("/v1/kv/c", "1").await;
+    lines_of(&logs.join("a-new"), 2).await;
+    lines_of(&logs.join("c"), 2).await;
+    assert_eq!(
+        line_count(&logs.join("a-old")),
+        1,
+        "the old plan of a still runs"
+    );
+    assert_eq!(
+        line_count(&logs.join("b")),
+        1,
+        "the removed plan still runs"
+    );
+}

@@ -1,7 +1,8 @@
 //! A data file the agent cannot verify stops the start with an error naming the file and the
 //! way out (restore a snapshot); the agent never serves from it. A write the disk refuses
 //! answers 500 with the cause and leaves nothing behind, while reads go on; writes resume
-//! when the disk does, without a restart.
+//! when the disk does, without a restart. A write whose flush failed is answered by what the
+//! file holds once it reopens, or discarded for good when it cannot decide in time.
 
 use crate::common::{agent, free_port, index_of, wait_exit, wait_ready, TestAgent};
 use std::ops::Bound;
@@ -263,29 +264,102 @@ async fn a_blocking_query_parked_across_a_refused_write_wakes_for_the_next_durab
     assert_eq!(woke_at, index + 1);
 }
 
-/// A commit whose pages reached the file but whose flush failed is neither acknowledged nor
-/// denied: the 500 says it is not known to be durable. Once the disk flushes again the file
-/// decides, its watchers wake if it holds the write, and what the agent then serves is what a
-/// restart shows.
+/// Starts `PUT /v1/kv/{key}` without waiting for its answer.
+fn put_in_background(agent: &TestAgent, key: &str) -> tokio::task::JoinHandle<(u16, String)> {
+    let url = agent.url(&format!("/v1/kv/{key}"));
+    tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .put(url)
+            .body("unflushed")
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+/// A commit whose pages reached the file but whose flush failed is in doubt: its reply waits,
+/// reads show the store without it, and once the disk flushes again the reopened file decides.
+/// Here it holds the write, so the reply is the write's own success, its watchers wake, and a
+/// restart shows it.
 #[tokio::test]
-async fn a_commit_whose_flush_fails_is_reported_as_not_known_to_be_durable() {
+async fn a_commit_whose_flush_fails_is_answered_by_what_the_file_holds_once_it_reopens() {
     let (agent, full, index) = agent_on_a_filling_disk(Refused::Flushes, "before").await;
     let parked = park(&agent, "unflushed", index).await;
-    let cause = write_on_a_full_disk(&agent, &full, "unflushed").await;
-    assert!(cause.contains("not known to be durable"), "{cause}");
+    full.store(true, Ordering::SeqCst);
+    let write = put_in_background(&agent, "unflushed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!write.is_finished(), "answered before the file decided");
+    assert_eq!(value_of(&agent, "unflushed").await, None);
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+    assert!(
+        !parked.is_finished(),
+        "a watcher woke for a write not known to be durable"
+    );
 
     full.store(false, Ordering::SeqCst);
-    agent.put_ok("/v1/kv/after", "written").await;
-    let served = value_of(&agent, "unflushed").await;
-    // The write did happen: its watchers wake once the disk has made it durable.
-    let woke_with = tokio::time::timeout(Duration::from_secs(10), parked)
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), write)
+        .await
+        .expect("the reply follows the reopened file")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "true"));
+    let (woke_at, value) = tokio::time::timeout(Duration::from_secs(5), parked)
         .await
         .expect("the blocking query wakes")
         .unwrap();
-    assert_eq!(Some(woke_with.1), served);
+    assert_eq!((woke_at, value.as_str()), (index + 1, "unflushed"));
+    agent.put_ok("/v1/kv/after", "written").await;
     let agent = agent.restart().await;
-    assert_eq!(value_of(&agent, "unflushed").await, served);
+    assert_eq!(
+        value_of(&agent, "unflushed").await.as_deref(),
+        Some("unflushed")
+    );
+    assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
+}
+
+/// Fills the disk so flushes fail and writes `key`: the file cannot decide within the wait, so
+/// the write answers 500, discarded; its rollback waits beside the data file.
+async fn a_discarded_write(key: &str) -> (TestAgent, Arc<AtomicBool>, u64) {
+    let (agent, full, index) = agent_on_a_filling_disk(Refused::Flushes, "before").await;
+    full.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let (status, cause) = put_in_background(&agent, key).await.unwrap();
+    assert_eq!(status, 500, "{cause}");
+    assert!(started.elapsed() >= Duration::from_secs(7), "{cause}");
+    assert!(cause.contains("not known to be durable"), "{cause}");
+    assert!(
+        cause.contains("discarded and will not be applied"),
+        "{cause}"
+    );
+    assert!(cause.contains("No space left on device"), "{cause}");
+    assert_eq!(value_of(&agent, key).await, None);
+    assert!(agent.data_dir.join(legate::store::DISCARD_FILE).exists());
+    (agent, full, index)
+}
+
+/// A write answered "not applied" never appears: the file is rolled back to before it as soon
+/// as it can be written, and the next write takes the index it would have had.
+#[tokio::test]
+async fn a_commit_the_disk_cannot_decide_in_time_is_discarded_once_it_recovers() {
+    let (agent, full, index) = a_discarded_write("discarded").await;
+    full.store(false, Ordering::SeqCst);
+    agent.put_ok("/v1/kv/after", "written").await;
+    assert_eq!(index_of(&agent.get("/v1/kv/after").await), index + 1);
+    assert_eq!(value_of(&agent, "discarded").await, None);
+    assert!(!agent.data_dir.join(legate::store::DISCARD_FILE).exists());
+    let agent = agent.restart().await;
+    assert_eq!(value_of(&agent, "discarded").await, None);
+    assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
+}
+
+/// ... and when the agent stops before the disk recovers, the next start takes it out.
+#[tokio::test]
+async fn a_discarded_commit_stays_out_after_a_restart() {
+    let (agent, _full, _) = a_discarded_write("discarded").await;
+    let agent = agent.restart().await;
+    assert_eq!(value_of(&agent, "discarded").await, None);
     assert_eq!(value_of(&agent, "before").await.as_deref(), Some("kept"));
+    assert!(!agent.data_dir.join(legate::store::DISCARD_FILE).exists());
+    agent.put_ok("/v1/kv/after", "written").await;
     assert_eq!(value_of(&agent, "after").await.as_deref(), Some("written"));
 }

@@ -1,6 +1,6 @@
 //! The `legate agent` process: signals, pid file, data dir lock and startup errors.
 
-use crate::common::{agent, free_port, wait_exit, wait_ready};
+use crate::common::{agent, free_port, json_at, wait_exit, wait_ready};
 use std::process::Command;
 use std::time::Duration;
 
@@ -91,4 +91,44 @@ fn bad_configuration_stops_the_start_with_a_named_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+}
+
+/// As Go's flag package: the last of a repeated flag wins, while `-config-file` (a repeatable
+/// flag) keeps every file given.
+#[tokio::test]
+async fn a_repeated_flag_takes_the_last_value_and_config_files_accumulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = dir.path().join("named.json");
+    std::fs::write(&named, r#"{"node_name": "from-first-file"}"#).unwrap();
+    let service = dir.path().join("service.json");
+    std::fs::write(&service, r#"{"services": [{"name": "from-second-file"}]}"#).unwrap();
+    let (first, last) = (free_port().to_string(), free_port().to_string());
+    let mut child = agent(&[
+        "-dev",
+        "-http-port",
+        &first,
+        "-http-port",
+        &last,
+        "-config-file",
+        named.to_str().unwrap(),
+        "-config-file",
+        service.to_str().unwrap(),
+    ]);
+    let base = format!("http://127.0.0.1:{last}");
+    wait_ready(&base).await;
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{first}/v1/status/leader"))
+            .await
+            .is_err(),
+        "the first -http-port is served too"
+    );
+    let node = json_at(&format!("{base}/v1/agent/self")).await;
+    assert_eq!(node["Config"]["NodeName"], "from-first-file");
+    let services = json_at(&format!("{base}/v1/agent/services")).await;
+    assert!(services.get("from-second-file").is_some(), "{services}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
 }

@@ -620,12 +620,16 @@ async fn a_bogus_upload_is_refused_after_its_first_bytes() {
     assert_eq!(kv_state(&a).await["keep"].0, b64("me"));
 }
 
+/// As Consul's raft, which takes user restores one at a time: a restore arriving while another
+/// is running waits for it, then runs and answers as any restore.
 #[tokio::test]
-async fn one_restore_runs_at_a_time() {
+async fn a_second_restore_waits_for_the_first_then_runs() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = TestAgent::start().await;
-    a.put_ok("/v1/kv/keep", "me").await;
-    let (_, good) = save(&a).await;
+    a.put_ok("/v1/kv/keep", "first").await;
+    let (_, first_archive) = save(&a).await;
+    a.put_ok("/v1/kv/keep", "second").await;
+    let (_, second_archive) = save(&a).await;
     // A restore whose upload is still coming holds the agent's one restore slot.
     let mut first = tokio::net::TcpStream::connect(a.base.trim_start_matches("http://"))
         .await
@@ -634,26 +638,46 @@ async fn one_restore_runs_at_a_time() {
         .write_all(
             format!(
                 "PUT /v1/snapshot HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-                good.len()
+                first_archive.len()
             )
             .as_bytes(),
         )
         .await
         .unwrap();
-    first.write_all(&good[..good.len() / 2]).await.unwrap();
+    first
+        .write_all(&first_archive[..first_archive.len() / 2])
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, message) = restore(&a, good.clone()).await;
-    assert_eq!(status, 429, "{message}");
-    assert!(
-        message.contains("a snapshot restore is already in progress"),
-        "{message}"
-    );
-    first.write_all(&good[good.len() / 2..]).await.unwrap();
+    let second = {
+        let url = a.url("/v1/snapshot");
+        tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .put(url)
+                .body(second_archive)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.is_finished(), "the second restore did not wait");
+
+    first
+        .write_all(&first_archive[first_archive.len() / 2..])
+        .await
+        .unwrap();
     let mut answer = String::new();
     first.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // Once it finished, the next one runs.
-    assert_eq!(restore(&a, good).await.0, 200);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second restore runs once the first is done")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, ""));
+    // Applied in arrival order: the second archive is what the agent now holds.
+    assert_eq!(kv_state(&a).await["keep"].0, b64("second"));
 }
 
 /// Regression: `snapshot inspect /dev/zero` read without bound.

@@ -783,24 +783,22 @@ pub async fn deregister(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
-    let mut got = blocking(&ctx.store, &opts, store::nodes).await?;
-    let removed = req
-        .caller
-        .filter(&mut got.value, |c, n| c.reads_node(&n.node));
+    let got = blocking(&ctx.store, &opts, store::nodes).await?;
     let nodes: Vec<Node> = got
         .value
         .into_iter()
         .filter(|n| narrow.meta_ok(&n.meta))
         .collect();
-    let nodes = narrow.filter(nodes)?;
+    let mut nodes = narrow.filter(nodes)?;
+    let removed = req.caller.filter(&mut nodes, |c, n| c.reads_node(&n.node));
     Ok(Reply::json(&nodes, opts.pretty)?
         .read_meta(got.index)
         .filtered_by_acls(&req.caller, removed))
 }
 
 /// An instance is readable with read on its node and its service.
-fn readable_instance(caller: &Caller, (node, service): &(Node, NodeService)) -> bool {
-    caller.reads_node(&node.node) && caller.reads_service(&service.service)
+fn readable_instance(caller: &Caller, instance: &ServiceNode) -> bool {
+    caller.reads_node(&instance.node) && caller.reads_service(&instance.service_name)
 }
 
 /// Every instance of every service, with its node.
@@ -815,7 +813,8 @@ fn all_instances(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<Vec<(Nod
 
 /// `GET /v1/catalog/services`: each service name with its instances' tags. With
 /// `?node-meta` or `?filter` (which sees each instance as a `ServiceNode`), only the
-/// instances that pass count.
+/// instances that pass count. ACLs filter by service name alone, after `?filter` (so the
+/// filtered-by-ACLs header counts only what the expression kept), as Consul's `ListServices`.
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
@@ -838,9 +837,8 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         Ok((index, all_instances(r, ws)?))
     })
     .await?;
-    let mut instances = got.value;
-    let removed = req.caller.filter(&mut instances, readable_instance);
-    let instances: Vec<ServiceNode> = instances
+    let instances: Vec<ServiceNode> = got
+        .value
         .iter()
         .filter(|(n, _)| narrow.meta_ok(&n.meta))
         .map(|(n, s)| ServiceNode::new(n, s))
@@ -854,9 +852,11 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
             }
         }
     }
+    let before = out.len();
+    out.retain(|name, _| req.caller.reads_service(name));
     Ok(Reply::json(&out, opts.pretty)?
         .read_meta(got.index)
-        .filtered_by_acls(&req.caller, removed))
+        .filtered_by_acls(&req.caller, out.len() != before))
 }
 
 /// `GET /v1/catalog/service/<name>`.
@@ -883,11 +883,10 @@ async fn service_nodes(
         req.caller
             .require(Resource::Service, AccessLevel::Read, &name)?;
     }
-    let mut got = blocking(&ctx.store, &opts, |r, ws| {
+    let got = blocking(&ctx.store, &opts, |r, ws| {
         store::service_instances(r, ws, &name, lookup)
     })
     .await?;
-    let removed = req.caller.filter(&mut got.value, readable_instance);
     let items: Vec<ServiceNode> = got
         .value
         .iter()
@@ -896,7 +895,8 @@ async fn service_nodes(
         })
         .map(|(n, s)| ServiceNode::new(n, s))
         .collect();
-    let items = narrow.filter(items)?;
+    let mut items = narrow.filter(items)?;
+    let removed = req.caller.filter(&mut items, readable_instance);
     Ok(Reply::json(&items, opts.pretty)?
         .read_meta(got.index)
         .filtered_by_acls(&req.caller, removed))
@@ -937,20 +937,23 @@ struct NodeServices {
     services: BTreeMap<String, NodeService>,
 }
 
-/// A node and its services as the caller may see them: nothing without read on the node, and
-/// only the readable services; also whether ACLs removed anything.
+/// A node and its services as the caller may see them, its services narrowed by `?filter`
+/// first (as Consul filters by ACL after the expression): nothing without read on the node,
+/// and only the readable services; also whether ACLs removed anything.
 fn readable_node(
     caller: &Caller,
+    narrow: &Narrow,
     found: Option<NodeWithServices>,
-) -> (Option<NodeWithServices>, bool) {
-    match found {
+) -> Result<(Option<NodeWithServices>, bool), ApiError> {
+    Ok(match found {
         None => (None, false),
         Some((node, _)) if !caller.reads_node(&node.node) => (None, true),
-        Some((node, mut services)) => {
+        Some((node, services)) => {
+            let mut services = narrow.filter(services)?;
             let removed = caller.filter(&mut services, |c, s| c.reads_service(&s.service));
             (Some((node, services)), removed)
         }
-    }
+    })
 }
 
 /// `GET /v1/catalog/node/<node>`: `{"Node": ..., "Services": {id: service}}`, or `null` for
@@ -961,18 +964,11 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let name = path_arg(&req, "/v1/catalog/node/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
     let found = got.value.filter(|_| !narrow.names_peer());
-    let (found, removed) = readable_node(&req.caller, found);
-    let body = match found {
-        None => None,
-        Some((node, services)) => Some(NodeServices {
-            node,
-            services: narrow
-                .filter(services)?
-                .into_iter()
-                .map(|s| (s.id.clone(), s))
-                .collect(),
-        }),
-    };
+    let (found, removed) = readable_node(&req.caller, &narrow, found)?;
+    let body = found.map(|(node, services)| NodeServices {
+        node,
+        services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
+    });
     Ok(Reply::json(&body, opts.pretty)?
         .read_meta(got.index)
         .filtered_by_acls(&req.caller, removed))
@@ -994,7 +990,7 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let name = path_arg(&req, "/v1/catalog/node-services/", "Missing node name")?;
     let got = blocking(&ctx.store, &opts, |r, ws| lookup_node(r, ws, &name)).await?;
     let found = got.value.filter(|_| !narrow.names_peer());
-    let (found, removed) = readable_node(&req.caller, found);
+    let (found, removed) = readable_node(&req.caller, &narrow, found)?;
     let body = match found {
         None => NodeServiceList {
             node: None,
@@ -1002,11 +998,7 @@ pub async fn node_services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
         },
         Some((node, services)) => NodeServiceList {
             node: Some(node),
-            services: if narrow.has_filter() {
-                Some(narrow.filter(services)?)
-            } else {
-                Some(services).filter(|s| !s.is_empty())
-            },
+            services: Some(services).filter(|s| narrow.has_filter() || !s.is_empty()),
         },
     };
     Ok(Reply::json(&body, opts.pretty)?

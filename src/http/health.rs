@@ -32,13 +32,13 @@ fn checks_reply(
     req: &Request,
     opts: &super::query::QueryOptions,
     narrow: &Narrow,
-    mut checks: Vec<HealthCheck>,
+    checks: Vec<HealthCheck>,
     index: u64,
 ) -> Result<Reply, ApiError> {
+    let mut checks = narrow.filter(checks)?;
     let removed = req
         .caller
         .filter(&mut checks, |c, check| c.reads_check(check));
-    let checks = narrow.filter(checks)?;
     Ok(Reply::json(&checks, opts.pretty)?
         .read_meta(index)
         .filtered_by_acls(&req.caller, removed))
@@ -186,16 +186,18 @@ async fn service_nodes(
     })
     .await?;
     let tagged = instances != Instances::Of(Lookup::Connect);
-    let mut nodes = got.value;
-    let removed = req.caller.filter(&mut nodes, |c, e| {
-        c.reads_node(&e.node.node) && c.reads_service(&e.service.service)
-    });
-    let nodes: Vec<CheckServiceNode> = nodes
+    let nodes: Vec<CheckServiceNode> = got
+        .value
         .into_iter()
         .filter(|e| (!tagged || narrow.tags_ok(&e.service.tags)) && narrow.meta_ok(&e.node.meta))
         .collect();
+    // As Consul: the expression, then ACLs (so the filtered-by-ACLs header counts only what
+    // the expression kept), then `?passing`, which its HTTP handler applies to the RPC's answer.
+    let mut nodes = narrow.filter(nodes)?;
+    let removed = req.caller.filter(&mut nodes, |c, e| {
+        c.reads_node(&e.node.node) && c.reads_service(&e.service.service)
+    });
     let nodes = if passing { only_passing(nodes) } else { nodes };
-    let nodes = narrow.filter(nodes)?;
     Ok(Reply::json(&nodes, opts.pretty)?
         .read_meta(got.index)
         .filtered_by_acls(&req.caller, removed))

@@ -77,14 +77,14 @@ pub async fn root(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
         return Reply::json(&serde_json::json!({ "ID": id }), opts.pretty);
     }
     let filter = opts.parsed_filter()?;
-    let mut got = blocking(&ctx.store, &opts, stored::list).await?;
-    let removed = req.caller.filter(&mut got.value, |c, i| {
-        c.may(Resource::Intention, AccessLevel::Read, &i.destination_name)
-    });
-    let intentions = match filter {
+    let got = blocking(&ctx.store, &opts, stored::list).await?;
+    let mut intentions = match filter {
         Some(f) => f.apply(got.value)?,
         None => got.value,
     };
+    let removed = req.caller.filter(&mut intentions, |c, i| {
+        c.may(Resource::Intention, AccessLevel::Read, &i.destination_name)
+    });
     Ok(Reply::json(&intentions, opts.pretty)?
         .read_meta(got.index)
         .filtered_by_acls(&req.caller, removed))

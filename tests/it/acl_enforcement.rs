@@ -605,6 +605,88 @@ async fn catalog_and_health_reads_are_filtered_with_the_header() {
     assert_eq!((got.body.as_str(), got.filtered), ("[]", false));
 }
 
+/// Consul filters by ACL after `?filter`: the header tells of nothing the expression had left
+/// out anyway, and a service list with a filter needs read on the service name only.
+#[tokio::test]
+async fn acls_filter_after_the_expression() {
+    let (a, _cfg) = acl_agent().await;
+    for (node, service) in [("n-pub", "web"), ("n-priv", "db")] {
+        root(
+            &a,
+            Method::PUT,
+            "/v1/catalog/register",
+            json!({"Node": node, "Address": "10.0.0.1",
+                   "Service": {"Service": service, "Port": 80},
+                   "Check": {"CheckID": format!("{service}-up"), "Name": "up",
+                             "ServiceID": service, "Status": "passing"}}),
+        )
+        .await;
+    }
+    for destination in ["web", "db"] {
+        root(
+            &a,
+            Method::PUT,
+            &format!("/v1/connect/intentions/exact?source=api&destination={destination}"),
+            json!({"Action": "allow"}),
+        )
+        .await;
+    }
+    let token = token_with(
+        &a,
+        "web-only",
+        r#"node "n-pub" { policy = "read" }
+           service "web" {
+             policy = "read"
+             intentions = "read"
+           }
+           service "api" { policy = "read" }"#,
+    )
+    .await;
+    let service_only = token_with(&a, "web-name", r#"service "web" { policy = "read" }"#).await;
+    let cases = [
+        (
+            "/v1/catalog/nodes?filter=Node%20%3D%3D%20%22n-pub%22",
+            &token,
+        ),
+        (
+            "/v1/catalog/service/db?filter=Node%20%3D%3D%20%22n-pub%22",
+            &token,
+        ),
+        (
+            "/v1/health/state/any?filter=Node%20%3D%3D%20%22n-pub%22",
+            &token,
+        ),
+        (
+            "/v1/health/service/db?filter=Node.Node%20%3D%3D%20%22n-pub%22",
+            &token,
+        ),
+        (
+            "/v1/connect/intentions?filter=DestinationName%20%3D%3D%20%22web%22",
+            &token,
+        ),
+        (
+            "/v1/catalog/services?filter=ServiceName%20%3D%3D%20%22web%22",
+            &service_only,
+        ),
+    ];
+    for (path, token) in cases {
+        let got = call(&a, Method::GET, path, token, "").await;
+        assert_eq!(got.status, 200, "{path}: {}", got.body);
+        assert!(!got.filtered, "{path}: the expression removed the rest");
+    }
+    let got = call(&a, Method::GET, cases[5].0, &service_only, "").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&got.body).unwrap(),
+        json!({"web": []}),
+        "service read is enough for the list, as without a filter"
+    );
+    let got = call(&a, Method::GET, "/v1/connect/intentions", &token, "").await;
+    assert!(
+        got.filtered,
+        "without the expression, ACLs removed db's intention"
+    );
+}
+
 #[tokio::test]
 async fn service_registration_and_connect_need_service_write() {
     let (a, _cfg) = acl_agent().await;

@@ -395,12 +395,6 @@ fn request_secret(
         .unwrap_or_default()
 }
 
-/// The caller, once ACLs are known to be on (the ACL API's endpoints).
-fn caller(ctx: &Ctx, req: &Request) -> Result<Arc<Identity>, ApiError> {
-    acls_enabled(ctx)?;
-    Ok(req.caller.identity.clone())
-}
-
 /// The caller, if ACLs are on and its token has `access` on ACLs.
 pub(super) fn authorize(
     ctx: &Ctx,
@@ -556,9 +550,6 @@ pub async fn token_create(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError>
 /// Everything under `/v1/acl/token/`: `self`, `<accessor>` and `<accessor>/clone`.
 pub async fn token_handle(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let tail = req.tail(TOKEN_PREFIX).to_string();
-    if tail == "self" && req.method == Method::GET {
-        return token_self(ctx, req).await;
-    }
     if let Some(accessor) = tail.strip_suffix("/clone") {
         if req.method != Method::PUT {
             return Err(ApiError::method_not_allowed(
@@ -750,14 +741,23 @@ async fn token_read(ctx: Ctx, req: Request, accessor: String) -> Result<Reply, A
     }
 }
 
-/// `GET /v1/acl/token/self`: the caller's own token, secret included; the agent recovery
-/// token, which is not a stored token, is Consul's 404.
-async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
-    let identity = caller(&ctx, &req)?;
+/// `GET /v1/acl/token/self`: the caller's own token, secret included. As Consul's
+/// `ACL.TokenRead` by secret, nothing is resolved first: a missing, unknown or expired secret
+/// is a 404, as is the agent recovery token, which is not a stored token.
+pub async fn token_self(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
+    acls_enabled(&ctx)?;
     let opts = ctx.query_options(&req)?;
-    let Some(token) = &identity.token else {
-        return Err(ApiError::not_found("Supplied token does not exist"));
+    let missing = || ApiError::not_found("Supplied token does not exist");
+    let secret = request_secret(&ctx, &req.params, &req.headers);
+    if secret.is_empty() {
+        return Err(missing());
+    }
+    let recovery = ctx.ops.tokens.get("agent_recovery");
+    let identity = match ctx.acl.resolve(&secret, recovery.as_deref()) {
+        Err(crate::agent::acl::ResolveError::NotFound) => return Err(missing()),
+        resolved => resolved?,
     };
+    let token = identity.token.as_ref().ok_or_else(missing)?;
     Reply::json(&token_json(token, true), opts.pretty)
 }
 

@@ -370,6 +370,8 @@ static ROUTES: &[Route] = &[
     route!("/v1/acl/bootstrap", exact, [PUT], Default, open, acl::bootstrap),
     route!("/v1/acl/replication", exact, [GET], Default, handler, acl::replication),
     route!("/v1/acl/token", exact, [PUT], Default, handler, acl::token_create),
+    // Reads by secret, resolving none up front: an unknown secret is its own 404.
+    route!("/v1/acl/token/self", exact, [GET], Default, open, acl::token_self),
     route!("/v1/acl/token/", prefix, [GET, PUT, DELETE], Default, handler, acl::token_handle),
     route!("/v1/acl/tokens", exact, [GET], Default, handler, acl::token_list),
     route!("/v1/acl/policy", exact, [PUT], Default, handler, acl::policy_create),

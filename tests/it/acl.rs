@@ -103,6 +103,16 @@ async fn builtin_records_exist_and_resist_changes() {
     let (a, _cfg) = acl_agent(json!({})).await;
     let me = ok(get(&a, "/v1/acl/token/self", ROOT).await);
     assert_eq!(me["Description"], "Initial Management Token");
+    // Without a token, or with an unknown one, there is no token to read: Consul's 404.
+    for token in ["", "6ee7ac04-8bf8-4a86-9f4c-9b8a5b6b7a1d"] {
+        let (status, body) = get(&a, "/v1/acl/token/self", token).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (404, "Supplied token does not exist")
+        );
+    }
+    let (status, _) = call(&a, reqwest::Method::PUT, "/v1/acl/token/self", ROOT, None).await;
+    assert_eq!(status, 405, "Consul registers token/self for GET only");
     let anonymous = ok(get(
         &a,
         "/v1/acl/token/00000000-0000-0000-0000-000000000002",
@@ -531,7 +541,13 @@ async fn expired_tokens_stop_working() {
     let me = ok(get(&a, "/v1/acl/token/self", secret).await);
     assert!(me["ExpirationTime"].is_string());
     tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // As Consul's read by secret: an expired token is not found (other routes: 403).
     let (status, body) = get(&a, "/v1/acl/token/self", secret).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Supplied token does not exist")
+    );
+    let (status, body) = get(&a, "/v1/kv/x", secret).await;
     assert_eq!((status, body.as_str()), (403, "ACL not found"));
     let tokens = ok(get(&a, "/v1/acl/tokens", ROOT).await);
     assert!(!tokens.to_string().contains(secret));

@@ -517,7 +517,10 @@ async fn jwt_login_with_static_keys_binds_services_through_selectors() {
         json!(true)
     );
     let (status, body) = get(&a, "/v1/acl/token/self", &secret).await;
-    assert_eq!((status, body.as_str()), (403, "ACL not found"));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "Supplied token does not exist")
+    );
     let (status, body) = call(&a, reqwest::Method::POST, "/v1/acl/logout", &secret, None).await;
     assert_eq!((status, body.as_str()), (403, "ACL not found"));
 
@@ -864,7 +867,7 @@ async fn cli_manages_roles_auth_methods_and_binding_rules_and_logs_in() {
     assert_eq!(me["ServiceIdentities"][0]["ServiceName"], "web");
     let logout = a.cli(&["logout", "-token", &secret], None).await;
     assert_eq!(logout.code, 0, "{}", logout.stderr);
-    assert_eq!(get(&a, "/v1/acl/token/self", &secret).await.0, 403);
+    assert_eq!(get(&a, "/v1/acl/token/self", &secret).await.0, 404);
     let refused = a.cli(&["logout", "-token", ROOT], None).await;
     assert_eq!(
         refused.stderr.trim_end(),

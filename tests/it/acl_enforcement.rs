@@ -277,6 +277,7 @@ const CALLS: &[(&str, &str, &str, &str)] = &[
     ("/v1/acl/bootstrap", "PUT", "/v1/acl/bootstrap", ""),
     ("/v1/acl/replication", "GET", "/v1/acl/replication", ""),
     ("/v1/acl/token", "PUT", "/v1/acl/token", r#"{"Description":"sekrit-t"}"#),
+    ("/v1/acl/token/self", "GET", "/v1/acl/token/self", ""),
     ("/v1/acl/token/", "GET", "/v1/acl/token/00000000-0000-0000-0000-000000000002", ""),
     ("/v1/acl/token/", "PUT", "/v1/acl/token/00000000-0000-0000-0000-000000000002", r#"{"Description":"x"}"#),
     ("/v1/acl/token/", "DELETE", "/v1/acl/token/00000000-0000-0000-0000-000000000009", ""),

@@ -155,7 +155,7 @@ export function loginView(ctx) {
       saveToken({ AccessorID: self.AccessorID, SecretID: self.SecretID });
       ctx.navigate('services');
     } catch (err) {
-      render(status, notice('error', 'Not logged in', err instanceof ApiError && err.status === 403
+      render(status, notice('error', 'Not logged in', err instanceof ApiError && err.status === 404
         ? 'That token is not known to this agent.' : err.message));
     }
   });

@@ -27,6 +27,25 @@ struct TxnResponse {
     errors: Option<Vec<TxnError>>,
 }
 
+/// A read-only transaction's answer: Consul serves it through `Txn.Read`, whose reply
+/// (`structs.TxnReadResponse`) carries the query meta beside the results.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnReadResponse {
+    #[serde(flatten)]
+    txn: TxnResponse,
+    index: u64,
+    /// Nanoseconds since the leader was last heard from (a Go `time.Duration`).
+    last_contact: u64,
+    known_leader: bool,
+    consistency_level: &'static str,
+    not_modified: bool,
+    /// Consul's `QueryBackend`: 0, the blocking-query backend.
+    backend: u8,
+    #[serde(rename = "ResultsFilteredByACLs")]
+    results_filtered_by_acls: bool,
+}
+
 pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let body = req.body(&ctx).await?;
@@ -58,9 +77,12 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             .filter(|e| !invalid.contains(&e.op_index)),
     );
     pre_errors.sort_by_key(|e| e.op_index);
+    let read_only = txn::is_read_only(&ops);
+    // Consul's `Txn.Read` fills in its query meta only once the pre-checks passed.
+    let known_leader = read_only && pre_errors.is_empty();
     let outcome = if !pre_errors.is_empty() {
         Err(StoreError::TxnAborted(pre_errors))
-    } else if txn::is_read_only(&ops) {
+    } else if read_only {
         txn::read(&ctx.store.read()?, &ops)
     } else {
         ctx.store
@@ -68,28 +90,44 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
             .await
             .map(Outcome::txn_results)
     };
-    match outcome {
+    let (status, response, removed) = match outcome {
         Ok(mut results) => {
-            // Consul's `/v1/txn` sets no `X-Consul-Results-Filtered-By-ACLs` header.
-            req.caller.filter(&mut results, readable);
-            Reply::json(
-                &TxnResponse {
-                    results: Some(results),
-                    errors: None,
-                },
-                opts.pretty,
-            )
+            let removed = req.caller.filter(&mut results, readable);
+            let response = TxnResponse {
+                results: Some(results),
+                errors: None,
+            };
+            (StatusCode::OK, response, removed)
         }
-        Err(StoreError::TxnAborted(errors)) => Ok(Reply::json(
-            &TxnResponse {
+        Err(StoreError::TxnAborted(errors)) => {
+            let response = TxnResponse {
                 results: None,
                 errors: Some(errors),
-            },
-            opts.pretty,
-        )?
-        .with_status(StatusCode::CONFLICT)),
-        Err(other) => Err(other.into()),
-    }
+            };
+            (StatusCode::CONFLICT, response, false)
+        }
+        Err(other) => return Err(other.into()),
+    };
+    // Consul's `/v1/txn` sets no `X-Consul-Results-Filtered-By-ACLs` header nor an index;
+    // a read-only one tells of the leader in its headers and body.
+    let reply = if read_only {
+        let body = TxnReadResponse {
+            txn: response,
+            index: 0,
+            last_contact: 0,
+            known_leader,
+            consistency_level: "",
+            not_modified: false,
+            backend: 0,
+            results_filtered_by_acls: removed && req.caller.named,
+        };
+        Reply::json(&body, opts.pretty)?
+            .header("X-Consul-LastContact", "0")
+            .header("X-Consul-KnownLeader", known_leader.to_string())
+    } else {
+        Reply::json(&response, opts.pretty)?
+    };
+    Ok(reply.with_status(status))
 }
 
 /// Checks made before anything runs (Consul's `kvsPreApply`): every KV op but `delete-tree`

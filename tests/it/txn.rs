@@ -265,3 +265,48 @@ async fn node_service_and_check_operations() {
     .await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// Consul answers a read-only transaction through `Txn.Read`, whose reply carries the query
+/// meta in the body and the leader headers; a write transaction's carries neither.
+#[tokio::test]
+async fn a_read_only_transaction_answers_with_the_query_meta() {
+    let a = TestAgent::start().await;
+    a.put_ok("/v1/kv/r/a", "1").await;
+    let send = |ops: Value| a.http.put(a.url("/v1/txn")).json(&ops).send();
+    let resp = send(json!([{"KV": {"Verb": "get", "Key": "r/a"}}]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["X-Consul-KnownLeader"], "true");
+    assert_eq!(resp.headers()["X-Consul-LastContact"], "0");
+    assert!(resp.headers().get("X-Consul-Index").is_none());
+    let body: Value = resp.json().await.unwrap();
+    let mut meta = body.as_object().unwrap().clone();
+    assert_eq!(meta.remove("Results").unwrap()[0]["KV"]["Value"], b64("1"));
+    assert_eq!(
+        Value::Object(meta),
+        json!({"Errors": null, "Index": 0, "LastContact": 0, "KnownLeader": true,
+               "ConsistencyLevel": "", "NotModified": false, "Backend": 0,
+               "ResultsFilteredByACLs": false})
+    );
+
+    // A refused pre-check returns before the meta is filled in.
+    let resp = send(json!([{"KV": {"Verb": "get"}}])).await.unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.headers()["X-Consul-KnownLeader"], "false");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["KnownLeader"].clone(), body["Results"].clone()),
+        (json!(false), Value::Null)
+    );
+
+    let (status, body) = txn(
+        &a,
+        json!([{"KV": {"Verb": "set", "Key": "r/b", "Value": b64("2")}}]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut keys: Vec<_> = body.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["Errors", "Results"]);
+}

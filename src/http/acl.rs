@@ -317,12 +317,16 @@ impl Caller {
     /// The caller of a route that needs no right: its token is not resolved, and a handler
     /// asking anyway is denied everything.
     pub(super) fn unresolved() -> Caller {
-        Caller {
-            identity: Arc::new(Identity {
+        // Shared: open routes (`/v1/status/leader`) are the hot path and allocate nothing.
+        static NOBODY: std::sync::LazyLock<Arc<Identity>> = std::sync::LazyLock::new(|| {
+            Arc::new(Identity {
                 accessor_id: String::new(),
                 token: None,
                 authorizer: crate::acl::Authorizer::deny_all(),
-            }),
+            })
+        });
+        Caller {
+            identity: NOBODY.clone(),
             named: false,
         }
     }
@@ -402,19 +406,7 @@ pub(super) fn authorize(
     access: AccessLevel,
 ) -> Result<Arc<Identity>, ApiError> {
     acls_enabled(ctx)?;
-    require(ctx, req, Resource::Acl, access, "")
-}
-
-/// The caller, if its token has `access` on `resource` `segment` (always, with ACLs off);
-/// else Consul's 403.
-pub(crate) fn require(
-    _ctx: &Ctx,
-    req: &Request,
-    resource: Resource,
-    access: AccessLevel,
-    segment: &str,
-) -> Result<Arc<Identity>, ApiError> {
-    req.caller.require(resource, access, segment)?;
+    req.caller.require(Resource::Acl, access, "")?;
     Ok(req.caller.identity.clone())
 }
 

@@ -2,11 +2,12 @@
 //! the store over UDP and TCP, names elsewhere forwarded to the `recursors`.
 //!
 //! Messages are read and written by hickory-proto; `name` routes a question, `answer` builds
-//! the records from one read transaction (no writes: a catalog change is visible to the next
-//! question), and this module trims the reply to what the transport carries, as Consul's
-//! `trimDNSResponse`, and serves the sockets.
+//! the records from one read transaction or from what `cache` kept of one (no writes; a
+//! catalog change is visible to the next question), and this module trims the reply to what
+//! the transport carries, as Consul's `trimDNSResponse`, and serves the sockets.
 
 pub mod answer;
+mod cache;
 pub mod name;
 mod recursor;
 
@@ -39,8 +40,32 @@ const MAX_UDP_ANSWER_LIMIT: usize = 8;
 /// A TCP reply's limit: 64 KiB less the message overhead, as Consul's.
 const MAX_TCP_SIZE: usize = 65523;
 
-/// Answers one DNS message; `None` when it is not a query worth a reply.
-pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+/// What answers DNS messages for an agent: its store, read through the answers cached.
+pub struct Responder {
+    ctx: Ctx,
+    services: answer::ServiceCache,
+}
+
+impl Responder {
+    pub fn new(ctx: Ctx) -> Responder {
+        Responder {
+            ctx,
+            services: answer::ServiceCache::default(),
+        }
+    }
+
+    /// Answers one DNS message; `None` when it is not a query worth a reply.
+    pub async fn respond(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        respond(&self.ctx, &self.services, packet, transport).await
+    }
+}
+
+async fn respond(
+    ctx: &Ctx,
+    cache: &answer::ServiceCache,
+    packet: &[u8],
+    transport: Transport,
+) -> Option<Vec<u8>> {
     let request = Message::from_vec(packet).ok()?;
     if request.message_type() != MessageType::Query {
         return None;
@@ -71,7 +96,7 @@ pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<V
         domain: &domain,
         lookup: &lookup,
     };
-    match answer::answer(ctx, &question) {
+    match answer::answer(ctx, cache, &question) {
         Ok(sections) => {
             response.insert_answers(sections.answers);
             response.insert_name_servers(sections.authority);
@@ -264,10 +289,11 @@ pub async fn serve(ctx: Ctx, addr: SocketAddr) -> std::io::Result<DnsServer> {
     let (udp, tcp) = bind(addr).await?;
     let bound = udp.local_addr()?;
     let udp = Arc::new(udp);
+    let responder = Arc::new(Responder::new(ctx));
     let mut tasks: Vec<JoinHandle<()>> = (0..udp_workers())
-        .map(|_| tokio::spawn(serve_udp(ctx.clone(), udp.clone())))
+        .map(|_| tokio::spawn(serve_udp(responder.clone(), udp.clone())))
         .collect();
-    tasks.push(tokio::spawn(serve_tcp(ctx, tcp)));
+    tasks.push(tokio::spawn(serve_tcp(responder, tcp)));
     Ok(DnsServer { addr: bound, tasks })
 }
 
@@ -285,7 +311,7 @@ async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     Err(last.expect("at least one attempt"))
 }
 
-async fn serve_udp(ctx: Ctx, socket: Arc<UdpSocket>) {
+async fn serve_udp(responder: Arc<Responder>, socket: Arc<UdpSocket>) {
     let mut buffer = vec![0u8; 65535];
     loop {
         let (len, peer) = match socket.recv_from(&mut buffer).await {
@@ -296,7 +322,7 @@ async fn serve_udp(ctx: Ctx, socket: Arc<UdpSocket>) {
                 continue;
             }
         };
-        if let Some(reply) = respond(&ctx, &buffer[..len], Transport::Udp).await {
+        if let Some(reply) = responder.respond(&buffer[..len], Transport::Udp).await {
             if let Err(e) = socket.send_to(&reply, peer).await {
                 tracing::debug!(error = %e, %peer, "DNS UDP reply not sent");
             }
@@ -304,21 +330,21 @@ async fn serve_udp(ctx: Ctx, socket: Arc<UdpSocket>) {
     }
 }
 
-async fn serve_tcp(ctx: Ctx, listener: TcpListener) {
+async fn serve_tcp(responder: Arc<Responder>, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(serve_connection(ctx.clone(), stream));
+        tokio::spawn(serve_connection(responder.clone(), stream));
     }
 }
 
 /// Serves the questions of one TCP connection until the client closes it or stays idle for
 /// 10 seconds.
-async fn serve_connection(ctx: Ctx, mut stream: TcpStream) {
+async fn serve_connection(responder: Arc<Responder>, mut stream: TcpStream) {
     let idle = std::time::Duration::from_secs(10);
     while let Ok(Ok(packet)) = tokio::time::timeout(idle, read_framed(&mut stream)).await {
-        let Some(reply) = respond(&ctx, &packet, Transport::Tcp).await else {
+        let Some(reply) = responder.respond(&packet, Transport::Tcp).await else {
             return;
         };
         if write_framed(&mut stream, &reply).await.is_err() {

@@ -785,3 +785,135 @@ async fn dns_answers_prepared_queries_with_their_ttl() {
     let reply = ask_udp(addr, "nothing.query.consul.", RecordType::A).await;
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
 }
+
+/// Answers are kept between questions, yet every write that changes one is seen by the very
+/// next question: asked right after each write's reply, never waited for.
+#[tokio::test]
+async fn dns_answers_follow_each_write_at_once() {
+    let a = TestAgent::start_with(|f| {
+        f.dns_port = Some(0);
+        f.hcl = vec![r#"acl {
+            enabled = true
+            default_policy = "deny"
+            tokens { initial_management = "root" }
+        }"#
+        .into()];
+    })
+    .await;
+    let addr = a.dns_addr();
+    let answers = |name: &'static str, qtype| async move {
+        let reply = ask_udp(addr, name, qtype).await;
+        (reply.response_code(), texts(reply.answers()))
+    };
+    let web_a = |ips: &[&str]| {
+        let records: Vec<String> = ips
+            .iter()
+            .map(|ip| format!("web.service.consul. A {ip}"))
+            .collect();
+        (ResponseCode::NoError, records.into_iter().collect())
+    };
+    let nxdomain = (ResponseCode::NXDomain, BTreeSet::new());
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web", "Port": 80}}),
+    )
+    .await;
+    let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
+    let policy = put_as_root(&a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
+    let token = put_as_root(
+        &a,
+        "/v1/acl/token",
+        json!({"Policies": [{"ID": policy["ID"]}]}),
+    )
+    .await;
+    put_as_root(
+        &a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1"])
+    );
+
+    // A second instance; a new service the token may read once its policy says so.
+    for body in [
+        json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"Service": "web", "Port": 80}}),
+        json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"Service": "db", "Port": 81}}),
+    ] {
+        put_as_root(&a, "/v1/catalog/register", body).await;
+    }
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1", "10.0.0.2"])
+    );
+    assert_eq!(answers("db.service.consul.", RecordType::A).await, nxdomain);
+    let widened = format!("{rules}\nservice \"db\" {{ policy = \"read\" }}");
+    put_as_root(
+        &a,
+        &format!("/v1/acl/policy/{}", policy["ID"].as_str().unwrap()),
+        json!({"Name": "dns", "Rules": widened}),
+    )
+    .await;
+    assert_eq!(
+        answers("db.service.consul.", RecordType::A).await,
+        (
+            ResponseCode::NoError,
+            set(&["db.service.consul. A 10.0.0.2"])
+        )
+    );
+
+    // A failing check hides its instance; a node's new address shows in SRV extras.
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n2", "Address": "10.0.0.2",
+               "Check": {"CheckID": "down", "Name": "down", "Status": "critical"}}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1"])
+    );
+    let srv_extras = || async move {
+        let reply = ask_udp(addr, "web.service.consul.", RecordType::SRV).await;
+        texts(reply.additionals())
+    };
+    assert_eq!(srv_extras().await, set(&["n1.node.dc1.consul. A 10.0.0.1"]));
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.9"}),
+    )
+    .await;
+    assert_eq!(srv_extras().await, set(&["n1.node.dc1.consul. A 10.0.0.9"]));
+
+    // Another DNS token, then the service gone.
+    put_as_root(&a, "/v1/agent/token/dns", json!({"Token": ""})).await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        nxdomain
+    );
+    put_as_root(
+        &a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.9"])
+    );
+    put_as_root(
+        &a,
+        "/v1/catalog/deregister",
+        json!({"Node": "n1", "ServiceID": "web"}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        nxdomain
+    );
+}

@@ -16,16 +16,72 @@ use crate::types::catalog::{CheckServiceNode, Node, CRITICAL, PASSING, WARNING};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The records of an answer, by section.
-#[derive(Debug, Default)]
-pub struct Sections {
-    pub answers: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additionals: Vec<Record>,
+/// The records of an answer, by section: built for it (`Record`) or picked from records kept
+/// elsewhere (`&Record`).
+#[derive(Debug)]
+pub struct Sections<R = Record> {
+    pub answers: Vec<R>,
+    pub authority: Vec<R>,
+    pub additionals: Vec<R>,
+}
+
+impl<R> Default for Sections<R> {
+    fn default() -> Self {
+        Sections {
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+}
+
+impl Sections {
+    pub fn borrowed(&self) -> Sections<&Record> {
+        Sections {
+            answers: self.answers.iter().collect(),
+            authority: self.authority.iter().collect(),
+            additionals: self.additionals.iter().collect(),
+        }
+    }
+}
+
+/// An answer's records, or the instances they are picked from.
+pub enum Answer {
+    Built(Sections),
+    /// Instances answering in the order given (a prepared query's).
+    Ordered(Vec<Contribution>),
+    /// A service's instances, as cached: they answer in a new random order each time.
+    Shuffled(Arc<[Contribution]>),
+}
+
+impl Answer {
+    /// The records to reply with.
+    pub fn sections(&self, config: &DnsConfig) -> Sections<&Record> {
+        match self {
+            Answer::Built(sections) => sections.borrowed(),
+            Answer::Ordered(contributions) => {
+                service_records(config, &contributions.iter().collect::<Vec<_>>())
+            }
+            Answer::Shuffled(contributions) => {
+                let mut order: Vec<&Contribution> = contributions.iter().collect();
+                order.shuffle(&mut rand::rng());
+                service_records(config, &order)
+            }
+        }
+    }
+
+    /// Whether there is no record to reply with (instances always add one).
+    fn is_empty(&self) -> bool {
+        match self {
+            Answer::Built(s) => s.answers.is_empty() && s.additionals.is_empty(),
+            Answer::Ordered(contributions) => contributions.is_empty(),
+            Answer::Shuffled(contributions) => contributions.is_empty(),
+        }
+    }
 }
 
 /// Why a name has no answer.
@@ -64,7 +120,7 @@ pub struct Question<'a> {
 pub type ServiceCache = Cache<ServiceAnswer>;
 
 /// Builds the answer to one question inside a served domain.
-pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Sections, Miss> {
+pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Answer, Miss> {
     let config = &ctx.config.dns;
     // Noted before the token is resolved and anything read: an answer cached from what
     // follows is dropped by any commit after this one that touches what it read.
@@ -73,8 +129,8 @@ pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Sections,
     let identity = dns_identity(ctx, &secret)?;
     let authorizer = &identity.authorizer;
     // SOA and NS questions are about the domain whatever name they carry, as Consul's.
-    let sections = if matches!(q.qtype, RecordType::SOA | RecordType::NS) {
-        domain_records(ctx, &ctx.store.read()?, q)?
+    let found = if matches!(q.qtype, RecordType::SOA | RecordType::NS) {
+        Answer::Built(domain_records(ctx, &ctx.store.read()?, q)?)
     } else {
         match q.lookup {
             Lookup::Service {
@@ -93,31 +149,31 @@ pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Sections,
                     Some(found) => found,
                     None => read_service(ctx, cache, since, &secret, authorizer, q, &asked)?,
                 };
-                let ServiceAnswer::Instances(contributions) = &*found else {
-                    return Err(Miss::NameError);
-                };
-                let mut order: Vec<&Contribution> = contributions.iter().collect();
-                order.shuffle(&mut rand::rng());
-                service_records(config, order)
+                match found {
+                    ServiceAnswer::Unknown => return Err(Miss::NameError),
+                    ServiceAnswer::Instances(contributions) => Answer::Shuffled(contributions),
+                }
             }
             Lookup::Node { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
-                node_records(ctx, &ctx.store.read()?, authorizer, q, name)?
+                Answer::Built(node_records(ctx, &ctx.store.read()?, authorizer, q, name)?)
             }
             Lookup::PreparedQuery { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
                 let (instances, ttl) = prepared_query(ctx, &identity, name)?;
-                service_records(config, &contributions(ctx, q, &instances, ttl))
+                Answer::Ordered(contributions(ctx, q, &instances, ttl))
             }
-            Lookup::Addr(ip) => addr_records(config, q, *ip),
-            Lookup::Ptr(ip) => ptr_records(ctx, &ctx.store.read()?, authorizer, q, *ip)?,
+            Lookup::Addr(ip) => Answer::Built(addr_records(config, q, *ip)),
+            Lookup::Ptr(ip) => {
+                Answer::Built(ptr_records(ctx, &ctx.store.read()?, authorizer, q, *ip)?)
+            }
             Lookup::Unknown => return Err(Miss::NameError),
         }
     };
-    if sections.answers.is_empty() && sections.additionals.is_empty() {
+    if found.is_empty() {
         return Err(Miss::NoData);
     }
-    Ok(sections)
+    Ok(found)
 }
 
 /// The secret DNS questions act with: `acl.tokens.dns` (or as set through the API), else the
@@ -145,11 +201,12 @@ struct ServiceQuestion<'a> {
 }
 
 /// A service question's answer as cached, before the per-answer shuffle.
+#[derive(Clone)]
 pub enum ServiceAnswer {
     /// No instance the DNS token may read passes: NXDOMAIN.
     Unknown,
     /// What each instance found adds to the reply, in the store's order.
-    Instances(Vec<Contribution>),
+    Instances(Arc<[Contribution]>),
 }
 
 /// Reads a service question's answer from the store and caches it, watched on what the read
@@ -162,17 +219,17 @@ fn read_service(
     authorizer: &Authorizer,
     q: &Question,
     asked: &ServiceQuestion,
-) -> Result<Arc<ServiceAnswer>, Miss> {
+) -> Result<ServiceAnswer, Miss> {
     let config = &ctx.config.dns;
     let r = ctx.store.read()?;
     let mut ws = WatchSet::new();
     let instances = healthy_instances(&r, &mut ws, config, authorizer, asked)?;
-    let found = Arc::new(if instances.is_empty() {
+    let found = if instances.is_empty() {
         ServiceAnswer::Unknown
     } else {
         let ttl = service_ttl(config, asked.name);
-        ServiceAnswer::Instances(contributions(ctx, q, &instances, ttl))
-    });
+        ServiceAnswer::Instances(contributions(ctx, q, &instances, ttl).into())
+    };
     acl::watch_all(&mut ws);
     let watch = ctx.store.watches().register(ws, since);
     cache.insert(Key::new(secret, q.qname, q.qtype), found.clone(), watch);
@@ -325,8 +382,9 @@ pub enum Contribution {
         answer: Record,
         extras: Vec<Record>,
     },
-    /// An address record answering the question; the first with its address answers.
-    Address { ip: IpAddr, answer: Record },
+    /// An address record answering the question; `address` numbers the distinct addresses,
+    /// of which the first in the order answers.
+    Address { address: usize, answer: Record },
     /// An address record the question did not ask for, as an extra.
     Extra(Record),
     /// A CNAME to the instance's host name: the answer only when no instance has an address
@@ -345,7 +403,9 @@ fn contributions(
     ttl: u32,
 ) -> Vec<Contribution> {
     let config = &ctx.config.dns;
+    // Duplicates are numbered alike, so picking needs no hashing.
     let mut targets = HashMap::new();
+    let mut addresses = HashMap::new();
     let mut out = Vec::with_capacity(instances.len());
     for instance in instances {
         let (node, service) = (&instance.node, &instance.service);
@@ -407,10 +467,13 @@ fn contributions(
             Target::Ip(ip) if !asked_for(q.qtype, ip) => {
                 Contribution::Extra(ip_record(q.owner.clone(), ip, ttl))
             }
-            Target::Ip(ip) => Contribution::Address {
-                ip,
-                answer: ip_record(q.owner.clone(), ip, ttl),
-            },
+            Target::Ip(ip) => {
+                let distinct = addresses.len();
+                Contribution::Address {
+                    address: *addresses.entry(ip).or_insert(distinct),
+                    answer: ip_record(q.owner.clone(), ip, ttl),
+                }
+            }
             Target::Host(host) => Contribution::Host(Record::from_rdata(
                 q.owner.clone(),
                 ttl,
@@ -426,11 +489,12 @@ fn contributions(
 /// `a_record_limit`, a CNAME only when no address answers.
 fn service_records<'a>(
     config: &DnsConfig,
-    contributions: impl IntoIterator<Item = &'a Contribution>,
-) -> Sections {
+    contributions: &[&'a Contribution],
+) -> Sections<&'a Record> {
     let mut out = Sections::default();
-    let mut seen_targets = HashSet::new();
-    let mut seen_addresses = HashSet::new();
+    // Targets and addresses are numbered below the number of contributions.
+    let mut seen_targets = vec![false; contributions.len()];
+    let mut seen_addresses = vec![false; contributions.len()];
     let mut counted = 0;
     let mut first_cname = None;
     for contribution in contributions {
@@ -440,19 +504,21 @@ fn service_records<'a>(
                 answer,
                 extras,
             } => {
-                if seen_targets.insert(*target) {
-                    out.answers.push(answer.clone());
-                    out.additionals.extend(extras.iter().cloned());
+                if !std::mem::replace(&mut seen_targets[*target], true) {
+                    out.answers.push(answer);
+                    out.additionals.extend(extras);
                 }
             }
-            Contribution::Extra(record) => out.additionals.push(record.clone()),
+            Contribution::Extra(record) => out.additionals.push(record),
             Contribution::Host(cname) => {
                 first_cname.get_or_insert(cname);
             }
             // Answers all carry the question's name: the address tells duplicates apart.
-            Contribution::Address { ip, .. } if !seen_addresses.insert(*ip) => {}
-            Contribution::Address { answer, .. } => {
-                out.answers.push(answer.clone());
+            Contribution::Address { address, answer } => {
+                if std::mem::replace(&mut seen_addresses[*address], true) {
+                    continue;
+                }
+                out.answers.push(answer);
                 counted += 1;
                 if counted == config.a_record_limit {
                     break;
@@ -461,7 +527,7 @@ fn service_records<'a>(
         }
     }
     if out.answers.is_empty() {
-        out.answers.extend(first_cname.cloned());
+        out.answers.extend(first_cname);
     }
     out
 }

@@ -8,7 +8,7 @@ use crate::store::Watch;
 use futures_util::FutureExt;
 use hickory_proto::rr::RecordType;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// At most this many answers are kept; a new one beyond replaces an arbitrary one. Enough for
 /// every service of a large catalog asked as A and SRV.
@@ -33,7 +33,7 @@ impl Key {
 }
 
 struct Entry<V> {
-    value: Arc<V>,
+    value: V,
     watch: Watch,
 }
 
@@ -49,9 +49,10 @@ impl<V> Default for Cache<V> {
     }
 }
 
-impl<V> Cache<V> {
+/// `V` is cheap to clone (what it holds is shared).
+impl<V: Clone> Cache<V> {
     /// The answer kept for `key`, unless what it was read from changed since.
-    pub fn get(&self, key: &Key) -> Option<Arc<V>> {
+    pub fn get(&self, key: &Key) -> Option<V> {
         let mut entries = self.entries.lock().unwrap();
         let entry = entries.get(key)?;
         if entry.watch.changed().now_or_never().is_some() {
@@ -63,7 +64,7 @@ impl<V> Cache<V> {
 
     /// Keeps `value` for `key`. `watch` covers everything the value was read from, registered
     /// with a read index no later than the oldest state the value reflects.
-    pub fn insert(&self, key: Key, value: Arc<V>, watch: Watch) {
+    pub fn insert(&self, key: Key, value: V, watch: Watch) {
         let mut entries = self.entries.lock().unwrap();
         if entries.len() >= CAPACITY && !entries.contains_key(&key) {
             if let Some(evicted) = entries.keys().next().cloned() {
@@ -84,6 +85,7 @@ mod tests {
     use super::*;
     use crate::store::{WatchSet, Watches};
     use std::collections::HashSet;
+    use std::sync::Arc;
 
     fn watch_on(watches: &Arc<Watches>, key: &str) -> Watch {
         let mut set = WatchSet::new();
@@ -103,12 +105,12 @@ mod tests {
         let cache = Cache::default();
         let web = Key::new("", "web.service.consul.", RecordType::A);
         let db = Key::new("", "db.service.consul.", RecordType::A);
-        cache.insert(web.clone(), Arc::new(1), watch_on(&watches, "service/web"));
-        cache.insert(db.clone(), Arc::new(2), watch_on(&watches, "service/db"));
-        assert_eq!(cache.get(&web).as_deref(), Some(&1));
+        cache.insert(web.clone(), 1, watch_on(&watches, "service/web"));
+        cache.insert(db.clone(), 2, watch_on(&watches, "service/db"));
+        assert_eq!(cache.get(&web), Some(1));
         touch(&watches, 2, "service/web");
         assert_eq!(cache.get(&web), None);
-        assert_eq!(cache.get(&db).as_deref(), Some(&2));
+        assert_eq!(cache.get(&db), Some(2));
         assert_eq!(cache.len(), 1);
     }
 
@@ -121,7 +123,7 @@ mod tests {
         let mut set = WatchSet::new();
         set.key("catalog_indexes", "service/web");
         let key = Key::new("", "web.service.consul.", RecordType::SRV);
-        cache.insert(key.clone(), Arc::new(1), watches.register(set, since));
+        cache.insert(key.clone(), 1, watches.register(set, since));
         assert_eq!(cache.get(&key), None);
     }
 
@@ -135,10 +137,10 @@ mod tests {
             Key::new("secret", "web.service.consul.", RecordType::A),
         ];
         for (n, key) in keys.iter().enumerate() {
-            cache.insert(key.clone(), Arc::new(n), watch_on(&watches, "service/web"));
+            cache.insert(key.clone(), n, watch_on(&watches, "service/web"));
         }
         for (n, key) in keys.iter().enumerate() {
-            assert_eq!(cache.get(key).as_deref(), Some(&n));
+            assert_eq!(cache.get(key), Some(n));
         }
     }
 
@@ -148,11 +150,11 @@ mod tests {
         let cache = Cache::default();
         for n in 0..=CAPACITY {
             let key = Key::new("", &format!("s{n}.service.consul."), RecordType::A);
-            cache.insert(key, Arc::new(n), watch_on(&watches, "service/s"));
+            cache.insert(key, n, watch_on(&watches, "service/s"));
         }
         assert_eq!(cache.len(), CAPACITY);
         assert_eq!(watches.waiting(), CAPACITY);
         let last = Key::new("", &format!("s{CAPACITY}.service.consul."), RecordType::A);
-        assert_eq!(cache.get(&last).as_deref(), Some(&CAPACITY));
+        assert_eq!(cache.get(&last), Some(CAPACITY));
     }
 }

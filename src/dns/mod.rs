@@ -13,10 +13,11 @@ mod recursor;
 
 use crate::agent::Ctx;
 use crate::config::DnsConfig;
-use answer::Miss;
-use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use answer::{Miss, Sections};
+use hickory_proto::op::message::emit_message_parts;
+use hickory_proto::op::{Edns, Header, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
 use name::Route;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,11 +98,11 @@ async fn respond(
         lookup: &lookup,
     };
     match answer::answer(ctx, cache, &question) {
-        Ok(sections) => {
-            response.insert_answers(sections.answers);
-            response.insert_name_servers(sections.authority);
-            response.insert_additionals(sections.additionals);
-            return Some(encode_fitting(&mut response, &request, transport, config));
+        Ok(found) => {
+            let sections = found.sections(config);
+            return Some(encode_fitting(
+                &response, sections, &request, transport, config,
+            ));
         }
         Err(miss @ (Miss::NameError | Miss::NoData)) => {
             if matches!(miss, Miss::NameError) {
@@ -161,26 +162,54 @@ fn server_failure(request: &Message, config: &DnsConfig) -> Message {
 
 /// The wire form; names are compressed unless `disable_compression`.
 fn encode(message: &Message, config: &DnsConfig) -> Vec<u8> {
+    let sections = Sections {
+        answers: message.answers().iter().collect(),
+        authority: message.name_servers().iter().collect(),
+        additionals: message.additionals().iter().collect(),
+    };
+    encode_parts(message.header(), message, &sections, config)
+}
+
+/// The wire form of `skeleton`'s question and EDNS under `header`, with `sections` (records
+/// kept elsewhere, written without being copied into a message).
+fn encode_parts(
+    header: &Header,
+    skeleton: &Message,
+    sections: &Sections<&Record>,
+    config: &DnsConfig,
+) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buffer);
     // Canonical names are written whole: hickory's way of not compressing them.
     encoder.set_canonical_names(config.disable_compression);
-    if message.emit(&mut encoder).is_err() {
+    let emitted = emit_message_parts(
+        header,
+        &mut skeleton.queries().iter(),
+        &mut sections.answers.iter().copied(),
+        &mut sections.authority.iter().copied(),
+        &mut sections.additionals.iter().copied(),
+        skeleton.extensions().as_ref(),
+        &[],
+        &mut encoder,
+    );
+    if emitted.is_err() {
         // Only a record hickory cannot write gets here; say so instead of a cut message.
         return encode(
-            &Message::error_msg(message.id(), message.op_code(), ResponseCode::ServFail),
+            &Message::error_msg(header.id(), header.op_code(), ResponseCode::ServFail),
             config,
         );
     }
     buffer
 }
 
-/// The reply's wire form, its answers cut to what the transport carries (Consul's
-/// trimUDPResponse and trimTCPResponse): over UDP at most `udp_answer_limit` (and 8) answers in
-/// a 512-byte reply, and never more bytes than 512, the EDNS size or 64 KiB allow; the extras
-/// follow the SRV answers kept, and `enable_truncate` sets the TC bit on a cut reply.
+/// The reply's wire form, `response` with `sections`, its answers cut to what the transport
+/// carries (Consul's trimUDPResponse and trimTCPResponse): over UDP at most
+/// `udp_answer_limit` (and 8) answers in a 512-byte reply, and never more bytes than 512, the
+/// EDNS size or 64 KiB allow; the extras follow the SRV answers kept, and `enable_truncate`
+/// sets the TC bit on a cut reply.
 fn encode_fitting(
-    response: &mut Message,
+    response: &Message,
+    mut sections: Sections<&Record>,
     request: &Message,
     transport: Transport,
     config: &DnsConfig,
@@ -201,49 +230,50 @@ fn encode_fitting(
         }
         Transport::Tcp => (MAX_TCP_SIZE, None),
     };
-    let count = response.answers().len();
+    let mut header = *response.header();
+    let count = sections.answers.len();
     let over_limit = answer_limit.is_some_and(|limit| count > limit);
     if !over_limit {
-        let encoded = encode(response, config);
+        let encoded = encode_parts(&header, response, &sections, config);
         if encoded.len() <= max_size || count <= 1 {
             return encoded;
         }
     }
-    // Something must go: work from copies of the full sections.
-    let extras = response.additionals().to_vec();
-    let all_answers = response.answers().to_vec();
-    response.set_truncated(config.enable_truncate);
+    // Something must go: pick from the full sections.
+    let all_answers = std::mem::take(&mut sections.answers);
+    let extras = std::mem::take(&mut sections.additionals);
+    header.set_truncated(config.enable_truncate);
     let mut kept = count;
     if let Some(limit) = answer_limit.filter(|_| over_limit) {
         kept = limit;
-        keep_answers(response, &all_answers, kept, &extras);
-        let encoded = encode(response, config);
+        keep_answers(&mut sections, &all_answers, kept, &extras);
+        let encoded = encode_parts(&header, response, &sections, config);
         if encoded.len() <= max_size || kept <= 1 {
             return encoded;
         }
     }
-    response.name_servers_mut().clear();
+    sections.authority.clear();
     // The most answers that fit: a binary search over the answer count.
     let (mut fits, mut too_many) = (1, kept);
     while too_many - fits > 1 {
         let mid = (fits + too_many) / 2;
-        keep_answers(response, &all_answers, mid, &extras);
-        if encode(response, config).len() <= max_size {
+        keep_answers(&mut sections, &all_answers, mid, &extras);
+        if encode_parts(&header, response, &sections, config).len() <= max_size {
             fits = mid;
         } else {
             too_many = mid;
         }
     }
-    keep_answers(response, &all_answers, fits, &extras);
-    encode(response, config)
+    keep_answers(&mut sections, &all_answers, fits, &extras);
+    encode_parts(&header, response, &sections, config)
 }
 
 /// Keeps the first `count` answers and the extras that back the SRV targets among them.
-fn keep_answers(
-    response: &mut Message,
-    answers: &[hickory_proto::rr::Record],
+fn keep_answers<'a>(
+    sections: &mut Sections<&'a Record>,
+    answers: &[&'a Record],
     count: usize,
-    extras: &[hickory_proto::rr::Record],
+    extras: &[&'a Record],
 ) {
     let kept = &answers[..count];
     let targets: std::collections::HashSet<Name> = kept
@@ -253,11 +283,11 @@ fn keep_answers(
             _ => None,
         })
         .collect();
-    *response.answers_mut() = kept.to_vec();
-    *response.additionals_mut() = extras
+    sections.answers = kept.to_vec();
+    sections.additionals = extras
         .iter()
         .filter(|e| targets.contains(&e.name().to_lowercase()))
-        .cloned()
+        .copied()
         .collect();
 }
 

@@ -9,13 +9,11 @@
 //! (default 3), `--passes P` (default 5), `--srv-share S` (percent of SRV questions, default
 //! 50).
 
-// Only the agent start and the knobs are used here, not the closed loops.
-#[allow(dead_code)]
 #[path = "common/in_process.rs"]
 mod in_process;
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use in_process::{knob, start_agent};
+use in_process::{catalog_register, knob, start_agent};
 use legate::dns::{Responder, Transport};
 use std::time::{Duration, Instant};
 
@@ -35,13 +33,7 @@ async fn register(base: &str, services: usize, instances: usize) {
                             "Address": format!("10.{i}.{}.{}", s / 250, 2 + s % 250),
                             "Port": 8000 + s},
             });
-            let resp = http
-                .put(format!("{base}/v1/catalog/register"))
-                .body(body.to_string())
-                .send()
-                .await
-                .expect("register");
-            assert!(resp.status().is_success(), "register: {}", resp.status());
+            catalog_register(&http, base, body).await;
         }
     }
 }

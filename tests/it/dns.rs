@@ -683,16 +683,7 @@ async fn dns_forwards_other_names_to_recursors() {
 
 #[tokio::test]
 async fn dns_reads_only_what_the_dns_token_may() {
-    let a = TestAgent::start_with(|f| {
-        f.dns_port = Some(0);
-        f.hcl = vec![r#"acl {
-            enabled = true
-            default_policy = "deny"
-            tokens { initial_management = "root" }
-        }"#
-        .into()];
-    })
-    .await;
+    let a = acl_agent().await;
     for body in [
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web", "Port": 80}}),
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "db", "Port": 81}}),
@@ -705,19 +696,7 @@ async fn dns_reads_only_what_the_dns_token_may() {
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
 
     let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
-    let policy = put_as_root(&a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
-    let token = put_as_root(
-        &a,
-        "/v1/acl/token",
-        json!({"Policies": [{"ID": policy["ID"]}]}),
-    )
-    .await;
-    put_as_root(
-        &a,
-        "/v1/agent/token/dns",
-        json!({"Token": token["SecretID"]}),
-    )
-    .await;
+    dns_token(&a, rules).await;
     let reply = ask_udp(addr, "web.service.consul.", RecordType::A).await;
     assert_eq!(
         texts(reply.answers()),
@@ -727,6 +706,38 @@ async fn dns_reads_only_what_the_dns_token_may() {
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
     let reply = ask_udp(addr, "n1.node.consul.", RecordType::A).await;
     assert_eq!(reply.answers().len(), 1);
+}
+
+/// An agent answering DNS with ACLs on and denying by default; `root` is the management token.
+async fn acl_agent() -> TestAgent {
+    TestAgent::start_with(|f| {
+        f.dns_port = Some(0);
+        f.hcl = vec![r#"acl {
+            enabled = true
+            default_policy = "deny"
+            tokens { initial_management = "root" }
+        }"#
+        .into()];
+    })
+    .await
+}
+
+/// Makes a token with one policy of `rules` the DNS token; the policy and the token.
+async fn dns_token(a: &TestAgent, rules: &str) -> (Value, Value) {
+    let policy = put_as_root(a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
+    let token = put_as_root(
+        a,
+        "/v1/acl/token",
+        json!({"Policies": [{"ID": policy["ID"]}]}),
+    )
+    .await;
+    put_as_root(
+        a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    (policy, token)
 }
 
 /// A PUT with the management token; its JSON reply (`Null` for an empty one).
@@ -790,16 +801,7 @@ async fn dns_answers_prepared_queries_with_their_ttl() {
 /// next question: asked right after each write's reply, never waited for.
 #[tokio::test]
 async fn dns_answers_follow_each_write_at_once() {
-    let a = TestAgent::start_with(|f| {
-        f.dns_port = Some(0);
-        f.hcl = vec![r#"acl {
-            enabled = true
-            default_policy = "deny"
-            tokens { initial_management = "root" }
-        }"#
-        .into()];
-    })
-    .await;
+    let a = acl_agent().await;
     let addr = a.dns_addr();
     let answers = |name: &'static str, qtype| async move {
         let reply = ask_udp(addr, name, qtype).await;
@@ -820,19 +822,7 @@ async fn dns_answers_follow_each_write_at_once() {
     )
     .await;
     let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
-    let policy = put_as_root(&a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
-    let token = put_as_root(
-        &a,
-        "/v1/acl/token",
-        json!({"Policies": [{"ID": policy["ID"]}]}),
-    )
-    .await;
-    put_as_root(
-        &a,
-        "/v1/agent/token/dns",
-        json!({"Token": token["SecretID"]}),
-    )
-    .await;
+    let (policy, token) = dns_token(&a, rules).await;
     assert_eq!(
         answers("web.service.consul.", RecordType::A).await,
         web_a(&["10.0.0.1"])

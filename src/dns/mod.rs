@@ -20,6 +20,8 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use name::Route;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -291,21 +293,26 @@ fn keep_answers<'a>(
         .collect();
 }
 
-/// A running DNS interface: where it listens and its tasks.
+/// A running DNS interface: where it listens, its UDP threads and its TCP task.
 pub struct DnsServer {
     pub addr: SocketAddr,
-    tasks: Vec<JoinHandle<()>>,
+    udp: Arc<std::net::UdpSocket>,
+    stopping: Arc<AtomicBool>,
+    tcp: JoinHandle<()>,
 }
 
 impl DnsServer {
     pub fn stop(self) {
-        for task in self.tasks {
-            task.abort();
-        }
+        self.tcp.abort();
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the threads blocked in a receive: on a socket shut for reading it returns at
+        // once (Linux reports ENOTCONN for an unconnected socket, yet shuts it).
+        // SAFETY: shutdown(2) on a descriptor this server owns; no memory is passed.
+        unsafe { libc::shutdown(self.udp.as_raw_fd(), libc::SHUT_RD) };
     }
 }
 
-/// How many tasks read the UDP socket at once: one per core, at least two so a question
+/// How many threads read the UDP socket at once: one per core, at least two so a question
 /// forwarded to a slow recursor does not hold up the others.
 fn udp_workers() -> usize {
     std::thread::available_parallelism()
@@ -314,17 +321,33 @@ fn udp_workers() -> usize {
 }
 
 /// Serves DNS on `addr`, UDP and TCP on the same port (with port 0, the one the UDP socket
-/// got).
+/// got). UDP questions are read by threads blocked on the socket, each answering inline: a
+/// packet wakes one thread, with no poller or task hand-off in between.
 pub async fn serve(ctx: Ctx, addr: SocketAddr) -> std::io::Result<DnsServer> {
     let (udp, tcp) = bind(addr).await?;
     let bound = udp.local_addr()?;
-    let udp = Arc::new(udp);
+    let udp = Arc::new(udp.into_std()?);
+    udp.set_nonblocking(false)?;
     let responder = Arc::new(Responder::new(ctx));
-    let mut tasks: Vec<JoinHandle<()>> = (0..udp_workers())
-        .map(|_| tokio::spawn(serve_udp(responder.clone(), udp.clone())))
-        .collect();
-    tasks.push(tokio::spawn(serve_tcp(responder, tcp)));
-    Ok(DnsServer { addr: bound, tasks })
+    let stopping = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Handle::current();
+    for n in 0..udp_workers() {
+        let (responder, udp, runtime, stopping) = (
+            responder.clone(),
+            udp.clone(),
+            runtime.clone(),
+            stopping.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("dns-udp-{n}"))
+            .spawn(move || serve_udp(&responder, &udp, &runtime, &stopping))?;
+    }
+    Ok(DnsServer {
+        addr: bound,
+        udp,
+        stopping,
+        tcp: tokio::spawn(serve_tcp(responder, tcp)),
+    })
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
@@ -341,10 +364,17 @@ async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     Err(last.expect("at least one attempt"))
 }
 
-async fn serve_udp(responder: Arc<Responder>, socket: Arc<UdpSocket>) {
+/// One UDP thread: receives, answers (on the runtime, for the recursors' sockets and timers)
+/// and replies, until the server stops.
+fn serve_udp(
+    responder: &Responder,
+    socket: &std::net::UdpSocket,
+    runtime: &tokio::runtime::Handle,
+    stopping: &AtomicBool,
+) {
     let mut buffer = vec![0u8; 65535];
-    loop {
-        let (len, peer) = match socket.recv_from(&mut buffer).await {
+    while !stopping.load(Ordering::SeqCst) {
+        let (len, peer) = match socket.recv_from(&mut buffer) {
             Ok(got) => got,
             Err(e) => {
                 // A previous reply's ICMP error surfaces here on some systems; keep serving.
@@ -352,8 +382,9 @@ async fn serve_udp(responder: Arc<Responder>, socket: Arc<UdpSocket>) {
                 continue;
             }
         };
-        if let Some(reply) = responder.respond(&buffer[..len], Transport::Udp).await {
-            if let Err(e) = socket.send_to(&reply, peer).await {
+        let reply = runtime.block_on(responder.respond(&buffer[..len], Transport::Udp));
+        if let Some(reply) = reply {
+            if let Err(e) = socket.send_to(&reply, peer) {
                 tracing::debug!(error = %e, %peer, "DNS UDP reply not sent");
             }
         }

@@ -293,7 +293,8 @@ fn keep_answers<'a>(
         .collect();
 }
 
-/// A running DNS interface: where it listens, its UDP threads and its TCP task.
+/// A running DNS interface: where it listens, its UDP threads and its TCP task. Dropping it
+/// stops them.
 pub struct DnsServer {
     pub addr: SocketAddr,
     udp: Arc<std::net::UdpSocket>,
@@ -301,8 +302,8 @@ pub struct DnsServer {
     tcp: JoinHandle<()>,
 }
 
-impl DnsServer {
-    pub fn stop(self) {
+impl Drop for DnsServer {
+    fn drop(&mut self) {
         self.tcp.abort();
         self.stopping.store(true, Ordering::SeqCst);
         // Wakes the threads blocked in a receive: on a socket shut for reading it returns at

@@ -11,7 +11,7 @@
 mod common;
 #[path = "common/in_process.rs"]
 mod in_process;
-use in_process::{closed_loop_rate, knob, start_agent, Knobs};
+use in_process::{catalog_register, closed_loop_rate, knob, start_agent, Knobs};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 100;
@@ -39,13 +39,7 @@ async fn register_services(base: &str) {
                         "Address": format!("10.0.{}.{}", n / 250, n % 250 + 1),
                         "Service": {"Service": format!("svc-{n}-{s}"), "Port": 8000 + s},
                     });
-                    let resp = http
-                        .put(format!("{base}/v1/catalog/register"))
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .expect("register");
-                    assert!(resp.status().is_success(), "register: {}", resp.status());
+                    catalog_register(&http, &base, body).await;
                 }
             })
         })

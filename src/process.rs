@@ -74,9 +74,8 @@ impl Agent {
     /// Stops serving and closes the store once every queued write is durable.
     pub async fn stop(mut self) {
         self.ctx.shutdown.notify_waiters();
-        if let Some(dns) = self.dns.take() {
-            dns.stop();
-        }
+        // Dropping the DNS server stops it.
+        self.dns = None;
         if let Some(mut server) = self.server.take() {
             // Graceful: in-flight requests finish; idle keep-alive connections don't hold us up.
             if tokio::time::timeout(Duration::from_secs(5), &mut server)

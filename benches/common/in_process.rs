@@ -1,5 +1,7 @@
 //! In-process agents and closed loops of HTTP clients, for the benches that start their own
 //! agent (each includes this file with `#[path = "common/in_process.rs"]`).
+// Each bench uses only some of these.
+#![allow(dead_code)]
 
 use legate::config::{AgentFlags, Config};
 use legate::process::Agent;
@@ -55,6 +57,17 @@ pub async fn start_agent(dir: &std::path::Path, mut config: serde_json::Value) -
     Agent::start(Config::load(&flags).expect("bench config"))
         .await
         .expect("agent starts")
+}
+
+/// `PUT /v1/catalog/register` of `body`, which must succeed.
+pub async fn catalog_register(http: &reqwest::Client, base: &str, body: serde_json::Value) {
+    let resp = http
+        .put(format!("{base}/v1/catalog/register"))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("register");
+    assert!(resp.status().is_success(), "register: {}", resp.status());
 }
 
 /// Requests per second from a closed loop of `clients` for `seconds`: client `c` sends

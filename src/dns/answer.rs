@@ -1,7 +1,9 @@
 //! Answers for names inside the served domains, built from one read transaction of the store
 //! the HTTP API reads, with the records Consul 1.22 gives (agent/dns/message_serializer.go):
-//! which section each record goes to, SRV targets, TTLs, TXT node meta, SOA and NS.
+//! which section each record goes to, SRV targets, TTLs, TXT node meta, SOA and NS. What a
+//! service question's read gives is cached (see `cache`) and only shuffled per answer.
 
+use super::cache::{Cache, Key};
 use super::name::{self, Lookup, ServiceKind};
 use crate::acl::Authorizer;
 use crate::agent::acl::Identity;
@@ -9,21 +11,77 @@ use crate::agent::prepared_query::{self, ExecuteOptions, QueryError, Source};
 use crate::agent::Ctx;
 use crate::config::DnsConfig;
 use crate::store::catalog::{self as catalog, Lookup as Instances};
-use crate::store::{gateway, virtual_ip, ReadTx, StoreError, WatchSet};
+use crate::store::{acl, gateway, virtual_ip, ReadTx, StoreError, WatchSet};
 use crate::types::catalog::{CheckServiceNode, Node, CRITICAL, PASSING, WARNING};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The records of an answer, by section.
-#[derive(Debug, Default)]
-pub struct Sections {
-    pub answers: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additionals: Vec<Record>,
+/// The records of an answer, by section: built for it (`Record`) or picked from records kept
+/// elsewhere (`&Record`).
+#[derive(Debug)]
+pub struct Sections<R = Record> {
+    pub answers: Vec<R>,
+    pub authority: Vec<R>,
+    pub additionals: Vec<R>,
+}
+
+impl<R> Default for Sections<R> {
+    fn default() -> Self {
+        Sections {
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+}
+
+impl Sections {
+    pub fn borrowed(&self) -> Sections<&Record> {
+        Sections {
+            answers: self.answers.iter().collect(),
+            authority: self.authority.iter().collect(),
+            additionals: self.additionals.iter().collect(),
+        }
+    }
+}
+
+/// An answer's records, or the instances they are picked from.
+pub enum Answer {
+    Built(Sections),
+    /// Instances answering in the order given (a prepared query's).
+    Ordered(Vec<Contribution>),
+    /// A service's instances, as cached: they answer in a new random order each time.
+    Shuffled(Arc<[Contribution]>),
+}
+
+impl Answer {
+    /// The records to reply with.
+    pub fn sections(&self, config: &DnsConfig) -> Sections<&Record> {
+        match self {
+            Answer::Built(sections) => sections.borrowed(),
+            Answer::Ordered(contributions) => {
+                service_records(config, &contributions.iter().collect::<Vec<_>>())
+            }
+            Answer::Shuffled(contributions) => {
+                let mut order: Vec<&Contribution> = contributions.iter().collect();
+                order.shuffle(&mut rand::rng());
+                service_records(config, &order)
+            }
+        }
+    }
+
+    /// Whether there is no record to reply with (instances always add one).
+    fn is_empty(&self) -> bool {
+        match self {
+            Answer::Built(s) => s.answers.is_empty() && s.additionals.is_empty(),
+            Answer::Ordered(contributions) => contributions.is_empty(),
+            Answer::Shuffled(contributions) => contributions.is_empty(),
+        }
+    }
 }
 
 /// Why a name has no answer.
@@ -58,15 +116,21 @@ pub struct Question<'a> {
     pub lookup: &'a Lookup,
 }
 
+/// The cache of service answers (`Cache` keeps them consistent with the store).
+pub type ServiceCache = Cache<ServiceAnswer>;
+
 /// Builds the answer to one question inside a served domain.
-pub fn answer(ctx: &Ctx, q: &Question) -> Result<Sections, Miss> {
+pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Answer, Miss> {
     let config = &ctx.config.dns;
-    let identity = dns_identity(ctx)?;
+    // Noted before the token is resolved and anything read: an answer cached from what
+    // follows is dropped by any commit after this one that touches what it read.
+    let since = ctx.store.watches().announced();
+    let secret = dns_secret(ctx);
+    let identity = dns_identity(ctx, &secret)?;
     let authorizer = &identity.authorizer;
-    let r = ctx.store.read()?;
     // SOA and NS questions are about the domain whatever name they carry, as Consul's.
-    let sections = if matches!(q.qtype, RecordType::SOA | RecordType::NS) {
-        domain_records(ctx, &r, q)?
+    let found = if matches!(q.qtype, RecordType::SOA | RecordType::NS) {
+        Answer::Built(domain_records(ctx, &ctx.store.read()?, q)?)
     } else {
         match q.lookup {
             Lookup::Service {
@@ -76,55 +140,113 @@ pub fn answer(ctx: &Ctx, q: &Question) -> Result<Sections, Miss> {
                 datacenter,
             } => {
                 local_datacenter(ctx, datacenter)?;
-                let instances =
-                    healthy_instances(&r, config, authorizer, name, tag.as_deref(), *kind)?;
-                let ttl = service_ttl(config, name);
-                service_records(ctx, q, &instances, ttl)
+                let asked = ServiceQuestion {
+                    name,
+                    tag: tag.as_deref(),
+                    kind: *kind,
+                };
+                let found = match cache.get(&Key::new(&secret, q.qname, q.qtype)) {
+                    Some(found) => found,
+                    None => read_service(ctx, cache, since, &secret, authorizer, q, &asked)?,
+                };
+                match found {
+                    ServiceAnswer::Unknown => return Err(Miss::NameError),
+                    ServiceAnswer::Instances(contributions) => Answer::Shuffled(contributions),
+                }
             }
             Lookup::Node { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
-                node_records(ctx, &r, authorizer, q, name)?
+                Answer::Built(node_records(ctx, &ctx.store.read()?, authorizer, q, name)?)
             }
             Lookup::PreparedQuery { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
                 let (instances, ttl) = prepared_query(ctx, &identity, name)?;
-                service_records(ctx, q, &instances, ttl)
+                Answer::Ordered(contributions(ctx, q, &instances, ttl))
             }
-            Lookup::Addr(ip) => addr_records(config, q, *ip),
+            Lookup::Addr(ip) => Answer::Built(addr_records(config, q, *ip)),
+            Lookup::Ptr(ip) => {
+                Answer::Built(ptr_records(ctx, &ctx.store.read()?, authorizer, q, *ip)?)
+            }
             Lookup::Virtual { service, peer } => {
                 let vip = match peer {
                     Some(_) => None,
                     None if authorizer.service_read(service).is_allow() => {
-                        virtual_ip::get(&r, &mut WatchSet::new(), service)?.1
+                        virtual_ip::get(&ctx.store.read()?, &mut WatchSet::new(), service)?.1
                     }
                     None => None,
                 };
-                match vip {
+                Answer::Built(match vip {
                     Some(vip) => addr_records(config, q, IpAddr::V4(vip.address())),
                     None => Sections::default(),
-                }
+                })
             }
-            Lookup::Ptr(ip) => ptr_records(ctx, &r, authorizer, q, *ip)?,
             Lookup::Unknown => return Err(Miss::NameError),
         }
     };
-    if sections.answers.is_empty() && sections.additionals.is_empty() {
+    if found.is_empty() {
         return Err(Miss::NoData);
     }
-    Ok(sections)
+    Ok(found)
 }
 
-/// Who DNS questions act as: `acl.tokens.dns` (or as set through the API), else the default
-/// token, as Consul's DNS server (everyone, with ACLs off).
-fn dns_identity(ctx: &Ctx) -> Result<Arc<Identity>, Miss> {
+/// The secret DNS questions act with: `acl.tokens.dns` (or as set through the API), else the
+/// default token, as Consul's DNS server.
+fn dns_secret(ctx: &Ctx) -> String {
     let tokens = &ctx.ops.tokens;
-    let secret = tokens
+    tokens
         .get("dns")
         .or_else(|| tokens.get("default"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Who DNS questions act as (everyone, with ACLs off).
+fn dns_identity(ctx: &Ctx, secret: &str) -> Result<Arc<Identity>, Miss> {
     ctx.acl
-        .resolve(&secret, None)
+        .resolve(secret, None)
         .map_err(|e| Miss::Failure(format!("cannot resolve the DNS token: {e}")))
+}
+
+/// What a service lookup asks for.
+struct ServiceQuestion<'a> {
+    name: &'a str,
+    tag: Option<&'a str>,
+    kind: ServiceKind,
+}
+
+/// A service question's answer as cached, before the per-answer shuffle.
+#[derive(Clone)]
+pub enum ServiceAnswer {
+    /// No instance the DNS token may read passes: NXDOMAIN.
+    Unknown,
+    /// What each instance found adds to the reply, in the store's order.
+    Instances(Arc<[Contribution]>),
+}
+
+/// Reads a service question's answer from the store and caches it, watched on what the read
+/// touched and on the ACL tables (which decide what the token may read), since `since`.
+fn read_service(
+    ctx: &Ctx,
+    cache: &ServiceCache,
+    since: u64,
+    secret: &str,
+    authorizer: &Authorizer,
+    q: &Question,
+    asked: &ServiceQuestion,
+) -> Result<ServiceAnswer, Miss> {
+    let config = &ctx.config.dns;
+    let r = ctx.store.read()?;
+    let mut ws = WatchSet::new();
+    let instances = healthy_instances(&r, &mut ws, config, authorizer, asked)?;
+    let found = if instances.is_empty() {
+        ServiceAnswer::Unknown
+    } else {
+        let ttl = service_ttl(config, asked.name);
+        ServiceAnswer::Instances(contributions(ctx, q, &instances, ttl).into())
+    };
+    acl::watch_all(&mut ws);
+    let watch = ctx.store.watches().register(ws, since);
+    cache.insert(Key::new(secret, q.qname, q.qtype), found.clone(), watch);
+    Ok(found)
 }
 
 /// A lookup in another datacenter has no path to it: NXDOMAIN, as Consul answers.
@@ -181,27 +303,27 @@ fn may_return(qtype: RecordType, ip: IpAddr) -> bool {
         }
 }
 
-/// The instances a service lookup answers with, shuffled: those the token may read, with
-/// the tag when one is asked for, and without a critical check (nor any non-passing one
-/// with `only_passing`). Maintenance mode is a critical check, so it hides the instance.
+/// The instances a service lookup answers with: those the token may read, with the tag when
+/// one is asked for, and without a critical check (nor any non-passing one with
+/// `only_passing`). Maintenance mode is a critical check, so it hides the instance. `ws`
+/// records what was read.
 fn healthy_instances(
     r: &ReadTx,
+    ws: &mut WatchSet,
     config: &DnsConfig,
     authorizer: &Authorizer,
-    name: &str,
-    tag: Option<&str>,
-    kind: ServiceKind,
+    asked: &ServiceQuestion,
 ) -> Result<Vec<CheckServiceNode>, Miss> {
+    let ServiceQuestion { name, tag, kind } = *asked;
     if !authorizer.service_read(name).is_allow() {
-        return Err(Miss::NameError);
+        return Ok(Vec::new());
     }
-    let mut ws = WatchSet::new();
     let (_, found) = match kind {
-        ServiceKind::Plain => catalog::check_service_nodes(r, &mut ws, name, Instances::Service)?,
-        ServiceKind::Connect => catalog::check_service_nodes(r, &mut ws, name, Instances::Connect)?,
-        ServiceKind::Ingress => gateway::ingress_nodes(r, &mut ws, name)?,
+        ServiceKind::Plain => catalog::check_service_nodes(r, ws, name, Instances::Service)?,
+        ServiceKind::Connect => catalog::check_service_nodes(r, ws, name, Instances::Connect)?,
+        ServiceKind::Ingress => gateway::ingress_nodes(r, ws, name)?,
     };
-    let mut instances: Vec<CheckServiceNode> = found
+    Ok(found
         .into_iter()
         .filter(|i| {
             tag.is_none_or(|t| i.service.tags.iter().any(|own| own.eq_ignore_ascii_case(t)))
@@ -217,12 +339,7 @@ fn healthy_instances(
             authorizer.node_read(&i.node.node).is_allow()
                 && authorizer.service_read(&i.service.service).is_allow()
         })
-        .collect();
-    if instances.is_empty() {
-        return Err(Miss::NameError);
-    }
-    instances.shuffle(&mut rand::rng());
-    Ok(instances)
+        .collect())
 }
 
 /// The instances and TTL of a prepared query's execution, as the DNS token sees them: the
@@ -266,17 +383,43 @@ fn target(address: &str) -> Option<Target> {
     })
 }
 
-/// The records for service instances, Consul's way: SRV answers whose targets are the node's
-/// name (`<node>.node.<dc>.<domain>`), the service's (when its address is the node's) or the
-/// address's (`<hex>.addr.<dc>.<domain>`, when it differs), with their address records as
-/// extras; other types get the address records named after the question.
-fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl: u32) -> Sections {
+/// What one instance adds to a service answer, worked out once per read: which additions
+/// make the reply depends on their order (shuffled for each answer), on the duplicates
+/// before them and on `a_record_limit` (see `service_records`).
+#[derive(Debug)]
+pub enum Contribution {
+    /// An SRV answer and its extras; `target` numbers the distinct (node, address, port)
+    /// triples, of which the first in the order answers.
+    Srv {
+        target: usize,
+        answer: Record,
+        extras: Vec<Record>,
+    },
+    /// An address record answering the question; `address` numbers the distinct addresses,
+    /// of which the first in the order answers.
+    Address { address: usize, answer: Record },
+    /// An address record the question did not ask for, as an extra.
+    Extra(Record),
+    /// A CNAME to the instance's host name: the answer only when no instance has an address
+    /// record, the first in the order then.
+    Host(Record),
+}
+
+/// The contributions of service instances, Consul's way: SRV answers whose targets are the
+/// node's name (`<node>.node.<dc>.<domain>`), the service's (when its address is the node's)
+/// or the address's (`<hex>.addr.<dc>.<domain>`, when it differs), with their address
+/// records as extras; other types get the address records named after the question.
+fn contributions(
+    ctx: &Ctx,
+    q: &Question,
+    instances: &[CheckServiceNode],
+    ttl: u32,
+) -> Vec<Contribution> {
     let config = &ctx.config.dns;
-    let mut out = Sections::default();
-    let mut seen_targets = HashSet::new();
-    let mut seen_addresses = HashSet::new();
-    let mut counted = 0;
-    let mut first_cname = None;
+    // Duplicates are numbered alike, so picking needs no hashing.
+    let mut targets = HashMap::new();
+    let mut addresses = HashMap::new();
+    let mut out = Vec::with_capacity(instances.len());
     for instance in instances {
         let (node, service) = (&instance.node, &instance.service);
         let node_name = node_fqdn(ctx, &node.node, q.domain);
@@ -303,9 +446,10 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
             (None, None) => continue,
         };
         if q.qtype == RecordType::SRV {
-            if !seen_targets.insert((node.node.as_str(), service.address.as_str(), service.port)) {
-                continue;
-            }
+            let distinct = targets.len();
+            let target = *targets
+                .entry((node.node.as_str(), service.address.as_str(), service.port))
+                .or_insert(distinct);
             let weight = if instance.checks.iter().any(|c| c.status == WARNING) {
                 service.weights.warning
             } else {
@@ -317,38 +461,82 @@ fn service_records(ctx: &Ctx, q: &Question, instances: &[CheckServiceNode], ttl:
                 service.port,
                 dns_name(&own_name),
             );
-            out.answers
-                .push(Record::from_rdata(q.owner.clone(), ttl, RData::SRV(srv)));
+            let mut extras = Vec::new();
             if let Target::Ip(ip) = address {
-                out.additionals
-                    .push(ip_record(dns_name(&own_name), ip, ttl));
+                extras.push(ip_record(dns_name(&own_name), ip, ttl));
             }
             if config.node_meta_txt {
-                out.additionals.extend(meta_txt(&node_name, node, ttl));
+                extras.extend(meta_txt(&node_name, node, ttl));
             }
+            out.push(Contribution::Srv {
+                target,
+                answer: Record::from_rdata(q.owner.clone(), ttl, RData::SRV(srv)),
+                extras,
+            });
             continue;
         }
-        let record = match address {
+        out.push(match address {
             Target::Ip(ip) if !may_return(q.qtype, ip) => continue,
             Target::Ip(ip) if !asked_for(q.qtype, ip) => {
-                out.additionals.push(ip_record(q.owner.clone(), ip, ttl));
-                continue;
+                Contribution::Extra(ip_record(q.owner.clone(), ip, ttl))
+            }
+            Target::Ip(ip) => {
+                let distinct = addresses.len();
+                Contribution::Address {
+                    address: *addresses.entry(ip).or_insert(distinct),
+                    answer: ip_record(q.owner.clone(), ip, ttl),
+                }
+            }
+            Target::Host(host) => Contribution::Host(Record::from_rdata(
+                q.owner.clone(),
+                ttl,
+                RData::CNAME(CNAME(dns_name(&host))),
+            )),
+        });
+    }
+    out
+}
+
+/// The records of a service answer from its instances' contributions, in order: an SRV
+/// answer per distinct target, an address answer per distinct address up to
+/// `a_record_limit`, a CNAME only when no address answers.
+fn service_records<'a>(
+    config: &DnsConfig,
+    contributions: &[&'a Contribution],
+) -> Sections<&'a Record> {
+    let mut out = Sections::default();
+    // Targets and addresses are numbered below the number of contributions.
+    let mut seen_targets = vec![false; contributions.len()];
+    let mut seen_addresses = vec![false; contributions.len()];
+    let mut counted = 0;
+    let mut first_cname = None;
+    for contribution in contributions {
+        match contribution {
+            Contribution::Srv {
+                target,
+                answer,
+                extras,
+            } => {
+                if !std::mem::replace(&mut seen_targets[*target], true) {
+                    out.answers.push(answer);
+                    out.additionals.extend(extras);
+                }
+            }
+            Contribution::Extra(record) => out.additionals.push(record),
+            Contribution::Host(cname) => {
+                first_cname.get_or_insert(cname);
             }
             // Answers all carry the question's name: the address tells duplicates apart.
-            Target::Ip(ip) if !seen_addresses.insert(ip) => continue,
-            Target::Ip(ip) => ip_record(q.owner.clone(), ip, ttl),
-            Target::Host(host) => {
-                // A CNAME answers only when no instance has an address record.
-                first_cname.get_or_insert_with(|| {
-                    Record::from_rdata(q.owner.clone(), ttl, RData::CNAME(CNAME(dns_name(&host))))
-                });
-                continue;
+            Contribution::Address { address, answer } => {
+                if std::mem::replace(&mut seen_addresses[*address], true) {
+                    continue;
+                }
+                out.answers.push(answer);
+                counted += 1;
+                if counted == config.a_record_limit {
+                    break;
+                }
             }
-        };
-        out.answers.push(record);
-        counted += 1;
-        if counted == config.a_record_limit {
-            break;
         }
     }
     if out.answers.is_empty() {

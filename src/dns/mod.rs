@@ -2,22 +2,26 @@
 //! the store over UDP and TCP, names elsewhere forwarded to the `recursors`.
 //!
 //! Messages are read and written by hickory-proto; `name` routes a question, `answer` builds
-//! the records from one read transaction (no writes: a catalog change is visible to the next
-//! question), and this module trims the reply to what the transport carries, as Consul's
-//! `trimDNSResponse`, and serves the sockets.
+//! the records from one read transaction or from what `cache` kept of one (no writes; a
+//! catalog change is visible to the next question), and this module trims the reply to what
+//! the transport carries, as Consul's `trimDNSResponse`, and serves the sockets.
 
 pub mod answer;
+mod cache;
 pub mod name;
 mod recursor;
 
 use crate::agent::Ctx;
 use crate::config::DnsConfig;
-use answer::Miss;
-use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use answer::{Miss, Sections};
+use hickory_proto::op::message::emit_message_parts;
+use hickory_proto::op::{Edns, Header, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
 use name::Route;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -39,8 +43,32 @@ const MAX_UDP_ANSWER_LIMIT: usize = 8;
 /// A TCP reply's limit: 64 KiB less the message overhead, as Consul's.
 const MAX_TCP_SIZE: usize = 65523;
 
-/// Answers one DNS message; `None` when it is not a query worth a reply.
-pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+/// What answers DNS messages for an agent: its store, read through the answers cached.
+pub struct Responder {
+    ctx: Ctx,
+    services: answer::ServiceCache,
+}
+
+impl Responder {
+    pub fn new(ctx: Ctx) -> Responder {
+        Responder {
+            ctx,
+            services: answer::ServiceCache::default(),
+        }
+    }
+
+    /// Answers one DNS message; `None` when it is not a query worth a reply.
+    pub async fn respond(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        respond(&self.ctx, &self.services, packet, transport).await
+    }
+}
+
+async fn respond(
+    ctx: &Ctx,
+    cache: &answer::ServiceCache,
+    packet: &[u8],
+    transport: Transport,
+) -> Option<Vec<u8>> {
     let request = Message::from_vec(packet).ok()?;
     if request.message_type() != MessageType::Query {
         return None;
@@ -71,12 +99,12 @@ pub async fn respond(ctx: &Ctx, packet: &[u8], transport: Transport) -> Option<V
         domain: &domain,
         lookup: &lookup,
     };
-    match answer::answer(ctx, &question) {
-        Ok(sections) => {
-            response.insert_answers(sections.answers);
-            response.insert_name_servers(sections.authority);
-            response.insert_additionals(sections.additionals);
-            return Some(encode_fitting(&mut response, &request, transport, config));
+    match answer::answer(ctx, cache, &question) {
+        Ok(found) => {
+            let sections = found.sections(config);
+            return Some(encode_fitting(
+                &response, sections, &request, transport, config,
+            ));
         }
         Err(miss @ (Miss::NameError | Miss::NoData)) => {
             if matches!(miss, Miss::NameError) {
@@ -136,26 +164,54 @@ fn server_failure(request: &Message, config: &DnsConfig) -> Message {
 
 /// The wire form; names are compressed unless `disable_compression`.
 fn encode(message: &Message, config: &DnsConfig) -> Vec<u8> {
+    let sections = Sections {
+        answers: message.answers().iter().collect(),
+        authority: message.name_servers().iter().collect(),
+        additionals: message.additionals().iter().collect(),
+    };
+    encode_parts(message.header(), message, &sections, config)
+}
+
+/// The wire form of `skeleton`'s question and EDNS under `header`, with `sections` (records
+/// kept elsewhere, written without being copied into a message).
+fn encode_parts(
+    header: &Header,
+    skeleton: &Message,
+    sections: &Sections<&Record>,
+    config: &DnsConfig,
+) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buffer);
     // Canonical names are written whole: hickory's way of not compressing them.
     encoder.set_canonical_names(config.disable_compression);
-    if message.emit(&mut encoder).is_err() {
+    let emitted = emit_message_parts(
+        header,
+        &mut skeleton.queries().iter(),
+        &mut sections.answers.iter().copied(),
+        &mut sections.authority.iter().copied(),
+        &mut sections.additionals.iter().copied(),
+        skeleton.extensions().as_ref(),
+        &[],
+        &mut encoder,
+    );
+    if emitted.is_err() {
         // Only a record hickory cannot write gets here; say so instead of a cut message.
         return encode(
-            &Message::error_msg(message.id(), message.op_code(), ResponseCode::ServFail),
+            &Message::error_msg(header.id(), header.op_code(), ResponseCode::ServFail),
             config,
         );
     }
     buffer
 }
 
-/// The reply's wire form, its answers cut to what the transport carries (Consul's
-/// trimUDPResponse and trimTCPResponse): over UDP at most `udp_answer_limit` (and 8) answers in
-/// a 512-byte reply, and never more bytes than 512, the EDNS size or 64 KiB allow; the extras
-/// follow the SRV answers kept, and `enable_truncate` sets the TC bit on a cut reply.
+/// The reply's wire form, `response` with `sections`, its answers cut to what the transport
+/// carries (Consul's trimUDPResponse and trimTCPResponse): over UDP at most
+/// `udp_answer_limit` (and 8) answers in a 512-byte reply, and never more bytes than 512, the
+/// EDNS size or 64 KiB allow; the extras follow the SRV answers kept, and `enable_truncate`
+/// sets the TC bit on a cut reply.
 fn encode_fitting(
-    response: &mut Message,
+    response: &Message,
+    mut sections: Sections<&Record>,
     request: &Message,
     transport: Transport,
     config: &DnsConfig,
@@ -176,49 +232,50 @@ fn encode_fitting(
         }
         Transport::Tcp => (MAX_TCP_SIZE, None),
     };
-    let count = response.answers().len();
+    let mut header = *response.header();
+    let count = sections.answers.len();
     let over_limit = answer_limit.is_some_and(|limit| count > limit);
     if !over_limit {
-        let encoded = encode(response, config);
+        let encoded = encode_parts(&header, response, &sections, config);
         if encoded.len() <= max_size || count <= 1 {
             return encoded;
         }
     }
-    // Something must go: work from copies of the full sections.
-    let extras = response.additionals().to_vec();
-    let all_answers = response.answers().to_vec();
-    response.set_truncated(config.enable_truncate);
+    // Something must go: pick from the full sections.
+    let all_answers = std::mem::take(&mut sections.answers);
+    let extras = std::mem::take(&mut sections.additionals);
+    header.set_truncated(config.enable_truncate);
     let mut kept = count;
     if let Some(limit) = answer_limit.filter(|_| over_limit) {
         kept = limit;
-        keep_answers(response, &all_answers, kept, &extras);
-        let encoded = encode(response, config);
+        keep_answers(&mut sections, &all_answers, kept, &extras);
+        let encoded = encode_parts(&header, response, &sections, config);
         if encoded.len() <= max_size || kept <= 1 {
             return encoded;
         }
     }
-    response.name_servers_mut().clear();
+    sections.authority.clear();
     // The most answers that fit: a binary search over the answer count.
     let (mut fits, mut too_many) = (1, kept);
     while too_many - fits > 1 {
         let mid = (fits + too_many) / 2;
-        keep_answers(response, &all_answers, mid, &extras);
-        if encode(response, config).len() <= max_size {
+        keep_answers(&mut sections, &all_answers, mid, &extras);
+        if encode_parts(&header, response, &sections, config).len() <= max_size {
             fits = mid;
         } else {
             too_many = mid;
         }
     }
-    keep_answers(response, &all_answers, fits, &extras);
-    encode(response, config)
+    keep_answers(&mut sections, &all_answers, fits, &extras);
+    encode_parts(&header, response, &sections, config)
 }
 
 /// Keeps the first `count` answers and the extras that back the SRV targets among them.
-fn keep_answers(
-    response: &mut Message,
-    answers: &[hickory_proto::rr::Record],
+fn keep_answers<'a>(
+    sections: &mut Sections<&'a Record>,
+    answers: &[&'a Record],
     count: usize,
-    extras: &[hickory_proto::rr::Record],
+    extras: &[&'a Record],
 ) {
     let kept = &answers[..count];
     let targets: std::collections::HashSet<Name> = kept
@@ -228,29 +285,35 @@ fn keep_answers(
             _ => None,
         })
         .collect();
-    *response.answers_mut() = kept.to_vec();
-    *response.additionals_mut() = extras
+    sections.answers = kept.to_vec();
+    sections.additionals = extras
         .iter()
         .filter(|e| targets.contains(&e.name().to_lowercase()))
-        .cloned()
+        .copied()
         .collect();
 }
 
-/// A running DNS interface: where it listens and its tasks.
+/// A running DNS interface: where it listens, its UDP threads and its TCP task. Dropping it
+/// stops them.
 pub struct DnsServer {
     pub addr: SocketAddr,
-    tasks: Vec<JoinHandle<()>>,
+    udp: Arc<std::net::UdpSocket>,
+    stopping: Arc<AtomicBool>,
+    tcp: JoinHandle<()>,
 }
 
-impl DnsServer {
-    pub fn stop(self) {
-        for task in self.tasks {
-            task.abort();
-        }
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.tcp.abort();
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the threads blocked in a receive: on a socket shut for reading it returns at
+        // once (Linux reports ENOTCONN for an unconnected socket, yet shuts it).
+        // SAFETY: shutdown(2) on a descriptor this server owns; no memory is passed.
+        unsafe { libc::shutdown(self.udp.as_raw_fd(), libc::SHUT_RD) };
     }
 }
 
-/// How many tasks read the UDP socket at once: one per core, at least two so a question
+/// How many threads read the UDP socket at once: one per core, at least two so a question
 /// forwarded to a slow recursor does not hold up the others.
 fn udp_workers() -> usize {
     std::thread::available_parallelism()
@@ -259,16 +322,33 @@ fn udp_workers() -> usize {
 }
 
 /// Serves DNS on `addr`, UDP and TCP on the same port (with port 0, the one the UDP socket
-/// got).
+/// got). UDP questions are read by threads blocked on the socket, each answering inline: a
+/// packet wakes one thread, with no poller or task hand-off in between.
 pub async fn serve(ctx: Ctx, addr: SocketAddr) -> std::io::Result<DnsServer> {
     let (udp, tcp) = bind(addr).await?;
     let bound = udp.local_addr()?;
-    let udp = Arc::new(udp);
-    let mut tasks: Vec<JoinHandle<()>> = (0..udp_workers())
-        .map(|_| tokio::spawn(serve_udp(ctx.clone(), udp.clone())))
-        .collect();
-    tasks.push(tokio::spawn(serve_tcp(ctx, tcp)));
-    Ok(DnsServer { addr: bound, tasks })
+    let udp = Arc::new(udp.into_std()?);
+    udp.set_nonblocking(false)?;
+    let responder = Arc::new(Responder::new(ctx));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Handle::current();
+    for n in 0..udp_workers() {
+        let (responder, udp, runtime, stopping) = (
+            responder.clone(),
+            udp.clone(),
+            runtime.clone(),
+            stopping.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("dns-udp-{n}"))
+            .spawn(move || serve_udp(&responder, &udp, &runtime, &stopping))?;
+    }
+    Ok(DnsServer {
+        addr: bound,
+        udp,
+        stopping,
+        tcp: tokio::spawn(serve_tcp(responder, tcp)),
+    })
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
@@ -285,10 +365,17 @@ async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     Err(last.expect("at least one attempt"))
 }
 
-async fn serve_udp(ctx: Ctx, socket: Arc<UdpSocket>) {
+/// One UDP thread: receives, answers (on the runtime, for the recursors' sockets and timers)
+/// and replies, until the server stops.
+fn serve_udp(
+    responder: &Responder,
+    socket: &std::net::UdpSocket,
+    runtime: &tokio::runtime::Handle,
+    stopping: &AtomicBool,
+) {
     let mut buffer = vec![0u8; 65535];
-    loop {
-        let (len, peer) = match socket.recv_from(&mut buffer).await {
+    while !stopping.load(Ordering::SeqCst) {
+        let (len, peer) = match socket.recv_from(&mut buffer) {
             Ok(got) => got,
             Err(e) => {
                 // A previous reply's ICMP error surfaces here on some systems; keep serving.
@@ -296,29 +383,30 @@ async fn serve_udp(ctx: Ctx, socket: Arc<UdpSocket>) {
                 continue;
             }
         };
-        if let Some(reply) = respond(&ctx, &buffer[..len], Transport::Udp).await {
-            if let Err(e) = socket.send_to(&reply, peer).await {
+        let reply = runtime.block_on(responder.respond(&buffer[..len], Transport::Udp));
+        if let Some(reply) = reply {
+            if let Err(e) = socket.send_to(&reply, peer) {
                 tracing::debug!(error = %e, %peer, "DNS UDP reply not sent");
             }
         }
     }
 }
 
-async fn serve_tcp(ctx: Ctx, listener: TcpListener) {
+async fn serve_tcp(responder: Arc<Responder>, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(serve_connection(ctx.clone(), stream));
+        tokio::spawn(serve_connection(responder.clone(), stream));
     }
 }
 
 /// Serves the questions of one TCP connection until the client closes it or stays idle for
 /// 10 seconds.
-async fn serve_connection(ctx: Ctx, mut stream: TcpStream) {
+async fn serve_connection(responder: Arc<Responder>, mut stream: TcpStream) {
     let idle = std::time::Duration::from_secs(10);
     while let Ok(Ok(packet)) = tokio::time::timeout(idle, read_framed(&mut stream)).await {
-        let Some(reply) = respond(&ctx, &packet, Transport::Tcp).await else {
+        let Some(reply) = responder.respond(&packet, Transport::Tcp).await else {
             return;
         };
         if write_framed(&mut stream, &reply).await.is_err() {

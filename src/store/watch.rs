@@ -165,6 +165,13 @@ impl Watches {
         }
     }
 
+    /// The index of the last commit announced: a read started after this call sees every
+    /// commit up to it, and registering a watch with it as the read index fires for every
+    /// later commit that touches the watched data.
+    pub fn announced(&self) -> u64 {
+        self.registry.lock().unwrap().announced
+    }
+
     /// Called by the writer after a commit at `index` became durable, with every (table, key)
     /// the commit wrote. Wakes exactly the watches on those keys, their prefixes and tables.
     pub fn announce(&self, index: u64, touched: &HashSet<(&'static str, String)>) {

@@ -688,16 +688,7 @@ async fn dns_forwards_other_names_to_recursors() {
 
 #[tokio::test]
 async fn dns_reads_only_what_the_dns_token_may() {
-    let a = TestAgent::start_with(|f| {
-        f.dns_port = Some(0);
-        f.hcl = vec![r#"acl {
-            enabled = true
-            default_policy = "deny"
-            tokens { initial_management = "root" }
-        }"#
-        .into()];
-    })
-    .await;
+    let a = acl_agent().await;
     for body in [
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web", "Port": 80}}),
         json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "db", "Port": 81}}),
@@ -710,19 +701,7 @@ async fn dns_reads_only_what_the_dns_token_may() {
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
 
     let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
-    let policy = put_as_root(&a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
-    let token = put_as_root(
-        &a,
-        "/v1/acl/token",
-        json!({"Policies": [{"ID": policy["ID"]}]}),
-    )
-    .await;
-    put_as_root(
-        &a,
-        "/v1/agent/token/dns",
-        json!({"Token": token["SecretID"]}),
-    )
-    .await;
+    dns_token(&a, rules).await;
     let reply = ask_udp(addr, "web.service.consul.", RecordType::A).await;
     assert_eq!(
         texts(reply.answers()),
@@ -732,6 +711,38 @@ async fn dns_reads_only_what_the_dns_token_may() {
     assert_eq!(reply.response_code(), ResponseCode::NXDomain);
     let reply = ask_udp(addr, "n1.node.consul.", RecordType::A).await;
     assert_eq!(reply.answers().len(), 1);
+}
+
+/// An agent answering DNS with ACLs on and denying by default; `root` is the management token.
+async fn acl_agent() -> TestAgent {
+    TestAgent::start_with(|f| {
+        f.dns_port = Some(0);
+        f.hcl = vec![r#"acl {
+            enabled = true
+            default_policy = "deny"
+            tokens { initial_management = "root" }
+        }"#
+        .into()];
+    })
+    .await
+}
+
+/// Makes a token with one policy of `rules` the DNS token; the policy and the token.
+async fn dns_token(a: &TestAgent, rules: &str) -> (Value, Value) {
+    let policy = put_as_root(a, "/v1/acl/policy", json!({"Name": "dns", "Rules": rules})).await;
+    let token = put_as_root(
+        a,
+        "/v1/acl/token",
+        json!({"Policies": [{"ID": policy["ID"]}]}),
+    )
+    .await;
+    put_as_root(
+        a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    (policy, token)
 }
 
 /// A PUT with the management token; its JSON reply (`Null` for an empty one).
@@ -806,4 +817,115 @@ async fn dns_virtual_names_answer_the_services_virtual_ip() {
         assert_eq!(reply.response_code(), ResponseCode::NoError, "{name}");
         assert!(reply.answers().is_empty(), "{name}");
     }
+}
+
+/// Answers are kept between questions, yet every write that changes one is seen by the very
+/// next question: asked right after each write's reply, never waited for.
+#[tokio::test]
+async fn dns_answers_follow_each_write_at_once() {
+    let a = acl_agent().await;
+    let addr = a.dns_addr();
+    let answers = |name: &'static str, qtype| async move {
+        let reply = ask_udp(addr, name, qtype).await;
+        (reply.response_code(), texts(reply.answers()))
+    };
+    let web_a = |ips: &[&str]| {
+        let records: Vec<String> = ips
+            .iter()
+            .map(|ip| format!("web.service.consul. A {ip}"))
+            .collect();
+        (ResponseCode::NoError, records.into_iter().collect())
+    };
+    let nxdomain = (ResponseCode::NXDomain, BTreeSet::new());
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "web", "Port": 80}}),
+    )
+    .await;
+    let rules = "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }";
+    let (policy, token) = dns_token(&a, rules).await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1"])
+    );
+
+    // A second instance; a new service the token may read once its policy says so.
+    for body in [
+        json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"Service": "web", "Port": 80}}),
+        json!({"Node": "n2", "Address": "10.0.0.2", "Service": {"Service": "db", "Port": 81}}),
+    ] {
+        put_as_root(&a, "/v1/catalog/register", body).await;
+    }
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1", "10.0.0.2"])
+    );
+    assert_eq!(answers("db.service.consul.", RecordType::A).await, nxdomain);
+    let widened = format!("{rules}\nservice \"db\" {{ policy = \"read\" }}");
+    put_as_root(
+        &a,
+        &format!("/v1/acl/policy/{}", policy["ID"].as_str().unwrap()),
+        json!({"Name": "dns", "Rules": widened}),
+    )
+    .await;
+    assert_eq!(
+        answers("db.service.consul.", RecordType::A).await,
+        (
+            ResponseCode::NoError,
+            set(&["db.service.consul. A 10.0.0.2"])
+        )
+    );
+
+    // A failing check hides its instance; a node's new address shows in SRV extras.
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n2", "Address": "10.0.0.2",
+               "Check": {"CheckID": "down", "Name": "down", "Status": "critical"}}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.1"])
+    );
+    let srv_extras = || async move {
+        let reply = ask_udp(addr, "web.service.consul.", RecordType::SRV).await;
+        texts(reply.additionals())
+    };
+    assert_eq!(srv_extras().await, set(&["n1.node.dc1.consul. A 10.0.0.1"]));
+    put_as_root(
+        &a,
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.9"}),
+    )
+    .await;
+    assert_eq!(srv_extras().await, set(&["n1.node.dc1.consul. A 10.0.0.9"]));
+
+    // Another DNS token, then the service gone.
+    put_as_root(&a, "/v1/agent/token/dns", json!({"Token": ""})).await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        nxdomain
+    );
+    put_as_root(
+        &a,
+        "/v1/agent/token/dns",
+        json!({"Token": token["SecretID"]}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        web_a(&["10.0.0.9"])
+    );
+    put_as_root(
+        &a,
+        "/v1/catalog/deregister",
+        json!({"Node": "n1", "ServiceID": "web"}),
+    )
+    .await;
+    assert_eq!(
+        answers("web.service.consul.", RecordType::A).await,
+        nxdomain
+    );
 }

@@ -10,7 +10,6 @@
 //! each round opens it afresh. Prints one `RESULT startup ...` line; removes its data on exit.
 
 // Only the agent start and the knobs: the closed loops are for the throughput benches.
-#[allow(dead_code)]
 #[path = "common/in_process.rs"]
 mod in_process;
 

@@ -1,7 +1,7 @@
 //! `AgentContext`: what the running agent is made of (store, configuration, local state,
 //! runtimes), shared by the HTTP handlers, the CLI's in-process paths and background tasks.
 
-use crate::config::Config;
+use crate::config::{Config, DnsConfig};
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -35,11 +35,43 @@ pub struct AgentContext {
     pub restoring: tokio::sync::Mutex<()>,
     /// How recorded metrics are named and filtered (`telemetry`); reload replaces the filter.
     pub metrics_naming: std::sync::RwLock<crate::metrics::Naming>,
+    /// The DNS settings in force (`config.dns` at start); reload replaces them.
+    pub dns: std::sync::RwLock<DnsSettings>,
+}
+
+/// DNS settings as reloaded: as Consul's `DNSServer.ReloadConfig`, everything of `dns_config`
+/// and `recursors` changes but the domains and the listener. `generation` counts the
+/// replacements, so that answers cached under older settings are told apart.
+#[derive(Clone)]
+pub struct DnsSettings {
+    pub generation: u64,
+    pub config: Arc<DnsConfig>,
 }
 
 pub type Ctx = Arc<AgentContext>;
 
 impl AgentContext {
+    /// The DNS settings in force.
+    pub fn dns_settings(&self) -> DnsSettings {
+        self.dns.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `next` in force, keeping the domains and the listener's address.
+    pub fn reload_dns(&self, next: &DnsConfig) {
+        let mut settings = self.dns.write().unwrap_or_else(|e| e.into_inner());
+        let kept = &settings.config;
+        let config = DnsConfig {
+            domain: kept.domain.clone(),
+            alt_domain: kept.alt_domain.clone(),
+            addr: kept.addr,
+            ..next.clone()
+        };
+        *settings = DnsSettings {
+            generation: settings.generation + 1,
+            config: Arc::new(config),
+        };
+    }
+
     /// This node as a serf member (`/v1/agent/self`, `/v1/agent/members`).
     pub fn member(&self) -> serde_json::Value {
         let c = &self.config;

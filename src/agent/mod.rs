@@ -85,6 +85,10 @@ pub async fn open(
             config.limits.http_max_conns_per_client,
         ),
         restoring: tokio::sync::Mutex::new(()),
+        dns: std::sync::RwLock::new(context::DnsSettings {
+            generation: 0,
+            config: Arc::new(config.dns.clone()),
+        }),
         metrics_naming: std::sync::RwLock::new(crate::metrics::Naming::new(
             &config.telemetry,
             &crate::config::hostname(),

@@ -286,6 +286,7 @@ pub async fn reload(ctx: &AgentContext) -> Result<(), ReloadError> {
     }
     ctx.http_connections
         .set_max(new.limits.http_max_conns_per_client);
+    ctx.reload_dns(&new.dns);
     // As Consul's reload, which updates go-metrics' prefix filter and nothing else of it.
     ctx.metrics_naming
         .write()

@@ -7,6 +7,7 @@ use super::cache::{Cache, Key};
 use super::name::{self, Lookup, ServiceKind};
 use crate::acl::Authorizer;
 use crate::agent::acl::Identity;
+use crate::agent::context::DnsSettings;
 use crate::agent::prepared_query::{self, ExecuteOptions, QueryError, Source};
 use crate::agent::Ctx;
 use crate::config::DnsConfig;
@@ -114,6 +115,19 @@ pub struct Question<'a> {
     /// The domain answers are named in (`consul.` or `alt_domain`).
     pub domain: &'a str,
     pub lookup: &'a Lookup,
+    /// The DNS settings in force when the question arrived.
+    pub settings: &'a DnsSettings,
+}
+
+impl Question<'_> {
+    fn config(&self) -> &DnsConfig {
+        &self.settings.config
+    }
+
+    /// What the question's answer is cached under.
+    fn key(&self, secret: &str) -> Key {
+        Key::new(secret, self.qname, self.qtype, self.settings.generation)
+    }
 }
 
 /// The cache of service answers (`Cache` keeps them consistent with the store).
@@ -121,7 +135,7 @@ pub type ServiceCache = Cache<ServiceAnswer>;
 
 /// Builds the answer to one question inside a served domain.
 pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Answer, Miss> {
-    let config = &ctx.config.dns;
+    let config = q.config();
     // Noted before the token is resolved and anything read: an answer cached from what
     // follows is dropped by any commit after this one that touches what it read.
     let since = ctx.store.watches().announced();
@@ -145,7 +159,7 @@ pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Answer, M
                     tag: tag.as_deref(),
                     kind: *kind,
                 };
-                let found = match cache.get(&Key::new(&secret, q.qname, q.qtype)) {
+                let found = match cache.get(&q.key(&secret)) {
                     Some(found) => found,
                     None => read_service(ctx, cache, since, &secret, authorizer, q, &asked)?,
                 };
@@ -156,11 +170,11 @@ pub fn answer(ctx: &Ctx, cache: &ServiceCache, q: &Question) -> Result<Answer, M
             }
             Lookup::Node { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
-                Answer::Built(node_records(ctx, &ctx.store.read()?, authorizer, q, name)?)
+                Answer::Built(node_records(&ctx.store.read()?, authorizer, q, name)?)
             }
             Lookup::PreparedQuery { name, datacenter } => {
                 local_datacenter(ctx, datacenter)?;
-                let (instances, ttl) = prepared_query(ctx, &identity, name)?;
+                let (instances, ttl) = prepared_query(ctx, config, &identity, name)?;
                 Answer::Ordered(contributions(ctx, q, &instances, ttl))
             }
             Lookup::Addr(ip) => Answer::Built(addr_records(config, q, *ip)),
@@ -233,7 +247,7 @@ fn read_service(
     q: &Question,
     asked: &ServiceQuestion,
 ) -> Result<ServiceAnswer, Miss> {
-    let config = &ctx.config.dns;
+    let config = q.config();
     let r = ctx.store.read()?;
     let mut ws = WatchSet::new();
     let instances = healthy_instances(&r, &mut ws, config, authorizer, asked)?;
@@ -245,7 +259,7 @@ fn read_service(
     };
     acl::watch_all(&mut ws);
     let watch = ctx.store.watches().register(ws, since);
-    cache.insert(Key::new(secret, q.qname, q.qtype), found.clone(), watch);
+    cache.insert(q.key(secret), found.clone(), watch);
     Ok(found)
 }
 
@@ -346,6 +360,7 @@ fn healthy_instances(
 /// query's `DNS.TTL`, else the TTL of the service it looked up.
 fn prepared_query(
     ctx: &Ctx,
+    config: &DnsConfig,
     identity: &Arc<Identity>,
     name: &str,
 ) -> Result<(Vec<CheckServiceNode>, u32), Miss> {
@@ -362,7 +377,7 @@ fn prepared_query(
     };
     let ttl = match done.ttl() {
         Some(ttl) => seconds(ttl),
-        None => service_ttl(&ctx.config.dns, &done.service),
+        None => service_ttl(config, &done.service),
     };
     Ok((done.nodes, ttl))
 }
@@ -415,7 +430,7 @@ fn contributions(
     instances: &[CheckServiceNode],
     ttl: u32,
 ) -> Vec<Contribution> {
-    let config = &ctx.config.dns;
+    let config = q.config();
     // Duplicates are numbered alike, so picking needs no hashing.
     let mut targets = HashMap::new();
     let mut addresses = HashMap::new();
@@ -563,13 +578,12 @@ fn meta_txt(name: &str, node: &Node, ttl: u32) -> Vec<Record> {
 /// `<node>.node`: the node's address, with its meta as TXT records (in the answer for TXT
 /// and ANY questions, as extras with `enable_additional_node_meta_txt`).
 fn node_records(
-    ctx: &Ctx,
     r: &ReadTx,
     authorizer: &Authorizer,
     q: &Question,
     name: &str,
 ) -> Result<Sections, Miss> {
-    let config = &ctx.config.dns;
+    let config = q.config();
     let Some(node) =
         catalog::get_node(r, name)?.filter(|n| authorizer.node_read(&n.node).is_allow())
     else {
@@ -679,7 +693,7 @@ pub fn soa(config: &DnsConfig, domain: &str) -> Record {
 /// SOA and NS questions: the domain's SOA and its name servers, the nodes running the
 /// `consul` service (at most 3, shuffled), with their addresses as extras.
 fn domain_records(ctx: &Ctx, r: &ReadTx, q: &Question) -> Result<Sections, Miss> {
-    let config = &ctx.config.dns;
+    let config = q.config();
     let mut ws = WatchSet::new();
     let (_, mut servers) = catalog::check_service_nodes(r, &mut ws, "consul", Instances::Service)?;
     servers.retain(|s| s.checks.iter().all(|c| c.status != CRITICAL));

@@ -14,20 +14,23 @@ use std::sync::Mutex;
 /// every service of a large catalog asked as A and SRV.
 const CAPACITY: usize = 8192;
 
-/// What an answer is for: the question, and the token it was read as.
+/// What an answer is for: the question, the token it was read as, and the generation of the
+/// DNS settings it was built under (a reload changes TTLs and health filtering).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     secret: String,
     qname: String,
     qtype: RecordType,
+    settings: u64,
 }
 
 impl Key {
-    pub fn new(secret: &str, qname: &str, qtype: RecordType) -> Key {
+    pub fn new(secret: &str, qname: &str, qtype: RecordType, settings: u64) -> Key {
         Key {
             secret: secret.to_string(),
             qname: qname.to_string(),
             qtype,
+            settings,
         }
     }
 }
@@ -103,8 +106,8 @@ mod tests {
     fn an_answer_is_dropped_by_the_first_change_to_what_it_read() {
         let watches = Watches::new(1);
         let cache = Cache::default();
-        let web = Key::new("", "web.service.consul.", RecordType::A);
-        let db = Key::new("", "db.service.consul.", RecordType::A);
+        let web = Key::new("", "web.service.consul.", RecordType::A, 0);
+        let db = Key::new("", "db.service.consul.", RecordType::A, 0);
         cache.insert(web.clone(), 1, watch_on(&watches, "service/web"));
         cache.insert(db.clone(), 2, watch_on(&watches, "service/db"));
         assert_eq!(cache.get(&web), Some(1));
@@ -122,7 +125,7 @@ mod tests {
         touch(&watches, 2, "service/other");
         let mut set = WatchSet::new();
         set.key("catalog_indexes", "service/web");
-        let key = Key::new("", "web.service.consul.", RecordType::SRV);
+        let key = Key::new("", "web.service.consul.", RecordType::SRV, 0);
         cache.insert(key.clone(), 1, watches.register(set, since));
         assert_eq!(cache.get(&key), None);
     }
@@ -132,9 +135,9 @@ mod tests {
         let watches = Watches::new(1);
         let cache = Cache::default();
         let keys = [
-            Key::new("", "web.service.consul.", RecordType::A),
-            Key::new("", "web.service.consul.", RecordType::SRV),
-            Key::new("secret", "web.service.consul.", RecordType::A),
+            Key::new("", "web.service.consul.", RecordType::A, 0),
+            Key::new("", "web.service.consul.", RecordType::SRV, 0),
+            Key::new("secret", "web.service.consul.", RecordType::A, 0),
         ];
         for (n, key) in keys.iter().enumerate() {
             cache.insert(key.clone(), n, watch_on(&watches, "service/web"));
@@ -149,12 +152,17 @@ mod tests {
         let watches = Watches::new(1);
         let cache = Cache::default();
         for n in 0..=CAPACITY {
-            let key = Key::new("", &format!("s{n}.service.consul."), RecordType::A);
+            let key = Key::new("", &format!("s{n}.service.consul."), RecordType::A, 0);
             cache.insert(key, n, watch_on(&watches, "service/s"));
         }
         assert_eq!(cache.len(), CAPACITY);
         assert_eq!(watches.waiting(), CAPACITY);
-        let last = Key::new("", &format!("s{CAPACITY}.service.consul."), RecordType::A);
+        let last = Key::new(
+            "",
+            &format!("s{CAPACITY}.service.consul."),
+            RecordType::A,
+            0,
+        );
         assert_eq!(cache.get(&last), Some(CAPACITY));
     }
 }

@@ -73,7 +73,8 @@ async fn respond(
     if request.message_type() != MessageType::Query {
         return None;
     }
-    let config = &ctx.config.dns;
+    let settings = ctx.dns_settings();
+    let config = &*settings.config;
     let Some(query) = request.queries().first() else {
         // Like miekg/dns, a message without a question is refused.
         return Some(encode(&refused(&request), config));
@@ -98,6 +99,7 @@ async fn respond(
         qtype: query.query_type(),
         domain: &domain,
         lookup: &lookup,
+        settings: &settings,
     };
     match answer::answer(ctx, cache, &question) {
         Ok(found) => {

@@ -929,3 +929,49 @@ async fn dns_answers_follow_each_write_at_once() {
         nxdomain
     );
 }
+
+/// A reload puts new DNS settings in force for the next question, cached answers included,
+/// and keeps the domain, as Consul's `DNSServer.ReloadConfig`.
+#[tokio::test]
+async fn a_reload_puts_new_dns_settings_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dns.json");
+    let write = |settings: Value| std::fs::write(&cfg, settings.to_string()).unwrap();
+    write(json!({"dns_config": {"only_passing": false, "service_ttl": {"*": "5s"}}}));
+    let path = cfg.clone();
+    let a = TestAgent::start_with(move |f| {
+        f.dns_port = Some(0);
+        f.config_file = vec![path];
+    })
+    .await;
+    for (node, status) in [("n1", "passing"), ("n2", "warning")] {
+        register(
+            &a,
+            json!({"Node": node, "Address": format!("10.0.0.{}", &node[1..]),
+                   "Service": {"Service": "web", "Port": 80},
+                   "Check": {"CheckID": "up", "Name": "up", "ServiceID": "web", "Status": status}}),
+        )
+        .await;
+    }
+    let ask = || ask_udp(a.dns_addr(), "web.service.consul.", RecordType::A);
+    let before = ask().await;
+    assert_eq!(before.answers().len(), 2);
+    assert!(before.answers().iter().all(|r| r.ttl() == 5));
+
+    write(json!({"domain": "other", "recursors": [],
+                 "dns_config": {"only_passing": true, "service_ttl": {"*": "9s"}}}));
+    a.put_ok("/v1/agent/reload", "").await;
+    let after = ask().await;
+    assert_eq!(
+        texts(after.answers()),
+        set(&["web.service.consul. A 10.0.0.1"]),
+        "only_passing now drops the warning instance"
+    );
+    assert!(after.answers().iter().all(|r| r.ttl() == 9));
+    let elsewhere = ask_udp(a.dns_addr(), "web.service.other.", RecordType::A).await;
+    assert_eq!(
+        elsewhere.response_code(),
+        ResponseCode::Refused,
+        "the domain stays"
+    );
+}

@@ -2,7 +2,8 @@
 //! classes `\d`, `\w` and `\s` are ASCII-only. Rust's `regex` reads them as Unicode classes,
 //! which both changes what matches and makes a pattern such as `\w{200}` compile into a
 //! program thousands of times larger; so they are rewritten to their ASCII sets, and the
-//! compiled program is capped, before a client's pattern is compiled.
+//! compiled program is capped, before a client's pattern is compiled. Go's `\Q...\E` (the text
+//! between taken literally), which Rust's syntax lacks, is spelled out escaped.
 
 use regex::{Regex, RegexBuilder};
 
@@ -19,7 +20,8 @@ pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 /// `pattern` with `\d \D \w \W \s \S` spelled as the ASCII sets Go gives them, inside and
-/// outside bracketed classes (Rust's classes nest, so a negated set fits inside one).
+/// outside bracketed classes (Rust's classes nest, so a negated set fits inside one), and
+/// `\Q...\E` outside classes as its text escaped (to the end of the pattern without `\E`).
 fn ascii_perl_classes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut chars = pattern.chars().peekable();
@@ -34,6 +36,18 @@ fn ascii_perl_classes(pattern: &str) -> String {
                     out.push('\\');
                     break;
                 };
+                if next == 'Q' && depth == 0 {
+                    let mut literal = String::new();
+                    while let Some(l) = chars.next() {
+                        if l == '\\' && chars.peek() == Some(&'E') {
+                            chars.next();
+                            break;
+                        }
+                        literal.push(l);
+                    }
+                    out.push_str(&regex::escape(&literal));
+                    continue;
+                }
                 let set = match next {
                     'd' => Some(("0-9", false)),
                     'D' => Some(("0-9", true)),
@@ -119,6 +133,19 @@ mod tests {
         assert!(
             small(r"\w{200}x").is_err(),
             "the Unicode class is the large one"
+        );
+    }
+
+    #[test]
+    fn quoted_text_is_literal_as_in_go() {
+        let quoted = compile(r"^a\Q.*+\Eb$").unwrap();
+        assert!(quoted.is_match("a.*+b"));
+        assert!(!quoted.is_match("axxb"));
+        assert!(compile(r"^\Q(web)").unwrap().is_match("(web)"));
+        assert!(compile(r"\Q\d\E").unwrap().is_match(r"\d"));
+        assert!(
+            compile(r"^[\Q]$").is_err(),
+            "Go refuses \\Q inside a class too"
         );
     }
 

@@ -214,15 +214,20 @@ fn require_check_target_write(ctx: &Ctx, req: &Request, service: &str) -> Result
 }
 
 /// Consul's `vetServiceRegister`: `service:write` on the service's name, on the name of the
-/// local service with its ID (which it would replace), and on a proxy's destination.
+/// local service with its ID (which it would replace), and on a proxy's destination; and
+/// `mesh:write` for a proxy that sets an Envoy escape hatch.
 fn vet_service_register(
     r: &ReadTx,
     caller: &Caller,
     id: &str,
     name: &str,
     destination: Option<&str>,
+    proxy: Option<&serde_json::Value>,
 ) -> Result<(), ApiError> {
     caller.require(Resource::Service, AccessLevel::Write, name)?;
+    if proxy.is_some_and(crate::types::catalog::sets_envoy_escape_hatch) {
+        caller.require(Resource::Mesh, AccessLevel::Write, "")?;
+    }
     if let Some(replaced) = agent_state::service(r, id)? {
         caller.require(
             Resource::Service,
@@ -301,7 +306,14 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
     let destination = (def.kind == "connect-proxy")
         .then(|| proxy_destination(def.proxy.as_ref()))
         .flatten();
-    vet_service_register(&r, &req.caller, id, &def.name, destination)?;
+    vet_service_register(
+        &r,
+        &req.caller,
+        id,
+        &def.name,
+        destination,
+        def.proxy.as_ref(),
+    )?;
     // A sidecar is a service of its own (`<id>-sidecar-proxy`, by default named
     // `<name>-sidecar-proxy`, a proxy of its parent), vetted as Consul does with its own
     // `Token` when it has one.
@@ -335,6 +347,7 @@ pub async fn register_service(ctx: Ctx, mut req: Request) -> Result<Reply, ApiEr
             &format!("{id}-sidecar-proxy"),
             &name,
             Some(destination),
+            sidecar.get("Proxy"),
         )?;
     }
     drop(r);

@@ -712,6 +712,9 @@ fn authorize_registration(ctx: &Ctx, caller: &Caller, r: &Registration) -> Resul
     }
     if let Some(service) = &r.service {
         caller.require(Resource::Service, AccessLevel::Write, &service.service)?;
+        if crate::types::catalog::sets_envoy_escape_hatch(&service.proxy.0) {
+            caller.require(Resource::Mesh, AccessLevel::Write, "")?;
+        }
     }
     for check in &r.checks {
         if check.service_id.is_empty() {

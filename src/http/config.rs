@@ -175,6 +175,9 @@ pub async fn apply(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     let mut entry = ConfigEntry::decode(raw).map_err(decode_failed)?;
     let cas = cas(&req)?;
     require(&req.caller, &entry.kind, &entry.name, true)?;
+    if entry.runs_envoy_code() {
+        req.caller.require(Resource::Mesh, AccessLevel::Write, "")?;
+    }
     for related in related_services(&entry) {
         req.caller
             .require(Resource::Service, AccessLevel::Read, &related)?;

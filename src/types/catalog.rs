@@ -305,3 +305,42 @@ macro_rules! record {
     )*};
 }
 record!(Node, NodeService, HealthCheck);
+
+/// The `Proxy.Config` keys that put arbitrary Envoy JSON into a proxy's bootstrap or xDS
+/// resources (Consul's `envoyEscapeHatchKeys`): setting one needs `mesh:write` besides
+/// `service:write`, since the JSON can carry code-executing filters.
+const ENVOY_ESCAPE_HATCH_KEYS: [&str; 11] = [
+    "envoy_bootstrap_json_tpl",
+    "envoy_extra_static_listeners_json",
+    "envoy_extra_static_clusters_json",
+    "envoy_extra_stats_sinks_json",
+    "envoy_stats_config_json",
+    "envoy_tracing_json",
+    "envoy_public_listener_json",
+    "envoy_listener_tracing_json",
+    "envoy_local_cluster_json",
+    "envoy_listener_json",
+    "envoy_cluster_json",
+];
+
+/// Whether a service's `Proxy` sets an Envoy escape hatch, in its `Config` or an upstream's,
+/// matching keys without regard to case as the decoders that read them do.
+pub fn sets_envoy_escape_hatch(proxy: &serde_json::Value) -> bool {
+    let in_config = |config: Option<&serde_json::Value>| {
+        config
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|c| {
+                c.keys().any(|k| {
+                    ENVOY_ESCAPE_HATCH_KEYS
+                        .iter()
+                        .any(|hatch| hatch.eq_ignore_ascii_case(k))
+                })
+            })
+    };
+    let upstreams = proxy
+        .get("Upstreams")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    in_config(proxy.get("Config")) || upstreams.iter().any(|u| in_config(u.get("Config")))
+}

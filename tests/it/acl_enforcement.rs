@@ -1157,3 +1157,76 @@ async fn transactions_filter_reads_silently_and_vet_tree_deletes() {
         (409, &json!([{"OpIndex": 0, "What": "Must provide key"}]))
     );
 }
+
+/// Envoy escape hatches and code-running extensions need `mesh:write` besides
+/// `service:write` (Consul's gate on `Proxy.Config` / upstream `envoy_*` keys and on
+/// `builtin/lua`/`builtin/wasm` in service-defaults), on the agent and catalog paths alike.
+#[tokio::test]
+async fn envoy_escape_hatches_need_mesh_write() {
+    let (a, _cfg) = acl_agent().await;
+    let services = r#"service_prefix "" { policy = "write" }
+                      node_prefix "" { policy = "write" }"#;
+    let writer = token_with(&a, "service-writer", services).await;
+    let mesh = token_with(&a, "mesh-writer", &format!("{services}\nmesh = \"write\"")).await;
+    let proxy = |config: Value, upstream_config: Value| {
+        json!({"Name": "web-proxy", "Kind": "connect-proxy", "Port": 21000,
+               "Proxy": {"DestinationServiceName": "web", "Config": config,
+                         "Upstreams": [{"DestinationName": "db", "LocalBindPort": 9000,
+                                        "Config": upstream_config}]}})
+        .to_string()
+    };
+    let register = "/v1/agent/service/register";
+    let catalog = |service: String| {
+        let mut service: Value = serde_json::from_str(&service).unwrap();
+        let name = service.as_object_mut().unwrap().remove("Name").unwrap();
+        service["Service"] = name;
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": service}).to_string()
+    };
+    let gated = [
+        proxy(json!({"Envoy_Bootstrap_JSON_TPL": "{}"}), json!({})),
+        proxy(
+            json!({"protocol": "http"}),
+            json!({"envoy_cluster_json": "{}"}),
+        ),
+    ];
+    for body in &gated {
+        for (path, body) in [
+            (register, body.clone()),
+            ("/v1/catalog/register", catalog(body.clone())),
+        ] {
+            let got = call(&a, Method::PUT, path, &writer, &body).await;
+            assert_eq!(got.status, 403, "{path} {body}: {}", got.body);
+            assert!(
+                got.body.contains("lacks permission 'mesh:write'"),
+                "{}",
+                got.body
+            );
+            let got = call(&a, Method::PUT, path, &mesh, &body).await;
+            assert_eq!(got.status, 200, "{path} {body}: {}", got.body);
+        }
+    }
+    let plain = proxy(json!({"protocol": "http"}), json!({"protocol": "http"}));
+    let got = call(&a, Method::PUT, register, &writer, &plain).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+
+    let entries = [
+        json!({"Kind": "service-defaults", "Name": "web",
+               "EnvoyExtensions": [{"Name": "builtin/lua", "Arguments": {"ProxyType": "connect-proxy", "Listener": "inbound", "Script": "function envoy_on_request(r) end"}}]}),
+        json!({"Kind": "service-defaults", "Name": "web",
+               "UpstreamConfig": {"Overrides": [{"Name": "db", "EnvoyClusterJSON": "{}"}]}}),
+    ];
+    for entry in entries {
+        let got = call(&a, Method::PUT, "/v1/config", &writer, &entry.to_string()).await;
+        assert_eq!(got.status, 403, "{entry}: {}", got.body);
+        assert!(
+            got.body.contains("lacks permission 'mesh:write'"),
+            "{}",
+            got.body
+        );
+        let got = call(&a, Method::PUT, "/v1/config", &mesh, &entry.to_string()).await;
+        assert_ne!(got.status, 403, "{entry}: {}", got.body);
+    }
+    let plain = json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http"});
+    let got = call(&a, Method::PUT, "/v1/config", &writer, &plain.to_string()).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+}

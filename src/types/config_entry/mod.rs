@@ -147,6 +147,47 @@ fn top_level(raw: Value) -> Result<Map<String, Value>, String> {
 }
 
 impl ConfigEntry {
+    /// Whether writing this entry needs `mesh:write` besides its kind's right, as Consul's
+    /// `ServiceConfigEntry.CanWrite`: a service-defaults entry that runs caller-supplied code
+    /// in Envoy (a `builtin/lua` or `builtin/wasm` extension) or overrides an upstream's
+    /// listener or cluster with Envoy JSON.
+    pub fn runs_envoy_code(&self) -> bool {
+        if self.kind != "service-defaults" {
+            return false;
+        }
+        let body = &self.body.0;
+        let extensions = body
+            .get("EnvoyExtensions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let executes = extensions.iter().any(|e| {
+            matches!(
+                e.get("Name").and_then(Value::as_str),
+                Some("builtin/lua" | "builtin/wasm")
+            )
+        });
+        let upstreams = body.get("UpstreamConfig");
+        let overrides = upstreams
+            .and_then(|u| u.get("Overrides"))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let escape_hatch = |upstream: &Value| {
+            ["EnvoyListenerJSON", "EnvoyClusterJSON"].iter().any(|k| {
+                upstream
+                    .get(*k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty())
+            })
+        };
+        executes
+            || upstreams
+                .and_then(|u| u.get("Defaults"))
+                .is_some_and(escape_hatch)
+            || overrides.iter().any(escape_hatch)
+    }
+
     /// Decodes a body (a parsed JSON or HCL document) as Consul's `DecodeConfigEntry` does:
     /// the kind picks the struct, keys bind case-insensitively or by their snake_case alias,
     /// values convert weakly, and unknown keys are refused.

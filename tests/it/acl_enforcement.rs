@@ -549,12 +549,11 @@ async fn kv_rights_follow_key_prefixes() {
     );
 }
 
-#[tokio::test]
-async fn catalog_and_health_reads_are_filtered_with_the_header() {
-    let (a, _cfg) = acl_agent().await;
+/// Two catalog nodes with a passing service each: `web` on `n-pub`, `db` on `n-priv`.
+async fn register_public_and_private(a: &TestAgent) {
     for (node, service) in [("n-pub", "web"), ("n-priv", "db")] {
         root(
-            &a,
+            a,
             Method::PUT,
             "/v1/catalog/register",
             json!({"Node": node, "Address": "10.0.0.1",
@@ -564,6 +563,12 @@ async fn catalog_and_health_reads_are_filtered_with_the_header() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn catalog_and_health_reads_are_filtered_with_the_header() {
+    let (a, _cfg) = acl_agent().await;
+    register_public_and_private(&a).await;
     let token = token_with(
         &a,
         "web-reader",
@@ -611,18 +616,7 @@ async fn catalog_and_health_reads_are_filtered_with_the_header() {
 #[tokio::test]
 async fn acls_filter_after_the_expression() {
     let (a, _cfg) = acl_agent().await;
-    for (node, service) in [("n-pub", "web"), ("n-priv", "db")] {
-        root(
-            &a,
-            Method::PUT,
-            "/v1/catalog/register",
-            json!({"Node": node, "Address": "10.0.0.1",
-                   "Service": {"Service": service, "Port": 80},
-                   "Check": {"CheckID": format!("{service}-up"), "Name": "up",
-                             "ServiceID": service, "Status": "passing"}}),
-        )
-        .await;
-    }
+    register_public_and_private(&a).await;
     for destination in ["web", "db"] {
         root(
             &a,

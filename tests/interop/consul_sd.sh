@@ -91,6 +91,7 @@ HELPER="$WORK/helper.py"
 cat >"$HELPER" <<'PY'
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -99,11 +100,16 @@ import urllib.request
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    # Below Linux's ephemeral range (32768 and up), so that no outgoing connection can take
+    # the port between this choice and the bind of the server it is for.
+    while True:
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 def http(method, url, body=None, timeout=10):

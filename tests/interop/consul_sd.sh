@@ -86,30 +86,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# One python helper for HTTP, free ports and the assertions (the standard library only).
+# One python helper for HTTP and the assertions (the standard library only).
 HELPER="$WORK/helper.py"
 cat >"$HELPER" <<'PY'
 import json
 import os
-import random
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-
-
-def free_port():
-    # Below Linux's ephemeral range (32768 and up), so that no outgoing connection can take
-    # the port between this choice and the bind of the server it is for.
-    while True:
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
 
 
 def http(method, url, body=None, timeout=10):
@@ -211,9 +196,7 @@ def check(consumer, expected_file, gone):
 
 
 cmd = sys.argv[1]
-if cmd == "free-port":
-    print(free_port())
-elif cmd == "put":
+if cmd == "put":
     status, body = http("PUT", sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     if status != 200:
         print(f"PUT {sys.argv[2]}: HTTP {status}: {body}", file=sys.stderr)
@@ -246,7 +229,7 @@ PASSED=0
 FAILED=0
 
 # --- agent -------------------------------------------------------------------------------------
-AGENT_PORT=$(py free-port)
+AGENT_PORT=$(free_port)
 AGENT="127.0.0.1:$AGENT_PORT"
 "$LEGATE_BIN" agent -data-dir "$WORK/data" -client 127.0.0.1 -bind 127.0.0.1 \
     -http-port "$AGENT_PORT" -dns-port -1 -log-level debug >"$AGENT_LOG" 2>&1 &
@@ -255,7 +238,7 @@ py wait-ok "http://$AGENT/v1/status/leader" 30 "$AGENT_PID" || fail "legate did 
 echo "legate agent on $AGENT (pid $AGENT_PID)"
 
 # Service ports are free ports nothing listens on: prometheus' scrapes of them just fail.
-P_WEB1=$(py free-port); P_WEB2=$(py free-port); P_API=$(py free-port); P_DB=$(py free-port)
+P_WEB1=$(free_port); P_WEB2=$(free_port); P_API=$(free_port); P_DB=$(free_port)
 register() { py put "http://$AGENT/v1/agent/service/register" "$1" || fail "register: $1"; }
 register '{"Name":"web","ID":"web-1","Port":'"$P_WEB1"',"Address":"127.0.0.1","Tags":["prod","v1"],"Meta":{"version":"1.2"},"Check":{"TTL":"10m","Status":"passing"}}'
 register '{"Name":"web","ID":"web-2","Port":'"$P_WEB2"',"Address":"127.0.0.1","Tags":["prod","v2"],"Meta":{"version":"2.0"},"Check":{"TTL":"10m","Status":"passing"}}'
@@ -265,7 +248,7 @@ register '{"Name":"db","ID":"db-1","Port":'"$P_DB"'}'
 echo "registered web-1 web-2 api-1 db-1"
 
 # --- the consumer, scraping the agent's services -----------------------------------------------
-CONSUMER_PORT=$(py free-port)
+CONSUMER_PORT=$(free_port)
 CONSUMER_ADDR="127.0.0.1:$CONSUMER_PORT"
 # VictoriaMetrics 1.79 has no `refresh_interval` for Consul (its flag below plays that part).
 SD_OPTIONS="        refresh_interval: 2s"

@@ -37,22 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port below Linux's ephemeral range (32768 and up), so that no outgoing connection
-# can take it before the server it is for binds it.
-free_port() {
-    python3 - <<'PY'
-import random, socket
-while True:
-    port = random.randint(20000, 32000)
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-    print(port)
-    break
-PY
-}
 # http METHOD PATH [BODY]: a request to the agent; fails unless it answers 200.
 http() {
     python3 - "$1" "http://127.0.0.1:$HTTP_PORT$2" "${3:-}" <<'PY'

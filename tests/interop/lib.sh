@@ -1,4 +1,4 @@
-# Shared by the interop scripts (sourced, not run): process helpers for their cleanup.
+# Shared by the interop scripts (sourced, not run): process helpers for their cleanup, free ports.
 
 # running PID: the process exists and is not a zombie.
 running() {
@@ -18,4 +18,21 @@ stop_pid() {
         if running "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+# A free port below Linux's ephemeral range (32768 and up), so that no outgoing connection
+# can take it before the server it is for binds it.
+free_port() {
+    python3 - <<'PY'
+import random, socket
+while True:
+    port = random.randint(20000, 32000)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+PY
 }

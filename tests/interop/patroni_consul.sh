@@ -119,30 +119,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# One python helper for HTTP, free ports and the assertions (the standard library only).
+# One python helper for HTTP and the assertions (the standard library only).
 HELPER="$WORK/helper.py"
 cat >"$HELPER" <<'PY'
 import base64
 import json
-import random
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-
-
-def free_port():
-    # Below Linux's ephemeral range (32768 and up), so that no outgoing connection can take
-    # the port between this choice and the bind of the server it is for.
-    while True:
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
 
 
 def http(method, url, timeout=5):
@@ -225,9 +210,7 @@ def check(what, *args):
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    if cmd == "free-port":
-        print(free_port())
-    elif cmd == "wait-ok":
+    if cmd == "wait-ok":
         url, seconds = sys.argv[2], float(sys.argv[3])
         deadline = time.time() + seconds
         while time.time() < deadline:
@@ -283,7 +266,7 @@ eventually() {
 }
 
 # --- agent ---------------------------------------------------------------------------------------
-PORT=$(py free-port)
+PORT=$(free_port)
 AGENT="127.0.0.1:$PORT"
 "$LEGATE_BIN" agent -data-dir "$WORK/data" -client 127.0.0.1 -http-port "$PORT" -dns-port -1 \
     -log-level debug >"$AGENT_LOG" 2>&1 &
@@ -296,8 +279,8 @@ echo "legate on $AGENT (pid $AGENT_PID); patroni $PATRONI_VERSION, python-consul
 declare -A REST=()
 member_config() {
     local name=$1 rest pg
-    rest=127.0.0.1:$(py free-port)
-    pg=127.0.0.1:$(py free-port)
+    rest=127.0.0.1:$(free_port)
+    pg=127.0.0.1:$(free_port)
     REST[$name]=$rest
     mkdir -m 0700 "$PGWORK/$name"
     chown postgres: "$PGWORK/$name"

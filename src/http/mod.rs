@@ -91,7 +91,7 @@ pub enum AclRule {
     /// `GET` needs read on the resource, any other method write (operator settings).
     ByMethod(Resource),
     /// The right depends on the key, service, node or body: the handler checks it (through
-    /// `acl::require`) and filters lists by what the token may read.
+    /// `req.caller.require`) and filters lists by what the token may read.
     InHandler,
 }
 

@@ -93,7 +93,7 @@ pub struct LockArgs {
 }
 
 /// Flags of `lock` that take a value (`-flag value` consumes the next word).
-const VALUE_FLAGS: &[&str] = &[
+pub const VALUE_FLAGS: &[&str] = &[
     "http-addr",
     "token",
     "token-file",
@@ -104,12 +104,6 @@ const VALUE_FLAGS: &[&str] = &[
     "try",
     "monitor-retry",
 ];
-
-/// The command line with `legate lock`'s flags rewritten and PREFIX and the child kept as
-/// given (see `super::normalize_go_flags_before_child`).
-pub fn normalize_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    super::normalize_go_flags_before_child(args, VALUE_FLAGS)
-}
 
 fn on(flag: Option<bool>, default: bool) -> bool {
     flag.unwrap_or(default)
@@ -1018,9 +1012,13 @@ mod tests {
         args.iter().map(|s| s.to_string()).collect()
     }
 
+    fn lock_flags(args: &[&str]) -> Vec<String> {
+        crate::cli::normalize_go_flags_before_child(strings(args), VALUE_FLAGS)
+    }
+
     #[test]
     fn flags_stop_at_the_prefix() {
-        let out = normalize_go_flags(strings(&[
+        let out = lock_flags(&[
             "legate",
             "lock",
             "-n",
@@ -1035,7 +1033,7 @@ mod tests {
             "-la",
             "--",
             "-x",
-        ]));
+        ]);
         assert_eq!(
             out,
             strings(&[
@@ -1056,14 +1054,14 @@ mod tests {
                 "-x",
             ])
         );
-        let out = normalize_go_flags(strings(&["legate", "lock", "-n=3", "--", "p", "-c"]));
+        let out = lock_flags(&["legate", "lock", "-n=3", "--", "p", "-c"]);
         assert_eq!(out, strings(&["legate", "lock", "--n=3", "--", "p", "-c"]));
     }
 
     #[test]
     fn lock_args_parse() {
         use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from(normalize_go_flags(strings(&[
+        let cli = crate::cli::Cli::try_parse_from(lock_flags(&[
             "legate",
             "lock",
             "-n=2",
@@ -1074,7 +1072,7 @@ mod tests {
             "echo",
             "-n",
             "hi",
-        ])))
+        ]))
         .unwrap();
         let crate::cli::Command::Lock(args) = cli.command else {
             panic!()

@@ -215,7 +215,7 @@ pub fn run(args: Vec<String>) -> i32 {
     // `lock` and `watch` stop reading their flags at their first argument: the child's
     // arguments reach it as given.
     let args = match args.get(1).map(String::as_str) {
-        Some("lock") => lock::normalize_go_flags(args),
+        Some("lock") => normalize_go_flags_before_child(args, lock::VALUE_FLAGS),
         Some("watch") => normalize_go_flags_before_child(args, watch::VALUE_FLAGS),
         _ => normalize_go_flags(args),
     };

@@ -9,7 +9,8 @@
 //! ACLs (Consul's `vetRegisterWithACL`, `vetDeregisterWithACL` and `filterACL`): a write needs
 //! `node:write` when it changes the node, `service:write` on each service it touches and, for
 //! a check, its service's or node's write; reads leave out the nodes and services the token
-//! may not read (before `?filter`); Connect and gateway reads need `service:read` first.
+//! may not read (after `?filter`); a Connect read without `service:read` on its service finds
+//! nothing, and a gateway read needs `service:read` on the gateway.
 
 use super::acl::Caller;
 use super::blocking::blocking;
@@ -882,10 +883,9 @@ async fn service_nodes(
     let opts = ctx.query_options(&req)?;
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, prefix, "Missing service name")?;
-    if lookup == Lookup::Connect {
-        req.caller
-            .require(Resource::Service, AccessLevel::Read, &name)?;
-    }
+    // A Connect lookup without read on the service it finds proxies for answers nothing, as
+    // Consul's `Catalog.ServiceNodes`: not a refusal.
+    let hidden = lookup == Lookup::Connect && !req.caller.reads_service(&name);
     let got = blocking(&ctx.store, &opts, |r, ws| {
         store::service_instances(r, ws, &name, lookup)
     })
@@ -894,7 +894,9 @@ async fn service_nodes(
         .value
         .iter()
         .filter(|(n, s)| {
-            (lookup == Lookup::Connect || narrow.tags_ok(&s.tags)) && narrow.meta_ok(&n.meta)
+            !hidden
+                && (lookup == Lookup::Connect || narrow.tags_ok(&s.tags))
+                && narrow.meta_ok(&n.meta)
         })
         .map(|(n, s)| ServiceNode::new(n, s))
         .collect();

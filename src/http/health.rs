@@ -11,7 +11,6 @@ use super::catalog::{path_arg, Narrow};
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, Resource};
 use crate::store::catalog::{self as store, Lookup};
 use crate::store::gateway;
 use crate::store::{ReadTx, WatchSet};
@@ -176,10 +175,9 @@ async fn service_nodes(
     let narrow = Narrow::parse(&req, &opts)?;
     let name = path_arg(&req, prefix, "Missing service name")?;
     let passing = passing_flag(&req)?;
-    if instances != Instances::Of(Lookup::Service) {
-        req.caller
-            .require(Resource::Service, AccessLevel::Read, &name)?;
-    }
+    // A Connect or ingress lookup without read on the service it finds proxies for answers
+    // nothing (with the index), as Consul's `Health.ServiceNodes`: not a refusal.
+    let hidden = instances != Instances::Of(Lookup::Service) && !req.caller.reads_service(&name);
     let got = blocking(&ctx.store, &opts, |r, ws| match instances {
         Instances::Of(lookup) => store::check_service_nodes(r, ws, &name, lookup),
         Instances::Ingress => gateway::ingress_nodes(r, ws, &name),
@@ -189,6 +187,7 @@ async fn service_nodes(
     let nodes: Vec<CheckServiceNode> = got
         .value
         .into_iter()
+        .filter(|_| !hidden)
         .filter(|e| (!tagged || narrow.tags_ok(&e.service.tags)) && narrow.meta_ok(&e.node.meta))
         .collect();
     // As Consul: the expression, then ACLs (so the filtered-by-ACLs header counts only what

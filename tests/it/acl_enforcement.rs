@@ -1224,3 +1224,47 @@ async fn envoy_escape_hatches_need_mesh_write() {
     let got = call(&a, Method::PUT, "/v1/config", &writer, &plain.to_string()).await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
+
+/// Connect and ingress lookups without read on the service answer nothing, as Consul's
+/// `ServiceNodes` endpoints do: an empty list, not a refusal.
+#[tokio::test]
+async fn connect_lookups_without_service_read_answer_nothing() {
+    let (a, _cfg) = acl_agent().await;
+    root(
+        &a,
+        Method::PUT,
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1",
+               "Service": {"Service": "web-proxy", "Kind": "connect-proxy", "Port": 21000,
+                           "Proxy": {"DestinationServiceName": "web"}}}),
+    )
+    .await;
+    let outsider = token_with(
+        &a,
+        "proxy-reader",
+        r#"service "web-proxy" { policy = "read" }
+           node_prefix "" { policy = "read" }"#,
+    )
+    .await;
+    let reader = token_with(
+        &a,
+        "web-reader",
+        r#"service_prefix "web" { policy = "read" }
+           node_prefix "" { policy = "read" }"#,
+    )
+    .await;
+    for path in [
+        "/v1/catalog/connect/web",
+        "/v1/health/connect/web",
+        "/v1/health/ingress/web",
+    ] {
+        let got = call(&a, Method::GET, path, &outsider, "").await;
+        assert_eq!((got.status, got.body.as_str()), (200, "[]"), "{path}");
+        assert!(!got.filtered, "{path}");
+    }
+    for path in ["/v1/catalog/connect/web", "/v1/health/connect/web"] {
+        let got = call(&a, Method::GET, path, &reader, "").await;
+        assert_eq!(got.status, 200, "{path}: {}", got.body);
+        assert!(got.body.contains("web-proxy"), "{path}: {}", got.body);
+    }
+}

@@ -713,6 +713,10 @@ fn authorize_registration(ctx: &Ctx, caller: &Caller, r: &Registration) -> Resul
     }
     if let Some(service) = &r.service {
         caller.require(Resource::Service, AccessLevel::Write, &service.service)?;
+        // Registering over a service with the same ID replaces (deletes) it.
+        if let Some(replaced) = store::get_service(&read, node, &service.id)? {
+            caller.require(Resource::Service, AccessLevel::Write, &replaced.service)?;
+        }
         if crate::types::catalog::sets_envoy_escape_hatch(&service.proxy.0) {
             caller.require(Resource::Mesh, AccessLevel::Write, "")?;
         }
@@ -734,23 +738,31 @@ fn authorize_registration(ctx: &Ctx, caller: &Caller, r: &Registration) -> Resul
     Ok(())
 }
 
-/// Write on the service (with its checks), else on the check's service or node, else on the
-/// node. What doesn't exist needs write on the node.
+/// Consul's `vetDeregisterWithACL`: write on the node allows anything on it (an agent whose
+/// token lost a service's write can still clean up); else write on the service (with its
+/// checks), or on the check's service, else on the node. An unknown service or check without
+/// write on the node is Consul's error naming it.
 fn authorize_deregistration(
     ctx: &Ctx,
     caller: &Caller,
     args: &DeregisterBody,
 ) -> Result<(), ApiError> {
+    if caller.may(Resource::Node, AccessLevel::Write, &args.node) {
+        return Ok(());
+    }
     let read = ctx.store.read()?;
     let service_of = |id: &str| -> Result<Option<String>, ApiError> {
         Ok(store::get_service(&read, &args.node, id)?.map(|s| s.service))
     };
     let service = if !args.service_id.is_empty() {
-        service_of(&args.service_id)?
+        let unknown = || ApiError::internal(format!("Unknown service ID '{}'", args.service_id));
+        Some(service_of(&args.service_id)?.ok_or_else(unknown)?)
     } else if !args.check_id.is_empty() {
-        match store::get_check(&read, &args.node, &args.check_id)? {
-            Some(check) if !check.service_id.is_empty() => service_of(&check.service_id)?,
-            _ => None,
+        let unknown = || ApiError::internal(format!("Unknown check ID '{}'", args.check_id));
+        let check = store::get_check(&read, &args.node, &args.check_id)?.ok_or_else(unknown)?;
+        match check.service_id.is_empty() {
+            true => None,
+            false => service_of(&check.service_id)?,
         }
     } else {
         None

@@ -1268,3 +1268,69 @@ async fn connect_lookups_without_service_read_answer_nothing() {
         assert!(got.body.contains("web-proxy"), "{path}: {}", got.body);
     }
 }
+
+/// Consul's `vetRegisterWithACL` and `vetDeregisterWithACL`: registering over a service ID
+/// needs write on the service it replaces; write on the node deregisters anything on it; an
+/// unknown service without it is Consul's error naming the ID.
+#[tokio::test]
+async fn catalog_writes_are_vetted_as_consuls() {
+    let (a, _cfg) = acl_agent().await;
+    for (id, name) in [("db1", "db"), ("web1", "web")] {
+        root(
+            &a,
+            Method::PUT,
+            "/v1/catalog/register",
+            json!({"Node": "n1", "Address": "10.0.0.1",
+                   "Service": {"ID": id, "Service": name, "Port": 80}}),
+        )
+        .await;
+    }
+    let web = token_with(&a, "web-writer", r#"service "web" { policy = "write" }"#).await;
+    let node = token_with(&a, "n1-writer", r#"node "n1" { policy = "write" }"#).await;
+    let register = |id: &str| {
+        json!({"Node": "n1", "Address": "10.0.0.1", "SkipNodeUpdate": true,
+               "Service": {"ID": id, "Service": "web", "Port": 81}})
+        .to_string()
+    };
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/catalog/register",
+        &web,
+        &register("db1"),
+    )
+    .await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    assert!(
+        got.body.contains("'service:write' on \"db\""),
+        "{}",
+        got.body
+    );
+    let got = call(
+        &a,
+        Method::PUT,
+        "/v1/catalog/register",
+        &web,
+        &register("web1"),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+
+    let deregister = |service: &str| json!({"Node": "n1", "ServiceID": service}).to_string();
+    let path = "/v1/catalog/deregister";
+    let got = call(&a, Method::PUT, path, &web, &deregister("nope")).await;
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (500, "Unknown service ID 'nope'")
+    );
+    let got = call(&a, Method::PUT, path, &web, &deregister("db1")).await;
+    assert_eq!(got.status, 403, "{}", got.body);
+    let got = call(&a, Method::PUT, path, &node, &deregister("db1")).await;
+    assert_eq!(
+        got.status, 200,
+        "node write deregisters any service: {}",
+        got.body
+    );
+    let got = call(&a, Method::PUT, path, &web, &deregister("web1")).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+}

@@ -1,8 +1,8 @@
 //! `/v1/kv/<key>`: get (single, `recurse`, `keys` with `separator`, `raw`), put (`flags`,
 //! `cas`, `acquire`, `release`) and delete (`recurse`, `cas`), as Consul's `kvs_endpoint.go`.
 //!
-//! ACLs: a get needs `key:read` on the key; a listing (`keys`, `recurse`) needs `key:list` on
-//! the prefix and shows only the readable keys; a put or delete needs `key:write` on the key,
+//! ACLs: a get needs `key:read` on the key; a listing (`keys`, `recurse`) shows only the
+//! readable keys, and needs `key:list` on its prefix with `acl.enable_key_list_policy`; a put or delete needs `key:write` on the key,
 //! a recursive delete write on everything under the prefix.
 
 use super::acl::Caller;

@@ -194,13 +194,15 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     })
     .await?;
     let (mut dump, mut gateways) = got.value;
+    // The expression first, as Consul's `ServiceDump`: the filtered-by-ACLs header counts only
+    // what it kept.
+    if let Some(f) = filter {
+        dump = f.apply(dump)?;
+    }
     let mut filtered = readable_instances(&req.caller, &mut dump);
     filtered |= req.caller.filter(&mut gateways, |c, g| {
         c.reads_service(&g.gateway.name) && c.reads_service(&g.service.name)
     });
-    if let Some(f) = filter {
-        dump = f.apply(dump)?;
-    }
     let mut gateways_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut linked_services: BTreeMap<&str, usize> = BTreeMap::new();
     for g in &gateways {
@@ -555,46 +557,50 @@ struct NodeInfo {
     checks: Vec<HealthCheck>,
 }
 
+impl From<NodeDump> for NodeInfo {
+    fn from((node, services, checks): NodeDump) -> NodeInfo {
+        NodeInfo {
+            id: node.id,
+            node: node.node,
+            address: node.address,
+            tagged_addresses: node.tagged_addresses,
+            meta: node.meta,
+            services,
+            checks,
+        }
+    }
+}
+
 /// The readable part of a node (Consul's `filterNodeDump`): `None` when the node itself isn't.
-fn readable_node(
-    caller: &Caller,
-    (node, mut services, mut checks): NodeDump,
-    filtered: &mut bool,
-) -> Option<NodeInfo> {
-    if !caller.reads_node(&node.node) {
+fn readable_node(caller: &Caller, mut info: NodeInfo, filtered: &mut bool) -> Option<NodeInfo> {
+    if !caller.reads_node(&info.node) {
         *filtered = true;
         return None;
     }
-    *filtered |= caller.filter(&mut services, |c, s| c.reads_service(&s.service));
-    *filtered |= caller.filter(&mut checks, |c, check| {
+    *filtered |= caller.filter(&mut info.services, |c, s| c.reads_service(&s.service));
+    *filtered |= caller.filter(&mut info.checks, |c, check| {
         check.service_name.is_empty() || c.reads_service(&check.service_name)
     });
-    Some(NodeInfo {
-        id: node.id,
-        node: node.node,
-        address: node.address,
-        tagged_addresses: node.tagged_addresses,
-        meta: node.meta,
-        services,
-        checks,
-    })
+    Some(info)
 }
 
-/// `GET /v1/internal/ui/nodes`: every node with its services and checks.
+/// `GET /v1/internal/ui/nodes`: every node with its services and checks. `?filter` runs
+/// before the ACL filter, as Consul's `NodeDump`, so the filtered-by-ACLs header counts only
+/// what the expression kept.
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let filter = opts.parsed_filter()?;
     let got = blocking(&ctx.store, &opts, |r, ws| store::node_dump(r, ws, None)).await?;
-    let mut filtered = false;
-    let infos: Vec<NodeInfo> = got
-        .value
-        .into_iter()
-        .filter_map(|dump| readable_node(&req.caller, dump, &mut filtered))
-        .collect();
+    let infos: Vec<NodeInfo> = got.value.into_iter().map(NodeInfo::from).collect();
     let infos = match filter {
         Some(f) => f.apply(infos)?,
         None => infos,
     };
+    let mut filtered = false;
+    let infos: Vec<NodeInfo> = infos
+        .into_iter()
+        .filter_map(|info| readable_node(&req.caller, info, &mut filtered))
+        .collect();
     listing(&req, &infos, opts.pretty, got.index, filtered)
 }
 
@@ -611,7 +617,7 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let info = got
         .value
         .into_iter()
-        .find_map(|dump| readable_node(&req.caller, dump, &mut filtered));
+        .find_map(|dump| readable_node(&req.caller, dump.into(), &mut filtered));
     match info {
         Some(info) => listing(&req, &info, opts.pretty, got.index, filtered),
         None => Ok(Reply::empty(warp::http::StatusCode::NOT_FOUND)

@@ -280,18 +280,24 @@ async fn ui_nodes_and_node_carry_services_and_checks() {
     );
 }
 
+/// Registers `web` on `n1` and `db` on `n2`; the secret of a token that reads only `web` and
+/// `n1`.
+async fn web_on_n1_reader(a: &TestAgent) -> String {
+    for (node, service) in [("n1", "web"), ("n2", "db")] {
+        let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
+        ok(put(a, "/v1/catalog/register", ROOT, body).await);
+    }
+    token_with(
+        a,
+        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn ui_lists_show_only_what_the_token_may_read() {
     let (a, _dir) = ui_acl_agent().await;
-    for (node, service) in [("n1", "web"), ("n2", "db")] {
-        let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
-        ok(put(&a, "/v1/catalog/register", ROOT, body).await);
-    }
-    let secret = token_with(
-        &a,
-        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
-    )
-    .await;
+    let secret = web_on_n1_reader(&a).await;
     let resp = a
         .http
         .get(a.url("/v1/internal/ui/services"))
@@ -321,15 +327,7 @@ async fn ui_lists_show_only_what_the_token_may_read() {
 #[tokio::test]
 async fn ui_lists_apply_the_filter_before_acls() {
     let (a, _dir) = ui_acl_agent().await;
-    for (node, service) in [("n1", "web"), ("n2", "db")] {
-        let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
-        ok(put(&a, "/v1/catalog/register", ROOT, body).await);
-    }
-    let secret = token_with(
-        &a,
-        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
-    )
-    .await;
+    let secret = web_on_n1_reader(&a).await;
     for (path, filter, filtered) in [
         ("/v1/internal/ui/nodes", "Node == n1", false),
         ("/v1/internal/ui/nodes", "Node != nobody", true),

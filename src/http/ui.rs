@@ -3,13 +3,13 @@
 //! only what the caller's token may read, as Consul's ACL filters do (with
 //! `X-Consul-Results-Filtered-By-ACLs` when something was left out).
 
+use super::acl::Caller;
 use super::blocking::blocking;
 use super::catalog::path_arg;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::{Ctx, Request};
-use crate::acl::{AccessLevel, Authorizer, Resource};
-use crate::agent::acl::Identity;
+use crate::acl::{AccessLevel, Resource};
 use crate::store::catalog::{self as store, NodeDump};
 use crate::store::{config_entry, gateway, intention as stored_intention};
 use crate::types::catalog::{
@@ -20,13 +20,6 @@ use crate::types::gateway::GatewayService;
 use crate::types::intention::{Intention, MatchBy};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-fn may_read(authz: &Authorizer, resource: Resource, segment: &str) -> bool {
-    authz
-        .enforce(resource, AccessLevel::Read, segment)
-        .is_allow()
-}
 
 /// A JSON answer with the read metadata, plus the filtered header when `filtered` (see
 /// `Reply::filtered_by_acls`).
@@ -183,20 +176,16 @@ fn prepare(summaries: BTreeMap<String, ServiceSummary>, typical_only: bool) -> V
 
 /// Keeps the instances whose node and service the caller may read (Consul's
 /// `filterCheckServiceNodes`); whether any was dropped.
-fn readable_instances(authz: &Authorizer, dump: &mut Vec<CheckServiceNode>) -> bool {
-    let before = dump.len();
-    dump.retain(|e| {
-        may_read(authz, Resource::Node, &e.node.node)
-            && may_read(authz, Resource::Service, &e.service.service)
-    });
-    dump.len() != before
+fn readable_instances(caller: &Caller, dump: &mut Vec<CheckServiceNode>) -> bool {
+    caller.filter(dump, |c, e| {
+        c.reads_node(&e.node.node) && c.reads_service(&e.service.service)
+    })
 }
 
 /// `GET /v1/internal/ui/services`: every service summarized, with whether proxies or
 /// gateways front it.
 pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let caller = req.caller.identity.clone();
     let filter = opts.parsed_filter()?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
         let (index, dump) = store::service_dump(r, ws)?;
@@ -205,16 +194,15 @@ pub async fn services(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     })
     .await?;
     let (mut dump, mut gateways) = got.value;
-    let mut filtered = readable_instances(&caller.authorizer, &mut dump);
-    let before = gateways.len();
-    gateways.retain(|g| {
-        may_read(&caller.authorizer, Resource::Service, &g.gateway.name)
-            && may_read(&caller.authorizer, Resource::Service, &g.service.name)
-    });
-    filtered |= gateways.len() != before;
+    // The expression first, as Consul's `ServiceDump`: the filtered-by-ACLs header counts only
+    // what it kept.
     if let Some(f) = filter {
         dump = f.apply(dump)?;
     }
+    let mut filtered = readable_instances(&req.caller, &mut dump);
+    filtered |= req.caller.filter(&mut gateways, |c, g| {
+        c.reads_service(&g.gateway.name) && c.reads_service(&g.service.name)
+    });
     let mut gateways_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut linked_services: BTreeMap<&str, usize> = BTreeMap::new();
     for g in &gateways {
@@ -279,30 +267,29 @@ fn gateway_dump(
     Ok((index, out))
 }
 
-/// The gateway named after `prefix`, and the caller, who must be allowed to read it.
-fn gateway_reader(req: &Request, prefix: &str) -> Result<(String, Arc<Identity>), ApiError> {
+/// The gateway named after `prefix`, which the caller must be allowed to read.
+fn gateway_reader(req: &Request, prefix: &str) -> Result<String, ApiError> {
     let name = path_arg(req, prefix, "Missing gateway name")?;
-    let caller = req.caller.identity.clone();
     req.caller
         .require(Resource::Service, AccessLevel::Read, &name)?;
-    Ok((name, caller))
+    Ok(name)
 }
 
 /// `GET /v1/internal/ui/gateway-services-nodes/<gateway>`: summaries of the services a
 /// gateway fronts, with the addresses an ingress gateway serves each on.
 pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let (name, caller) = gateway_reader(&req, "/v1/internal/ui/gateway-services-nodes/")?;
+    let name = gateway_reader(&req, "/v1/internal/ui/gateway-services-nodes/")?;
     let got = blocking(&ctx.store, &opts, |r, ws| gateway_dump(r, ws, &name)).await?;
     let mut filtered = false;
     let mut dump = Vec::new();
     let mut addresses: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (g, mut instances) in got.value {
-        if !may_read(&caller.authorizer, Resource::Service, &g.service.name) {
+        if !req.caller.reads_service(&g.service.name) {
             filtered = true;
             continue;
         }
-        filtered |= readable_instances(&caller.authorizer, &mut instances);
+        filtered |= readable_instances(&req.caller, &mut instances);
         let hosts = if g.hosts.is_empty() {
             // Consul's modifySummaryForGatewayService: a name under each served DNS domain.
             let dns = &ctx.config.dns;
@@ -352,7 +339,7 @@ pub async fn gateway_services_nodes(ctx: Ctx, req: Request) -> Result<Reply, Api
 /// a service the gateway fronts.
 pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let (name, caller) = gateway_reader(&req, "/v1/internal/ui/gateway-intentions/")?;
+    let name = gateway_reader(&req, "/v1/internal/ui/gateway-intentions/")?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
         let (index, linked) = gateway::services(r, ws, &name)?;
         let names: Vec<String> = linked.into_iter().map(|g| g.service.name).collect();
@@ -367,9 +354,9 @@ pub async fn gateway_intentions(ctx: Ctx, req: Request) -> Result<Reply, ApiErro
         if !seen.insert(intention.id.clone()) {
             continue;
         }
-        if may_read(
-            &caller.authorizer,
+        if req.caller.may(
             Resource::Intention,
+            AccessLevel::Read,
             &intention.destination_name,
         ) {
             intentions.push(intention);
@@ -477,7 +464,6 @@ pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
             "Unsupported service kind {kind:?}"
         )));
     }
-    let caller = req.caller.identity.clone();
     req.caller
         .require(Resource::Service, AccessLevel::Read, &name)?;
     let got = blocking(&ctx.store, &opts, |r, ws| {
@@ -519,8 +505,8 @@ pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
             .filter(|g| g.service.name == name && g.gateway_kind == INGRESS_GATEWAY_KIND)
             .map(|g| g.gateway.name.as_str()),
     );
-    let (default_allow, _) =
-        crate::agent::intentions::Fallback::from_config(&ctx.config).decide(&caller.authorizer);
+    let (default_allow, _) = crate::agent::intentions::Fallback::from_config(&ctx.config)
+        .decide(&req.caller.identity.authorizer);
     let mut filtered = false;
     let mut neighbours = |names: &BTreeSet<&str>, decision: &dyn Fn(&str) -> IntentionDecision| {
         let mut instances: Vec<CheckServiceNode> = dump
@@ -528,7 +514,7 @@ pub async fn service_topology(ctx: Ctx, req: Request) -> Result<Reply, ApiError>
             .filter(|e| names.contains(e.service.service.as_str()))
             .cloned()
             .collect();
-        filtered |= readable_instances(&caller.authorizer, &mut instances);
+        filtered |= readable_instances(&req.caller, &mut instances);
         let (summaries, _) = summarize(&instances);
         prepare(summaries, true)
             .into_iter()
@@ -571,56 +557,50 @@ struct NodeInfo {
     checks: Vec<HealthCheck>,
 }
 
+impl From<NodeDump> for NodeInfo {
+    fn from((node, services, checks): NodeDump) -> NodeInfo {
+        NodeInfo {
+            id: node.id,
+            node: node.node,
+            address: node.address,
+            tagged_addresses: node.tagged_addresses,
+            meta: node.meta,
+            services,
+            checks,
+        }
+    }
+}
+
 /// The readable part of a node (Consul's `filterNodeDump`): `None` when the node itself isn't.
-fn readable_node(
-    authz: &Authorizer,
-    (node, services, checks): NodeDump,
-    filtered: &mut bool,
-) -> Option<NodeInfo> {
-    if !may_read(authz, Resource::Node, &node.node) {
+fn readable_node(caller: &Caller, mut info: NodeInfo, filtered: &mut bool) -> Option<NodeInfo> {
+    if !caller.reads_node(&info.node) {
         *filtered = true;
         return None;
     }
-    let service_count = services.len();
-    let services: Vec<NodeService> = services
-        .into_iter()
-        .filter(|s| may_read(authz, Resource::Service, &s.service))
-        .collect();
-    let check_count = checks.len();
-    let checks: Vec<HealthCheck> = checks
-        .into_iter()
-        .filter(|c| {
-            c.service_name.is_empty() || may_read(authz, Resource::Service, &c.service_name)
-        })
-        .collect();
-    *filtered |= services.len() != service_count || checks.len() != check_count;
-    Some(NodeInfo {
-        id: node.id,
-        node: node.node,
-        address: node.address,
-        tagged_addresses: node.tagged_addresses,
-        meta: node.meta,
-        services,
-        checks,
-    })
+    *filtered |= caller.filter(&mut info.services, |c, s| c.reads_service(&s.service));
+    *filtered |= caller.filter(&mut info.checks, |c, check| {
+        check.service_name.is_empty() || c.reads_service(&check.service_name)
+    });
+    Some(info)
 }
 
-/// `GET /v1/internal/ui/nodes`: every node with its services and checks.
+/// `GET /v1/internal/ui/nodes`: every node with its services and checks. `?filter` runs
+/// before the ACL filter, as Consul's `NodeDump`, so the filtered-by-ACLs header counts only
+/// what the expression kept.
 pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
-    let caller = req.caller.identity.clone();
     let filter = opts.parsed_filter()?;
     let got = blocking(&ctx.store, &opts, |r, ws| store::node_dump(r, ws, None)).await?;
-    let mut filtered = false;
-    let infos: Vec<NodeInfo> = got
-        .value
-        .into_iter()
-        .filter_map(|dump| readable_node(&caller.authorizer, dump, &mut filtered))
-        .collect();
+    let infos: Vec<NodeInfo> = got.value.into_iter().map(NodeInfo::from).collect();
     let infos = match filter {
         Some(f) => f.apply(infos)?,
         None => infos,
     };
+    let mut filtered = false;
+    let infos: Vec<NodeInfo> = infos
+        .into_iter()
+        .filter_map(|info| readable_node(&req.caller, info, &mut filtered))
+        .collect();
     listing(&req, &infos, opts.pretty, got.index, filtered)
 }
 
@@ -629,7 +609,6 @@ pub async fn nodes(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
 pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let opts = ctx.query_options(&req)?;
     let name = path_arg(&req, "/v1/internal/ui/node/", "Missing node name")?;
-    let caller = req.caller.identity.clone();
     let got = blocking(&ctx.store, &opts, |r, ws| {
         store::node_dump(r, ws, Some(&name))
     })
@@ -638,7 +617,7 @@ pub async fn node(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let info = got
         .value
         .into_iter()
-        .find_map(|dump| readable_node(&caller.authorizer, dump, &mut filtered));
+        .find_map(|dump| readable_node(&req.caller, dump.into(), &mut filtered));
     match info {
         Some(info) => listing(&req, &info, opts.pretty, got.index, filtered),
         None => Ok(Reply::empty(warp::http::StatusCode::NOT_FOUND)

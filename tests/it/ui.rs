@@ -280,18 +280,24 @@ async fn ui_nodes_and_node_carry_services_and_checks() {
     );
 }
 
+/// Registers `web` on `n1` and `db` on `n2`; the secret of a token that reads only `web` and
+/// `n1`.
+async fn web_on_n1_reader(a: &TestAgent) -> String {
+    for (node, service) in [("n1", "web"), ("n2", "db")] {
+        let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
+        ok(put(a, "/v1/catalog/register", ROOT, body).await);
+    }
+    token_with(
+        a,
+        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn ui_lists_show_only_what_the_token_may_read() {
     let (a, _dir) = ui_acl_agent().await;
-    for (node, service) in [("n1", "web"), ("n2", "db")] {
-        let body = json!({"Node": node, "Address": "10.0.0.1", "Service": {"Service": service}});
-        ok(put(&a, "/v1/catalog/register", ROOT, body).await);
-    }
-    let secret = token_with(
-        &a,
-        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }",
-    )
-    .await;
+    let secret = web_on_n1_reader(&a).await;
     let resp = a
         .http
         .get(a.url("/v1/internal/ui/services"))
@@ -314,6 +320,38 @@ async fn ui_lists_show_only_what_the_token_may_read() {
     assert_eq!(get(&a, "/v1/internal/ui/node/n2", &secret).await.0, 404);
     let (status, text) = get(&a, "/v1/internal/ui/catalog-overview", &secret).await;
     assert_eq!(status, 403, "{text}");
+}
+
+/// As Consul's `NodeDump` and `ServiceDump`, `?filter` runs before the ACL filter: what the
+/// expression drops anyway does not count as filtered by ACLs.
+#[tokio::test]
+async fn ui_lists_apply_the_filter_before_acls() {
+    let (a, _dir) = ui_acl_agent().await;
+    let secret = web_on_n1_reader(&a).await;
+    for (path, filter, filtered) in [
+        ("/v1/internal/ui/nodes", "Node == n1", false),
+        ("/v1/internal/ui/nodes", "Node != nobody", true),
+        ("/v1/internal/ui/services", "Service.Service == web", false),
+        (
+            "/v1/internal/ui/services",
+            "Service.Service != nobody",
+            true,
+        ),
+    ] {
+        let resp = a
+            .http
+            .get(a.url(path))
+            .query(&[("filter", filter)])
+            .header("X-Consul-Token", &secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path} {filter}");
+        let header = resp.headers().get("X-Consul-Results-Filtered-By-ACLs");
+        assert_eq!(header.is_some(), filtered, "{path} {filter}: {header:?}");
+        let list: Vec<Value> = resp.json().await.unwrap();
+        assert_eq!(list.len(), 1, "{path} {filter}: {list:?}");
+    }
 }
 
 #[tokio::test]

@@ -595,16 +595,7 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
         if a.id.is_empty() {
             return Err("Cannot update a policy without specifying the -id parameter".into());
         }
-        let path = format!("/v1/acl/policy/{}", segment(&a.id));
-        let current = call(
-            http,
-            Method::GET,
-            &path,
-            None,
-            &format!("Error retrieving current policy {:?}", a.id),
-        )
-        .await?;
-        current.as_object().cloned().unwrap_or_default()
+        POLICY.current(http, &a.id).await?
     };
     if let Some(name) = a.name {
         body.insert("Name".into(), json!(name));
@@ -619,9 +610,9 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
     if create || !a.datacenters.is_empty() {
         body.insert("Datacenters".into(), json!(a.datacenters));
     }
-    let id = (!create).then_some(a.id.as_str());
-    let policy = write_record(http, "policy", "policy", id, body).await?;
-    print(&a.out, &policy, pretty_policy)
+    POLICY
+        .write(&a.out, (!create).then_some(a.id.as_str()), body)
+        .await
 }
 
 const POLICY: Keyed = Keyed {

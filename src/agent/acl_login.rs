@@ -60,22 +60,20 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
     serde_json::from_str(&body).map_err(|e| format!("failed to decode keys: {e} {body}"))
 }
 
-async fn fetch_jwks(url: &str, ca_pem: &str) -> Result<Vec<jwt::KeyEntry>, String> {
-    let client = client(ca_pem)?;
-    let doc = get_json(&client, url)
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<Vec<jwt::KeyEntry>, String> {
+    let doc = get_json(client, url)
         .await
         .map_err(|e| format!("fetching keys oidc: get keys failed: {e}"))?;
     jwt::parse_jwks(&doc).map_err(|e| format!("fetching keys oidc: {e}"))
 }
 
 /// The provider's discovery document (`oidc.NewProvider`): it must name the URL as issuer.
-async fn discover(url: &str, ca_pem: &str) -> Result<Map<String, Value>, String> {
-    let client = client(ca_pem)?;
+async fn discover(client: &reqwest::Client, url: &str) -> Result<Map<String, Value>, String> {
     let well_known = format!(
         "{}/.well-known/openid-configuration",
         url.trim_end_matches('/')
     );
-    let doc = get_json(&client, &well_known).await?;
+    let doc = get_json(client, &well_known).await?;
     let issuer = doc
         .get("issuer")
         .and_then(Value::as_str)
@@ -89,18 +87,18 @@ async fn discover(url: &str, ca_pem: &str) -> Result<Map<String, Value>, String>
 }
 
 /// The keys a `jwt` method verifies with when they are remote: its JWKS, or the one its OIDC
-/// discovery document names.
+/// discovery document names (both fetched with one client, trusting the discovery CA).
 async fn remote_keys(config: &SsoConfig) -> Result<Vec<jwt::KeyEntry>, String> {
     if !config.jwks_url.is_empty() {
-        return fetch_jwks(&config.jwks_url, &config.jwks_ca_cert).await;
+        return fetch_jwks(&client(&config.jwks_ca_cert)?, &config.jwks_url).await;
     }
-    let ca = &config.oidc_discovery_ca_cert;
-    let doc = discover(&config.oidc_discovery_url, ca).await?;
+    let client = client(&config.oidc_discovery_ca_cert)?;
+    let doc = discover(&client, &config.oidc_discovery_url).await?;
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    fetch_jwks(jwks_uri, ca).await
+    fetch_jwks(&client, jwks_uri).await
 }
 
 /// Checks a method about to be written, as `AuthMethodSet` does: a known type (an update may
@@ -159,12 +157,16 @@ pub async fn check_method(
         MethodConfig::parse(&method.method_type, &method.config_json()).map_err(invalid)?;
     match &config {
         MethodConfig::Jwt(c) if !c.jwks_url.is_empty() => {
-            fetch_jwks(&c.jwks_url, &c.jwks_ca_cert)
+            let fetched = async { fetch_jwks(&client(&c.jwks_ca_cert)?, &c.jwks_url).await };
+            fetched
                 .await
                 .map_err(|e| invalid(format!("error checking JWKSURL: {e}")))?;
         }
         MethodConfig::Jwt(c) | MethodConfig::Oidc(c) if !c.oidc_discovery_url.is_empty() => {
-            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
+            let found = async {
+                discover(&client(&c.oidc_discovery_ca_cert)?, &c.oidc_discovery_url).await
+            };
+            found
                 .await
                 .map_err(|e| invalid(format!("error checking OIDCDiscoveryURL: {e}")))?;
         }
@@ -223,7 +225,10 @@ async fn verify(config: &MethodConfig, bearer: &str) -> Result<Identity, String>
         MethodConfig::Oidc(c) => {
             // The provider must answer before anything else, as Consul builds its validator
             // from it; a JWT login is then refused for this type.
-            discover(&c.oidc_discovery_url, &c.oidc_discovery_ca_cert)
+            let found = async {
+                discover(&client(&c.oidc_discovery_ca_cert)?, &c.oidc_discovery_url).await
+            };
+            found
                 .await
                 .map_err(|e| format!("error checking OIDCDiscoveryURL: {e}"))?;
             Err("ClaimsFromJWT is incompatible with type \"oidc\"".into())

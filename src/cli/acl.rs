@@ -316,6 +316,30 @@ impl Keyed {
         Ok(current.as_object().cloned().unwrap_or_default())
     }
 
+    /// What a `create` or `update` starts from: nothing for a create, which needs a `-name`,
+    /// and the stored record of `-id` for an update.
+    pub(super) async fn start(
+        &self,
+        http: &HttpFlags,
+        create: bool,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Map<String, Value>, String> {
+        if create {
+            if name.unwrap_or("").is_empty() {
+                return Err("Missing required '-name' flag".into());
+            }
+            return Ok(Map::new());
+        }
+        if id.is_empty() {
+            return Err(format!(
+                "Cannot update a {} without specifying the -id parameter",
+                self.label
+            ));
+        }
+        self.current(http, id).await
+    }
+
     /// Creates (`key` `None`) or updates the record and prints what was stored.
     pub(super) async fn write(
         &self,
@@ -586,26 +610,7 @@ pub(super) async fn named_id(
 async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
     check_format(&a.out.format)?;
     let http = &a.out.http;
-    let mut body: Map<String, Value> = if create {
-        if a.name.as_deref().unwrap_or("").is_empty() {
-            return Err("Missing required '-name' flag".into());
-        }
-        Map::new()
-    } else {
-        if a.id.is_empty() {
-            return Err("Cannot update a policy without specifying the -id parameter".into());
-        }
-        let path = format!("/v1/acl/policy/{}", segment(&a.id));
-        let current = call(
-            http,
-            Method::GET,
-            &path,
-            None,
-            &format!("Error retrieving current policy {:?}", a.id),
-        )
-        .await?;
-        current.as_object().cloned().unwrap_or_default()
-    };
+    let mut body = POLICY.start(http, create, &a.id, a.name.as_deref()).await?;
     if let Some(name) = a.name {
         body.insert("Name".into(), json!(name));
     }
@@ -619,9 +624,9 @@ async fn policy_write(a: PolicyArgs, create: bool) -> Result<(), String> {
     if create || !a.datacenters.is_empty() {
         body.insert("Datacenters".into(), json!(a.datacenters));
     }
-    let id = (!create).then_some(a.id.as_str());
-    let policy = write_record(http, "policy", "policy", id, body).await?;
-    print(&a.out, &policy, pretty_policy)
+    POLICY
+        .write(&a.out, (!create).then_some(a.id.as_str()), body)
+        .await
 }
 
 const POLICY: Keyed = Keyed {

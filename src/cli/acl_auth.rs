@@ -103,17 +103,7 @@ fn extend_list(body: &mut Map<String, Value>, key: &str, new: Vec<Value>, replac
 async fn role_write(a: RoleArgs, create: bool) -> Result<(), String> {
     check_format(&a.out.format)?;
     let http = &a.out.http;
-    let mut body: Map<String, Value> = if create {
-        if a.name.as_deref().unwrap_or("").is_empty() {
-            return Err("Missing required '-name' flag".into());
-        }
-        Map::new()
-    } else {
-        if a.id.is_empty() {
-            return Err("Cannot update a role without specifying the -id parameter".into());
-        }
-        ROLE.current(http, &a.id).await?
-    };
+    let mut body = ROLE.start(http, create, &a.id, a.name.as_deref()).await?;
     if let Some(name) = a.name {
         body.insert("Name".into(), json!(name));
     }

@@ -63,7 +63,7 @@ fn join(path: &str, name: &str) -> String {
 }
 
 /// Go's `%v` of a JSON-decoded value, for error texts.
-fn go_v(v: &Value) -> String {
+pub fn go_v(v: &Value) -> String {
     match v {
         Value::Null => "<nil>".into(),
         Value::String(s) => s.clone(),
@@ -96,7 +96,7 @@ fn go_float(n: &Number) -> String {
 }
 
 /// Go's type name of a JSON-decoded value.
-fn go_type(v: &Value) -> &'static str {
+pub fn go_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "<nil>",
         Value::String(_) => "string",

@@ -12,6 +12,7 @@ pub mod jwt;
 use crate::acl::templated::{is_valid_identity_name, TemplateVariables, TemplatedPolicy};
 use crate::acl::{is_valid_name, POLICY_NAME_MAX, ROLE_NAME_MAX};
 use crate::filter::Filter;
+use crate::gojson::{go_kind, go_type, go_v};
 use crate::types::acl::AclBindingRule;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -97,11 +98,7 @@ impl<'a> Fields<'a> {
     fn text(&self, name: &str) -> Result<String, String> {
         match self.get(name) {
             None => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(decode_error(format!(
-                "'{name}' expected type 'string', got unconvertible type '{}'",
-                go_type(other)
-            ))),
+            Some(v) => string_at(name, v),
         }
     }
 
@@ -111,13 +108,7 @@ impl<'a> Fields<'a> {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(decode_error(format!(
-                        "'{name}[{i}]' expected type 'string', got unconvertible type '{}'",
-                        go_type(other)
-                    ))),
-                })
+                .map(|(i, v)| string_at(&format!("{name}[{i}]"), v))
                 .collect(),
             Some(other) => Err(decode_error(format!(
                 "'{name}': source data must be an array or slice, got {}",
@@ -131,13 +122,7 @@ impl<'a> Fields<'a> {
             None => Ok(BTreeMap::new()),
             Some(Value::Object(m)) => m
                 .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k.clone(), s.clone())),
-                    other => Err(decode_error(format!(
-                        "'{name}[{k}]' expected type 'string', got unconvertible type '{}'",
-                        go_type(other)
-                    ))),
-                })
+                .map(|(k, v)| Ok((k.clone(), string_at(&format!("{name}[{k}]"), v)?)))
                 .collect(),
             Some(other) => Err(decode_error(format!(
                 "'{name}' expected a map, got '{}'",
@@ -150,10 +135,7 @@ impl<'a> Fields<'a> {
         match self.get(name) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(decode_error(format!(
-                "'{name}' expected type 'bool', got unconvertible type '{}'",
-                go_type(other)
-            ))),
+            Some(other) => Err(unconvertible(name, "bool", other)),
         }
     }
 
@@ -183,25 +165,20 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
+/// mapstructure's refusal of a value of the wrong type for the field at `path`.
+fn unconvertible(path: &str, target: &str, v: &Value) -> String {
+    decode_error(format!(
+        "'{path}' expected type '{target}', got unconvertible type '{}', value: '{}'",
+        go_type(v),
+        go_v(v)
+    ))
 }
 
-fn go_kind(v: &Value) -> &'static str {
+/// A string field (or list item, or map value) at `path`.
+fn string_at(path: &str, v: &Value) -> Result<String, String> {
     match v {
-        Value::Array(_) => "slice",
-        Value::Object(_) => "map",
-        Value::String(_) => "string",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::Null => "invalid",
+        Value::String(s) => Ok(s.clone()),
+        other => Err(unconvertible(path, "string", other)),
     }
 }
 
@@ -818,6 +795,19 @@ mod tests {
             )
             .unwrap_err(),
             "Invalid supported algorithm: HS256"
+        );
+        // mapstructure's texts for values of the wrong type, the value included.
+        assert_eq!(
+            parse("jwt", json!({"JWKSURL": ["http://x"]})).unwrap_err(),
+            "1 error(s) decoding:\n\n* 'JWKSURL' expected type 'string', got unconvertible type '[]interface {}', value: '[http://x]'"
+        );
+        assert_eq!(
+            parse("jwt", json!({"JWKSURL": "http://x", "BoundAudiences": ["a", 1]})).unwrap_err(),
+            "1 error(s) decoding:\n\n* 'BoundAudiences[1]' expected type 'string', got unconvertible type 'float64', value: '1'"
+        );
+        assert_eq!(
+            parse("jwt", json!({"JWKSURL": "http://x", "ClaimMappings": {"a": true}})).unwrap_err(),
+            "1 error(s) decoding:\n\n* 'ClaimMappings[a]' expected type 'string', got unconvertible type 'bool', value: 'true'"
         );
     }
 }

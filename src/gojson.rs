@@ -23,7 +23,7 @@ mod weak;
 
 pub use weak::{
     decode as decode_weak, errors_text as weak_errors, go_kind, go_type, go_v,
-    parse_bool as parse_go_bool, Decoded,
+    parse_bool as parse_go_bool, unconvertible, Decoded,
 };
 
 use crate::filter::go_quote;

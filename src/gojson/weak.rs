@@ -95,6 +95,15 @@ fn go_float(n: &Number) -> String {
     }
 }
 
+/// mapstructure's refusal of a value of the wrong type for the field at `path`.
+pub fn unconvertible(path: &str, target: &str, v: &Value) -> String {
+    format!(
+        "'{path}' expected type '{target}', got unconvertible type '{}', value: '{}'",
+        go_type(v),
+        go_v(v)
+    )
+}
+
 /// Go's type name of a JSON-decoded value.
 pub fn go_type(v: &Value) -> &'static str {
     match v {
@@ -209,11 +218,7 @@ impl Walker {
     }
 
     fn unconvertible(&mut self, path: &str, target: &str, v: &Value) -> Option<Value> {
-        self.errors.push(format!(
-            "'{path}' expected type '{target}', got unconvertible type '{}', value: '{}'",
-            go_type(v),
-            go_v(v)
-        ));
+        self.errors.push(unconvertible(path, target, v));
         None
     }
 

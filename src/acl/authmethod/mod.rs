@@ -12,7 +12,7 @@ pub mod jwt;
 use crate::acl::templated::{is_valid_identity_name, TemplateVariables, TemplatedPolicy};
 use crate::acl::{is_valid_name, POLICY_NAME_MAX, ROLE_NAME_MAX};
 use crate::filter::Filter;
-use crate::gojson::{go_kind, go_type, go_v};
+use crate::gojson::go_kind;
 use crate::types::acl::AclBindingRule;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -167,11 +167,7 @@ impl<'a> Fields<'a> {
 
 /// mapstructure's refusal of a value of the wrong type for the field at `path`.
 fn unconvertible(path: &str, target: &str, v: &Value) -> String {
-    decode_error(format!(
-        "'{path}' expected type '{target}', got unconvertible type '{}', value: '{}'",
-        go_type(v),
-        go_v(v)
-    ))
+    decode_error(crate::gojson::unconvertible(path, target, v))
 }
 
 /// A string field (or list item, or map value) at `path`.

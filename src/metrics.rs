@@ -461,6 +461,12 @@ fn interval_start(now_ms: u64) -> u64 {
     secs - secs % INTERVAL_SECS
 }
 
+/// How long from `now` until the interval it falls in ends (go-metrics' `interval.done`).
+pub fn until_interval_end(now: SystemTime) -> Duration {
+    let now_ms = millis(now);
+    Duration::from_millis((interval_start(now_ms) + INTERVAL_SECS) * 1000 - now_ms)
+}
+
 /// The shard the calling thread records into, picked once per thread.
 fn own_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -892,6 +898,16 @@ mod tests {
         assert_eq!(finished, current);
         assert!(m.interval(now + 2 * INTERVAL, &naming).1.is_empty());
         assert_eq!(totals(&m)[0].value.sum, 3.0);
+    }
+
+    #[test]
+    fn an_interval_ends_on_a_multiple_of_ten_seconds() {
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(until_interval_end(at(1_000_000)), INTERVAL);
+        assert_eq!(
+            until_interval_end(at(1_003_250)),
+            Duration::from_millis(6_750)
+        );
     }
 
     #[test]

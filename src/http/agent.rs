@@ -1127,17 +1127,21 @@ pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> 
         let shutdown = ctx.shutdown.notified();
         tokio::pin!(shutdown);
         shutdown.as_mut().enable();
-        let mut ticks = tokio::time::interval(crate::metrics::INTERVAL);
-        ticks.tick().await;
+        // As go-metrics' `Stream`: each summary as its interval ends. A few milliseconds late,
+        // so that the clock read for the summary is past the interval's end.
+        let first_end = crate::metrics::until_interval_end(std::time::SystemTime::now())
+            + std::time::Duration::from_millis(5);
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + first_end,
+            crate::metrics::INTERVAL,
+        );
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    let line = match summary(&ctx) {
-                        Ok(summary) => {
-                            let mut line = summary.to_string();
-                            line.push('\n');
-                            line
-                        }
+                    // Consul's encoder indents each summary by 4 spaces and ends it with a
+                    // newline: the `?pretty` JSON.
+                    let line = match summary(&ctx).and_then(|s| Reply::json(&s, true)) {
+                        Ok(reply) => reply.body,
                         Err(e) => {
                             tracing::warn!(error = %e.message, "metrics stream: metrics unreadable");
                             continue;

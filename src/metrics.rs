@@ -674,7 +674,9 @@ impl Sampled {
 pub struct Gauge {
     pub name: String,
     pub value: f64,
-    pub help: &'static str,
+    /// Consul's help text for the gauges it defines; the others are helped by their name, as
+    /// go-metrics' Prometheus sink does.
+    pub help: Option<&'static str>,
 }
 
 /// A metric name as go-metrics' Prometheus sink flattens it (`consul.kvs.apply` →
@@ -754,7 +756,7 @@ pub fn write_prometheus(gauges: &[Gauge], totals: &[Sampled]) -> String {
     let mut last_name: Option<&str> = None;
     for (name, s) in &series {
         let (kind, help) = match s {
-            Series::Gauge(g) => ("gauge", g.help),
+            Series::Gauge(g) => ("gauge", g.help.unwrap_or(name.as_str())),
             Series::Recorded(s) if s.kind == Kind::Counter => ("counter", name.as_str()),
             Series::Recorded(_) => ("summary", name.as_str()),
         };
@@ -1064,7 +1066,7 @@ mod tests {
         let gauges = [Gauge {
             name: "consul.state.nodes".into(),
             value: 27267072.0,
-            help: "Number of nodes in the catalog.",
+            help: Some("Number of nodes in the catalog."),
         }];
         assert_eq!(
             write_prometheus(&gauges, &totals(&m)),

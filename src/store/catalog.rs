@@ -950,7 +950,6 @@ pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
         connect_service_instances: CONNECT_ROLES.iter().map(|r| (r.to_string(), 0)).collect(),
         ..Usage::default()
     };
-    let mut names = std::collections::BTreeSet::new();
     for (_, entry) in r.scan_prefix(SERVICES, "")? {
         let service = entry.service;
         usage.service_instances += 1;
@@ -969,9 +968,8 @@ pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
         if !infrastructure {
             usage.billable_service_instances += 1;
         }
-        names.insert(service.service);
     }
-    usage.services = names.len() as u64;
-    usage.nodes = r.scan_prefix(NODES, "")?.len() as u64;
+    usage.services = service_name_count(r)?;
+    usage.nodes = r.row_count(NODES)?;
     Ok((catalog_max(r)?, usage))
 }

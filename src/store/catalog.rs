@@ -17,7 +17,7 @@ use crate::types::catalog::{
 };
 use crate::types::config_entry::TERMINATING_GATEWAY_KIND;
 use bincode::{Decode, Encode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A row of `catalog_services`: the instance and the node it runs on.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -487,6 +487,22 @@ pub fn services(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, BTreeMap<String, 
         }
     }
     Ok((r.table_index(SERVICES.name)?, out))
+}
+
+/// The name of the servers' own service, which is never exported to peers.
+pub const CONSUL_SERVICE: &str = "consul";
+
+/// Names of the services with a typical instance (neither proxy nor gateway), as Consul's
+/// `serviceNamesOfKindTxn` for `ServiceKindTypical`.
+pub fn typical_service_names(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, BTreeSet<String>)> {
+    ws.table(SERVICES.name);
+    let names = r
+        .scan_prefix(SERVICES, "")?
+        .into_iter()
+        .filter(|(_, entry)| entry.service.kind.is_empty())
+        .map(|(_, entry)| entry.service.service)
+        .collect();
+    Ok((r.table_index(SERVICES.name)?, names))
 }
 
 /// How many distinct service names the catalog holds (the `consul.state.services` gauge),
@@ -964,7 +980,7 @@ pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
         if let Some(count) = role.and_then(|r| usage.connect_service_instances.get_mut(r)) {
             *count += 1;
         }
-        let infrastructure = !service.kind.is_empty() || service.service == "consul";
+        let infrastructure = !service.kind.is_empty() || service.service == CONSUL_SERVICE;
         if !infrastructure {
             usage.billable_service_instances += 1;
         }

@@ -461,6 +461,12 @@ fn interval_start(now_ms: u64) -> u64 {
     secs - secs % INTERVAL_SECS
 }
 
+/// How long from `now` until the interval it falls in ends (go-metrics' `interval.done`).
+pub fn until_interval_end(now: SystemTime) -> Duration {
+    let now_ms = millis(now);
+    Duration::from_millis((interval_start(now_ms) + INTERVAL_SECS) * 1000 - now_ms)
+}
+
 /// The shard the calling thread records into, picked once per thread.
 fn own_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -668,7 +674,9 @@ impl Sampled {
 pub struct Gauge {
     pub name: String,
     pub value: f64,
-    pub help: &'static str,
+    /// Consul's help text for the gauges it defines; the others are helped by their name, as
+    /// go-metrics' Prometheus sink does.
+    pub help: Option<&'static str>,
 }
 
 /// A metric name as go-metrics' Prometheus sink flattens it (`consul.kvs.apply` →
@@ -748,7 +756,7 @@ pub fn write_prometheus(gauges: &[Gauge], totals: &[Sampled]) -> String {
     let mut last_name: Option<&str> = None;
     for (name, s) in &series {
         let (kind, help) = match s {
-            Series::Gauge(g) => ("gauge", g.help),
+            Series::Gauge(g) => ("gauge", g.help.unwrap_or(name.as_str())),
             Series::Recorded(s) if s.kind == Kind::Counter => ("counter", name.as_str()),
             Series::Recorded(_) => ("summary", name.as_str()),
         };
@@ -892,6 +900,16 @@ mod tests {
         assert_eq!(finished, current);
         assert!(m.interval(now + 2 * INTERVAL, &naming).1.is_empty());
         assert_eq!(totals(&m)[0].value.sum, 3.0);
+    }
+
+    #[test]
+    fn an_interval_ends_on_a_multiple_of_ten_seconds() {
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(until_interval_end(at(1_000_000)), INTERVAL);
+        assert_eq!(
+            until_interval_end(at(1_003_250)),
+            Duration::from_millis(6_750)
+        );
     }
 
     #[test]
@@ -1048,7 +1066,7 @@ mod tests {
         let gauges = [Gauge {
             name: "consul.state.nodes".into(),
             value: 27267072.0,
-            help: "Number of nodes in the catalog.",
+            help: Some("Number of nodes in the catalog."),
         }];
         assert_eq!(
             write_prometheus(&gauges, &totals(&m)),

@@ -47,22 +47,26 @@ pub fn proc_sizes(path: &str) -> Option<HashMap<String, u64>> {
     Some(sizes.collect())
 }
 
+/// `part` as a percentage of `whole`, 0 when `whole` is.
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
 fn memory() -> Option<Value> {
     let m = proc_sizes("/proc/meminfo")?;
     let get = |k: &str| m.get(k).copied().unwrap_or(0);
     let total = get("MemTotal");
     let available = get("MemAvailable");
     let used = total.saturating_sub(available);
-    let percent = if total == 0 {
-        0.0
-    } else {
-        used as f64 * 100.0 / total as f64
-    };
     Some(json!({
         "total": total,
         "available": available,
         "used": used,
-        "usedPercent": percent,
+        "usedPercent": percent(used, total),
         "free": get("MemFree"),
         "buffers": get("Buffers"),
         "cached": get("Cached"),
@@ -166,13 +170,6 @@ fn disk(path: &Path) -> Option<Value> {
     let total = stat.f_blocks as u64 * block;
     let free = stat.f_bavail as u64 * block;
     let used = (stat.f_blocks as u64 - stat.f_bfree as u64) * block;
-    let percent = |used: u64, total: u64| {
-        if total == 0 {
-            0.0
-        } else {
-            used as f64 * 100.0 / total as f64
-        }
-    };
     let inodes_total = stat.f_files as u64;
     let inodes_free = stat.f_ffree as u64;
     let inodes_used = inodes_total.saturating_sub(inodes_free);

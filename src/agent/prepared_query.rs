@@ -264,8 +264,13 @@ pub fn execute(ctx: &AgentContext, id_or_name: &str, opts: &ExecuteOptions) -> R
     };
     if !near.is_empty() {
         sort_by_distance(&r, &near, &mut nodes)?;
-        // Consul puts `near` first if among the first ten, sorted or not (no coordinate).
-        if let Some(at) = nodes.iter().take(10).position(|n| n.node.node == near) {
+        // Consul puts `near` first if among the first ten, sorted or not (no coordinate),
+        // its name matched in any case (`strings.EqualFold`).
+        if let Some(at) = nodes
+            .iter()
+            .take(10)
+            .position(|n| n.node.node.eq_ignore_ascii_case(&near))
+        {
             nodes.swap(0, at);
         }
     }

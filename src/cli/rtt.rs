@@ -18,32 +18,10 @@ pub struct RttArgs {
     nodes: Vec<String>,
 }
 
-/// A serf network coordinate.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Coordinate {
-    pub vec: Vec<f64>,
-    pub error: f64,
-    pub adjustment: f64,
-    pub height: f64,
-}
-
-impl Coordinate {
-    /// The estimated round trip time to `other`, in seconds (serf's `DistanceTo`, as
-    /// `Coord::distance_to`), truncated to whole nanoseconds as Go's `time.Duration` keeps it.
-    pub fn distance_to(&self, other: &Coordinate) -> f64 {
-        let seconds = self.coord().distance_to(&other.coord());
-        (seconds * 1e9).trunc() / 1e9
-    }
-
-    fn coord(&self) -> Coord {
-        Coord {
-            vec: self.vec.clone(),
-            error: self.error,
-            adjustment: self.adjustment,
-            height: self.height,
-        }
-    }
+/// The estimated round trip time between two coordinates, in seconds (serf's `DistanceTo`,
+/// as `Coord::distance_to`), truncated to whole nanoseconds as Go's `time.Duration` keeps it.
+fn rtt_seconds(a: &Coord, b: &Coord) -> f64 {
+    (a.distance_to(b) * 1e9).trunc() / 1e9
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,7 +30,7 @@ struct NodeCoordinate {
     node: String,
     #[serde(default)]
     segment: String,
-    coord: Coordinate,
+    coord: Coord,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,7 +126,7 @@ async fn rtt(a: RttArgs) -> Result<(), String> {
         "Estimated {} <-> {} rtt: {:.3} ms (using {source} coordinates)",
         nodes[0],
         nodes[1],
-        first.distance_to(&second) * 1000.0
+        rtt_seconds(&first, &second) * 1000.0
     );
     Ok(())
 }
@@ -157,8 +135,8 @@ async fn rtt(a: RttArgs) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn coord(vec: &[f64], height: f64, adjustment: f64) -> Coordinate {
-        Coordinate {
+    fn coord(vec: &[f64], height: f64, adjustment: f64) -> Coord {
+        Coord {
             vec: vec.to_vec(),
             error: 1.5,
             adjustment,
@@ -170,11 +148,11 @@ mod tests {
     fn distance_is_serfs() {
         let a = coord(&[0.0, 0.0, 0.003], 0.0001, 0.0);
         let b = coord(&[0.0, 0.004, 0.0], 0.0001, 0.0);
-        assert!((a.distance_to(&b) - 0.0052).abs() < 1e-12);
+        assert!((rtt_seconds(&a, &b) - 0.0052).abs() < 1e-12);
         // A negative adjustment that would make it negative is ignored.
         let c = coord(&[0.0, 0.004, 0.0], 0.0001, -1.0);
-        assert!((a.distance_to(&c) - 0.0052).abs() < 1e-12);
+        assert!((rtt_seconds(&a, &c) - 0.0052).abs() < 1e-12);
         let d = coord(&[0.0, 0.004, 0.0], 0.0001, 0.001);
-        assert!((a.distance_to(&d) - 0.0062).abs() < 1e-12);
+        assert!((rtt_seconds(&a, &d) - 0.0062).abs() < 1e-12);
     }
 }

@@ -94,7 +94,7 @@ async fn watch(a: WatchArgs) -> Result<i32, String> {
         params.insert("stale".into(), Value::Bool(true));
     }
     if !a.passingonly.is_empty() {
-        let passing = go_bool(&a.passingonly).ok_or_else(|| {
+        let passing = crate::gojson::parse_go_bool(&a.passingonly).ok_or_else(|| {
             format!(
                 "Failed to parse passingonly flag: strconv.ParseBool: parsing {:?}: invalid syntax",
                 a.passingonly
@@ -120,15 +120,6 @@ async fn watch(a: WatchArgs) -> Result<i32, String> {
     };
     plan.run(&mut handler).await;
     Ok(handler.exit)
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// Prints the first result and stops, or runs the child with each result on its stdin

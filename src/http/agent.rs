@@ -833,75 +833,58 @@ fn gauges(ctx: &Ctx, naming: &Naming) -> Result<Vec<Gauge>, ApiError> {
     let services = catalog::service_name_count(&r)?;
     let ttl_sessions = session::with_ttl(&r)?.len();
     drop(r);
+    // The help texts of the gauges Consul defines (its usage metrics, session TTL timers and
+    // RPC gauges); the others have none.
     let mut out = vec![
         (
             "state.nodes",
             nodes as f64,
-            "Number of nodes in the catalog.",
+            Some("Measures the current number of nodes registered with Consul. It is only emitted by Consul servers. Added in v1.9.0."),
         ),
         (
             "state.services",
             services as f64,
-            "Number of unique services in the catalog.",
+            Some("Measures the current number of unique services registered with Consul, based on service name. It is only emitted by Consul servers. Added in v1.9.0."),
         ),
         (
             "state.service_instances",
             instances as f64,
-            "Number of service instances in the catalog.",
+            // Consul's text, the same as `state.services`'.
+            Some("Measures the current number of unique services registered with Consul, based on service name. It is only emitted by Consul servers. Added in v1.9.0."),
         ),
-        (
-            "state.checks",
-            checks as f64,
-            "Number of health checks in the catalog.",
-        ),
+        ("state.checks", checks as f64, None),
         (
             "state.kv_entries",
             kv_entries as f64,
-            "Number of entries in the KV store.",
+            Some("Measures the current number of entries in the Consul KV store. It is only emitted by Consul servers. Added in v1.10.3."),
         ),
-        ("state.sessions", sessions as f64, "Number of sessions."),
+        ("state.sessions", sessions as f64, None),
         (
             "session_ttl.active",
             ttl_sessions as f64,
-            "Number of sessions with a TTL timer running.",
+            Some("Tracks the active number of sessions being tracked."),
         ),
-        (
-            "agent.local.services",
-            local_services as f64,
-            "Number of services registered with this agent.",
-        ),
-        (
-            "agent.local.checks",
-            local_checks as f64,
-            "Number of checks registered with this agent.",
-        ),
+        ("agent.local.services", local_services as f64, None),
+        ("agent.local.checks", local_checks as f64, None),
         (
             "rpc.queries_blocking",
             ctx.store.watches().waiting() as f64,
-            "Number of blocking queries waiting for a change.",
+            Some("Shows the current number of in-flight blocking queries the server is handling."),
         ),
     ];
     // Go's runtime figures, by their nearest equivalents in this process.
     let memory = crate::agent::host::proc_sizes("/proc/self/status").unwrap_or_default();
     if let Some(&rss) = memory.get("VmRSS") {
-        out.push((
-            "runtime.sys_bytes",
-            rss as f64,
-            "Resident memory of the agent process, in bytes.",
-        ));
+        out.push(("runtime.sys_bytes", rss as f64, None));
     }
     if let Some(&heap) = memory.get("RssAnon") {
-        out.push((
-            "runtime.alloc_bytes",
-            heap as f64,
-            "Resident anonymous (heap) memory of the agent process, in bytes.",
-        ));
+        out.push(("runtime.alloc_bytes", heap as f64, None));
     }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         out.push((
             "runtime.num_goroutines",
             runtime.metrics().num_alive_tasks() as f64,
-            "Number of tasks alive on the agent's async runtime.",
+            None,
         ));
     }
     Ok(out
@@ -1127,17 +1110,21 @@ pub async fn metrics_stream(ctx: Ctx, _req: Request) -> Result<Reply, ApiError> 
         let shutdown = ctx.shutdown.notified();
         tokio::pin!(shutdown);
         shutdown.as_mut().enable();
-        let mut ticks = tokio::time::interval(crate::metrics::INTERVAL);
-        ticks.tick().await;
+        // As go-metrics' `Stream`: each summary as its interval ends. A few milliseconds late,
+        // so that the clock read for the summary is past the interval's end.
+        let first_end = crate::metrics::until_interval_end(std::time::SystemTime::now())
+            + std::time::Duration::from_millis(5);
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + first_end,
+            crate::metrics::INTERVAL,
+        );
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    let line = match summary(&ctx) {
-                        Ok(summary) => {
-                            let mut line = summary.to_string();
-                            line.push('\n');
-                            line
-                        }
+                    // Consul's encoder indents each summary by 4 spaces and ends it with a
+                    // newline: the `?pretty` JSON.
+                    let line = match summary(&ctx).and_then(|s| Reply::json(&s, true)) {
+                        Ok(reply) => reply.body,
                         Err(e) => {
                             tracing::warn!(error = %e.message, "metrics stream: metrics unreadable");
                             continue;

@@ -11,6 +11,7 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::store::{catalog, ReadTx, WatchSet};
 use crate::types::catalog::CheckServiceNode;
+use crate::types::prepared_query::QueryMeta;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use warp::http::StatusCode;
@@ -29,6 +30,17 @@ struct FederationState {
     primary_modify_index: u64,
     create_index: u64,
     modify_index: u64,
+}
+
+/// One datacenter's state with its `QueryMeta` (Consul's `FederationStateResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StateResponse {
+    state: FederationState,
+    #[serde(flatten)]
+    meta: QueryMeta,
+    #[serde(rename = "ResultsFilteredByACLs")]
+    results_filtered_by_acls: bool,
 }
 
 /// This datacenter's state and its index (the catalog's).
@@ -80,23 +92,11 @@ pub async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     if datacenter != ctx.config.datacenter {
         return Ok(Reply::empty(StatusCode::NOT_FOUND).read_meta(got.index));
     }
-    let consistency = if opts.consistent {
-        "consistent"
-    } else if opts.stale {
-        "stale"
-    } else {
-        "leader"
+    let body = StateResponse {
+        state: got.value,
+        meta: super::prepared_query::query_meta(&opts, got.index),
+        results_filtered_by_acls: false,
     };
-    let body = serde_json::json!({
-        "State": got.value,
-        "Index": got.index,
-        "LastContact": 0,
-        "KnownLeader": true,
-        "ConsistencyLevel": consistency,
-        "NotModified": false,
-        "Backend": 0,
-        "ResultsFilteredByACLs": false,
-    });
     Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
 }
 

@@ -66,10 +66,10 @@ pub struct Consumers {
 }
 
 /// The services the `exported-services` entry shares, by name, a `*` entry expanded to every
-/// registered service but `consul` (as Consul resolves wildcards).
+/// service with a typical instance; `consul` is never exported (Consul's
+/// `resolvedExportedServicesTxn`).
 fn exported(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<(u64, Vec<ExportedService>)> {
-    let (config_index, entry) = config_entry::get(r, ws, EXPORTED_SERVICES_KIND, "default")?;
-    let (catalog_index, registered) = catalog::services(r, ws)?;
+    let (mut index, entry) = config_entry::get(r, ws, EXPORTED_SERVICES_KIND, "default")?;
     let mut peers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let listed: Vec<serde_json::Value> = entry
         .as_ref()
@@ -89,15 +89,13 @@ fn exported(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<(u64, Vec<Exp
             .map(str::to_string)
             .collect();
         let names: Vec<String> = if name == WILDCARD {
-            registered
-                .keys()
-                .filter(|n| n.as_str() != "consul")
-                .cloned()
-                .collect()
+            let (catalog_index, typical) = catalog::typical_service_names(r, ws)?;
+            index = index.max(catalog_index);
+            typical.into_iter().collect()
         } else {
             vec![name.to_string()]
         };
-        for n in names {
+        for n in names.into_iter().filter(|n| n != catalog::CONSUL_SERVICE) {
             peers
                 .entry(n)
                 .or_default()
@@ -113,7 +111,7 @@ fn exported(r: &ReadTx, ws: &mut WatchSet) -> crate::store::Result<(u64, Vec<Exp
             },
         })
         .collect();
-    Ok((config_index.max(catalog_index), services))
+    Ok((index, services))
 }
 
 /// `GET /v1/exported-services`: needs `mesh:read`; lists the services the caller may read.

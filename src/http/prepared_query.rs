@@ -181,18 +181,20 @@ fn check_existing(ctx: &Ctx, who: &Identity, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `QueryMeta` execute and explain embed in their bodies: they are not blocking reads,
-/// so their index is 0 (the header says 1, as for any read).
-fn meta(req: &Request) -> QueryMeta {
-    let level = if req.params.has("stale") {
-        "stale"
-    } else if req.params.has("consistent") {
+/// The `QueryMeta` a read embeds in its body (execute, explain, a federation state): the
+/// consistency asked for, as Consul's `QueryOptions.ConsistencyLevel`; this single server
+/// always leads. Execute and explain are not blocking reads, so their index is 0 (the header
+/// says 1, as for any read).
+pub(super) fn query_meta(opts: &super::query::QueryOptions, index: u64) -> QueryMeta {
+    let level = if opts.consistent {
         "consistent"
+    } else if opts.stale {
+        "stale"
     } else {
         "leader"
     };
     QueryMeta {
-        index: 0,
+        index,
         last_contact: 0,
         known_leader: true,
         consistency_level: level.into(),
@@ -244,7 +246,7 @@ async fn execute(ctx: Ctx, req: Request, id_or_name: &str) -> Result<Reply, ApiE
         dns: done.dns,
         datacenter: done.datacenter,
         failovers: done.failovers,
-        meta: meta(&req),
+        meta: query_meta(&opts, 0),
     };
     Ok(Reply::json(&response, opts.pretty)?.read_meta(0))
 }
@@ -257,7 +259,7 @@ async fn explain(ctx: Ctx, req: Request, id_or_name: &str) -> Result<Reply, ApiE
     let query = visible(&who, query).ok_or_else(denied)?;
     let response = ExplainResponse {
         query,
-        meta: meta(&req),
+        meta: query_meta(&opts, 0),
     };
     Ok(Reply::json(&response, opts.pretty)?.read_meta(0))
 }

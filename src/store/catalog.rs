@@ -17,7 +17,7 @@ use crate::types::catalog::{
 };
 use crate::types::config_entry::TERMINATING_GATEWAY_KIND;
 use bincode::{Decode, Encode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A row of `catalog_services`: the instance and the node it runs on.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -489,6 +489,22 @@ pub fn services(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, BTreeMap<String, 
     Ok((r.table_index(SERVICES.name)?, out))
 }
 
+/// The name of the servers' own service, which is never exported to peers.
+pub const CONSUL_SERVICE: &str = "consul";
+
+/// Names of the services with a typical instance (neither proxy nor gateway), as Consul's
+/// `serviceNamesOfKindTxn` for `ServiceKindTypical`.
+pub fn typical_service_names(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, BTreeSet<String>)> {
+    ws.table(SERVICES.name);
+    let names = r
+        .scan_prefix(SERVICES, "")?
+        .into_iter()
+        .filter(|(_, entry)| entry.service.kind.is_empty())
+        .map(|(_, entry)| entry.service.service)
+        .collect();
+    Ok((r.table_index(SERVICES.name)?, names))
+}
+
 /// How many distinct service names the catalog holds (the `consul.state.services` gauge),
 /// without reading the services themselves.
 pub fn service_name_count(r: &ReadTx) -> Result<u64> {
@@ -950,7 +966,6 @@ pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
         connect_service_instances: CONNECT_ROLES.iter().map(|r| (r.to_string(), 0)).collect(),
         ..Usage::default()
     };
-    let mut names = std::collections::BTreeSet::new();
     for (_, entry) in r.scan_prefix(SERVICES, "")? {
         let service = entry.service;
         usage.service_instances += 1;
@@ -965,13 +980,12 @@ pub fn usage(r: &ReadTx, ws: &mut WatchSet) -> Result<(u64, Usage)> {
         if let Some(count) = role.and_then(|r| usage.connect_service_instances.get_mut(r)) {
             *count += 1;
         }
-        let infrastructure = !service.kind.is_empty() || service.service == "consul";
+        let infrastructure = !service.kind.is_empty() || service.service == CONSUL_SERVICE;
         if !infrastructure {
             usage.billable_service_instances += 1;
         }
-        names.insert(service.service);
     }
-    usage.services = names.len() as u64;
-    usage.nodes = r.scan_prefix(NODES, "")?.len() as u64;
+    usage.services = service_name_count(r)?;
+    usage.nodes = r.row_count(NODES)?;
     Ok((catalog_max(r)?, usage))
 }

@@ -23,9 +23,6 @@ use crate::types::config_entry::{
 use crate::types::gateway::{GatewayService, ServiceName};
 use std::collections::BTreeSet;
 
-/// The catalog service that every server registers; never fronted by a wildcard.
-const CONSUL_SERVICE: &str = "consul";
-
 /// `GatewayService.ServiceKind` of a catalog service and of a service-defaults destination.
 const KIND_SERVICE: &str = "service";
 const KIND_DESTINATION: &str = "destination";
@@ -38,7 +35,8 @@ fn wildcard_covers(
     name: &str,
     gateway_kind: &str,
 ) -> Result<(u64, bool)> {
-    if name == CONSUL_SERVICE {
+    // The servers' own service is never fronted by a wildcard.
+    if name == catalog::CONSUL_SERVICE {
         return Ok((0, false));
     }
     let (index, instances) = catalog::service_instances(r, ws, name, Lookup::Service)?;

@@ -53,7 +53,7 @@ use super::tables::{
     self, MAX_INDEX, META, META_INDEX, META_SCHEMA_VERSION, RECORD_TABLES, SCHEMA_VERSION,
     TABLE_INDEX,
 };
-use super::tx::{ReadTx, WriteTx};
+use super::tx::{read_global_index, read_meta, ReadTx, WriteTx};
 use super::{migrate, Command, Store, DB_FILE};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use ring::digest;
@@ -323,14 +323,6 @@ impl<W: Write> StateWriter<W> {
     }
 }
 
-fn meta_value(txn: &ReadTransaction, name: &str) -> Result<u64> {
-    match txn.open_table(META) {
-        Ok(t) => Ok(t.get(name)?.map(|v| v.value()).unwrap_or(0)),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
-}
-
 type RawTable = redb::ReadOnlyTable<&'static str, &'static [u8]>;
 
 /// The record tables present in `txn`, with their numbers in the header's `Tables`.
@@ -378,8 +370,8 @@ impl<'t> Export<'t> {
         }
         let meta = Metadata {
             format: FORMAT_VERSION,
-            schema_version: meta_value(txn, META_SCHEMA_VERSION)?,
-            index: meta_value(txn, META_INDEX)?,
+            schema_version: read_meta(txn, META_SCHEMA_VERSION)?,
+            index: read_global_index(txn)?,
             created_at: rfc3339(created_at_ms),
             created_at_ms,
             node: origin.node.clone(),

@@ -183,7 +183,8 @@ pub(super) fn read_applied(txn: &ReadTransaction) -> Result<u64> {
     read_meta(txn, META_APPLIED)
 }
 
-fn read_meta(txn: &ReadTransaction, key: &str) -> Result<u64> {
+/// A `META` value (0 when unset, or before the table exists).
+pub(super) fn read_meta(txn: &ReadTransaction, key: &str) -> Result<u64> {
     match txn.open_table(META) {
         Ok(t) => Ok(t.get(key)?.map(|v| v.value()).unwrap_or(0)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),

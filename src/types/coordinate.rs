@@ -2,13 +2,13 @@
 //! `structs.Coordinate`), as stored and rendered.
 
 use bincode::{Decode, Encode};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The dimensionality of Serf's coordinates.
 pub const DIMENSIONS: usize = 8;
 
 /// A Vivaldi coordinate (`serf/coordinate.Coordinate`).
-#[derive(Debug, Clone, PartialEq, Serialize, Encode, Decode)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 #[serde(rename_all = "PascalCase")]
 pub struct Coord {
     #[serde(serialize_with = "go_floats")]

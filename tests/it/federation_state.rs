@@ -47,6 +47,8 @@ async fn the_local_state_lists_the_mesh_gateways() {
     assert_eq!(one["State"], states[0]);
     assert_eq!(one["Index"], json!(index));
     assert_eq!(one["KnownLeader"], true);
+    assert_eq!(one["ConsistencyLevel"], "leader");
+    assert_eq!(one["ResultsFilteredByACLs"], false);
 }
 
 #[tokio::test]

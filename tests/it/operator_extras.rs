@@ -87,6 +87,15 @@ async fn exported_services_resolve_the_config_entry() {
         )
         .await;
     }
+    // A wildcard exports typical services only, as Consul's `serviceNamesOfKindTxn`.
+    a.put_ok(
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {
+            "Kind": "connect-proxy", "Service": "web-sidecar-proxy", "Port": 21000,
+            "Proxy": {"DestinationServiceName": "web"}}})
+        .to_string(),
+    )
+    .await;
     a.put_ok(
         "/v1/config",
         json!({"Kind": "exported-services", "Name": "default", "Services": [

@@ -449,6 +449,16 @@ async fn near_sorts_by_round_trip_with_the_source_first() {
         executed(&a, &format!("/v1/query/{near}/execute")).await,
         ["n1", "n2", "n3", "local"]
     );
+    // Without a coordinate nothing is sorted, but the source still comes first, found among
+    // the results in any case (Consul's `strings.EqualFold`).
+    let svc = json!({"ID": "web", "Service": "web"});
+    register(&a, "nocoord", "10.0.0.9", svc, "passing").await;
+    for _ in 0..5 {
+        assert_eq!(
+            executed(&a, &format!("{path}?near=NOCOORD")).await[0],
+            "nocoord"
+        );
+    }
 }
 
 #[tokio::test]

@@ -39,8 +39,6 @@ struct StateResponse {
     state: FederationState,
     #[serde(flatten)]
     meta: QueryMeta,
-    #[serde(rename = "ResultsFilteredByACLs")]
-    results_filtered_by_acls: bool,
 }
 
 /// This datacenter's state and its index (the catalog's).
@@ -95,7 +93,6 @@ pub async fn get(ctx: Ctx, req: Request) -> Result<Reply, ApiError> {
     let body = StateResponse {
         state: got.value,
         meta: super::prepared_query::query_meta(&opts, got.index),
-        results_filtered_by_acls: false,
     };
     Ok(Reply::json(&body, opts.pretty)?.read_meta(got.index))
 }

@@ -200,6 +200,7 @@ pub(super) fn query_meta(opts: &super::query::QueryOptions, index: u64) -> Query
         consistency_level: level.into(),
         not_modified: false,
         backend: 0,
+        results_filtered_by_acls: false,
     }
 }
 

@@ -13,6 +13,7 @@ use super::reply::Reply;
 use super::{Ctx, Request};
 use crate::acl::{AccessLevel, Resource};
 use crate::store::{catalog, kv, session, txn, Command, Outcome, ReadTx, StoreError};
+use crate::types::prepared_query::QueryMeta;
 use crate::types::{TxnError, TxnOp, TxnResult};
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -34,16 +35,8 @@ struct TxnResponse {
 struct TxnReadResponse {
     #[serde(flatten)]
     txn: TxnResponse,
-    index: u64,
-    /// Nanoseconds since the leader was last heard from (a Go `time.Duration`).
-    last_contact: u64,
-    known_leader: bool,
-    consistency_level: &'static str,
-    not_modified: bool,
-    /// Consul's `QueryBackend`: 0, the blocking-query backend.
-    backend: u8,
-    #[serde(rename = "ResultsFilteredByACLs")]
-    results_filtered_by_acls: bool,
+    #[serde(flatten)]
+    meta: QueryMeta,
 }
 
 pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
@@ -111,15 +104,18 @@ pub async fn handle(ctx: Ctx, mut req: Request) -> Result<Reply, ApiError> {
     // Consul's `/v1/txn` sets no `X-Consul-Results-Filtered-By-ACLs` header nor an index;
     // a read-only one tells of the leader in its headers and body.
     let reply = if read_only {
+        // `Txn.Read` sets only the leader fields and the ACL flag: no index, no level.
         let body = TxnReadResponse {
             txn: response,
-            index: 0,
-            last_contact: 0,
-            known_leader,
-            consistency_level: "",
-            not_modified: false,
-            backend: 0,
-            results_filtered_by_acls: removed && req.caller.named,
+            meta: QueryMeta {
+                index: 0,
+                last_contact: 0,
+                known_leader,
+                consistency_level: String::new(),
+                not_modified: false,
+                backend: 0,
+                results_filtered_by_acls: removed && req.caller.named,
+            },
         };
         Reply::json(&body, opts.pretty)?
             .header("X-Consul-LastContact", "0")

@@ -220,15 +220,19 @@ pub struct ExplainResponse {
     pub meta: QueryMeta,
 }
 
-/// Consul's `QueryMeta` as these responses embed it; this single server always leads, so a
-/// read is never stale.
+/// Consul's `QueryMeta` as responses embed it (prepared queries, federation states, a
+/// read-only transaction); this single server always leads, so a read is never stale.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueryMeta {
     pub index: u64,
+    /// Nanoseconds since the leader was last heard from (a Go `time.Duration`).
     pub last_contact: u64,
     pub known_leader: bool,
     pub consistency_level: String,
     pub not_modified: bool,
+    /// Consul's `QueryBackend`: 0, the blocking-query backend.
     pub backend: u8,
+    #[serde(rename = "ResultsFilteredByACLs")]
+    pub results_filtered_by_acls: bool,
 }

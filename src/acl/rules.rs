@@ -74,6 +74,27 @@ pub enum Resource {
 impl Resource {
     pub const COUNT: usize = 13;
 
+    pub const ALL: [Resource; Resource::COUNT] = [
+        Resource::Acl,
+        Resource::Agent,
+        Resource::Event,
+        Resource::Intention,
+        Resource::Key,
+        Resource::Keyring,
+        Resource::Mesh,
+        Resource::Node,
+        Resource::Operator,
+        Resource::Peering,
+        Resource::Query,
+        Resource::Service,
+        Resource::Session,
+    ];
+
+    /// The resource named `name` in rules (`service`), if any.
+    pub fn named(name: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The name used in rules and in permission-denied errors (`service:write`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -13,23 +13,6 @@ use serde_json::{Map, Value};
 /// Consul refuses larger batches.
 const MAX_AUTHORIZATIONS: usize = 64;
 
-/// Every resource `acl.Enforce` knows, by name.
-const RESOURCES: [Resource; Resource::COUNT] = [
-    Resource::Acl,
-    Resource::Agent,
-    Resource::Event,
-    Resource::Intention,
-    Resource::Key,
-    Resource::Keyring,
-    Resource::Mesh,
-    Resource::Node,
-    Resource::Operator,
-    Resource::Peering,
-    Resource::Query,
-    Resource::Service,
-    Resource::Session,
-];
-
 static AUTHORIZATION_REQUEST: Schema = Schema {
     name: "ACLAuthorizationRequest",
     go_type: "structs.ACLAuthorizationRequest",
@@ -50,7 +33,7 @@ fn enforce(
     segment: &str,
     access: &str,
 ) -> Result<bool, String> {
-    let Some(resource) = RESOURCES.iter().copied().find(|r| r.as_str() == resource) else {
+    let Some(resource) = Resource::named(resource) else {
         return Err(format!(
             "Invalid ACL resource requested: {}",
             crate::filter::go_quote(resource)

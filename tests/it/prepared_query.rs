@@ -297,7 +297,10 @@ async fn execute_keeps_healthy_matching_instances() {
     assert_eq!(full["Index"], 0);
     assert_eq!(full["KnownLeader"], true);
     assert_eq!(full["ConsistencyLevel"], "leader");
-    assert_eq!(full["ResultsFilteredByACLs"], false, "Consul's QueryMeta carries it");
+    assert_eq!(
+        full["ResultsFilteredByACLs"], false,
+        "Consul's QueryMeta carries it"
+    );
     let resp = a.get(&format!("/v1/query/{id}/execute?limit=x")).await;
     assert_eq!(resp.status(), 500);
     // ?connect=true looks up Connect-capable instances: there are none.
